@@ -1,0 +1,197 @@
+//! Settings, layered: defaults < TOML file < `SATELLITE_*` environment < command-line flags.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerRole {
+    Satellite,
+    Upstream,
+}
+
+impl ServerRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerRole::Satellite => "satellite",
+            ServerRole::Upstream => "upstream",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name} is not valid: {message}")]
+    Env { name: String, message: String },
+}
+
+/// The settings in force.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub role: ServerRole,
+    pub bundle_dir: PathBuf,
+    pub insecure_http: bool,
+    /// `tracing` filter, e.g. `info` or `satellite=debug`.
+    pub log: String,
+    /// Shifts the server's clock; only for exercising timers in tests and drills.
+    pub clock_offset_seconds: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:8443".into(),
+            role: ServerRole::Satellite,
+            bundle_dir: PathBuf::from("./sync-bundles"),
+            insecure_http: false,
+            log: "info".into(),
+            clock_offset_seconds: 0,
+        }
+    }
+}
+
+/// One layer of settings: every field optional, a higher layer wins field by field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsLayer {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub role: Option<ServerRole>,
+    pub bundle_dir: Option<PathBuf>,
+    pub insecure_http: Option<bool>,
+    pub log: Option<String>,
+    pub clock_offset_seconds: Option<i64>,
+}
+
+impl SettingsLayer {
+    pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads `SATELLITE_*` variables through `var` so tests can pass their own environment.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                name: name.into(),
+                message: e.to_string(),
+            })
+        }
+        let role = match var("SATELLITE_ROLE") {
+            None => None,
+            Some(v) => Some(match v.as_str() {
+                "satellite" => ServerRole::Satellite,
+                "upstream" => ServerRole::Upstream,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "SATELLITE_ROLE".into(),
+                        message: "expected satellite or upstream".into(),
+                    })
+                }
+            }),
+        };
+        Ok(Self {
+            data_dir: var("SATELLITE_DATA_DIR").map(PathBuf::from),
+            listen: var("SATELLITE_LISTEN"),
+            role,
+            bundle_dir: var("SATELLITE_BUNDLE_DIR").map(PathBuf::from),
+            insecure_http: var("SATELLITE_INSECURE_HTTP")
+                .map(|v| parse("SATELLITE_INSECURE_HTTP", v))
+                .transpose()?,
+            log: var("SATELLITE_LOG"),
+            clock_offset_seconds: var("SATELLITE_CLOCK_OFFSET_SECONDS")
+                .map(|v| parse("SATELLITE_CLOCK_OFFSET_SECONDS", v))
+                .transpose()?,
+        })
+    }
+
+    fn apply(self, s: &mut Settings) {
+        if let Some(v) = self.data_dir {
+            s.data_dir = v;
+        }
+        if let Some(v) = self.listen {
+            s.listen = v;
+        }
+        if let Some(v) = self.role {
+            s.role = v;
+        }
+        if let Some(v) = self.bundle_dir {
+            s.bundle_dir = v;
+        }
+        if let Some(v) = self.insecure_http {
+            s.insecure_http = v;
+        }
+        if let Some(v) = self.log {
+            s.log = v;
+        }
+        if let Some(v) = self.clock_offset_seconds {
+            s.clock_offset_seconds = v;
+        }
+    }
+}
+
+impl Settings {
+    /// Resolves the layers in order; each later layer overrides the earlier ones.
+    pub fn resolve(file: SettingsLayer, env: SettingsLayer, flags: SettingsLayer) -> Settings {
+        let mut s = Settings::default();
+        file.apply(&mut s);
+        env.apply(&mut s);
+        flags.apply(&mut s);
+        s
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("satellite.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_layers_win_field_by_field() {
+        let file: SettingsLayer =
+            toml::from_str("listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/sat\"\nrole = \"upstream\"")
+                .unwrap();
+        let env = SettingsLayer::from_env(|k| {
+            (k == "SATELLITE_LISTEN").then(|| "127.0.0.1:7000".to_string())
+        })
+        .unwrap();
+        let flags = SettingsLayer {
+            role: Some(ServerRole::Satellite),
+            ..Default::default()
+        };
+        let s = Settings::resolve(file, env, flags);
+        assert_eq!(s.listen, "127.0.0.1:7000");
+        assert_eq!(s.data_dir, PathBuf::from("/srv/sat"));
+        assert_eq!(s.role, ServerRole::Satellite);
+        assert_eq!(s.bundle_dir, PathBuf::from("./sync-bundles"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_env_are_refused() {
+        assert!(toml::from_str::<SettingsLayer>("lisen = \"x\"").is_err());
+        let err = SettingsLayer::from_env(|k| (k == "SATELLITE_ROLE").then(|| "cloud".into()));
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! The authority's ed25519 key: created on first start, PKCS#8 private and SPKI public PEM.
+
+use super::{write_private, CryptoError};
+use base64::Engine;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+pub struct AuthorityKey {
+    signing: SigningKey,
+    authority_id: String,
+}
+
+impl AuthorityKey {
+    /// Loads `keys/authority.pem` under `data_dir`, creating the pair on first start.
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, CryptoError> {
+        let dir = data_dir.join("keys");
+        let private_path = dir.join("authority.pem");
+        let public_path = dir.join("authority.pub.pem");
+        if private_path.exists() {
+            let pem = std::fs::read_to_string(&private_path).map_err(CryptoError::io(format!(
+                "cannot read {}",
+                private_path.display()
+            )))?;
+            let signing =
+                SigningKey::from_pkcs8_pem(&pem).map_err(|e| CryptoError::BadKey {
+                    path: private_path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            return Ok(Self::from_signing_key(signing));
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(CryptoError::io(format!("cannot create {}", dir.display())))?;
+        let signing = SigningKey::generate(&mut rand_core::OsRng);
+        let private_pem = signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| CryptoError::Tls(e.to_string()))?;
+        let public_pem = signing
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| CryptoError::Tls(e.to_string()))?;
+        write_private(&private_path, private_pem.as_bytes())?;
+        std::fs::write(&public_path, public_pem)
+            .map_err(CryptoError::io(format!("cannot write {}", public_path.display())))?;
+        Ok(Self::from_signing_key(signing))
+    }
+
+    pub fn from_signing_key(signing: SigningKey) -> Self {
+        let authority_id = authority_id_for(&signing.verifying_key());
+        Self {
+            signing,
+            authority_id,
+        }
+    }
+
+    pub fn authority_id(&self) -> &str {
+        &self.authority_id
+    }
+
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// The raw 32-byte public key in standard base64, as the agent protocol carries it.
+    pub fn public_key_b64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.verifying_key().as_bytes())
+    }
+
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message).to_bytes()
+    }
+
+    pub fn sign_b64(&self, message: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.sign(message))
+    }
+}
+
+/// A stable, opaque id derived from the public key, so it survives restarts and restores.
+pub fn authority_id_for(key: &VerifyingKey) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    format!("sat-{}", hex::encode(&digest[..10]))
+}
+
+/// A short fingerprint people can compare by eye: `SHA256:` and the first 16 hex digits.
+pub fn fingerprint(key: &VerifyingKey) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    format!("SHA256:{}", hex::encode(&digest[..8]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = AuthorityKey::load_or_create(dir.path()).unwrap();
+        let again = AuthorityKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.authority_id(), again.authority_id());
+        assert_eq!(first.public_key_b64(), again.public_key_b64());
+        let pem = std::fs::read_to_string(dir.path().join("keys/authority.pem")).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let pubpem = std::fs::read_to_string(dir.path().join("keys/authority.pub.pem")).unwrap();
+        assert!(pubpem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("keys/authority.pem"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let sig = first.sign(b"hello");
+        let sig = ed25519_dalek::Signature::from_bytes(&sig);
+        assert!(again.verifying_key().verify_strict(b"hello", &sig).is_ok());
+    }
+}

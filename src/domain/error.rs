@@ -1,0 +1,35 @@
+//! Rule violations, each with a stable snake_case code that travels to API clients.
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// Input that is well-formed but breaks a rule; `field` names the form field at fault.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        field: &'static str,
+        message: String,
+    },
+    /// The caller's role or account does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The change conflicts with what exists (duplicate name, resource still in use).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+}
+
+impl DomainError {
+    pub fn invalid(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Invalid {
+            code,
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}

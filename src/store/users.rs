@@ -1,0 +1,199 @@
+//! People who log in to the pages. Password hashes are computed by the caller (off the
+//! async executor) and only stored here.
+
+use super::events::{self, NewEvent};
+use super::{is_unique_violation, Result, StoreError};
+use crate::domain::{names, DomainError, Principal, Role};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub account_id: Option<i64>,
+    pub account_name: Option<String>,
+    pub must_change_password: bool,
+    pub created_at: i64,
+}
+
+impl User {
+    pub fn principal(&self) -> Principal {
+        Principal {
+            actor: format!("user:{}", self.username),
+            role: self.role,
+            account_id: self.account_id,
+        }
+    }
+}
+
+pub(crate) const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.role, u.account_id,
+    (SELECT name FROM accounts a WHERE a.id = u.account_id), u.must_change_password, u.created_at";
+
+pub(crate) fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(3)?;
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        password_hash: r.get(2)?,
+        role: role.parse().unwrap_or(Role::Viewer),
+        account_id: r.get(4)?,
+        account_name: r.get(5)?,
+        must_change_password: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+pub fn find_by_username(conn: &Connection, username: &str) -> Result<Option<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([username], user_row)
+        .optional()?)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username");
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map([], user_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn count(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+}
+
+/// Looks an account up by name for scoping a new user or client.
+pub(crate) fn account_id_by_name(conn: &Connection, name: Option<&str>) -> Result<Option<i64>> {
+    match name.map(str::trim).filter(|n| !n.is_empty()) {
+        None => Ok(None),
+        Some(n) => conn
+            .query_row("SELECT id FROM accounts WHERE name = ?1", [n], |r| r.get(0))
+            .optional()?
+            .map(Some)
+            .ok_or_else(|| {
+                DomainError::invalid("unknown_account", "account", format!("No account '{n}'."))
+                    .into()
+            }),
+    }
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+    pub account: Option<&'a str>,
+    pub must_change_password: bool,
+}
+
+/// Creates a user. `actor` is who did it (`cli` for the command line).
+pub fn create(tx: &Connection, actor: &str, now: i64, new: NewUser<'_>) -> Result<User> {
+    let username = names::username(new.username)?;
+    let account_id = account_id_by_name(tx, new.account)?;
+    new.role.check_scope(account_id.is_some())?;
+    tx.execute(
+        "INSERT INTO users (username, password_hash, role, account_id, must_change_password, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            username,
+            new.password_hash,
+            new.role.as_str(),
+            account_id,
+            new.must_change_password,
+            now
+        ],
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::from(DomainError::invalid(
+                "duplicate_name",
+                "username",
+                format!("User '{username}' already exists."),
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor,
+            action: "user.created",
+            account: account_id.zip(new.account),
+            target: &username,
+            detail: json!({ "role": new.role.as_str() }),
+        },
+    )?;
+    find_by_username(tx, &username)?.ok_or_else(|| StoreError::not_found("user"))
+}
+
+/// Sets a new password hash and ends every other session of the user.
+pub fn set_password(
+    tx: &Connection,
+    user: &User,
+    now: i64,
+    password_hash: &str,
+    keep_session_hash: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE users SET password_hash = ?1, must_change_password = 0 WHERE id = ?2",
+        params![password_hash, user.id],
+    )?;
+    tx.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR token_hash <> ?2)",
+        params![user.id, keep_session_hash],
+    )?;
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &format!("user:{}", user.username),
+            action: "user.password_changed",
+            account: None,
+            target: &user.username,
+            detail: json!({}),
+        },
+    )
+}
+
+pub fn delete(tx: &Connection, who: &Principal, now: i64, username: &str) -> Result<()> {
+    if !who.is_system_admin() {
+        return Err(DomainError::Forbidden("Only system admins remove users.".into()).into());
+    }
+    let user =
+        find_by_username(tx, username)?.ok_or_else(|| StoreError::not_found(format!("user '{username}'")))?;
+    if who.actor == format!("user:{}", user.username) {
+        return Err(DomainError::conflict("cannot_remove_self", "You cannot remove yourself.").into());
+    }
+    if user.role == Role::SystemAdmin {
+        let admins: i64 = tx.query_row(
+            "SELECT count(*) FROM users WHERE role = 'system-admin'",
+            [],
+            |r| r.get(0),
+        )?;
+        if admins <= 1 {
+            return Err(DomainError::conflict(
+                "last_system_admin",
+                "The last system admin cannot be removed.",
+            )
+            .into());
+        }
+    }
+    tx.execute("DELETE FROM users WHERE id = ?1", [user.id])?;
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &who.actor,
+            action: "user.removed",
+            account: user.account_id.zip(user.account_name.as_deref()),
+            target: &user.username,
+            detail: json!({ "role": user.role.as_str() }),
+        },
+    )
+}
