@@ -170,9 +170,10 @@ mod tests {
 
     #[test]
     fn later_layers_win_field_by_field() {
-        let file: SettingsLayer =
-            toml::from_str("listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/sat\"\nrole = \"upstream\"")
-                .unwrap();
+        let file: SettingsLayer = toml::from_str(
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/sat\"\nrole = \"upstream\"",
+        )
+        .unwrap();
         let env = SettingsLayer::from_env(|k| {
             (k == "SATELLITE_LISTEN").then(|| "127.0.0.1:7000".to_string())
         })

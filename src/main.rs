@@ -1,1 +1,5 @@
-fn main(){}
+//! `satellite`: the server and its administrative commands.
+
+fn main() -> std::process::ExitCode {
+    satellite::cli::run()
+}

@@ -24,11 +24,10 @@ impl AuthorityKey {
                 "cannot read {}",
                 private_path.display()
             )))?;
-            let signing =
-                SigningKey::from_pkcs8_pem(&pem).map_err(|e| CryptoError::BadKey {
-                    path: private_path.display().to_string(),
-                    message: e.to_string(),
-                })?;
+            let signing = SigningKey::from_pkcs8_pem(&pem).map_err(|e| CryptoError::BadKey {
+                path: private_path.display().to_string(),
+                message: e.to_string(),
+            })?;
             return Ok(Self::from_signing_key(signing));
         }
         std::fs::create_dir_all(&dir)
@@ -42,8 +41,10 @@ impl AuthorityKey {
             .to_public_key_pem(LineEnding::LF)
             .map_err(|e| CryptoError::Tls(e.to_string()))?;
         write_private(&private_path, private_pem.as_bytes())?;
-        std::fs::write(&public_path, public_pem)
-            .map_err(CryptoError::io(format!("cannot write {}", public_path.display())))?;
+        std::fs::write(&public_path, public_pem).map_err(CryptoError::io(format!(
+            "cannot write {}",
+            public_path.display()
+        )))?;
         Ok(Self::from_signing_key(signing))
     }
 

@@ -17,7 +17,11 @@ pub fn ensure_certificate(data_dir: &Path) -> Result<(), CryptoError> {
     }
     std::fs::create_dir_all(&dir)
         .map_err(CryptoError::io(format!("cannot create {}", dir.display())))?;
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
         let host = host.trim();
         if !host.is_empty() && !names.iter().any(|n| n == host) {
@@ -28,8 +32,10 @@ pub fn ensure_certificate(data_dir: &Path) -> Result<(), CryptoError> {
         rcgen::generate_simple_self_signed(names).map_err(|e| CryptoError::Tls(e.to_string()))?;
     let _ = std::fs::remove_file(&key_path);
     write_private(&key_path, certified.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, certified.cert.pem())
-        .map_err(CryptoError::io(format!("cannot write {}", cert_path.display())))
+    std::fs::write(&cert_path, certified.cert.pem()).map_err(CryptoError::io(format!(
+        "cannot write {}",
+        cert_path.display()
+    )))
 }
 
 /// A rustls server config (TLS 1.2 and 1.3, ring provider) from the files under `data_dir`.

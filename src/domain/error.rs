@@ -13,8 +13,13 @@ pub enum DomainError {
     #[error("{0}")]
     Forbidden(String),
     /// The change conflicts with what exists (duplicate name, resource still in use).
+    /// `field` names the form field at fault, when there is one (a duplicate name).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict {
+        code: &'static str,
+        field: Option<&'static str>,
+        message: String,
+    },
 }
 
 impl DomainError {
@@ -29,6 +34,16 @@ impl DomainError {
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         DomainError::Conflict {
             code,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// A duplicate: 409, shown next to `field` on forms.
+    pub fn duplicate(field: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Conflict {
+            code: "duplicate_name",
+            field: Some(field),
             message: message.into(),
         }
     }

@@ -13,7 +13,11 @@ pub const PASSWORD_MAX: usize = 256;
 pub fn name(field: &'static str, raw: &str) -> Result<String, DomainError> {
     let s = raw.trim();
     if s.is_empty() {
-        return Err(DomainError::invalid("invalid_name", field, "Name is required."));
+        return Err(DomainError::invalid(
+            "invalid_name",
+            field,
+            "Name is required.",
+        ));
     }
     if s.chars().count() > NAME_MAX {
         return Err(DomainError::invalid(
@@ -101,7 +105,15 @@ mod tests {
     fn names_are_trimmed_and_checked() {
         assert_eq!(name("name", "  Acme Corp ").unwrap(), "Acme Corp");
         assert_eq!(name("name", "lab-1.eu_west").unwrap(), "lab-1.eu_west");
-        for bad in ["", "   ", "-lead", "a/b", "a<b>", "ünïcode", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "   ",
+            "-lead",
+            "a/b",
+            "a<b>",
+            "ünïcode",
+            &"x".repeat(65),
+        ] {
             assert!(name("name", bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -59,12 +59,7 @@ fn va_row(r: &Row<'_>) -> rusqlite::Result<VirtualAccount> {
 }
 
 fn duplicate(kind: &str, name: &str) -> StoreError {
-    DomainError::Invalid {
-        code: "duplicate_name",
-        field: "name",
-        message: format!("{kind} '{name}' already exists."),
-    }
-    .into()
+    DomainError::duplicate("name", format!("{kind} '{name}' already exists.")).into()
 }
 
 fn map_unique(kind: &'static str, name: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -109,10 +104,9 @@ pub fn find(conn: &Connection, who: &Principal, name: &str) -> Result<Account> {
 pub fn find_editable(conn: &Connection, who: &Principal, name: &str) -> Result<Account> {
     let account = find(conn, who, name)?;
     if !who.can_edit_account(account.id) {
-        return Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{name}'."
-        ))
-        .into());
+        return Err(
+            DomainError::Forbidden(format!("Your role may not change account '{name}'.")).into(),
+        );
     }
     Ok(account)
 }
@@ -296,12 +290,16 @@ pub fn list_vas(
 }
 
 pub fn find_va(conn: &Connection, account: &Account, name: &str) -> Result<VirtualAccount> {
-    let sql = format!("SELECT {VA_COLUMNS} FROM virtual_accounts WHERE account_id = ?1 AND name = ?2");
+    let sql =
+        format!("SELECT {VA_COLUMNS} FROM virtual_accounts WHERE account_id = ?1 AND name = ?2");
     conn.prepare_cached(&sql)?
         .query_row(params![account.id, name], va_row)
         .optional()?
         .ok_or_else(|| {
-            StoreError::not_found(format!("virtual account '{name}' in account '{}'", account.name))
+            StoreError::not_found(format!(
+                "virtual account '{name}' in account '{}'",
+                account.name
+            ))
         })
 }
 

@@ -43,8 +43,7 @@ pub fn create(
     )
     .map_err(|e| {
         if is_unique_violation(&e) {
-            StoreError::from(DomainError::invalid(
-                "duplicate_name",
+            StoreError::from(DomainError::duplicate(
                 "name",
                 format!("API client '{name}' already exists."),
             ))
@@ -93,7 +92,11 @@ pub fn issue_token(
     let token = secrets::random_secret(32);
     tx.execute(
         "INSERT INTO api_tokens (token_hash, client_id, expires_at) VALUES (?1, ?2, ?3)",
-        params![secrets::secret_hash(&token), id, now + ACCESS_TOKEN_TTL_SECONDS],
+        params![
+            secrets::secret_hash(&token),
+            id,
+            now + ACCESS_TOKEN_TTL_SECONDS
+        ],
     )?;
     Ok(Some((token, ACCESS_TOKEN_TTL_SECONDS)))
 }

@@ -46,7 +46,9 @@ mod tests {
                 .unwrap();
             assert_eq!(version as usize, LATEST, "from version {start}");
             let problems: i64 = conn
-                .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+                .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })
                 .unwrap();
             assert_eq!(problems, 0);
             if start >= 1 {

@@ -109,11 +109,7 @@ pub fn create(tx: &Connection, actor: &str, now: i64, new: NewUser<'_>) -> Resul
     )
     .map_err(|e| {
         if is_unique_violation(&e) {
-            StoreError::from(DomainError::invalid(
-                "duplicate_name",
-                "username",
-                format!("User '{username}' already exists."),
-            ))
+            StoreError::from(DomainError::duplicate("username", format!("User '{username}' already exists.")))
         } else {
             e.into()
         }
@@ -165,10 +161,12 @@ pub fn delete(tx: &Connection, who: &Principal, now: i64, username: &str) -> Res
     if !who.is_system_admin() {
         return Err(DomainError::Forbidden("Only system admins remove users.".into()).into());
     }
-    let user =
-        find_by_username(tx, username)?.ok_or_else(|| StoreError::not_found(format!("user '{username}'")))?;
+    let user = find_by_username(tx, username)?
+        .ok_or_else(|| StoreError::not_found(format!("user '{username}'")))?;
     if who.actor == format!("user:{}", user.username) {
-        return Err(DomainError::conflict("cannot_remove_self", "You cannot remove yourself.").into());
+        return Err(
+            DomainError::conflict("cannot_remove_self", "You cannot remove yourself.").into(),
+        );
     }
     if user.role == Role::SystemAdmin {
         let admins: i64 = tx.query_row(

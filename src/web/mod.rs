@@ -1,1 +1,98 @@
-//! Web layer.
+//! HTTP: admin pages, the admin API and (later) the agent protocol, behind one rustls
+//! listener. This module builds the app; handlers live one resource per file.
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod middleware;
+pub mod pages;
+pub mod render;
+pub mod throttle;
+
+pub use error::{AppError, PageError};
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::AuthorityKey;
+use crate::store::Store;
+use actix_web::{web, App, HttpRequest, HttpServer};
+use std::sync::Arc;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Store,
+    pub settings: Settings,
+    pub authority: Arc<AuthorityKey>,
+    pub clock: Clock,
+    pub login_throttle: throttle::LoginThrottle,
+}
+
+pub type State = web::Data<AppState>;
+
+/// Largest JSON or form body accepted; larger ones get 413.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// Registers every route, extractor config and middleware on an app.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(BODY_LIMIT)
+            .error_handler(|e, _| AppError::from_json_error(e).into()),
+    )
+    .app_data(
+        web::FormConfig::default()
+            .limit(BODY_LIMIT)
+            .error_handler(|e, _| AppError::bad_request(e.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| AppError::bad_request(e.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| AppError::bad_request(e.to_string()).into()),
+    )
+    .configure(health::configure)
+    .configure(assets::configure)
+    .configure(api::configure)
+    .configure(pages::configure);
+}
+
+/// Answers unknown routes: JSON under the machine prefixes, the 404 page elsewhere.
+async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
+    let path = req.path();
+    let err = AppError::not_found(format!("No route for {} {path}", req.method()));
+    if api::is_machine_path(path) {
+        actix_web::ResponseError::error_response(&err)
+    } else {
+        actix_web::ResponseError::error_response(&PageError::App(err))
+    }
+}
+
+/// Starts serving on an already-bound listener (so callers learn the real port first).
+pub fn serve(
+    state: AppState,
+    listener: std::net::TcpListener,
+    tls: Option<rustls::ServerConfig>,
+) -> std::io::Result<actix_web::dev::Server> {
+    let tls_on = tls.is_some();
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(configure)
+            .default_service(web::to(not_found))
+            .wrap(actix_web::middleware::from_fn(middleware::security_headers))
+            .wrap(actix_web::middleware::from_fn(middleware::request_context))
+    })
+    .workers(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    .shutdown_timeout(5);
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
+    tracing::info!(tls = tls_on, "listening");
+    Ok(server.run())
+}

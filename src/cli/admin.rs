@@ -1,0 +1,179 @@
+//! Administrative commands that work on the data dir, also while the server runs.
+
+use super::{CliError, Output};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::{password, secrets};
+use crate::domain::{names, Role};
+use crate::store::{api_clients, migrations, users, Store};
+use clap::Subcommand;
+use std::io::BufRead;
+use std::path::Path;
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a person. Without --password-stdin a password is generated and printed once.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+        /// Required for account-admin and viewer.
+        #[arg(long)]
+        account: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ApiClientCommand {
+    /// Add a machine client; prints client_id and client_secret once.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+fn open(settings: &Settings) -> Result<Store, CliError> {
+    let path = settings.db_path();
+    if !path.exists() {
+        return Err(CliError(format!(
+            "no database at {}; start `satellite serve` once or pass --data-dir",
+            path.display()
+        )));
+    }
+    Ok(Store::open(&path)?)
+}
+
+fn parse_role(role: &str) -> Result<Role, CliError> {
+    role.parse::<Role>().map_err(CliError::from_display)
+}
+
+pub fn user(settings: Settings, cmd: UserCommand, out: &Output) -> Result<(), CliError> {
+    let UserCommand::Add {
+        username,
+        role,
+        account,
+        password_stdin,
+    } = cmd;
+    let role = parse_role(&role)?;
+    let (password, generated) = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError(format!("cannot read password from stdin: {e}")))?;
+        let line = line.trim_end_matches(['\n', '\r']).to_string();
+        names::password("password", &line).map_err(CliError::from_display)?;
+        (line, false)
+    } else {
+        (secrets::random_password(), true)
+    };
+    let store = open(&settings)?;
+    let hash = password::hash(&password)?;
+    let now = Clock::with_offset(settings.clock_offset_seconds).unix();
+    let user = store.write_blocking(|tx| {
+        let new = users::NewUser {
+            username: &username,
+            password_hash: &hash,
+            role,
+            account: account.as_deref(),
+            must_change_password: generated,
+        };
+        users::create(tx, "cli", now, new)
+    })?;
+    let mut lines = vec![
+        ("username", user.username),
+        ("role", role.as_str().to_string()),
+    ];
+    if generated {
+        lines.push(("password", password));
+    }
+    out.emit(&lines);
+    Ok(())
+}
+
+pub fn api_client(settings: Settings, cmd: ApiClientCommand, out: &Output) -> Result<(), CliError> {
+    let ApiClientCommand::Add {
+        name,
+        role,
+        account,
+    } = cmd;
+    let role = parse_role(&role)?;
+    let store = open(&settings)?;
+    let now = Clock::with_offset(settings.clock_offset_seconds).unix();
+    let created = store.write_blocking(|tx| {
+        api_clients::create(tx, "cli", now, &name, role, account.as_deref())
+    })?;
+    out.emit(&[
+        ("client_id", created.client_id),
+        ("client_secret", created.client_secret),
+    ]);
+    Ok(())
+}
+
+pub fn backup(settings: Settings, file: &Path, out: &Output) -> Result<(), CliError> {
+    if file.exists() {
+        return Err(CliError(format!(
+            "{} exists; choose a new file name",
+            file.display()
+        )));
+    }
+    let store = open(&settings)?;
+    store.backup_to(file)?;
+    out.emit(&[("backup", file.display().to_string())]);
+    Ok(())
+}
+
+/// Checks that `file` is a satellite database this version can read.
+fn check_backup(file: &Path) -> Result<(), CliError> {
+    let conn =
+        rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| CliError(format!("{} is not readable: {e}", file.display())))?;
+    let check = || -> rusqlite::Result<(i64, i64)> {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('accounts', 'users')",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok((version, tables))
+    };
+    match check() {
+        Ok((version, 2)) if version >= 1 && version as usize <= migrations::LATEST => Ok(()),
+        Ok((version, _)) => Err(CliError(format!(
+            "{} is not a satellite backup this version can restore (schema version {version})",
+            file.display()
+        ))),
+        Err(e) => Err(CliError(format!(
+            "{} is not a satellite backup: {e}",
+            file.display()
+        ))),
+    }
+}
+
+pub fn restore(settings: Settings, file: &Path, out: &Output) -> Result<(), CliError> {
+    check_backup(file)?;
+    let path = settings.db_path();
+    let mut conn = rusqlite::Connection::open(&path)
+        .map_err(|e| CliError(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(CliError::from_display)?;
+    // The online backup API copies page by page under SQLite's locks, so a running
+    // server sees either the old or the restored database, never a mix.
+    conn.restore(
+        rusqlite::MAIN_DB,
+        file,
+        None::<fn(rusqlite::backup::Progress)>,
+    )
+    .map_err(|e| CliError(format!("restore failed: {e}")))?;
+    migrations::migrate(&mut conn)?;
+    out.emit(&[("restored", file.display().to_string())]);
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! `satellite serve`: prepare the data dir on first start, then serve HTTPS.
+
+use super::{CliError, Output};
+use crate::clock::Clock;
+use crate::config::{ServerRole, Settings};
+use crate::crypto::{password, secrets, tls, AuthorityKey};
+use crate::domain::Role;
+use crate::store::{users, Store};
+use crate::web::{self, throttle::LoginThrottle, AppState};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// HOST:PORT to listen on (port 0 picks a free one). Env: SATELLITE_LISTEN
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// satellite (on-prem, default) or upstream (the account-owning authority).
+    #[arg(long, value_enum)]
+    pub role: Option<ServerRole>,
+    /// Where sync bundles are exchanged by hand. Env: SATELLITE_BUNDLE_DIR
+    #[arg(long)]
+    pub bundle_dir: Option<PathBuf>,
+    /// Serve plain HTTP (only behind a TLS-terminating proxy or for local experiments).
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// Creates the `admin` user on first start; returns its one-time password.
+fn ensure_initial_admin(store: &Store, now: i64) -> Result<Option<String>, CliError> {
+    if store.read_blocking(users::count)? > 0 {
+        return Ok(None);
+    }
+    let generated = secrets::random_password();
+    let hash = password::hash(&generated)?;
+    store.write_blocking(|tx| {
+        let new = users::NewUser {
+            username: "admin",
+            password_hash: &hash,
+            role: Role::SystemAdmin,
+            account: None,
+            must_change_password: true,
+        };
+        users::create(tx, "system", now, new)
+    })?;
+    Ok(Some(generated))
+}
+
+fn public_url(addr: SocketAddr, tls: bool) -> String {
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}:{}/", addr.port())
+}
+
+pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
+    init_logging(&settings.log);
+    let data_dir = &settings.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        CliError(format!(
+            "cannot create data dir {}: {e}; pass --data-dir or set SATELLITE_DATA_DIR",
+            data_dir.display()
+        ))
+    })?;
+    for sub in ["outbox", "inbox", "archive", "rejected"] {
+        let dir = settings.bundle_dir.join(sub);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| CliError(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let clock = Clock::with_offset(settings.clock_offset_seconds);
+    let store = Store::open(&settings.db_path())?;
+    let authority = Arc::new(AuthorityKey::load_or_create(data_dir)?);
+    let tls_config = if settings.insecure_http {
+        None
+    } else {
+        tls::ensure_certificate(data_dir)?;
+        Some(tls::server_config(data_dir)?)
+    };
+    let admin_password = ensure_initial_admin(&store, clock.unix())?;
+    let listener = TcpListener::bind(&settings.listen).map_err(|e| {
+        CliError(format!(
+            "cannot listen on {}: {e}; pass --listen HOST:PORT",
+            settings.listen
+        ))
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError(format!("cannot read listening address: {e}")))?;
+    let url = public_url(addr, tls_config.is_some());
+    let mut lines = vec![("url", url.clone())];
+    if let Some(pw) = &admin_password {
+        lines.push(("admin_password", pw.clone()));
+    }
+    out.emit(&lines);
+    match &admin_password {
+        Some(_) => eprintln!(
+            "satellite ({} role) is up. Log in at {url} as 'admin' with the admin_password \
+             above (shown once; you will choose a new one).",
+            settings.role.as_str()
+        ),
+        None => eprintln!("satellite ({} role) is up at {url}", settings.role.as_str()),
+    }
+    tracing::info!(authority_id = authority.authority_id(), role = settings.role.as_str(), %url, "starting");
+    let state = AppState {
+        store,
+        settings: settings.clone(),
+        authority,
+        clock,
+        login_throttle: LoginThrottle::default(),
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let server = web::serve(state, listener, tls_config)
+            .map_err(|e| CliError(format!("cannot start server: {e}")))?;
+        server
+            .await
+            .map_err(|e| CliError(format!("server stopped: {e}")))
+    })
+}

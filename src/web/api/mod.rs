@@ -1,0 +1,65 @@
+//! The admin API (`/api/v1`, JSON, bearer tokens) and its OpenAPI description.
+
+pub mod accounts;
+pub mod events;
+pub mod oauth;
+pub mod openapi;
+pub mod virtual_accounts;
+
+use crate::store::Page;
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Paths whose errors are JSON rather than pages.
+pub fn is_machine_path(path: &str) -> bool {
+    ["/api/", "/agent/", "/oauth/", "/sync/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(oauth::configure)
+        .configure(openapi::configure)
+        .configure(accounts::configure)
+        .configure(virtual_accounts::configure)
+        .configure(events::configure);
+}
+
+/// `?limit=&after=` on every list.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_after` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+/// Every list answers `{"items": [...], "next_after": cursor | null}`.
+#[derive(Serialize, ToSchema)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<String>,
+}
+
+impl<T> List<T> {
+    pub fn from_page<R>(page: Page<R>, f: impl Fn(&R) -> T) -> Self {
+        Self {
+            items: page.items.iter().map(f).collect(),
+            next_after: page.next_after,
+        }
+    }
+}
+
+/// The error body of CONTRACT.md section 2.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `duplicate_name`.
+    pub code: String,
+    pub message: String,
+}

@@ -1,0 +1,40 @@
+//! `GET /api/openapi.json`, generated from the handlers' annotations.
+
+use super::{accounts, events, oauth, virtual_accounts};
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "satellite admin API", description = "Accounts, virtual accounts, events. See CONTRACT.md."),
+    paths(
+        oauth::token,
+        accounts::list, accounts::create, accounts::show, accounts::update, accounts::delete,
+        virtual_accounts::list, virtual_accounts::create, virtual_accounts::show,
+        virtual_accounts::update, virtual_accounts::delete,
+        events::list,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+async fn spec() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/openapi.json", web::get().to(spec));
+}

@@ -1,0 +1,27 @@
+//! Server-rendered admin pages, one file per resource.
+
+pub mod accounts;
+pub mod dashboard;
+pub mod events;
+pub mod login;
+pub mod password;
+pub mod users;
+pub mod virtual_accounts;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(login::configure)
+        .configure(password::configure)
+        .configure(dashboard::configure)
+        .configure(accounts::configure)
+        .configure(virtual_accounts::configure)
+        .configure(users::configure)
+        .configure(events::configure);
+}
+
+/// The `?after=` cursor of paginated pages.
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    pub after: Option<String>,
+}

@@ -1,0 +1,218 @@
+//! People: system admins list, add and remove users. A new user gets a generated
+//! password, shown once, that must be changed at first login.
+
+use super::accounts::CsrfForm;
+use crate::clock;
+use crate::crypto::{password, secrets};
+use crate::domain::Role;
+use crate::store::{accounts, users};
+use crate::web::auth::SessionUser;
+use crate::web::render::{self, path_segment, FormErrors, Layout};
+use crate::web::{AppError, PageError, State};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+pub struct UserView {
+    pub username: String,
+    pub role: &'static str,
+    pub account: String,
+    pub created: String,
+    pub delete_url: String,
+    pub is_self: bool,
+}
+
+#[derive(Template)]
+#[template(path = "users/list.html")]
+struct ListPage {
+    layout: Layout,
+    users: Vec<UserView>,
+    roles: Vec<&'static str>,
+    account_names: Vec<String>,
+    form_username: String,
+    form_role: String,
+    form_account: String,
+    errors: FormErrors,
+    created: Option<(String, String)>,
+    problem: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct NewUserForm {
+    #[serde(default)]
+    csrf: String,
+    username: String,
+    role: String,
+    #[serde(default)]
+    account: String,
+}
+
+fn require_admin(user: &SessionUser) -> Result<(), AppError> {
+    if user.principal.is_system_admin() {
+        Ok(())
+    } else {
+        Err(AppError::forbidden("Only system admins manage users."))
+    }
+}
+
+struct Extra {
+    form: NewUserForm,
+    errors: FormErrors,
+    created: Option<(String, String)>,
+    problem: Option<String>,
+}
+
+async fn list_page(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    extra: Extra,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let (all, account_names) = state
+        .store
+        .read(|c| Ok((users::list(c)?, accounts::all_names(c)?)))
+        .await?;
+    let me = user.user.username.clone();
+    let page = ListPage {
+        layout: Layout::new(req, user, "users", "Users"),
+        users: all
+            .iter()
+            .map(|u| UserView {
+                username: u.username.clone(),
+                role: u.role.as_str(),
+                account: u.account_name.clone().unwrap_or_default(),
+                created: clock::human(u.created_at),
+                delete_url: format!("/users/{}/delete", path_segment(&u.username)),
+                is_self: u.username == me,
+            })
+            .collect(),
+        roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
+        account_names: account_names.into_iter().map(|(_, n)| n).collect(),
+        form_username: extra.form.username,
+        form_role: extra.form.role,
+        form_account: extra.form.account,
+        errors: extra.errors,
+        created: extra.created,
+        problem: extra.problem,
+    };
+    Ok(render::page_with_status(req, status, &page)?)
+}
+
+async fn list(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+) -> Result<HttpResponse, PageError> {
+    require_admin(&user)?;
+    let extra = Extra {
+        form: NewUserForm::default(),
+        errors: FormErrors::default(),
+        created: None,
+        problem: None,
+    };
+    list_page(&req, &state, &user, extra, StatusCode::OK).await
+}
+
+async fn create(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    form: web::Form<NewUserForm>,
+) -> Result<HttpResponse, PageError> {
+    require_admin(&user)?;
+    user.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let role = match form.role.parse::<Role>() {
+        Ok(r) => r,
+        Err(e) => {
+            let errors = FormErrors::from_error(e.into())?;
+            let extra = Extra {
+                form,
+                errors,
+                created: None,
+                problem: None,
+            };
+            return list_page(&req, &state, &user, extra, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+    };
+    let generated = secrets::random_password();
+    let to_hash = generated.clone();
+    let hash = web::block(move || password::hash(&to_hash)).await??;
+    let (actor, now) = (user.principal.actor.clone(), state.clock.unix());
+    let (username, account) = (form.username.clone(), form.account.clone());
+    let result = state
+        .store
+        .write(move |tx| {
+            let new = users::NewUser {
+                username: &username,
+                password_hash: &hash,
+                role,
+                account: Some(account.as_str()).filter(|a| !a.is_empty()),
+                must_change_password: true,
+            };
+            users::create(tx, &actor, now, new)
+        })
+        .await;
+    match result {
+        Ok(created) => {
+            let extra = Extra {
+                form: NewUserForm::default(),
+                errors: FormErrors::default(),
+                created: Some((created.username, generated)),
+                problem: None,
+            };
+            list_page(&req, &state, &user, extra, StatusCode::CREATED).await
+        }
+        Err(e) => {
+            let errors = FormErrors::from_error(e.into())?;
+            let extra = Extra {
+                form,
+                errors,
+                created: None,
+                problem: None,
+            };
+            list_page(&req, &state, &user, extra, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+async fn delete(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    require_admin(&user)?;
+    user.check_csrf(&form.csrf)?;
+    let username = path.into_inner();
+    let (who, now, target) = (user.principal.clone(), state.clock.unix(), username.clone());
+    let result = state
+        .store
+        .write(move |tx| users::delete(tx, &who, now, &target))
+        .await;
+    match result.map_err(AppError::from) {
+        Ok(()) => Ok(render::redirect_with_flash(
+            "/users",
+            &format!("User '{username}' removed."),
+        )),
+        Err(e) if e.status == StatusCode::CONFLICT => {
+            let extra = Extra {
+                form: NewUserForm::default(),
+                errors: FormErrors::default(),
+                created: None,
+                problem: Some(e.message),
+            };
+            list_page(&req, &state, &user, extra, StatusCode::CONFLICT).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users", web::get().to(list))
+        .route("/users", web::post().to(create))
+        .route("/users/{u}/delete", web::post().to(delete));
+}
