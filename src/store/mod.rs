@@ -144,10 +144,11 @@ impl Store {
             .to_str()
             .ok_or_else(|| StoreError::Io("backup path is not valid UTF-8".into()))?
             .to_string();
-        self.read_blocking(|c| {
-            c.execute("VACUUM INTO ?1", [dest])?;
-            Ok(())
-        })
+        // Readers are query_only, and VACUUM INTO needs a connection of its own.
+        let conn = Connection::open(&self.path)?;
+        configure(&conn)?;
+        conn.execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
     }
 }
 

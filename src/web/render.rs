@@ -97,6 +97,7 @@ pub fn redirect(to: &str) -> HttpResponse {
 #[derive(Default)]
 pub struct FormErrors {
     errors: Vec<(&'static str, String)>,
+    status: Option<StatusCode>,
 }
 
 impl FormErrors {
@@ -111,12 +112,19 @@ impl FormErrors {
         self.errors.is_empty()
     }
 
+    /// The status a page showing these errors answers with: the error's own (409 for a
+    /// duplicate), else 422.
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+    }
+
     /// An error about one field (422 invalid, 409 duplicate) becomes a field error so the
     /// form is shown again; anything else stays an error.
     pub fn from_error(e: AppError) -> Result<Self, AppError> {
         match e.field {
             Some(field) if e.status.is_client_error() => Ok(Self {
                 errors: vec![(field, e.message)],
+                status: Some(e.status),
             }),
             _ => Err(e),
         }
@@ -125,6 +133,7 @@ impl FormErrors {
     pub fn single(field: &'static str, message: impl Into<String>) -> Self {
         Self {
             errors: vec![(field, message.into())],
+            status: None,
         }
     }
 }

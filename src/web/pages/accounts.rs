@@ -83,7 +83,7 @@ async fn list_page(
         .read(move |c| accounts::list(c, &who, after.as_deref(), page::DEFAULT_LIMIT))
         .await?;
     let (status, form, errors) = match form {
-        Some((f, e)) => (StatusCode::UNPROCESSABLE_ENTITY, f, e),
+        Some((f, e)) => (e.status(), f, e),
         None => (
             StatusCode::OK,
             NewAccountForm::default(),
@@ -386,19 +386,12 @@ async fn create_va(
         )),
         Err(e) => {
             let errors = FormErrors::from_error(e.into())?;
+            let status = errors.status();
             let extra = ShowState {
                 new_va: Some((form.name, form.description, errors)),
                 ..Default::default()
             };
-            show_page(
-                &req,
-                &state,
-                &user,
-                account_name,
-                extra,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            show_page(&req, &state, &user, account_name, extra, status).await
         }
     }
 }

@@ -124,27 +124,19 @@ async fn create(
     require_admin(&user)?;
     user.check_csrf(&form.csrf)?;
     let form = form.into_inner();
-    let role = match form.role.parse::<Role>() {
-        Ok(r) => r,
-        Err(e) => {
-            let errors = FormErrors::from_error(e.into())?;
-            let extra = Extra {
-                form,
-                errors,
-                created: None,
-                problem: None,
-            };
-            return list_page(&req, &state, &user, extra, StatusCode::UNPROCESSABLE_ENTITY).await;
-        }
-    };
     let generated = secrets::random_password();
     let to_hash = generated.clone();
     let hash = web::block(move || password::hash(&to_hash)).await??;
     let (actor, now) = (user.principal.actor.clone(), state.clock.unix());
-    let (username, account) = (form.username.clone(), form.account.clone());
+    let (username, account, role) = (
+        form.username.clone(),
+        form.account.clone(),
+        form.role.clone(),
+    );
     let result = state
         .store
         .write(move |tx| {
+            let role = role.parse::<Role>()?;
             let new = users::NewUser {
                 username: &username,
                 password_hash: &hash,
@@ -167,13 +159,14 @@ async fn create(
         }
         Err(e) => {
             let errors = FormErrors::from_error(e.into())?;
+            let status = errors.status();
             let extra = Extra {
                 form,
                 errors,
                 created: None,
                 problem: None,
             };
-            list_page(&req, &state, &user, extra, StatusCode::UNPROCESSABLE_ENTITY).await
+            list_page(&req, &state, &user, extra, status).await
         }
     }
 }

@@ -121,12 +121,12 @@ async fn update(
                     .await;
             }
             let errors = FormErrors::from_error(e)?;
+            let status = errors.status();
             let edit = Some((
                 form.name.unwrap_or_else(|| names.1.clone()),
                 form.description,
                 errors,
             ));
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
             show_page(&req, &state, &user, names, edit, None, status).await
         }
     }
