@@ -1,22 +1,150 @@
 //! `satellite-agent`: the reference product agent (CONTRACT.md section 4).
+//! Exit codes: 0 ok, 1 operation failed, 2 usage.
 
-const USAGE: &str = "\
-satellite-agent --state-dir DIR COMMAND
+use clap::{Parser, Subcommand};
+use satellite::agent::ops::{self, Lines, RegisterArgs};
+use satellite::agent::state::StateDir;
+use satellite::agent::AgentError;
+use satellite::cli::Output;
+use satellite::clock::Clock;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-Commands (CONTRACT.md section 4):
-  register --url URL --token T --pid P --sn S [--ca-cert PEM | --insecure]
-  report --license TAG=COUNT...
-  renew | status | deregister
-  reserve request [--universal] | reserve install FILE | reserve return | reserve cancel
+#[derive(Parser)]
+#[command(
+    name = "satellite-agent",
+    version,
+    about = "Reference product agent for satellite"
+)]
+struct Cli {
+    /// Where the agent keeps its key, id certificate and last authorization.
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    /// Print one JSON object instead of key=value lines.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
 
-The agent protocol is not built yet in this version.";
+#[derive(Subcommand)]
+enum Command {
+    /// Register with a satellite (or upstream) using a registration token.
+    Register {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        pid: String,
+        #[arg(long)]
+        sn: String,
+        /// PEM file of the CA (or the server's self-signed certificate) to trust.
+        #[arg(long, conflicts_with = "insecure")]
+        ca_cert: Option<PathBuf>,
+        /// Do not verify the server's TLS certificate (responses are still signature-checked).
+        #[arg(long)]
+        insecure: bool,
+        #[arg(long, default_value = "satellite-agent")]
+        product: String,
+        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+        product_version: String,
+        #[arg(long)]
+        hostname: Option<String>,
+    },
+    /// Report current usage: --license TAG=COUNT, repeated.
+    Report {
+        #[arg(long = "license", required = true)]
+        licenses: Vec<String>,
+    },
+    /// Renew the id certificate.
+    Renew,
+    /// Show the licensing state, offline.
+    Status,
+    /// Deregister; the server releases this instance's licenses at once.
+    Deregister,
+}
 
-fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() || args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return std::process::ExitCode::SUCCESS;
+fn run(cli: Cli) -> Result<Lines, AgentError> {
+    let state_dir = cli
+        .state_dir
+        .or_else(|| std::env::var_os("SATELLITE_AGENT_STATE_DIR").map(PathBuf::from))
+        .ok_or_else(|| AgentError::Usage("--state-dir DIR is required".into()))?;
+    let dir = StateDir::new(&state_dir);
+    // The same drill-only clock offset as the server, so timers can be exercised end to end.
+    let offset = std::env::var("SATELLITE_CLOCK_OFFSET_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let now = Clock::with_offset(offset).unix();
+    match cli.command {
+        Command::Register {
+            url,
+            token,
+            pid,
+            sn,
+            ca_cert,
+            insecure,
+            product,
+            product_version,
+            hostname,
+        } => {
+            let ca_cert_pem = ca_cert
+                .map(|p| {
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| AgentError::Usage(format!("cannot read {}: {e}", p.display())))
+                })
+                .transpose()?;
+            ops::register(
+                &dir,
+                now,
+                RegisterArgs {
+                    url: &url,
+                    token: &token,
+                    pid: &pid,
+                    sn: &sn,
+                    ca_cert_pem,
+                    insecure,
+                    product_name: &product,
+                    product_version: &product_version,
+                    hostname,
+                },
+            )
+        }
+        Command::Report { licenses } => {
+            let parsed = licenses
+                .iter()
+                .map(|l| ops::parse_license(l))
+                .collect::<Result<Vec<_>, _>>()?;
+            ops::report(&dir, now, &parsed)
+        }
+        Command::Renew => ops::renew(&dir, now),
+        Command::Status => ops::status(&dir, now),
+        Command::Deregister => ops::deregister(&dir, now),
     }
-    eprintln!("{USAGE}");
-    std::process::ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let out = Output::new(cli.json);
+    match run(cli) {
+        Ok(lines) => {
+            out.emit(&lines);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if matches!(e, AgentError::Usage(_)) {
+                2
+            } else {
+                1
+            })
+        }
+    }
 }

@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::{password, secrets};
 use crate::domain::{names, Role};
-use crate::store::{api_clients, migrations, users, Store};
+use crate::store::{api_clients, counters, migrations, users, Store};
 use clap::Subcommand;
 use std::io::BufRead;
 use std::path::Path;
@@ -176,4 +176,21 @@ pub fn restore(settings: Settings, file: &Path, out: &Output) -> Result<(), CliE
     migrations::migrate(&mut conn)?;
     out.emit(&[("restored", file.display().to_string())]);
     Ok(())
+}
+
+pub fn check(settings: Settings, out: &Output) -> Result<(), CliError> {
+    let store = open(&settings)?;
+    let problems = store.read_blocking(counters::recount)?;
+    if problems.is_empty() {
+        out.emit(&[("counters", "ok".to_string())]);
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("mismatch: {p}");
+        }
+        Err(CliError(format!(
+            "{} counter(s) differ from a recount",
+            problems.len()
+        )))
+    }
 }

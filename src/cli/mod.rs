@@ -47,6 +47,8 @@ enum Command {
     Backup { file: PathBuf },
     /// Replace the database with the backup in FILE.
     Restore { file: PathBuf },
+    /// Recount every counter from the rows it summarizes; exit 1 on any mismatch.
+    Check,
 }
 
 /// A command that failed: the message says what and what to do.
@@ -145,6 +147,7 @@ pub fn run() -> ExitCode {
         Command::Restore { file } => {
             settings(&cli.global, no_flags()).and_then(|s| admin::restore(s, &file, &out))
         }
+        Command::Check => settings(&cli.global, no_flags()).and_then(|s| admin::check(s, &out)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -126,6 +126,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         login_throttle: LoginThrottle::default(),
     };
     actix_web::rt::System::new().block_on(async move {
+        actix_web::rt::spawn(crate::jobs::run_timers(state.store.clone(), state.clock));
         let server = web::serve(state, listener, tls_config)
             .map_err(|e| CliError(format!("cannot start server: {e}")))?;
         server

@@ -66,7 +66,7 @@ impl AuthorityKey {
 
     /// The raw 32-byte public key in standard base64, as the agent protocol carries it.
     pub fn public_key_b64(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.verifying_key().as_bytes())
+        public_key_b64(&self.verifying_key())
     }
 
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
@@ -76,6 +76,11 @@ impl AuthorityKey {
     pub fn sign_b64(&self, message: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.sign(message))
     }
+}
+
+/// A raw 32-byte public key in standard base64.
+pub fn public_key_b64(key: &VerifyingKey) -> String {
+    base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
 }
 
 /// A stable, opaque id derived from the public key, so it survives restarts and restores.

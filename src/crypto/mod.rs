@@ -1,5 +1,7 @@
 //! Keys on disk, signatures, TLS material, password hashes and random secrets.
 
+pub mod agent_sig;
+pub mod idcert;
 pub mod keys;
 pub mod password;
 pub mod secrets;
@@ -30,7 +32,7 @@ impl CryptoError {
 }
 
 /// Writes a secret file readable by its owner only.
-pub(crate) fn write_private(path: &std::path::Path, contents: &[u8]) -> Result<(), CryptoError> {
+pub fn write_private(path: &std::path::Path, contents: &[u8]) -> Result<(), CryptoError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

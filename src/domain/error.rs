@@ -9,6 +9,9 @@ pub enum DomainError {
         field: &'static str,
         message: String,
     },
+    /// A credential (registration token) that is unknown, expired or revoked.
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
     /// The caller's role or account does not allow this.
     #[error("{0}")]
     Forbidden(String),

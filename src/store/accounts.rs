@@ -455,3 +455,15 @@ pub fn delete_va(
     )?;
     Ok(())
 }
+
+/// The account `a` (if visible to the caller) and its virtual account `va`.
+pub fn find_with_va(
+    conn: &Connection,
+    who: &Principal,
+    a: &str,
+    va: &str,
+) -> Result<(Account, VirtualAccount)> {
+    let account = find(conn, who, a)?;
+    let va = find_va(conn, &account, va)?;
+    Ok((account, va))
+}

@@ -4,10 +4,14 @@
 
 pub mod accounts;
 pub mod api_clients;
+pub mod counters;
 pub mod events;
+pub mod instances;
+pub mod licenses;
 pub mod migrations;
 pub mod page;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
 
 pub use page::Page;

@@ -147,6 +147,7 @@ impl From<DomainError> for AppError {
                 ..Self::unprocessable(code, message)
             },
             DomainError::Forbidden(message) => Self::forbidden(message),
+            DomainError::Unauthorized { code, message } => Self::unauthorized(code, message),
             DomainError::Conflict {
                 code,
                 field,

@@ -1,6 +1,7 @@
 //! HTTP: admin pages, the admin API and (later) the agent protocol, behind one rustls
 //! listener. This module builds the app; handlers live one resource per file.
 
+pub mod agent;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -56,6 +57,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .configure(health::configure)
     .configure(assets::configure)
+    .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
+    .configure(agent::configure)
     .configure(api::configure)
     .configure(pages::configure);
 }
@@ -84,6 +87,9 @@ pub fn serve(
             .app_data(state.clone())
             .configure(configure)
             .default_service(web::to(not_found))
+            .wrap(actix_web::middleware::from_fn(
+                agent::signing::sign_agent_responses,
+            ))
             .wrap(actix_web::middleware::from_fn(middleware::security_headers))
             .wrap(actix_web::middleware::from_fn(middleware::request_context))
     })

@@ -2,8 +2,11 @@
 
 pub mod accounts;
 pub mod events;
+pub mod instances;
+pub mod licenses;
 pub mod oauth;
 pub mod openapi;
+pub mod tokens;
 pub mod virtual_accounts;
 
 use crate::store::Page;
@@ -23,6 +26,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(openapi::configure)
         .configure(accounts::configure)
         .configure(virtual_accounts::configure)
+        .configure(tokens::configure)
+        .configure(licenses::configure)
+        .configure(instances::configure)
         .configure(events::configure);
 }
 

@@ -1,6 +1,6 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
-use super::{accounts, events, oauth, virtual_accounts};
+use super::{accounts, events, instances, licenses, oauth, tokens, virtual_accounts};
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -19,12 +19,15 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "satellite admin API", description = "Accounts, virtual accounts, events. See CONTRACT.md."),
+    info(title = "satellite admin API", description = "Accounts, virtual accounts, tokens, licenses, instances, events. See CONTRACT.md."),
     paths(
         oauth::token,
         accounts::list, accounts::create, accounts::show, accounts::update, accounts::delete,
         virtual_accounts::list, virtual_accounts::create, virtual_accounts::show,
         virtual_accounts::update, virtual_accounts::delete,
+        tokens::list, tokens::create, tokens::revoke,
+        licenses::list, licenses::create, licenses::transfer,
+        instances::list, instances::remove, instances::transfer,
         events::list,
     ),
     modifiers(&BearerAuth)

@@ -96,13 +96,22 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {res}"))
             .to_string();
-        Some(Browser {
+        let browser = Browser {
             driver,
             base,
             session,
             http,
             _profile: profile,
-        })
+        };
+        // Element lookups retry for a while: after a click the next page may still load.
+        browser
+            .call(
+                reqwest::Method::POST,
+                "/timeouts",
+                Some(json!({ "implicit": 10_000 })),
+            )
+            .await;
+        Some(browser)
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {

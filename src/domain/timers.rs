@@ -1,0 +1,41 @@
+//! The clocks of licensing, in seconds. Modeled on Smart Licensing: registration is valid a
+//! year and renewed after six months; authorization is renewed every 30 days by usage
+//! reports and lapses 90 days after the last accepted one.
+
+pub const DAY: i64 = 86_400;
+pub const CERT_VALID: i64 = 365 * DAY;
+pub const CERT_RENEW_AFTER: i64 = 180 * DAY;
+pub const AUTH_RENEW_AFTER: i64 = 30 * DAY;
+pub const AUTH_VALID: i64 = 90 * DAY;
+pub const EVALUATION: i64 = 90 * DAY;
+/// How far a signed request's timestamp (or a report's measured_at) may be from now.
+pub const CLOCK_WINDOW: i64 = 300;
+
+/// When an id certificate issued at `now` should be renewed and when it expires.
+pub fn certificate_times(now: i64) -> (i64, i64) {
+    (now + CERT_RENEW_AFTER, now + CERT_VALID)
+}
+
+/// When an authorization renewed at `now` should be renewed again and when it lapses.
+pub fn authorization_times(now: i64) -> (i64, i64) {
+    (now + AUTH_RENEW_AFTER, now + AUTH_VALID)
+}
+
+/// Whole days left until `deadline`, never negative.
+pub fn days_left(deadline: i64, now: i64) -> i64 {
+    ((deadline - now).max(0) + DAY - 1) / DAY
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_follow_the_model() {
+        assert_eq!(certificate_times(0), (180 * DAY, 365 * DAY));
+        assert_eq!(authorization_times(10), (10 + 30 * DAY, 10 + 90 * DAY));
+        assert_eq!(days_left(90 * DAY, 0), 90);
+        assert_eq!(days_left(90 * DAY, 1), 90);
+        assert_eq!(days_left(5, 10), 0);
+    }
+}

@@ -1,0 +1,83 @@
+//! Registration tokens: how long they live, how often they may be used.
+
+use super::timers::DAY;
+use super::DomainError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenState {
+    Active,
+    Expired,
+    Revoked,
+    Exhausted,
+}
+
+impl TokenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "active",
+            TokenState::Expired => "expired",
+            TokenState::Revoked => "revoked",
+            TokenState::Exhausted => "exhausted",
+        }
+    }
+}
+
+/// Revoked wins over expired, expired over exhausted: the most deliberate reason first.
+pub fn state(
+    revoked_at: Option<i64>,
+    expires_at: i64,
+    max_uses: Option<i64>,
+    uses: i64,
+    now: i64,
+) -> TokenState {
+    if revoked_at.is_some() {
+        TokenState::Revoked
+    } else if now >= expires_at {
+        TokenState::Expired
+    } else if max_uses.is_some_and(|m| uses >= m) {
+        TokenState::Exhausted
+    } else {
+        TokenState::Active
+    }
+}
+
+/// Checks a new token's lifetime (1-365 days) and use limit (at least 1); returns the
+/// expiry time.
+pub fn check_new(
+    expires_in_days: i64,
+    max_uses: Option<i64>,
+    now: i64,
+) -> Result<i64, DomainError> {
+    if !(1..=365).contains(&expires_in_days) {
+        return Err(DomainError::invalid(
+            "invalid_expiry",
+            "expires_in_days",
+            "expires_in_days is from 1 to 365.",
+        ));
+    }
+    if max_uses.is_some_and(|m| !(1..=i32::MAX as i64).contains(&m)) {
+        return Err(DomainError::invalid(
+            "invalid_max_uses",
+            "max_uses",
+            "max_uses is at least 1 (leave it out for no limit).",
+        ));
+    }
+    Ok(now + expires_in_days * DAY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_states() {
+        assert_eq!(state(None, 100, None, 0, 50), TokenState::Active);
+        assert_eq!(state(None, 100, Some(2), 2, 50), TokenState::Exhausted);
+        assert_eq!(state(None, 100, Some(2), 2, 100), TokenState::Expired);
+        assert_eq!(state(Some(1), 100, Some(2), 2, 100), TokenState::Revoked);
+        assert!(check_new(0, None, 0).is_err());
+        assert!(check_new(366, None, 0).is_err());
+        assert!(check_new(30, Some(0), 0).is_err());
+        assert_eq!(check_new(1, Some(5), 10).unwrap(), 10 + DAY);
+    }
+}

@@ -1,0 +1,45 @@
+//! Background jobs: timers that no request triggers (authorization expiry).
+
+use crate::clock::Clock;
+use crate::store::{instances, Store};
+use std::time::Duration;
+
+/// How often timers are applied.
+pub const TIMER_INTERVAL: Duration = Duration::from_secs(60);
+const BATCH: u32 = 1000;
+
+/// Applies due timers once; returns how many instances changed.
+pub async fn apply_timers(store: &Store, clock: &Clock) -> usize {
+    let mut total = 0;
+    loop {
+        let now = clock.unix();
+        match store
+            .write(move |tx| instances::expire_authorizations(tx, now, BATCH))
+            .await
+        {
+            Ok(n) => {
+                total += n;
+                if n < BATCH as usize {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "applying timers failed");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(expired = total, "authorizations expired");
+    }
+    total
+}
+
+/// Runs `apply_timers` at start and then every `TIMER_INTERVAL`, forever.
+pub async fn run_timers(store: Store, clock: Clock) {
+    let mut tick = tokio::time::interval(TIMER_INTERVAL);
+    loop {
+        tick.tick().await;
+        apply_timers(&store, &clock).await;
+    }
+}

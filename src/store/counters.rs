@@ -1,0 +1,107 @@
+//! Counters kept in the same transaction as the rows they summarize, and the recount
+//! that proves they match (`satellite check`).
+
+use super::Result;
+use rusqlite::{params, Connection};
+
+/// Adds `delta` to a pool's demand; export-registered instances count in both columns.
+pub fn add_demand(tx: &Connection, va_id: i64, tag: &str, delta: i64, export: bool) -> Result<()> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let export_delta = if export { delta } else { 0 };
+    tx.prepare_cached(
+        "INSERT INTO usage_totals (va_id, tag, demand, demand_export) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (va_id, tag) DO UPDATE SET demand = demand + ?3, demand_export = demand_export + ?4",
+    )?
+    .execute(params![va_id, tag, delta, export_delta])?;
+    Ok(())
+}
+
+/// Adds (or with a negative `sign`, removes) all of an instance's stored usage.
+pub fn add_instance_usage(
+    tx: &Connection,
+    instance_id: &str,
+    va_id: i64,
+    export: bool,
+    sign: i64,
+) -> Result<()> {
+    let rows: Vec<(String, i64)> = tx
+        .prepare_cached("SELECT tag, count FROM instance_usage WHERE instance_id = ?1")?
+        .query_map([instance_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (tag, count) in rows {
+        add_demand(tx, va_id, &tag, sign * count, export)?;
+    }
+    Ok(())
+}
+
+pub fn bump_status(tx: &Connection, va_id: i64, status: &str, delta: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO va_status_counts (va_id, status, n) VALUES (?1, ?2, ?3)
+         ON CONFLICT (va_id, status) DO UPDATE SET n = n + ?3",
+    )?
+    .execute(params![va_id, status, delta])?;
+    Ok(())
+}
+
+pub fn bump_va(tx: &Connection, va_id: i64, licenses: i64, instances: i64) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE virtual_accounts SET license_count = license_count + ?2,
+                instance_count = instance_count + ?3 WHERE id = ?1",
+    )?
+    .execute(params![va_id, licenses, instances])?;
+    Ok(())
+}
+
+/// Compares every counter with a full recount; returns one line per mismatch.
+pub fn recount(conn: &Connection) -> Result<Vec<String>> {
+    let checks: [(&str, &str); 4] = [
+        (
+            "usage_totals",
+            "SELECT printf('va %d tag %s: demand %d/%d, recount %d/%d', va_id, tag, d, de, rd, rde) FROM (
+               SELECT coalesce(t.va_id, r.va_id) AS va_id, coalesce(t.tag, r.tag) AS tag,
+                      coalesce(t.demand, 0) AS d, coalesce(t.demand_export, 0) AS de,
+                      coalesce(r.d, 0) AS rd, coalesce(r.de, 0) AS rde
+               FROM usage_totals t FULL OUTER JOIN (
+                 SELECT i.va_id, u.tag, sum(u.count) AS d,
+                        sum(CASE WHEN i.export_controlled THEN u.count ELSE 0 END) AS de
+                 FROM instance_usage u JOIN instances i ON i.id = u.instance_id
+                 GROUP BY i.va_id, u.tag) r ON r.va_id = t.va_id AND r.tag = t.tag)
+             WHERE d <> rd OR de <> rde",
+        ),
+        (
+            "va_status_counts",
+            "SELECT printf('va %d status %s: counter %d, recount %d', va_id, status, n, rn) FROM (
+               SELECT coalesce(c.va_id, r.va_id) AS va_id, coalesce(c.status, r.status) AS status,
+                      coalesce(c.n, 0) AS n, coalesce(r.n, 0) AS rn
+               FROM va_status_counts c FULL OUTER JOIN (
+                 SELECT va_id, status, count(*) AS n FROM instances GROUP BY va_id, status) r
+               ON r.va_id = c.va_id AND r.status = c.status)
+             WHERE n <> rn",
+        ),
+        (
+            "instance_count",
+            "SELECT printf('va %d: instance_count %d, recount %d', v.id, v.instance_count,
+                           (SELECT count(*) FROM instances i WHERE i.va_id = v.id))
+             FROM virtual_accounts v
+             WHERE v.instance_count <> (SELECT count(*) FROM instances i WHERE i.va_id = v.id)",
+        ),
+        (
+            "license_count",
+            "SELECT printf('va %d: license_count %d, recount %d', v.id, v.license_count,
+                           (SELECT count(*) FROM licenses l WHERE l.va_id = v.id))
+             FROM virtual_accounts v
+             WHERE v.license_count <> (SELECT count(*) FROM licenses l WHERE l.va_id = v.id)",
+        ),
+    ];
+    let mut problems = vec![];
+    for (name, sql) in checks {
+        let rows: Vec<String> = conn
+            .prepare(sql)?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        problems.extend(rows.into_iter().map(|r| format!("{name}: {r}")));
+    }
+    Ok(problems)
+}

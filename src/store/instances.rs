@@ -1,0 +1,595 @@
+//! Product instances: registration, usage reports, renewal, removal, transfer, timers.
+//! Every change updates the pool demand and status counters in the same transaction.
+
+use super::accounts::{self, Account, VirtualAccount};
+use super::counters;
+use super::events::{self, NewEvent};
+use super::licenses;
+use super::page::{self, Page};
+use super::tokens;
+use super::{Result, StoreError};
+use crate::crypto::secrets;
+use crate::domain::compliance::{self, EntitlementStatus};
+use crate::domain::instance::{dispose_report, InstanceStatus, ReportDisposition, Udi};
+use crate::domain::timers;
+use crate::domain::{DomainError, Principal};
+use chrono::NaiveDate;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::json;
+
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub id: String,
+    pub va_id: i64,
+    pub udi: Udi,
+    pub public_key: Vec<u8>,
+    pub product_name: String,
+    pub product_version: String,
+    pub hostname: Option<String>,
+    pub export_controlled: bool,
+    pub registered_at: i64,
+    pub last_contact: i64,
+    pub cert_renew_after: i64,
+    pub cert_expires_at: i64,
+    pub auth_renew_after: Option<i64>,
+    pub auth_expires_at: Option<i64>,
+    pub status: String,
+    pub last_report_id: Option<String>,
+    pub last_measured_at: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
+    export_controlled, registered_at, last_contact, cert_renew_after, cert_expires_at,
+    auth_renew_after, auth_expires_at, status, last_report_id, last_measured_at";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
+    Ok(Instance {
+        id: r.get(0)?,
+        va_id: r.get(1)?,
+        udi: Udi {
+            pid: r.get(2)?,
+            sn: r.get(3)?,
+            uuid: r.get(4)?,
+        },
+        public_key: r.get(5)?,
+        product_name: r.get(6)?,
+        product_version: r.get(7)?,
+        hostname: r.get(8)?,
+        export_controlled: r.get(9)?,
+        registered_at: r.get(10)?,
+        last_contact: r.get(11)?,
+        cert_renew_after: r.get(12)?,
+        cert_expires_at: r.get(13)?,
+        auth_renew_after: r.get(14)?,
+        auth_expires_at: r.get(15)?,
+        status: r.get(16)?,
+        last_report_id: r.get(17)?,
+        last_measured_at: r.get(18)?,
+    })
+}
+
+pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<Instance>> {
+    let sql = format!("SELECT {COLUMNS} FROM instances WHERE id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([id], row).optional()?)
+}
+
+pub fn find_in_va(conn: &Connection, va: &VirtualAccount, id: &str) -> Result<Instance> {
+    find_by_id(conn, id)?
+        .filter(|i| i.va_id == va.id)
+        .ok_or_else(|| StoreError::not_found(format!("instance '{id}' in '{}'", va.name)))
+}
+
+pub fn usage_of(conn: &Connection, id: &str) -> Result<Vec<(String, i64)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT tag, count FROM instance_usage WHERE instance_id = ?1 ORDER BY tag",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn history(conn: &Connection, id: &str) -> Result<Vec<(i64, String, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT at, status, note FROM instance_history WHERE instance_id = ?1 ORDER BY id DESC LIMIT 100",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Instances of a virtual account by id, optionally only those whose id, pid, sn or
+/// hostname starts with `search`.
+pub fn list(
+    conn: &Connection,
+    va_id: i64,
+    search: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Page<Instance>> {
+    let pattern = search.map(str::trim).filter(|s| !s.is_empty()).map(|s| {
+        format!(
+            "{}%",
+            s.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instances WHERE va_id = ?1 AND (?2 IS NULL OR id > ?2)
+           AND (?3 IS NULL OR id LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
+                OR sn LIKE ?3 ESCAPE '\\' OR hostname LIKE ?3 ESCAPE '\\')
+         ORDER BY id LIMIT ?4"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(params![va_id, after, pattern, limit + 1], row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(page::from_rows(rows, limit, |i| i.id.clone()))
+}
+
+pub fn status_counts(
+    conn: &Connection,
+    va_id: Option<i64>,
+    account_id: Option<i64>,
+) -> Result<Vec<(String, i64)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT c.status, sum(c.n) FROM va_status_counts c JOIN virtual_accounts v ON v.id = c.va_id
+             WHERE (?1 IS NULL OR c.va_id = ?1) AND (?2 IS NULL OR v.account_id = ?2) AND c.n > 0
+             GROUP BY c.status ORDER BY c.status",
+        )?
+        .query_map(params![va_id, account_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+fn set_status(
+    tx: &Connection,
+    inst: &Instance,
+    status: InstanceStatus,
+    now: i64,
+    note: &str,
+) -> Result<()> {
+    if inst.status == status.as_str() {
+        return Ok(());
+    }
+    tx.prepare_cached("UPDATE instances SET status = ?2 WHERE id = ?1")?
+        .execute(params![inst.id, status.as_str()])?;
+    counters::bump_status(tx, inst.va_id, &inst.status, -1)?;
+    counters::bump_status(tx, inst.va_id, status.as_str(), 1)?;
+    add_history(tx, &inst.id, now, status.as_str(), note)
+}
+
+fn add_history(tx: &Connection, id: &str, now: i64, status: &str, note: &str) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO instance_history (instance_id, at, status, note) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![id, now, status, note])?;
+    Ok(())
+}
+
+/// What a registration needs besides the token.
+pub struct Registration {
+    pub token: String,
+    pub udi: Udi,
+    pub public_key: [u8; 32],
+    pub product_name: String,
+    pub product_version: String,
+    pub hostname: Option<String>,
+}
+
+pub struct Registered {
+    pub instance_id: String,
+    pub virtual_account: String,
+    pub export_controlled: bool,
+    pub issued_at: i64,
+    pub renew_after: i64,
+    pub expires_at: i64,
+    pub reregistered: bool,
+}
+
+fn va_and_account(conn: &Connection, va_id: i64) -> Result<(String, i64, String)> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT v.name, a.id, a.name FROM virtual_accounts v JOIN accounts a ON a.id = v.account_id
+             WHERE v.id = ?1",
+        )?
+        .query_row([va_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
+}
+
+/// Registers a UDI with a token, or re-registers it (same id, new key) if the token's
+/// virtual account already has it. Either way one use of the token is counted.
+pub fn register(tx: &Connection, now: i64, reg: &Registration) -> Result<Registered> {
+    let token = tokens::redeem(tx, &reg.token, now)?;
+    let (va_name, account_id, account_name) = va_and_account(tx, token.va_id)?;
+    let (renew_after, expires_at) = timers::certificate_times(now);
+    let existing: Option<Instance> = {
+        let sql =
+            format!("SELECT {COLUMNS} FROM instances WHERE va_id = ?1 AND pid = ?2 AND sn = ?3");
+        tx.prepare_cached(&sql)?
+            .query_row(params![token.va_id, reg.udi.pid, reg.udi.sn], row)
+            .optional()?
+    };
+    let export = token.export_controlled;
+    let (id, reregistered) = match existing {
+        Some(inst) => {
+            if inst.export_controlled != export {
+                // Its usage moves between the export and non-export demand buckets.
+                counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+                counters::add_instance_usage(tx, &inst.id, inst.va_id, export, 1)?;
+            }
+            tx.prepare_cached(
+                "UPDATE instances SET public_key = ?2, product_name = ?3, product_version = ?4,
+                   hostname = ?5, export_controlled = ?6, token_id = ?7, last_contact = ?8,
+                   cert_renew_after = ?9, cert_expires_at = ?10, uuid = coalesce(?11, uuid)
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                inst.id,
+                reg.public_key.as_slice(),
+                reg.product_name,
+                reg.product_version,
+                reg.hostname,
+                export,
+                token.id,
+                now,
+                renew_after,
+                expires_at,
+                reg.udi.uuid
+            ])?;
+            add_history(
+                tx,
+                &inst.id,
+                now,
+                &inst.status,
+                "re-registered with a new key",
+            )?;
+            (inst.id, true)
+        }
+        None => {
+            let id = format!("inst_{}", secrets::random_secret(12));
+            tx.prepare_cached(
+                "INSERT INTO instances (id, va_id, pid, sn, uuid, public_key, product_name, product_version,
+                   hostname, export_controlled, token_id, registered_at, last_contact, cert_renew_after,
+                   cert_expires_at, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, 'registered')",
+            )?
+            .execute(params![
+                id,
+                token.va_id,
+                reg.udi.pid,
+                reg.udi.sn,
+                reg.udi.uuid,
+                reg.public_key.as_slice(),
+                reg.product_name,
+                reg.product_version,
+                reg.hostname,
+                export,
+                token.id,
+                now,
+                renew_after,
+                expires_at
+            ])?;
+            counters::bump_va(tx, token.va_id, 0, 1)?;
+            counters::bump_status(tx, token.va_id, InstanceStatus::Registered.as_str(), 1)?;
+            add_history(
+                tx,
+                &id,
+                now,
+                InstanceStatus::Registered.as_str(),
+                "registered",
+            )?;
+            (id, false)
+        }
+    };
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &format!("token:{}", token.id),
+            action: if reregistered {
+                "instance.reregistered"
+            } else {
+                "instance.registered"
+            },
+            account: Some((account_id, &account_name)),
+            target: &id,
+            detail: json!({ "virtual_account": va_name, "pid": reg.udi.pid, "sn": reg.udi.sn }),
+        },
+    )?;
+    Ok(Registered {
+        instance_id: id,
+        virtual_account: va_name,
+        export_controlled: export,
+        issued_at: now,
+        renew_after,
+        expires_at,
+        reregistered,
+    })
+}
+
+/// A usage report as validated by the web layer.
+pub struct Report {
+    pub report_id: String,
+    pub measured_at: i64,
+    pub entitlements: Vec<(String, i64)>,
+}
+
+pub struct ReportOutcome {
+    pub status: EntitlementStatus,
+    pub entitlements: Vec<(String, i64, EntitlementStatus)>,
+    pub auth_renew_after: Option<i64>,
+    pub auth_expires_at: Option<i64>,
+    pub disposition: ReportDisposition,
+}
+
+pub fn apply_report(
+    tx: &Connection,
+    now: i64,
+    today: NaiveDate,
+    id: &str,
+    report: &Report,
+) -> Result<ReportOutcome> {
+    let inst = find_by_id(tx, id)?.ok_or_else(|| StoreError::not_found("instance"))?;
+    let disposition = dispose_report(
+        inst.last_report_id.as_deref(),
+        inst.last_measured_at,
+        &report.report_id,
+        report.measured_at,
+    );
+    let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
+    let counts: Vec<(String, i64)> =
+        if disposition == ReportDisposition::Apply {
+            let old = usage_of(tx, id)?;
+            for (tag, count) in &old {
+                counters::add_demand(tx, inst.va_id, tag, -count, inst.export_controlled)?;
+            }
+            tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
+                .execute([id])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, ?2, ?3)",
+            )?;
+            for (tag, count) in &report.entitlements {
+                counters::add_demand(tx, inst.va_id, tag, *count, inst.export_controlled)?;
+                insert.execute(params![id, tag, count])?;
+            }
+            let (renew, expires) = timers::authorization_times(now);
+            (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
+            tx.prepare_cached(
+            "UPDATE instances SET last_report_id = ?2, last_measured_at = ?3, last_contact = ?4,
+               auth_renew_after = ?5, auth_expires_at = ?6 WHERE id = ?1",
+        )?
+        .execute(params![id, report.report_id, report.measured_at, now, renew, expires])?;
+            report.entitlements.clone()
+        } else {
+            tx.prepare_cached("UPDATE instances SET last_contact = ?2 WHERE id = ?1")?
+                .execute(params![id, now])?;
+            usage_of(tx, id)?
+        };
+    let (licenses, evaluation) = licenses::evaluate(tx, inst.va_id, today)?;
+    let pools: Vec<_> = licenses.iter().map(|l| l.pool()).collect();
+    let entitlements: Vec<(String, i64, EntitlementStatus)> = counts
+        .into_iter()
+        .map(|(tag, count)| {
+            let s = compliance::entitlement_status(
+                &pools,
+                &evaluation,
+                &tag,
+                count,
+                inst.export_controlled,
+            );
+            (tag, count, s)
+        })
+        .collect();
+    let statuses: Vec<EntitlementStatus> = entitlements.iter().map(|e| e.2).collect();
+    let status = compliance::overall_status(&statuses);
+    if disposition == ReportDisposition::Apply {
+        set_status(
+            tx,
+            &inst,
+            InstanceStatus::from_entitlement(status),
+            now,
+            "usage report",
+        )?;
+    }
+    Ok(ReportOutcome {
+        status,
+        entitlements,
+        auth_renew_after,
+        auth_expires_at,
+        disposition,
+    })
+}
+
+/// Issues new certificate times for an instance (the id certificate's renewal).
+pub fn renew_certificate(tx: &Connection, now: i64, id: &str) -> Result<(Instance, String)> {
+    let inst = find_by_id(tx, id)?.ok_or_else(|| StoreError::not_found("instance"))?;
+    let (renew_after, expires_at) = timers::certificate_times(now);
+    tx.prepare_cached(
+        "UPDATE instances SET cert_renew_after = ?2, cert_expires_at = ?3, last_contact = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, renew_after, expires_at, now])?;
+    let (va_name, _, _) = va_and_account(tx, inst.va_id)?;
+    Ok((
+        Instance {
+            cert_renew_after: renew_after,
+            cert_expires_at: expires_at,
+            last_contact: now,
+            ..inst
+        },
+        va_name,
+    ))
+}
+
+/// Deletes an instance and releases its licenses at once.
+fn delete(tx: &Connection, inst: &Instance, now: i64, actor: &str, action: &str) -> Result<()> {
+    counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+    tx.prepare_cached("DELETE FROM instances WHERE id = ?1")?
+        .execute([&inst.id])?;
+    counters::bump_va(tx, inst.va_id, 0, -1)?;
+    counters::bump_status(tx, inst.va_id, &inst.status, -1)?;
+    let (va_name, account_id, account_name) = va_and_account(tx, inst.va_id)?;
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor,
+            action,
+            account: Some((account_id, &account_name)),
+            target: &inst.id,
+            detail: json!({ "virtual_account": va_name, "pid": inst.udi.pid, "sn": inst.udi.sn }),
+        },
+    )
+}
+
+pub fn deregister(tx: &Connection, now: i64, id: &str) -> Result<()> {
+    let inst = find_by_id(tx, id)?.ok_or_else(|| StoreError::not_found("instance"))?;
+    delete(
+        tx,
+        &inst,
+        now,
+        &format!("instance:{id}"),
+        "instance.deregistered",
+    )
+}
+
+pub fn remove(
+    tx: &Connection,
+    who: &Principal,
+    now: i64,
+    account: &Account,
+    va: &VirtualAccount,
+    id: &str,
+) -> Result<()> {
+    if !who.can_edit_account(account.id) {
+        return Err(DomainError::Forbidden(format!(
+            "Your role may not change account '{}'.",
+            account.name
+        ))
+        .into());
+    }
+    let inst = find_in_va(tx, va, id)?;
+    delete(tx, &inst, now, &who.actor, "instance.removed")
+}
+
+/// Moves an instance, with its usage, to another virtual account of the same account.
+pub fn transfer(
+    tx: &Connection,
+    who: &Principal,
+    now: i64,
+    account: &Account,
+    from: &VirtualAccount,
+    id: &str,
+    to_name: &str,
+) -> Result<VirtualAccount> {
+    if !who.can_edit_account(account.id) {
+        return Err(DomainError::Forbidden(format!(
+            "Your role may not change account '{}'.",
+            account.name
+        ))
+        .into());
+    }
+    let inst = find_in_va(tx, from, id)?;
+    let to = accounts::find_va(tx, account, to_name).map_err(|_| {
+        DomainError::invalid(
+            "unknown_virtual_account",
+            "to_virtual_account",
+            format!(
+                "No virtual account '{to_name}' in account '{}'.",
+                account.name
+            ),
+        )
+    })?;
+    if to.id == from.id {
+        return Err(DomainError::invalid(
+            "invalid_transfer",
+            "to_virtual_account",
+            "The instance is already in that virtual account.",
+        )
+        .into());
+    }
+    let clash: Option<String> = tx
+        .query_row(
+            "SELECT id FROM instances WHERE va_id = ?1 AND pid = ?2 AND sn = ?3",
+            params![to.id, inst.udi.pid, inst.udi.sn],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if clash.is_some() {
+        return Err(DomainError::conflict(
+            "already_registered",
+            format!("'{}' already has an instance with this UDI.", to.name),
+        )
+        .into());
+    }
+    counters::add_instance_usage(tx, &inst.id, from.id, inst.export_controlled, -1)?;
+    tx.execute(
+        "UPDATE instances SET va_id = ?2 WHERE id = ?1",
+        params![inst.id, to.id],
+    )?;
+    counters::add_instance_usage(tx, &inst.id, to.id, inst.export_controlled, 1)?;
+    counters::bump_va(tx, from.id, 0, -1)?;
+    counters::bump_va(tx, to.id, 0, 1)?;
+    counters::bump_status(tx, from.id, &inst.status, -1)?;
+    counters::bump_status(tx, to.id, &inst.status, 1)?;
+    add_history(
+        tx,
+        &inst.id,
+        now,
+        &inst.status,
+        &format!("transferred from {} to {}", from.name, to.name),
+    )?;
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &who.actor,
+            action: "instance.transferred",
+            account: Some((account.id, &account.name)),
+            target: &inst.id,
+            detail: json!({ "from": from.name, "to": to.name }),
+        },
+    )?;
+    Ok(to)
+}
+
+/// Lapses authorizations not renewed for 90 days: such instances hold no licenses until
+/// they report again. Handles at most `limit` per call so one transaction stays short.
+pub fn expire_authorizations(tx: &Connection, now: i64, limit: u32) -> Result<usize> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instances WHERE auth_expires_at IS NOT NULL AND auth_expires_at <= ?1 LIMIT ?2"
+    );
+    let due: Vec<Instance> = tx
+        .prepare_cached(&sql)?
+        .query_map(params![now, limit], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for inst in &due {
+        counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+        tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
+            .execute([&inst.id])?;
+        tx.prepare_cached(
+            "UPDATE instances SET auth_expires_at = NULL, auth_renew_after = NULL WHERE id = ?1",
+        )?
+        .execute([&inst.id])?;
+        set_status(
+            tx,
+            inst,
+            InstanceStatus::AuthorizationExpired,
+            now,
+            "no usage report for 90 days",
+        )?;
+        let (va_name, account_id, account_name) = va_and_account(tx, inst.va_id)?;
+        events::record(
+            tx,
+            now,
+            NewEvent {
+                actor: "system",
+                action: "instance.authorization_expired",
+                account: Some((account_id, &account_name)),
+                target: &inst.id,
+                detail: json!({ "virtual_account": va_name }),
+            },
+        )?;
+    }
+    Ok(due.len())
+}

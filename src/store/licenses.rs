@@ -1,0 +1,290 @@
+//! License pools of a virtual account, their evaluation and transfers between VAs.
+
+use super::accounts::{self, Account, VirtualAccount};
+use super::counters;
+use super::events::{self, NewEvent};
+use super::{is_unique_violation, Result};
+use crate::domain::compliance::{self, Demand, Evaluation, Pool};
+use crate::domain::license::{LicenseSpec, LicenseType};
+use crate::domain::{DomainError, Principal};
+use chrono::NaiveDate;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct License {
+    pub id: i64,
+    pub va_id: i64,
+    pub spec: LicenseSpec,
+    pub reserved: i64,
+}
+
+impl License {
+    pub fn pool(&self) -> Pool {
+        Pool {
+            tag: self.spec.tag.clone(),
+            quantity: self.spec.quantity,
+            reserved: self.reserved,
+            start: self.spec.start,
+            end: self.spec.end,
+            export_controlled: self.spec.export_controlled,
+            substitutes: self.spec.substitutes.clone(),
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "id, va_id, tag, name, license_type, quantity, reserved, start_date, end_date,
+    export_controlled, substitutes";
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+}
+
+fn row(r: &Row<'_>) -> rusqlite::Result<License> {
+    let license_type: String = r.get(4)?;
+    let start: String = r.get(7)?;
+    let end: Option<String> = r.get(8)?;
+    let substitutes: String = r.get(10)?;
+    Ok(License {
+        id: r.get(0)?,
+        va_id: r.get(1)?,
+        reserved: r.get(6)?,
+        spec: LicenseSpec {
+            tag: r.get(2)?,
+            name: r.get(3)?,
+            license_type: LicenseType::parse(&license_type).unwrap_or(LicenseType::Perpetual),
+            quantity: r.get(5)?,
+            start: date(&start),
+            end: end.as_deref().map(date),
+            export_controlled: r.get(9)?,
+            substitutes: serde_json::from_str(&substitutes).unwrap_or_default(),
+        },
+    })
+}
+
+pub fn list(conn: &Connection, va_id: i64) -> Result<Vec<License>> {
+    let sql = format!("SELECT {COLUMNS} FROM licenses WHERE va_id = ?1 ORDER BY tag");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map([va_id], row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn find(conn: &Connection, va_id: i64, tag: &str) -> Result<Option<License>> {
+    let sql = format!("SELECT {COLUMNS} FROM licenses WHERE va_id = ?1 AND tag = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![va_id, tag], row)
+        .optional()?)
+}
+
+/// Demand per tag in a virtual account (one row per tag: no instance is read).
+pub fn demand(conn: &Connection, va_id: i64) -> Result<BTreeMap<String, Demand>> {
+    let rows = conn
+        .prepare_cached("SELECT tag, demand, demand_export FROM usage_totals WHERE va_id = ?1")?
+        .query_map([va_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Demand {
+                    total: r.get(1)?,
+                    export_ok: r.get(2)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// A virtual account's licenses and their evaluation on `today`.
+pub fn evaluate(
+    conn: &Connection,
+    va_id: i64,
+    today: NaiveDate,
+) -> Result<(Vec<License>, Evaluation)> {
+    let licenses = list(conn, va_id)?;
+    let pools: Vec<Pool> = licenses.iter().map(License::pool).collect();
+    let evaluation = compliance::evaluate(&pools, &demand(conn, va_id)?, today);
+    Ok((licenses, evaluation))
+}
+
+fn insert(tx: &Connection, va_id: i64, spec: &LicenseSpec, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO licenses (va_id, tag, name, license_type, quantity, start_date, end_date,
+                               export_controlled, substitutes, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            va_id,
+            spec.tag,
+            spec.name,
+            spec.license_type.as_str(),
+            spec.quantity,
+            spec.start.format("%Y-%m-%d").to_string(),
+            spec.end.map(|e| e.format("%Y-%m-%d").to_string()),
+            spec.export_controlled,
+            serde_json::to_string(&spec.substitutes).unwrap_or_else(|_| "[]".into()),
+            now
+        ],
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            DomainError::duplicate(
+                "tag",
+                format!(
+                    "This virtual account already has a license for {}.",
+                    spec.tag
+                ),
+            )
+            .into()
+        } else {
+            super::StoreError::from(e)
+        }
+    })?;
+    counters::bump_va(tx, va_id, 1, 0)
+}
+
+fn spec_json(spec: &LicenseSpec) -> serde_json::Value {
+    json!({
+        "tag": spec.tag, "name": spec.name, "type": spec.license_type.as_str(),
+        "quantity": spec.quantity, "start": spec.start.to_string(),
+        "end": spec.end.map(|e| e.to_string()), "export_controlled": spec.export_controlled,
+        "substitutes": spec.substitutes,
+    })
+}
+
+pub fn create(
+    tx: &Connection,
+    who: &Principal,
+    now: i64,
+    account: &Account,
+    va: &VirtualAccount,
+    spec: &LicenseSpec,
+) -> Result<()> {
+    if !who.can_edit_account(account.id) {
+        return Err(DomainError::Forbidden(format!(
+            "Your role may not change account '{}'.",
+            account.name
+        ))
+        .into());
+    }
+    insert(tx, va.id, spec, now)?;
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &who.actor,
+            action: "license.created",
+            account: Some((account.id, &account.name)),
+            target: &format!("{}/{}", va.name, spec.tag),
+            detail: spec_json(spec),
+        },
+    )
+}
+
+/// Moves `quantity` of a license to another virtual account of the same account.
+/// Refused when the source would no longer cover what it has in use and reserved.
+#[allow(clippy::too_many_arguments)]
+pub fn transfer(
+    tx: &Connection,
+    who: &Principal,
+    now: i64,
+    today: NaiveDate,
+    account: &Account,
+    from: &VirtualAccount,
+    tag: &str,
+    quantity: i64,
+    to_name: &str,
+) -> Result<()> {
+    if !who.can_edit_account(account.id) {
+        return Err(DomainError::Forbidden(format!(
+            "Your role may not change account '{}'.",
+            account.name
+        ))
+        .into());
+    }
+    if quantity < 1 {
+        return Err(DomainError::invalid(
+            "invalid_quantity",
+            "quantity",
+            "quantity is at least 1.",
+        )
+        .into());
+    }
+    let to = accounts::find_va(tx, account, to_name).map_err(|_| {
+        DomainError::invalid(
+            "unknown_virtual_account",
+            "to_virtual_account",
+            format!(
+                "No virtual account '{to_name}' in account '{}'.",
+                account.name
+            ),
+        )
+    })?;
+    if to.id == from.id {
+        return Err(DomainError::invalid(
+            "invalid_transfer",
+            "to_virtual_account",
+            "Source and destination are the same virtual account.",
+        )
+        .into());
+    }
+    let license = find(tx, from.id, tag)?.ok_or_else(|| {
+        DomainError::invalid(
+            "unknown_license",
+            "tag",
+            format!("No license {tag} in '{}'.", from.name),
+        )
+    })?;
+    let (_, evaluation) = evaluate(tx, from.id, today)?;
+    let pool = evaluation.pools.get(tag);
+    let committed = pool.map_or(0, |p| p.in_use) + license.reserved;
+    if license.spec.quantity - quantity < committed {
+        return Err(DomainError::conflict(
+            "insufficient_licenses",
+            format!(
+                "'{}' has {} of {tag}, with {committed} in use or reserved; it can give at most {}.",
+                from.name,
+                license.spec.quantity,
+                (license.spec.quantity - committed).max(0)
+            ),
+        )
+        .into());
+    }
+    let remaining = license.spec.quantity - quantity;
+    if remaining == 0 {
+        tx.execute("DELETE FROM licenses WHERE id = ?1", [license.id])?;
+        counters::bump_va(tx, from.id, -1, 0)?;
+    } else {
+        tx.execute(
+            "UPDATE licenses SET quantity = ?2 WHERE id = ?1",
+            params![license.id, remaining],
+        )?;
+    }
+    match find(tx, to.id, tag)? {
+        Some(existing) => {
+            tx.execute(
+                "UPDATE licenses SET quantity = quantity + ?2 WHERE id = ?1",
+                params![existing.id, quantity],
+            )?;
+        }
+        None => {
+            let spec = LicenseSpec {
+                quantity,
+                ..license.spec.clone()
+            };
+            insert(tx, to.id, &spec, now)?;
+        }
+    }
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &who.actor,
+            action: "license.transferred",
+            account: Some((account.id, &account.name)),
+            target: tag,
+            detail: json!({ "from": from.name, "to": to.name, "quantity": quantity }),
+        },
+    )
+}

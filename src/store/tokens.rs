@@ -1,0 +1,225 @@
+//! Registration tokens of a virtual account. The secret is shown once; only its hash is kept.
+
+use super::accounts::{Account, VirtualAccount};
+use super::events::{self, NewEvent};
+use super::page::{self, Page};
+use super::{Result, StoreError};
+use crate::crypto::secrets;
+use crate::domain::token::{self, TokenState};
+use crate::domain::{names, DomainError, Principal};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::json;
+
+#[derive(Clone, Debug)]
+pub struct Token {
+    pub id: String,
+    pub va_id: i64,
+    pub description: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub max_uses: Option<i64>,
+    pub uses: i64,
+    pub export_controlled: bool,
+    pub revoked_at: Option<i64>,
+}
+
+impl Token {
+    pub fn state(&self, now: i64) -> TokenState {
+        token::state(
+            self.revoked_at,
+            self.expires_at,
+            self.max_uses,
+            self.uses,
+            now,
+        )
+    }
+}
+
+const COLUMNS: &str = "id, va_id, description, created_by, created_at, expires_at, max_uses, uses,
+    export_controlled, revoked_at";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<Token> {
+    Ok(Token {
+        id: r.get(0)?,
+        va_id: r.get(1)?,
+        description: r.get(2)?,
+        created_by: r.get(3)?,
+        created_at: r.get(4)?,
+        expires_at: r.get(5)?,
+        max_uses: r.get(6)?,
+        uses: r.get(7)?,
+        export_controlled: r.get(8)?,
+        revoked_at: r.get(9)?,
+    })
+}
+
+pub struct NewToken<'a> {
+    pub description: &'a str,
+    pub expires_in_days: i64,
+    pub max_uses: Option<i64>,
+    pub export_controlled: bool,
+}
+
+/// Creates a token and returns it with its secret (the only time the secret exists).
+pub fn create(
+    tx: &Connection,
+    who: &Principal,
+    now: i64,
+    account: &Account,
+    va: &VirtualAccount,
+    new: NewToken<'_>,
+) -> Result<(Token, String)> {
+    if !who.can_edit_account(account.id) {
+        return Err(DomainError::Forbidden(format!(
+            "Your role may not change account '{}'.",
+            account.name
+        ))
+        .into());
+    }
+    let description = names::description(new.description)?;
+    let expires_at = token::check_new(new.expires_in_days, new.max_uses, now)?;
+    let id = format!("tok_{}", secrets::random_secret(9));
+    let secret = format!("st_{}", secrets::random_secret(32));
+    tx.execute(
+        "INSERT INTO tokens (id, va_id, secret_hash, description, created_by, created_at, expires_at,
+                             max_uses, export_controlled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            id,
+            va.id,
+            secrets::secret_hash(&secret),
+            description,
+            who.actor,
+            now,
+            expires_at,
+            new.max_uses,
+            new.export_controlled
+        ],
+    )?;
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &who.actor,
+            action: "token.created",
+            account: Some((account.id, &account.name)),
+            target: &format!("{}/{id}", va.name),
+            detail: json!({
+                "description": description, "expires_in_days": new.expires_in_days,
+                "max_uses": new.max_uses, "export_controlled": new.export_controlled,
+            }),
+        },
+    )?;
+    let token = find(tx, va.id, &id)?.ok_or_else(|| StoreError::not_found("token"))?;
+    Ok((token, secret))
+}
+
+pub fn find(conn: &Connection, va_id: i64, id: &str) -> Result<Option<Token>> {
+    let sql = format!("SELECT {COLUMNS} FROM tokens WHERE va_id = ?1 AND id = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![va_id, id], row)
+        .optional()?)
+}
+
+pub fn find_by_secret(conn: &Connection, secret: &str) -> Result<Option<Token>> {
+    let sql = format!("SELECT {COLUMNS} FROM tokens WHERE secret_hash = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([secrets::secret_hash(secret)], row)
+        .optional()?)
+}
+
+/// Newest first.
+pub fn list(conn: &Connection, va_id: i64, after: Option<&str>, limit: u32) -> Result<Page<Token>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tokens WHERE va_id = ?1
+           AND (?2 IS NULL OR (created_at, id) < (SELECT created_at, id FROM tokens WHERE id = ?2))
+         ORDER BY created_at DESC, id DESC LIMIT ?3"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(params![va_id, after, limit + 1], row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(page::from_rows(rows, limit, |t| t.id.clone()))
+}
+
+pub fn revoke(
+    tx: &Connection,
+    who: &Principal,
+    now: i64,
+    account: &Account,
+    va: &VirtualAccount,
+    id: &str,
+) -> Result<Token> {
+    if !who.can_edit_account(account.id) {
+        return Err(DomainError::Forbidden(format!(
+            "Your role may not change account '{}'.",
+            account.name
+        ))
+        .into());
+    }
+    let token =
+        find(tx, va.id, id)?.ok_or_else(|| StoreError::not_found(format!("token '{id}'")))?;
+    if token.revoked_at.is_none() {
+        tx.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        events::record(
+            tx,
+            now,
+            NewEvent {
+                actor: &who.actor,
+                action: "token.revoked",
+                account: Some((account.id, &account.name)),
+                target: &format!("{}/{id}", va.name),
+                detail: json!({ "uses": token.uses }),
+            },
+        )?;
+    }
+    Ok(Token {
+        revoked_at: token.revoked_at.or(Some(now)),
+        ..token
+    })
+}
+
+/// Checks a token presented at registration and counts the use; the refusal codes are
+/// those of CONTRACT.md section 4.
+pub fn redeem(tx: &Connection, secret: &str, now: i64) -> Result<Token> {
+    let token = find_by_secret(tx, secret)?.ok_or_else(|| DomainError::Unauthorized {
+        code: "token_invalid",
+        message: "The registration token is not known here.".into(),
+    })?;
+    match token.state(now) {
+        TokenState::Active => {}
+        TokenState::Revoked => {
+            return Err(DomainError::Unauthorized {
+                code: "token_revoked",
+                message: "The registration token was revoked.".into(),
+            }
+            .into())
+        }
+        TokenState::Expired => {
+            return Err(DomainError::Unauthorized {
+                code: "token_expired",
+                message: "The registration token has expired.".into(),
+            }
+            .into())
+        }
+        TokenState::Exhausted => {
+            return Err(DomainError::conflict(
+                "token_exhausted",
+                "The registration token has been used as often as allowed.",
+            )
+            .into())
+        }
+    }
+    tx.prepare_cached("UPDATE tokens SET uses = uses + 1 WHERE id = ?1")?
+        .execute([&token.id])?;
+    Ok(Token {
+        uses: token.uses + 1,
+        ..token
+    })
+}

@@ -1,0 +1,52 @@
+//! `POST /agent/v1/renew` (new id certificate) and `POST /agent/v1/deregister`.
+
+use super::certificate::{self, Issue};
+use super::verify::signed_instance;
+use crate::store::instances;
+use crate::web::{AppError, State};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+pub async fn renew(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let instance = signed_instance(&state, &req, &body).await?;
+    let now = state.clock.unix();
+    let id = instance.id.clone();
+    let (instance, va_name) = state
+        .store
+        .write(move |tx| instances::renew_certificate(tx, now, &id))
+        .await?;
+    let answer = certificate::issue(
+        &state.authority,
+        Issue {
+            instance_id: &instance.id,
+            udi: &instance.udi,
+            public_key: &instance.public_key,
+            virtual_account: &va_name,
+            issued_at: now,
+            renew_after: instance.cert_renew_after,
+            expires_at: instance.cert_expires_at,
+            export_controlled: instance.export_controlled,
+        },
+    );
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+pub async fn deregister(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let instance = signed_instance(&state, &req, &body).await?;
+    let now = state.clock.unix();
+    let id = instance.id.clone();
+    state
+        .store
+        .write(move |tx| instances::deregister(tx, now, &id))
+        .await?;
+    tracing::info!(instance = %instance.id, "instance deregistered");
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "instance_id": instance.id, "status": "deregistered" })))
+}

@@ -1,0 +1,47 @@
+//! The agent protocol (`/agent/v1`, CONTRACT.md section 4): what product instances call.
+//! Every response under `/agent/v1`, errors included, carries the authority's signature.
+
+mod certificate;
+mod lifecycle;
+mod register;
+pub mod signing;
+mod usage;
+mod verify;
+
+use crate::web::AppError;
+use actix_web::{http::StatusCode, web, HttpRequest};
+
+async fn method_not_allowed(req: HttpRequest) -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    ))
+}
+
+fn post_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(method_not_allowed))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/agent/v1/authority")
+            .route(web::get().to(register::authority))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(post_only(
+        "/agent/v1/register",
+        web::post().to(register::register),
+    ))
+    .service(post_only("/agent/v1/usage", web::post().to(usage::report)))
+    .service(post_only(
+        "/agent/v1/renew",
+        web::post().to(lifecycle::renew),
+    ))
+    .service(post_only(
+        "/agent/v1/deregister",
+        web::post().to(lifecycle::deregister),
+    ));
+}
