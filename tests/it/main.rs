@@ -2,8 +2,10 @@
 
 mod support;
 
+mod agent_protocol;
 mod api_accounts;
 mod browser;
 mod cli;
+mod licensing;
 mod pages;
 mod scoping;

@@ -1,15 +1,16 @@
 //! `POST /agent/v1/renew` (new id certificate) and `POST /agent/v1/deregister`.
 
+use super::body::RawBody;
 use super::certificate::{self, Issue};
 use super::verify::signed_instance;
 use crate::store::instances;
 use crate::web::{AppError, State};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 
 pub async fn renew(
     state: State,
     req: HttpRequest,
-    body: web::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<HttpResponse, AppError> {
     let instance = signed_instance(&state, &req, &body).await?;
     let now = state.clock.unix();
@@ -37,7 +38,7 @@ pub async fn renew(
 pub async fn deregister(
     state: State,
     req: HttpRequest,
-    body: web::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<HttpResponse, AppError> {
     let instance = signed_instance(&state, &req, &body).await?;
     let now = state.clock.unix();

@@ -1,6 +1,7 @@
 //! The agent protocol (`/agent/v1`, CONTRACT.md section 4): what product instances call.
 //! Every response under `/agent/v1`, errors included, carries the authority's signature.
 
+mod body;
 mod certificate;
 mod lifecycle;
 mod register;

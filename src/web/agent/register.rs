@@ -1,11 +1,12 @@
 //! `GET /agent/v1/authority` and `POST /agent/v1/register`.
 
+use super::body::RawBody;
 use super::certificate::{self, Issue};
 use crate::crypto::agent_sig;
 use crate::domain::instance;
 use crate::store::instances::{self, Registration};
 use crate::web::{AppError, State};
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use serde::Deserialize;
 
 pub async fn authority(state: State) -> HttpResponse {
@@ -42,7 +43,7 @@ pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, AppError>
         .map_err(|e| AppError::bad_request(format!("Request body is not valid: {e}")))
 }
 
-pub async fn register(state: State, body: web::Bytes) -> Result<HttpResponse, AppError> {
+pub async fn register(state: State, RawBody(body): RawBody) -> Result<HttpResponse, AppError> {
     // Shape and fields first, the token last: a malformed request never spends a use.
     let b: RegisterBody = parse_json(&body)?;
     let udi = instance::check_udi(&b.udi.pid, &b.udi.sn, b.udi.uuid.as_deref())?;

@@ -1,12 +1,13 @@
 //! `POST /agent/v1/usage`: a signed usage report, answered with the authorization.
 
+use super::body::RawBody;
 use super::register::parse_json;
 use super::verify::signed_instance;
 use crate::clock::rfc3339;
 use crate::domain::{instance, license};
 use crate::store::instances::{self, Report};
 use crate::web::{AppError, State};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashSet;
@@ -75,7 +76,7 @@ fn validate(b: UsageBody, now: i64) -> Result<Report, AppError> {
 pub async fn report(
     state: State,
     req: HttpRequest,
-    body: web::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<HttpResponse, AppError> {
     let instance = signed_instance(&state, &req, &body).await?;
     let now = state.clock.unix();

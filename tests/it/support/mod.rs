@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod webdriver;
 
 use reqwest::StatusCode;
@@ -28,6 +29,8 @@ pub struct Server {
 pub struct ServerOptions {
     pub role: &'static str,
     pub env: Vec<(String, String)>,
+    /// HOST:PORT; a random free port when None.
+    pub listen: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -35,7 +38,26 @@ impl Default for ServerOptions {
         Self {
             role: "satellite",
             env: vec![],
+            listen: None,
         }
+    }
+}
+
+impl ServerOptions {
+    pub fn upstream() -> Self {
+        Self {
+            role: "upstream",
+            ..Default::default()
+        }
+    }
+
+    /// The server's clock shifted by `days`.
+    pub fn days_later(mut self, days: i64) -> Self {
+        self.env.push((
+            "SATELLITE_CLOCK_OFFSET_SECONDS".into(),
+            (days * 86_400).to_string(),
+        ));
+        self
     }
 }
 
@@ -54,7 +76,11 @@ impl Server {
     pub fn start_in(dir: tempfile::TempDir, data_dir: PathBuf, options: ServerOptions) -> Server {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut cmd = Command::new(SATELLITE);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--role", options.role])
+        let listen = options
+            .listen
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:0".into());
+        cmd.args(["serve", "--listen", &listen, "--role", options.role])
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--bundle-dir")
@@ -128,6 +154,18 @@ impl Server {
         let _ = self.child.wait();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         (dir, self.data_dir.clone())
+    }
+
+    /// Stops and starts again on the same data dir and port, with new options.
+    pub fn restart(self, mut options: ServerOptions) -> Server {
+        let addr = self
+            .url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_string();
+        options.listen = Some(addr);
+        let (dir, data_dir) = self.stop();
+        Server::start_in(dir, data_dir, options)
     }
 
     pub fn bundle_dir(&self) -> PathBuf {
@@ -457,5 +495,73 @@ impl Session {
             .get("location")
             .map(|v| v.to_str().unwrap_or("").to_string());
         (status, res.text().await.unwrap_or_default(), location)
+    }
+}
+
+/// An account `Acme` with a virtual account `Lab`, licenses and a token, on an upstream
+/// (where licenses are created by the admin API).
+pub struct Licensed {
+    pub server: Server,
+    pub api: Api,
+}
+
+pub const VA: &str = "/api/v1/accounts/Acme/virtual-accounts/Lab";
+
+impl Licensed {
+    pub async fn start() -> Licensed {
+        Self::start_with(vec![]).await
+    }
+
+    pub async fn start_with(env: Vec<(String, String)>) -> Licensed {
+        let server = Server::start_with(ServerOptions {
+            env,
+            ..ServerOptions::upstream()
+        });
+        let api = server.admin_api().await;
+        api.create_account("Acme").await;
+        api.create_va("Acme", "Lab").await;
+        Licensed { server, api }
+    }
+
+    pub async fn license(&self, body: Value) {
+        let (s, b) = self.api.post(&format!("{VA}/licenses"), body).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
+    pub async fn perpetual(&self, tag: &str, quantity: i64) {
+        self.license(serde_json::json!({
+            "tag": tag, "name": tag, "type": "perpetual", "quantity": quantity, "start": "2020-01-01"
+        }))
+        .await;
+    }
+
+    pub async fn token(&self, body: Value) -> String {
+        let (s, b) = self.api.post(&format!("{VA}/tokens"), body).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        b["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn simple_token(&self) -> String {
+        self.token(serde_json::json!({ "expires_in_days": 30, "export_controlled": false }))
+            .await
+    }
+
+    /// The VA's licenses keyed by tag.
+    pub async fn pools(&self) -> std::collections::BTreeMap<String, Value> {
+        let (s, b) = self.api.get(&format!("{VA}/licenses")).await;
+        assert_eq!(s, StatusCode::OK);
+        b["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["tag"].as_str().unwrap().to_string(), l.clone()))
+            .collect()
+    }
+
+    /// `satellite check` says every counter equals a recount.
+    pub fn assert_counters_exact(&self) {
+        let out = self.server.cli(&["check"]);
+        assert_eq!(out.code, 0, "counters differ: {}", out.stderr);
+        assert_eq!(out.value("counters"), "ok");
     }
 }
