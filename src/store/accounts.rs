@@ -467,3 +467,37 @@ pub fn find_with_va(
     let va = find_va(conn, &account, va)?;
     Ok((account, va))
 }
+
+/// The visible virtual accounts that hold licenses, with their account's name.
+pub fn vas_with_licenses(
+    conn: &Connection,
+    who: &Principal,
+) -> Result<Vec<(String, VirtualAccount)>> {
+    let sql = format!(
+        "SELECT a.name, {} FROM virtual_accounts v JOIN accounts a ON a.id = v.account_id
+         WHERE v.license_count > 0 AND (?1 IS NULL OR a.id = ?1) ORDER BY a.name, v.name",
+        VA_COLUMNS
+            .split(", ")
+            .map(|c| format!("v.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map([who.account_filter()], |r| {
+            let name: String = r.get(0)?;
+            let va = VirtualAccount {
+                id: r.get(1)?,
+                account_id: r.get(2)?,
+                name: r.get(3)?,
+                description: r.get(4)?,
+                synced: r.get(5)?,
+                license_count: r.get(6)?,
+                instance_count: r.get(7)?,
+                created_at: r.get(8)?,
+            };
+            Ok((name, va))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}

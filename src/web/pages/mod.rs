@@ -3,9 +3,11 @@
 pub mod accounts;
 pub mod dashboard;
 pub mod events;
+pub mod instances;
 pub mod login;
 pub mod password;
 pub mod users;
+pub mod va_view;
 pub mod virtual_accounts;
 
 use actix_web::web;
@@ -16,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(dashboard::configure)
         .configure(accounts::configure)
         .configure(virtual_accounts::configure)
+        .configure(instances::configure)
         .configure(users::configure)
         .configure(events::configure);
 }

@@ -1,63 +1,129 @@
-//! A virtual account's page: its details, edit and delete.
+//! A virtual account's page: pools, tokens, instances by status, and the forms that
+//! change them (edit, license create/transfer, token create/revoke, delete).
 
-use super::accounts::{AccountView, CsrfForm, EditForm, VaView};
-use crate::store::accounts;
+use super::accounts::{CsrfForm, EditForm};
+use super::va_view::{self, VaData};
+use crate::config::ServerRole;
+use crate::domain::license::{LicenseSpec, RawLicense};
+use crate::store::{accounts, licenses, tokens};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
 use crate::web::{AppError, PageError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default, Clone)]
+pub struct LicenseForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pub tag: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub license_type: String,
+    #[serde(default)]
+    pub quantity: String,
+    #[serde(default)]
+    pub start: String,
+    #[serde(default)]
+    pub end: String,
+    pub export_controlled: Option<String>,
+    #[serde(default)]
+    pub substitutes: String,
+}
+
+#[derive(Deserialize, Default, Clone)]
+pub struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub expires_in_days: String,
+    #[serde(default)]
+    pub max_uses: String,
+    pub export_controlled: Option<String>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+pub struct TransferForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pub tag: String,
+    #[serde(default)]
+    pub quantity: String,
+    #[serde(default)]
+    pub to_virtual_account: String,
+}
+
+/// What a re-rendered page shows besides the stored data.
+#[derive(Default)]
+pub struct Extra {
+    pub edit: Option<(String, String)>,
+    pub edit_errors: FormErrors,
+    pub license: LicenseForm,
+    pub license_errors: FormErrors,
+    pub token: TokenForm,
+    pub token_errors: FormErrors,
+    pub transfer: TransferForm,
+    pub transfer_errors: FormErrors,
+    pub created_token: Option<(String, String)>,
+    pub problem: Option<String>,
+}
 
 #[derive(Template)]
 #[template(path = "virtual_accounts/show.html")]
 struct ShowPage {
     layout: Layout,
-    account: AccountView,
-    va: VaView,
+    d: VaData,
     can_edit: bool,
+    can_create_licenses: bool,
     edit_name: String,
     edit_description: String,
-    errors: FormErrors,
-    problem: Option<String>,
+    x: Extra,
 }
 
-async fn show_page(
+pub async fn render_page(
     req: &HttpRequest,
     state: &State,
     user: &SessionUser,
     names: (String, String),
-    edit: Option<(String, String, FormErrors)>,
-    problem: Option<String>,
+    x: Extra,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let who = user.principal.clone();
-    let (account, va) = state
+    let (now, today) = (state.clock.unix(), state.clock.now().date_naive());
+    let d = state
         .store
-        .read(move |c| {
-            let account = accounts::find(c, &who, &names.0)?;
-            let va = accounts::find_va(c, &account, &names.1)?;
-            Ok((account, va))
-        })
+        .read(move |c| va_view::load(c, &who, &names.0, &names.1, now, today))
         .await?;
-    let (edit_name, edit_description, errors) = edit.unwrap_or_else(|| {
-        (
-            va.name.clone(),
-            va.description.clone(),
-            FormErrors::default(),
-        )
-    });
+    let (edit_name, edit_description) = x
+        .edit
+        .clone()
+        .unwrap_or_else(|| (d.va.name.clone(), d.va.description.clone()));
+    let can_edit = user.principal.can_edit_account(d.account_id);
     let page = ShowPage {
-        layout: Layout::new(req, user, "accounts", &va.name),
-        can_edit: user.principal.can_edit_account(account.id),
-        va: VaView::new(&account, &va),
-        account: AccountView::from(&account),
+        layout: Layout::new(req, user, "accounts", &d.va.name),
+        can_create_licenses: can_edit && state.settings.role == ServerRole::Upstream,
+        can_edit,
         edit_name,
         edit_description,
-        errors,
-        problem,
+        d,
+        x,
     };
     Ok(render::page_with_status(req, status, &page)?)
+}
+
+fn va_url(names: &(String, String)) -> String {
+    format!(
+        "/accounts/{}/virtual-accounts/{}",
+        path_segment(&names.0),
+        path_segment(&names.1)
+    )
 }
 
 async fn show(
@@ -66,16 +132,36 @@ async fn show(
     user: SessionUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
-    show_page(
+    render_page(
         &req,
         &state,
         &user,
         path.into_inner(),
-        None,
-        None,
+        Extra::default(),
         StatusCode::OK,
     )
     .await
+}
+
+/// Shows a refused change on the page: field errors next to their form, anything else
+/// (a conflict) as a problem banner.
+fn refusal(
+    e: AppError,
+    place: impl FnOnce(&mut Extra, FormErrors),
+) -> Result<(Extra, StatusCode), PageError> {
+    let mut x = Extra::default();
+    let status = e.status;
+    if e.field.is_some() {
+        let errors = FormErrors::from_error(e)?;
+        let status = errors.status();
+        place(&mut x, errors);
+        return Ok((x, status));
+    }
+    if status == StatusCode::CONFLICT {
+        x.problem = Some(e.message);
+        return Ok((x, status));
+    }
+    Err(e.into())
 }
 
 async fn update(
@@ -106,28 +192,17 @@ async fn update(
         .await;
     match result {
         Ok(va) => Ok(render::redirect_with_flash(
-            &format!(
-                "/accounts/{}/virtual-accounts/{}",
-                path_segment(&names.0),
-                path_segment(&va.name)
-            ),
+            &va_url(&(names.0.clone(), va.name)),
             "Virtual account saved.",
         )),
         Err(e) => {
-            let e = AppError::from(e);
-            if e.status == StatusCode::CONFLICT {
-                let msg = Some(e.message);
-                return show_page(&req, &state, &user, names, None, msg, StatusCode::CONFLICT)
-                    .await;
-            }
-            let errors = FormErrors::from_error(e)?;
-            let status = errors.status();
-            let edit = Some((
+            let edit = (
                 form.name.unwrap_or_else(|| names.1.clone()),
                 form.description,
-                errors,
-            ));
-            show_page(&req, &state, &user, names, edit, None, status).await
+            );
+            let (mut x, status) = refusal(e.into(), |x, errors| x.edit_errors = errors)?;
+            x.edit = Some(edit);
+            render_page(&req, &state, &user, names, x, status).await
         }
     }
 }
@@ -149,27 +224,241 @@ async fn delete(
             accounts::delete_va(tx, &who, now, &account, &n.1)
         })
         .await;
-    match result.map_err(AppError::from) {
+    match result {
         Ok(()) => Ok(render::redirect_with_flash(
             &format!("/accounts/{}", path_segment(&names.0)),
             &format!("Virtual account '{}' deleted.", names.1),
         )),
-        Err(e) if e.status == StatusCode::CONFLICT => {
-            let msg = Some(e.message);
-            show_page(&req, &state, &user, names, None, msg, StatusCode::CONFLICT).await
+        Err(e) => {
+            let (x, status) = refusal(e.into(), |_, _| {})?;
+            render_page(&req, &state, &user, names, x, status).await
         }
-        Err(e) => Err(e.into()),
     }
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/accounts/{a}/virtual-accounts/{va}", web::get().to(show))
-        .route(
-            "/accounts/{a}/virtual-accounts/{va}",
-            web::post().to(update),
+fn number(field: &'static str, raw: &str) -> Result<i64, AppError> {
+    raw.trim().parse::<i64>().map_err(|_| {
+        let mut e =
+            AppError::unprocessable("invalid_number", format!("{field} must be a whole number."));
+        e.field = Some(field);
+        e
+    })
+}
+
+async fn create_license(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<LicenseForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    let (names, form) = (path.into_inner(), form.into_inner());
+    if state.settings.role != ServerRole::Upstream {
+        return Err(AppError::forbidden(
+            "Licenses are created on the upstream and arrive here by sync.",
         )
+        .into());
+    }
+    let substitutes: Vec<String> = form
+        .substitutes
+        .lines()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let spec = number("quantity", &form.quantity).and_then(|quantity| {
+        LicenseSpec::validate(RawLicense {
+            tag: form.tag.trim(),
+            name: &form.name,
+            license_type: &form.license_type,
+            quantity,
+            start: form.start.trim(),
+            end: Some(form.end.trim()).filter(|e| !e.is_empty()),
+            export_controlled: form.export_controlled.is_some(),
+            substitutes: &substitutes,
+        })
+        .map_err(AppError::from)
+    });
+    let (who, now, n) = (user.principal.clone(), state.clock.unix(), names.clone());
+    let result = match spec {
+        Ok(spec) => state
+            .store
+            .write(move |tx| {
+                let (account, va) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
+                licenses::create(tx, &who, now, &account, &va, &spec)?;
+                Ok(spec.tag)
+            })
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(tag) => Ok(render::redirect_with_flash(
+            &va_url(&names),
+            &format!("License {tag} added."),
+        )),
+        Err(e) => {
+            let (mut x, status) = refusal(e, |x, errors| x.license_errors = errors)?;
+            x.license = form;
+            render_page(&req, &state, &user, names, x, status).await
+        }
+    }
+}
+
+async fn transfer_license(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<TransferForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    let (names, form) = (path.into_inner(), form.into_inner());
+    let (who, now, today, n) = (
+        user.principal.clone(),
+        state.clock.unix(),
+        state.clock.now().date_naive(),
+        names.clone(),
+    );
+    let f = form.clone();
+    let result = match number("quantity", &form.quantity) {
+        Ok(quantity) => state
+            .store
+            .write(move |tx| {
+                let (account, from) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
+                licenses::transfer(
+                    tx,
+                    &who,
+                    now,
+                    today,
+                    &account,
+                    &from,
+                    &f.tag,
+                    quantity,
+                    &f.to_virtual_account,
+                )
+            })
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(render::redirect_with_flash(
+            &va_url(&names),
+            &format!(
+                "Moved {} of {} to {}.",
+                form.quantity.trim(),
+                form.tag,
+                form.to_virtual_account
+            ),
+        )),
+        Err(e) => {
+            let (mut x, status) = refusal(e, |x, errors| x.transfer_errors = errors)?;
+            x.transfer = form;
+            render_page(&req, &state, &user, names, x, status).await
+        }
+    }
+}
+
+async fn create_token(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<TokenForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    let (names, form) = (path.into_inner(), form.into_inner());
+    let parsed = number("expires_in_days", &form.expires_in_days).and_then(|days| {
+        let max = form.max_uses.trim();
+        let max_uses = if max.is_empty() {
+            None
+        } else {
+            Some(number("max_uses", max)?)
+        };
+        Ok((days, max_uses))
+    });
+    let (who, now, n, f) = (
+        user.principal.clone(),
+        state.clock.unix(),
+        names.clone(),
+        form.clone(),
+    );
+    let result = match parsed {
+        Ok((days, max_uses)) => state
+            .store
+            .write(move |tx| {
+                let (account, va) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
+                let new = tokens::NewToken {
+                    description: &f.description,
+                    expires_in_days: days,
+                    max_uses,
+                    export_controlled: f.export_controlled.is_some(),
+                };
+                tokens::create(tx, &who, now, &account, &va, new)
+            })
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((token, secret)) => {
+            // The secret exists only now: show it on this response, never again.
+            let x = Extra {
+                created_token: Some((token.id, secret)),
+                ..Default::default()
+            };
+            render_page(&req, &state, &user, names, x, StatusCode::CREATED).await
+        }
+        Err(e) => {
+            let (mut x, status) = refusal(e, |x, errors| x.token_errors = errors)?;
+            x.token = form;
+            render_page(&req, &state, &user, names, x, status).await
+        }
+    }
+}
+
+async fn revoke_token(
+    state: State,
+    user: SessionUser,
+    path: web::Path<(String, String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    let (a, va, id) = path.into_inner();
+    let (who, now, n) = (
+        user.principal.clone(),
+        state.clock.unix(),
+        (a.clone(), va.clone()),
+    );
+    let token_id = id.clone();
+    state
+        .store
+        .write(move |tx| {
+            let (account, va) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
+            tokens::revoke(tx, &who, now, &account, &va, &token_id)
+        })
+        .await?;
+    Ok(render::redirect_with_flash(
+        &va_url(&(a, va)),
+        &format!("Token {id} revoked."),
+    ))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let base = "/accounts/{a}/virtual-accounts/{va}";
+    cfg.route(base, web::get().to(show))
+        .route(base, web::post().to(update))
+        .route(&format!("{base}/delete"), web::post().to(delete))
+        .route(&format!("{base}/licenses"), web::post().to(create_license))
         .route(
-            "/accounts/{a}/virtual-accounts/{va}/delete",
-            web::post().to(delete),
+            &format!("{base}/licenses/transfer"),
+            web::post().to(transfer_license),
+        )
+        .route(&format!("{base}/tokens"), web::post().to(create_token))
+        .route(
+            &format!("{base}/tokens/{{id}}/revoke"),
+            web::post().to(revoke_token),
         );
 }

@@ -156,6 +156,22 @@ impl Browser {
     }
 
     async fn element(&self, css: &str) -> String {
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+        if found.as_array().is_none_or(|a| a.is_empty()) {
+            // Leave evidence for people: what the page showed when the element was missing.
+            let path = self.screenshot("failure-missing-element").await;
+            panic!(
+                "no element {css} on {}; screenshot {}",
+                self.current_url().await,
+                path.display()
+            );
+        }
         let v = self
             .call(
                 reqwest::Method::POST,

@@ -1,0 +1,309 @@
+//! Product instances of a virtual account: list with search and paging, detail with
+//! history, remove and transfer.
+
+use super::accounts::CsrfForm;
+use super::va_view::label;
+use crate::clock;
+use crate::store::instances::{self, Instance};
+use crate::store::{accounts, page};
+use crate::web::auth::SessionUser;
+use crate::web::render::{self, path_segment, FormErrors, Layout};
+use crate::web::{AppError, PageError, State};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+pub struct InstanceRow {
+    pub id: String,
+    pub url: String,
+    pub pid: String,
+    pub sn: String,
+    pub product: String,
+    pub hostname: String,
+    pub status: String,
+    pub status_label: String,
+    pub last_contact: String,
+}
+
+impl InstanceRow {
+    fn new(i: &Instance, va_url: &str) -> Self {
+        Self {
+            id: i.id.clone(),
+            url: format!("{va_url}/instances/{}", path_segment(&i.id)),
+            pid: i.udi.pid.clone(),
+            sn: i.udi.sn.clone(),
+            product: format!("{} {}", i.product_name, i.product_version),
+            hostname: i.hostname.clone().unwrap_or_default(),
+            status_label: label(&i.status),
+            status: i.status.clone(),
+            last_contact: clock::human(i.last_contact),
+        }
+    }
+}
+
+fn va_url(a: &str, va: &str) -> String {
+    format!(
+        "/accounts/{}/virtual-accounts/{}",
+        path_segment(a),
+        path_segment(va)
+    )
+}
+
+#[derive(Template)]
+#[template(path = "instances/list.html")]
+struct ListPage {
+    layout: Layout,
+    account: String,
+    account_url: String,
+    va: String,
+    va_url: String,
+    search: String,
+    instances: Vec<InstanceRow>,
+    next_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    search: Option<String>,
+    after: Option<String>,
+}
+
+async fn list(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<(String, String)>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let ((a, va), q) = (path.into_inner(), q.into_inner());
+    let who = user.principal.clone();
+    let search = q.search.clone().unwrap_or_default();
+    let (account, va, page) = state
+        .store
+        .read(move |c| {
+            let (account, va) = accounts::find_with_va(c, &who, &a, &va)?;
+            let page = instances::list(
+                c,
+                va.id,
+                q.search.as_deref(),
+                q.after.as_deref(),
+                page::DEFAULT_LIMIT,
+            )?;
+            Ok((account, va, page))
+        })
+        .await?;
+    let base = va_url(&account.name, &va.name);
+    let view = ListPage {
+        layout: Layout::new(&req, &user, "accounts", "Product instances"),
+        account_url: format!("/accounts/{}", path_segment(&account.name)),
+        account: account.name,
+        instances: page
+            .items
+            .iter()
+            .map(|i| InstanceRow::new(i, &base))
+            .collect(),
+        next_url: page.next_after.map(|a| {
+            format!(
+                "{base}/instances?after={}&search={}",
+                path_segment(&a),
+                path_segment(&search)
+            )
+        }),
+        va: va.name,
+        va_url: base,
+        search,
+    };
+    Ok(render::page(&req, &view)?)
+}
+
+pub struct HistoryRow {
+    pub at: String,
+    pub status: String,
+    pub note: String,
+}
+
+#[derive(Template)]
+#[template(path = "instances/show.html")]
+struct ShowPage {
+    layout: Layout,
+    account: String,
+    account_url: String,
+    va_url: String,
+    va: String,
+    i: InstanceRow,
+    uuid: String,
+    export_controlled: bool,
+    registered: String,
+    cert_renew: String,
+    cert_expires: String,
+    auth_renew: String,
+    auth_expires: String,
+    usage: Vec<(String, i64)>,
+    history: Vec<HistoryRow>,
+    can_edit: bool,
+    other_vas: Vec<String>,
+    errors: FormErrors,
+    problem: Option<String>,
+}
+
+async fn show_page(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    names: (String, String, String),
+    errors: FormErrors,
+    problem: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let who = user.principal.clone();
+    let (account, va, inst, usage, history, other_vas) = state
+        .store
+        .read(move |c| {
+            let (account, va) = accounts::find_with_va(c, &who, &names.0, &names.1)?;
+            let inst = instances::find_in_va(c, &va, &names.2)?;
+            let usage = instances::usage_of(c, &inst.id)?;
+            let history = instances::history(c, &inst.id)?;
+            let others: Vec<String> = accounts::list_vas(c, &account, None, 500)?
+                .items
+                .into_iter()
+                .filter(|v| v.id != va.id)
+                .map(|v| v.name)
+                .collect();
+            Ok((account, va, inst, usage, history, others))
+        })
+        .await?;
+    let base = va_url(&account.name, &va.name);
+    let opt = |t: Option<i64>| t.map(clock::human).unwrap_or_else(|| "—".into());
+    let view = ShowPage {
+        layout: Layout::new(req, user, "accounts", &inst.id),
+        can_edit: user.principal.can_edit_account(account.id),
+        account_url: format!("/accounts/{}", path_segment(&account.name)),
+        account: account.name,
+        va: va.name,
+        uuid: inst.udi.uuid.clone().unwrap_or_default(),
+        export_controlled: inst.export_controlled,
+        registered: clock::human(inst.registered_at),
+        cert_renew: clock::human(inst.cert_renew_after),
+        cert_expires: clock::human(inst.cert_expires_at),
+        auth_renew: opt(inst.auth_renew_after),
+        auth_expires: opt(inst.auth_expires_at),
+        i: InstanceRow::new(&inst, &base),
+        va_url: base,
+        usage,
+        history: history
+            .into_iter()
+            .map(|(at, status, note)| HistoryRow {
+                at: clock::human(at),
+                status: label(&status),
+                note,
+            })
+            .collect(),
+        other_vas,
+        errors,
+        problem,
+    };
+    Ok(render::page_with_status(req, status, &view)?)
+}
+
+async fn show(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, PageError> {
+    show_page(
+        &req,
+        &state,
+        &user,
+        path.into_inner(),
+        FormErrors::default(),
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn remove(
+    state: State,
+    user: SessionUser,
+    path: web::Path<(String, String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    let names = path.into_inner();
+    let (who, now, n) = (user.principal.clone(), state.clock.unix(), names.clone());
+    state
+        .store
+        .write(move |tx| {
+            let (account, va) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
+            instances::remove(tx, &who, now, &account, &va, &n.2)
+        })
+        .await?;
+    Ok(render::redirect_with_flash(
+        &format!("{}/instances", va_url(&names.0, &names.1)),
+        &format!("Instance {} removed; its licenses are free again.", names.2),
+    ))
+}
+
+#[derive(Deserialize)]
+struct TransferForm {
+    csrf: String,
+    to_virtual_account: String,
+}
+
+async fn transfer(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<(String, String, String)>,
+    form: web::Form<TransferForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    let (names, form) = (path.into_inner(), form.into_inner());
+    let (who, now, n) = (user.principal.clone(), state.clock.unix(), names.clone());
+    let to = form.to_virtual_account.clone();
+    let result = state
+        .store
+        .write(move |tx| {
+            let (account, from) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
+            instances::transfer(tx, &who, now, &account, &from, &n.2, &to)
+        })
+        .await;
+    match result.map_err(AppError::from) {
+        Ok(to) => Ok(render::redirect_with_flash(
+            &format!(
+                "{}/instances/{}",
+                va_url(&names.0, &to.name),
+                path_segment(&names.2)
+            ),
+            &format!("Instance moved to {}.", to.name),
+        )),
+        Err(e) if e.status == StatusCode::CONFLICT => {
+            let status = e.status;
+            show_page(
+                &req,
+                &state,
+                &user,
+                names,
+                FormErrors::default(),
+                Some(e.message),
+                status,
+            )
+            .await
+        }
+        Err(e) => {
+            let errors = FormErrors::from_error(e)?;
+            let status = errors.status();
+            show_page(&req, &state, &user, names, errors, None, status).await
+        }
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let base = "/accounts/{a}/virtual-accounts/{va}/instances";
+    cfg.route(base, web::get().to(list))
+        .route(&format!("{base}/{{id}}"), web::get().to(show))
+        .route(&format!("{base}/{{id}}/remove"), web::post().to(remove))
+        .route(&format!("{base}/{{id}}/transfer"), web::post().to(transfer));
+}

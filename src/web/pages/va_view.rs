@@ -1,0 +1,156 @@
+//! Everything the virtual account page shows, gathered in one read.
+
+use super::accounts::{AccountView, VaView};
+use crate::clock;
+use crate::domain::compliance::{Evaluation, PoolStatus};
+use crate::domain::Principal;
+use crate::store::licenses::{self, License};
+use crate::store::tokens::{self, Token};
+use crate::store::{accounts, instances, StoreError};
+use crate::web::render::path_segment;
+use chrono::NaiveDate;
+use rusqlite::Connection;
+
+pub struct LicenseView {
+    pub tag: String,
+    pub name: String,
+    pub license_type: &'static str,
+    pub quantity: i64,
+    pub in_use: i64,
+    pub reserved: i64,
+    pub available: i64,
+    pub status: &'static str,
+    pub status_label: String,
+    pub dates: String,
+    pub export_controlled: bool,
+    pub substitutes: String,
+    /// For the <meter>: in use, capped at the quantity so the gauge stays in range.
+    pub meter_value: i64,
+    pub meter_max: i64,
+}
+
+impl LicenseView {
+    pub fn new(l: &License, e: &Evaluation) -> Self {
+        let pool = e.pools.get(&l.spec.tag);
+        let in_use = pool.map_or(0, |p| p.in_use);
+        let status = pool.map_or(PoolStatus::InCompliance, |p| p.status).as_str();
+        let dates = match l.spec.end {
+            Some(end) => format!("{} – {end}", l.spec.start),
+            None => format!("from {}", l.spec.start),
+        };
+        Self {
+            tag: l.spec.tag.clone(),
+            name: l.spec.name.clone(),
+            license_type: l.spec.license_type.as_str(),
+            quantity: l.spec.quantity,
+            in_use,
+            reserved: l.reserved,
+            available: pool.map_or(0, |p| p.available),
+            status,
+            status_label: label(status),
+            dates,
+            export_controlled: l.spec.export_controlled,
+            substitutes: l.spec.substitutes.join(", "),
+            meter_value: (in_use + l.reserved).min(l.spec.quantity.max(1)),
+            meter_max: l.spec.quantity.max(1),
+        }
+    }
+}
+
+pub struct TokenView {
+    pub id: String,
+    pub description: String,
+    pub expires: String,
+    pub uses: String,
+    pub export_controlled: bool,
+    pub state: &'static str,
+    pub revoke_url: String,
+    pub revocable: bool,
+}
+
+impl TokenView {
+    pub fn new(t: &Token, now: i64, va_url: &str) -> Self {
+        let state = t.state(now);
+        Self {
+            id: t.id.clone(),
+            description: t.description.clone(),
+            expires: clock::human(t.expires_at),
+            uses: match t.max_uses {
+                Some(m) => format!("{} / {m}", t.uses),
+                None => format!("{} / ∞", t.uses),
+            },
+            export_controlled: t.export_controlled,
+            state: state.as_str(),
+            revoke_url: format!("{va_url}/tokens/{}/revoke", path_segment(&t.id)),
+            revocable: t.revoked_at.is_none(),
+        }
+    }
+}
+
+/// `out_of_compliance` → `out of compliance`, for people.
+pub fn label(code: &str) -> String {
+    code.replace('_', " ")
+}
+
+pub struct StatusCount {
+    pub status: String,
+    pub label: String,
+    pub n: i64,
+}
+
+pub struct VaData {
+    pub account: AccountView,
+    pub account_id: i64,
+    pub va: VaView,
+    pub synced: bool,
+    pub licenses: Vec<LicenseView>,
+    pub tokens: Vec<TokenView>,
+    pub more_tokens: bool,
+    pub statuses: Vec<StatusCount>,
+    pub other_vas: Vec<String>,
+}
+
+pub fn load(
+    conn: &Connection,
+    who: &Principal,
+    a: &str,
+    va: &str,
+    now: i64,
+    today: NaiveDate,
+) -> Result<VaData, StoreError> {
+    let (account, va) = accounts::find_with_va(conn, who, a, va)?;
+    let (licenses, evaluation) = licenses::evaluate(conn, va.id, today)?;
+    let token_page = tokens::list(conn, va.id, None, 20)?;
+    let va_view = VaView::new(&account, &va);
+    let other_vas = accounts::list_vas(conn, &account, None, 500)?
+        .items
+        .into_iter()
+        .filter(|v| v.id != va.id)
+        .map(|v| v.name)
+        .collect();
+    Ok(VaData {
+        account_id: account.id,
+        synced: va.synced,
+        licenses: licenses
+            .iter()
+            .map(|l| LicenseView::new(l, &evaluation))
+            .collect(),
+        tokens: token_page
+            .items
+            .iter()
+            .map(|t| TokenView::new(t, now, &va_view.url))
+            .collect(),
+        more_tokens: token_page.next_after.is_some(),
+        statuses: instances::status_counts(conn, Some(va.id), None)?
+            .into_iter()
+            .map(|(status, n)| StatusCount {
+                label: label(&status),
+                status,
+                n,
+            })
+            .collect(),
+        other_vas,
+        account: AccountView::from(&account),
+        va: va_view,
+    })
+}
