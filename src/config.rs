@@ -44,6 +44,12 @@ pub struct Settings {
     pub log: String,
     /// Shifts the server's clock; only for exercising timers in tests and drills.
     pub clock_offset_seconds: i64,
+    /// HTTP(S) proxy for connected sync, e.g. `http://proxy.example:3128`.
+    pub upstream_proxy: Option<String>,
+    /// Days without a sync before the `sync_overdue` alert.
+    pub sync_overdue_days: i64,
+    /// How often the inbox/ folder is scanned for bundles, in seconds (0 turns it off).
+    pub inbox_scan_seconds: u64,
 }
 
 impl Default for Settings {
@@ -56,6 +62,9 @@ impl Default for Settings {
             insecure_http: false,
             log: "info".into(),
             clock_offset_seconds: 0,
+            upstream_proxy: None,
+            sync_overdue_days: 30,
+            inbox_scan_seconds: 5,
         }
     }
 }
@@ -71,6 +80,9 @@ pub struct SettingsLayer {
     pub insecure_http: Option<bool>,
     pub log: Option<String>,
     pub clock_offset_seconds: Option<i64>,
+    pub upstream_proxy: Option<String>,
+    pub sync_overdue_days: Option<i64>,
+    pub inbox_scan_seconds: Option<u64>,
 }
 
 impl SettingsLayer {
@@ -121,6 +133,13 @@ impl SettingsLayer {
             clock_offset_seconds: var("SATELLITE_CLOCK_OFFSET_SECONDS")
                 .map(|v| parse("SATELLITE_CLOCK_OFFSET_SECONDS", v))
                 .transpose()?,
+            upstream_proxy: var("SATELLITE_UPSTREAM_PROXY"),
+            sync_overdue_days: var("SATELLITE_SYNC_OVERDUE_DAYS")
+                .map(|v| parse("SATELLITE_SYNC_OVERDUE_DAYS", v))
+                .transpose()?,
+            inbox_scan_seconds: var("SATELLITE_INBOX_SCAN_SECONDS")
+                .map(|v| parse("SATELLITE_INBOX_SCAN_SECONDS", v))
+                .transpose()?,
         })
     }
 
@@ -145,6 +164,15 @@ impl SettingsLayer {
         }
         if let Some(v) = self.clock_offset_seconds {
             s.clock_offset_seconds = v;
+        }
+        if let Some(v) = self.upstream_proxy {
+            s.upstream_proxy = Some(v);
+        }
+        if let Some(v) = self.sync_overdue_days {
+            s.sync_overdue_days = v;
+        }
+        if let Some(v) = self.inbox_scan_seconds {
+            s.inbox_scan_seconds = v;
         }
     }
 }

@@ -11,4 +11,5 @@ pub mod crypto;
 pub mod domain;
 pub mod jobs;
 pub mod store;
+pub mod sync;
 pub mod web;

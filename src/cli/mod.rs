@@ -1,6 +1,7 @@
 //! The `satellite` command line. Exit codes: 0 ok, 1 operation failed, 2 usage.
 
 mod admin;
+mod bundle;
 mod output;
 mod serve;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Manage machine clients of the admin API.
     #[command(subcommand, name = "api-client")]
     ApiClient(admin::ApiClientCommand),
+    /// Sync bundles for disconnected mode.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
     /// Write a consistent copy of the database to FILE (safe while the server runs).
     Backup { file: PathBuf },
     /// Replace the database with the backup in FILE.
@@ -146,6 +150,9 @@ pub fn run() -> ExitCode {
         }
         Command::Restore { file } => {
             settings(&cli.global, no_flags()).and_then(|s| admin::restore(s, &file, &out))
+        }
+        Command::Bundle(cmd) => {
+            settings(&cli.global, no_flags()).and_then(|s| bundle::run(s, cmd, &out))
         }
         Command::Check => settings(&cli.global, no_flags()).and_then(|s| admin::check(s, &out)),
     };

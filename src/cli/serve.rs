@@ -94,6 +94,16 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         Some(tls::server_config(data_dir)?)
     };
     let admin_password = ensure_initial_admin(&store, clock.unix())?;
+    let role = settings.role.as_str();
+    let bundle_dir = std::fs::canonicalize(&settings.bundle_dir)
+        .unwrap_or_else(|_| settings.bundle_dir.clone())
+        .display()
+        .to_string();
+    // Recorded so that CLI commands on this data dir act as this server does.
+    store.write_blocking(|tx| {
+        crate::store::sync_state::set_meta(tx, "role", role)?;
+        crate::store::sync_state::set_meta(tx, "bundle_dir", &bundle_dir)
+    })?;
     let listener = TcpListener::bind(&settings.listen).map_err(|e| {
         CliError(format!(
             "cannot listen on {}: {e}; pass --listen HOST:PORT",
@@ -118,15 +128,24 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         None => eprintln!("satellite ({} role) is up at {url}", settings.role.as_str()),
     }
     tracing::info!(authority_id = authority.authority_id(), role = settings.role.as_str(), %url, "starting");
+    let sync = crate::sync::SyncContext::new(store.clone(), authority.clone(), &settings, clock);
     let state = AppState {
         store,
         settings: settings.clone(),
         authority,
         clock,
         login_throttle: LoginThrottle::default(),
+        sync: sync.clone(),
     };
     actix_web::rt::System::new().block_on(async move {
         actix_web::rt::spawn(crate::jobs::run_timers(state.store.clone(), state.clock));
+        if settings.role == ServerRole::Satellite {
+            actix_web::rt::spawn(crate::sync::scheduler::run_schedules(sync.clone()));
+        }
+        if settings.inbox_scan_seconds > 0 {
+            let every = std::time::Duration::from_secs(settings.inbox_scan_seconds);
+            actix_web::rt::spawn(crate::sync::scheduler::watch_inbox(sync, every));
+        }
         let server = web::serve(state, listener, tls_config)
             .map_err(|e| CliError(format!("cannot start server: {e}")))?;
         server

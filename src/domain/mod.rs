@@ -1,12 +1,14 @@
 //! Licensing rules as plain data and pure functions. No I/O here, and no clock:
 //! every function that depends on time takes `now` (unix seconds) as an argument.
 
+pub mod alerts;
 pub mod compliance;
 pub mod error;
 pub mod instance;
 pub mod license;
 pub mod names;
 pub mod roles;
+pub mod schedule;
 pub mod timers;
 pub mod token;
 

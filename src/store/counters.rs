@@ -64,10 +64,13 @@ pub fn recount(conn: &Connection) -> Result<Vec<String>> {
                       coalesce(t.demand, 0) AS d, coalesce(t.demand_export, 0) AS de,
                       coalesce(r.d, 0) AS rd, coalesce(r.de, 0) AS rde
                FROM usage_totals t FULL OUTER JOIN (
-                 SELECT i.va_id, u.tag, sum(u.count) AS d,
-                        sum(CASE WHEN i.export_controlled THEN u.count ELSE 0 END) AS de
-                 FROM instance_usage u JOIN instances i ON i.id = u.instance_id
-                 GROUP BY i.va_id, u.tag) r ON r.va_id = t.va_id AND r.tag = t.tag)
+                 SELECT va_id, tag, sum(c) AS d, sum(e) AS de FROM (
+                   SELECT i.va_id AS va_id, u.tag AS tag, u.count AS c,
+                          CASE WHEN i.export_controlled THEN u.count ELSE 0 END AS e
+                   FROM instance_usage u JOIN instances i ON i.id = u.instance_id
+                   UNION ALL
+                   SELECT va_id, tag, count, CASE WHEN export THEN count ELSE 0 END FROM satellite_usage)
+                 GROUP BY va_id, tag) r ON r.va_id = t.va_id AND r.tag = t.tag)
              WHERE d <> rd OR de <> rde",
         ),
         (

@@ -11,6 +11,8 @@ pub mod licenses;
 pub mod migrations;
 pub mod page;
 pub mod sessions;
+pub mod sync_state;
+pub mod synced;
 pub mod tokens;
 pub mod users;
 

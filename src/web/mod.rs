@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod pages;
 pub mod render;
 pub mod throttle;
+pub mod upload;
 
 pub use error::{AppError, PageError};
 
@@ -28,6 +29,7 @@ pub struct AppState {
     pub authority: Arc<AuthorityKey>,
     pub clock: Clock,
     pub login_throttle: throttle::LoginThrottle,
+    pub sync: crate::sync::SyncContext,
 }
 
 pub type State = web::Data<AppState>;

@@ -6,6 +6,7 @@ pub mod instances;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
+pub mod sync;
 pub mod tokens;
 pub mod virtual_accounts;
 
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tokens::configure)
         .configure(licenses::configure)
         .configure(instances::configure)
+        .configure(sync::configure)
         .configure(events::configure);
 }
 

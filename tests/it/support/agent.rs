@@ -1,7 +1,7 @@
 //! Product agents for tests: the real `satellite-agent` binary, and a raw protocol client
 //! for requests the real agent would never send (tampered, stale, wrongly signed).
 
-use super::{async_client, run_cli, CliOutput, Server, AGENT};
+use super::{async_client, run_cli_env, CliOutput, Server, AGENT};
 use base64::Engine;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use reqwest::StatusCode;
@@ -32,7 +32,7 @@ impl Agent {
         let state = self.state_dir();
         let mut full = vec!["--state-dir", state.to_str().unwrap()];
         full.extend_from_slice(args);
-        with_env(&self.env, || run_cli(AGENT, &full, None, None))
+        run_cli_env(AGENT, &full, None, None, &self.env)
     }
 
     pub fn register(&self, server: &Server, token: &str, pid: &str, sn: &str) -> CliOutput {
@@ -67,28 +67,6 @@ impl Agent {
         let pem = std::fs::read_to_string(self.state_dir().join("agent.key")).unwrap();
         SigningKey::from_pkcs8_pem(&pem).unwrap()
     }
-}
-
-fn with_env<T>(env: &[(String, String)], f: impl FnOnce() -> T) -> T {
-    // Environment for one child process: set, run, restore. Tests that use this run the
-    // agent synchronously, so nothing else reads the variables meanwhile.
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let saved: Vec<_> = env
-        .iter()
-        .map(|(k, _)| (k.clone(), std::env::var(k).ok()))
-        .collect();
-    for (k, v) in env {
-        std::env::set_var(k, v);
-    }
-    let out = f();
-    for (k, v) in saved {
-        match v {
-            Some(v) => std::env::set_var(&k, v),
-            None => std::env::remove_var(&k),
-        }
-    }
-    out
 }
 
 /// A protocol client speaking JSON directly, checking every response signature.

@@ -1,0 +1,45 @@
+//! Sync with the upstream (CONTRACT.md section 6): signed bundles, the satellite's and the
+//! upstream's side of registration and sync, connected transport, schedules and the inbox.
+
+pub mod bundle;
+pub mod records;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The bundle failed verification or breaks the protocol; nothing was changed.
+    #[error("{0}")]
+    Rejected(String),
+    /// Seen before: a no-op.
+    #[error("bundle {0} was imported before")]
+    Duplicate(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(String),
+    #[error("cannot reach the upstream: {0}")]
+    Network(String),
+    #[error("{0}")]
+    Invalid(#[from] crate::domain::DomainError),
+}
+
+impl SyncError {
+    pub(crate) fn io(what: &'static str) -> impl Fn(std::io::Error) -> SyncError {
+        move |e| SyncError::Io(format!("{what}: {e}"))
+    }
+}
+
+impl From<rusqlite::Error> for SyncError {
+    fn from(e: rusqlite::Error) -> Self {
+        SyncError::Store(e.into())
+    }
+}
+
+pub mod context;
+pub mod import;
+pub mod outbound;
+
+pub use context::SyncContext;
+pub mod scheduler;
+pub mod transport;

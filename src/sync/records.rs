@@ -1,0 +1,90 @@
+//! The records of `data/*.jsonl`, one JSON object per line.
+
+use super::SyncError;
+use crate::crypto::idcert::UdiJson;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// `data/registration.jsonl`: the token in a request; the upstream's account in a response.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Registration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_expires_at: Option<String>,
+}
+
+/// `data/virtual_accounts.jsonl`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VirtualAccount {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `data/licenses.jsonl`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct License {
+    pub virtual_account: String,
+    pub tag: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub license_type: String,
+    pub quantity: i64,
+    pub start: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    #[serde(default)]
+    pub export_controlled: bool,
+    #[serde(default)]
+    pub substitutes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Product {
+    pub name: String,
+    pub version: String,
+}
+
+/// `data/instances.jsonl`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub virtual_account: String,
+    pub udi: UdiJson,
+    pub product: Product,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub export_controlled: bool,
+    pub registered_at: String,
+    pub last_contact: String,
+    pub status: String,
+}
+
+/// `data/usage.jsonl`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Usage {
+    pub instance_id: String,
+    pub tag: String,
+    pub count: i64,
+}
+
+/// `data/acks.jsonl`: the sync-request sequence a response acknowledges.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ack {
+    pub sequence: i64,
+}
+
+pub fn parse<T: DeserializeOwned>(file: &str, value: serde_json::Value) -> Result<T, SyncError> {
+    serde_json::from_value(value)
+        .map_err(|e| SyncError::Rejected(format!("data/{file}.jsonl: invalid record ({e})")))
+}
+
+pub fn parse_time(field: &str, s: &str) -> Result<i64, SyncError> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp())
+        .map_err(|_| SyncError::Rejected(format!("{field} is not an RFC 3339 timestamp")))
+}

@@ -1,0 +1,44 @@
+//! Streams a request body to a file (bundles can be far larger than JSON bodies), so
+//! memory stays flat however large the bundle.
+
+use super::AppError;
+use actix_web::web;
+use futures_core::Stream;
+use std::future::poll_fn;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+/// Largest bundle accepted over HTTP.
+pub const BUNDLE_LIMIT: u64 = 4 << 30;
+
+pub async fn save_body(mut payload: web::Payload, dir: &Path) -> Result<PathBuf, AppError> {
+    std::fs::create_dir_all(dir).map_err(AppError::internal)?;
+    let path = dir.join(format!(".upload-{}.tar.gz", uuid::Uuid::new_v4()));
+    let mut file =
+        std::io::BufWriter::new(std::fs::File::create(&path).map_err(AppError::internal)?);
+    let mut total = 0u64;
+    while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
+        let chunk =
+            chunk.map_err(|e| AppError::bad_request(format!("reading the upload failed: {e}")))?;
+        total += chunk.len() as u64;
+        if total > BUNDLE_LIMIT {
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(AppError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The bundle is larger than 4 GiB.",
+            ));
+        }
+        file.write_all(&chunk).map_err(AppError::internal)?;
+    }
+    file.flush().map_err(AppError::internal)?;
+    if total == 0 {
+        let _ = std::fs::remove_file(&path);
+        return Err(AppError::bad_request(
+            "The request has no bundle in its body.",
+        ));
+    }
+    Ok(path)
+}
