@@ -297,7 +297,7 @@ fn apply(ctx: &SyncContext, path: &Path, progress: &dyn Fn(u64)) -> Result<Outco
                     snapshot: None,
                     counts: BTreeMap::new(),
                 };
-                let manifest = bundle::read(path, &mut PrepareSnapshot(&mut imp), |n| progress(n))?;
+                let manifest = bundle::read(path, &mut PrepareSnapshot(&mut imp), progress)?;
                 finish(imp, &manifest, started)
             })();
             // Only store errors travel through the store's transaction; the rest come back

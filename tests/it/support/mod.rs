@@ -266,9 +266,24 @@ pub fn run_cli(
     data_dir: Option<&Path>,
     stdin: Option<&str>,
 ) -> CliOutput {
+    run_cli_env(bin, args, data_dir, stdin, &[])
+}
+
+/// Like `run_cli`, with extra environment for the child only (tests run in parallel, so
+/// the test process's own environment is never changed).
+pub fn run_cli_env(
+    bin: &str,
+    args: &[&str],
+    data_dir: Option<&Path>,
+    stdin: Option<&str>,
+    env: &[(String, String)],
+) -> CliOutput {
     use std::io::Write;
     let mut cmd = Command::new(bin);
     cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     if let Some(d) = data_dir {
         cmd.arg("--data-dir").arg(d);
     }
