@@ -229,6 +229,13 @@ pub fn transfer(
         )
         .into());
     }
+    if from.synced || to.synced {
+        return Err(DomainError::conflict(
+            "synced_read_only",
+            "Licenses of virtual accounts synced from the upstream are changed on the upstream.",
+        )
+        .into());
+    }
     let license = find(tx, from.id, tag)?.ok_or_else(|| {
         DomainError::invalid(
             "unknown_license",

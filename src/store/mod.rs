@@ -3,6 +3,7 @@
 //! one transaction: a change and its event and counters commit together or not at all.
 
 pub mod accounts;
+pub mod alerts;
 pub mod api_clients;
 pub mod counters;
 pub mod events;

@@ -33,6 +33,8 @@ pub struct SessionUser {
     pub principal: Principal,
     pub csrf: String,
     pub token_hash: String,
+    /// For the badge every page shows.
+    pub alert_count: usize,
 }
 
 impl SessionUser {
@@ -77,11 +79,17 @@ impl FromRequest for SessionUser {
             {
                 return Err(PageError::Redirect("/account/password".into()));
             }
+            let principal = session.user.principal();
+            let alert_count = crate::web::api::alerts::load(&state, principal.clone())
+                .await
+                .map(|a| a.len())
+                .unwrap_or(0);
             Ok(SessionUser {
-                principal: session.user.principal(),
+                principal,
                 user: session.user,
                 csrf: session.csrf_token,
                 token_hash: session.token_hash,
+                alert_count,
             })
         })
     }

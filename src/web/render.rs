@@ -20,6 +20,8 @@ pub struct Layout {
     pub csrf: String,
     pub flash: Option<String>,
     pub version: &'static str,
+    pub alert_count: usize,
+    pub is_upstream: bool,
 }
 
 impl Layout {
@@ -34,6 +36,8 @@ impl Layout {
             csrf: String::new(),
             flash: None,
             version: env!("CARGO_PKG_VERSION"),
+            alert_count: 0,
+            is_upstream: false,
         }
     }
 
@@ -46,6 +50,10 @@ impl Layout {
             is_system_admin: user.principal.is_system_admin(),
             csrf: user.csrf.clone(),
             flash: read_flash(req),
+            alert_count: user.alert_count,
+            is_upstream: req
+                .app_data::<crate::web::State>()
+                .is_some_and(|s| s.settings.role == crate::config::ServerRole::Upstream),
             ..Self::anonymous(title)
         }
     }

@@ -9,3 +9,4 @@ mod cli;
 mod licensing;
 mod pages;
 mod scoping;
+mod sync;

@@ -1,6 +1,7 @@
 //! The admin API (`/api/v1`, JSON, bearer tokens) and its OpenAPI description.
 
 pub mod accounts;
+pub mod alerts;
 pub mod events;
 pub mod instances;
 pub mod licenses;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(licenses::configure)
         .configure(instances::configure)
         .configure(sync::configure)
+        .configure(alerts::configure)
         .configure(events::configure);
 }
 

@@ -1,6 +1,6 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
-use super::{accounts, events, instances, licenses, oauth, sync, tokens, virtual_accounts};
+use super::{accounts, alerts, events, instances, licenses, oauth, sync, tokens, virtual_accounts};
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -30,6 +30,7 @@ impl Modify for BearerAuth {
         instances::list, instances::remove, instances::transfer,
         sync::import_bundle, sync::satellite_token, sync::get_upstream, sync::post_upstream,
         sync::export_bundle, sync::sync_now, sync::get_schedule, sync::put_schedule, sync::history,
+        alerts::list,
         events::list,
     ),
     modifiers(&BearerAuth)

@@ -1,11 +1,14 @@
 //! Server-rendered admin pages, one file per resource.
 
 pub mod accounts;
+pub mod alerts;
 pub mod dashboard;
 pub mod events;
 pub mod instances;
 pub mod login;
 pub mod password;
+pub mod sync;
+pub mod upload;
 pub mod users;
 pub mod va_view;
 pub mod virtual_accounts;
@@ -20,7 +23,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(virtual_accounts::configure)
         .configure(instances::configure)
         .configure(users::configure)
-        .configure(events::configure);
+        .configure(events::configure)
+        .configure(alerts::configure)
+        .configure(sync::configure);
 }
 
 /// The `?after=` cursor of paginated pages.

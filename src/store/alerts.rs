@@ -1,0 +1,86 @@
+//! Collects the alerts visible to a caller from the current state (rules in
+//! `domain::alerts`); nothing is stored, so alerts clear when their cause does.
+
+use super::{accounts, licenses, sync_state, Result};
+use crate::domain::alerts::{self, Alert};
+use crate::domain::compliance::PoolStatus;
+use crate::domain::Principal;
+use chrono::NaiveDate;
+use rusqlite::Connection;
+
+pub fn collect(
+    conn: &Connection,
+    who: &Principal,
+    now: i64,
+    today: NaiveDate,
+    overdue_days: i64,
+) -> Result<Vec<Alert>> {
+    let mut out = vec![];
+    for link in sync_state::links(conn)? {
+        if !who.can_see_account(link.account_id) || link.state != "registered" {
+            continue;
+        }
+        out.extend(alerts::sync_overdue(
+            &link.account,
+            link.last_sync,
+            link.created_at,
+            now,
+            overdue_days,
+        ));
+        if let Some(exp) = link.registration_expires_at {
+            out.extend(alerts::registration_expiring(&link.account, exp, now));
+        }
+    }
+    for (account, va) in accounts::vas_with_licenses(conn, who)? {
+        let (ls, evaluation) = licenses::evaluate(conn, va.id, today)?;
+        for l in ls {
+            if let Some(p) = evaluation.pools.get(&l.spec.tag) {
+                if p.status == PoolStatus::Insufficient {
+                    out.push(alerts::licenses_short(
+                        &account,
+                        &va.name,
+                        &l.spec.name,
+                        p.in_use,
+                        l.spec.quantity,
+                    ));
+                }
+            }
+            if let Some(end) = l.spec.end {
+                let end_day = end
+                    .and_hms_opt(0, 0, 0)
+                    .map(|t| t.and_utc().timestamp())
+                    .unwrap_or(0);
+                out.extend(alerts::license_expiring(
+                    &account,
+                    &va.name,
+                    &l.spec.name,
+                    end_day,
+                    now,
+                ));
+            }
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.name, v.name, t.id, t.expires_at FROM tokens t
+         JOIN virtual_accounts v ON v.id = t.va_id JOIN accounts a ON a.id = v.account_id
+         WHERE t.revoked_at IS NULL AND t.expires_at > ?1 AND t.expires_at <= ?2
+           AND (t.max_uses IS NULL OR t.uses < t.max_uses) AND (?3 IS NULL OR a.id = ?3)",
+    )?;
+    let rows = stmt.query_map(
+        rusqlite::params![now, now + alerts::TOKEN_EXPIRY_WINDOW, who.account_filter()],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        },
+    )?;
+    for row in rows {
+        let (account, va, id, expires) = row?;
+        out.extend(alerts::token_expiring(&account, &va, &id, expires, now));
+    }
+    out.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.account.cmp(&b.account)));
+    Ok(out)
+}

@@ -1,0 +1,534 @@
+//! Sync pages. On a satellite: each account's link to the upstream (register connected or
+//! disconnected, schedule, sync now, export, import, history). On the upstream: the
+//! registered satellites, their tokens, and the request-in / response-out page.
+
+use super::upload::bundle_form;
+use super::va_view::label;
+use crate::clock;
+use crate::config::ServerRole;
+use crate::crypto::keys::fingerprint;
+use crate::store::{accounts, sync_state};
+use crate::sync::import::Source;
+use crate::web::api::sync::{self as api, bundle_response, UpstreamRequest};
+use crate::web::auth::SessionUser;
+use crate::web::render::{self, path_segment, FormErrors, Layout};
+use crate::web::{AppError, PageError, State};
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+pub struct HistoryView {
+    pub at: String,
+    pub account: String,
+    pub kind: String,
+    pub direction: &'static str,
+    pub sequence: i64,
+    pub records: i64,
+    pub result: String,
+    pub duration_ms: i64,
+    pub detail: String,
+    pub bundle_id: String,
+}
+
+fn history_views(rows: Vec<sync_state::History>) -> Vec<HistoryView> {
+    rows.into_iter()
+        .map(|h| HistoryView {
+            at: clock::human(h.at),
+            account: h.account.unwrap_or_default(),
+            kind: h.kind,
+            direction: h.direction,
+            sequence: h.sequence,
+            records: h.records,
+            result: h.result,
+            duration_ms: h.duration_ms,
+            detail: h.detail,
+            bundle_id: h.bundle_id,
+        })
+        .collect()
+}
+
+pub struct LinkRow {
+    pub account: String,
+    pub url: String,
+    pub state: String,
+    pub mode: String,
+    pub last_sync: String,
+}
+
+pub struct SatelliteRow {
+    pub authority_id: String,
+    pub account: String,
+    pub local_account: String,
+    pub fingerprint: String,
+    pub last_sync: String,
+    pub last_sequence: i64,
+    pub instance_count: i64,
+}
+
+#[derive(Template)]
+#[template(path = "sync/index.html")]
+struct IndexPage {
+    layout: Layout,
+    upstream: bool,
+    links: Vec<LinkRow>,
+    satellites: Vec<SatelliteRow>,
+    token_accounts: Vec<String>,
+    created_token: Option<(String, String, String)>,
+    errors: FormErrors,
+    history: Vec<HistoryView>,
+}
+
+async fn index_page(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    created_token: Option<(String, String, String)>,
+    errors: FormErrors,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let who = user.principal.clone();
+    let (visible, links, sats, history) = state
+        .store
+        .read(move |c| {
+            let visible = accounts::list(c, &who, None, 500)?.items;
+            let links = sync_state::links(c)?;
+            let sats = sync_state::satellites(c, who.account_filter())?;
+            let history = sync_state::history(c, who.account_filter(), None, 20)?.items;
+            Ok((visible, links, sats, history))
+        })
+        .await?;
+    let links = visible
+        .iter()
+        .map(|a| {
+            let link = links.iter().find(|l| l.account_id == a.id);
+            LinkRow {
+                account: a.name.clone(),
+                url: format!("/accounts/{}/sync", path_segment(&a.name)),
+                state: link
+                    .map(|l| l.state.clone())
+                    .unwrap_or_else(|| "unregistered".into()),
+                mode: link.map(|l| l.mode.clone()).unwrap_or_default(),
+                last_sync: link
+                    .and_then(|l| l.last_sync)
+                    .map(clock::human)
+                    .unwrap_or_else(|| "never".into()),
+            }
+        })
+        .collect();
+    let page = IndexPage {
+        layout: Layout::new(
+            req,
+            user,
+            "sync",
+            if state.settings.role == ServerRole::Upstream {
+                "Satellites"
+            } else {
+                "Sync"
+            },
+        ),
+        upstream: state.settings.role == ServerRole::Upstream,
+        links,
+        satellites: sats
+            .into_iter()
+            .map(|s| SatelliteRow {
+                fingerprint: <[u8; 32]>::try_from(s.public_key.as_slice())
+                    .ok()
+                    .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+                    .map(|k| fingerprint(&k))
+                    .unwrap_or_default(),
+                authority_id: s.authority_id,
+                account: s.account,
+                local_account: s.local_account,
+                last_sync: s
+                    .last_sync
+                    .map(clock::human)
+                    .unwrap_or_else(|| "never".into()),
+                last_sequence: s.last_sequence,
+                instance_count: s.instance_count,
+            })
+            .collect(),
+        token_accounts: visible
+            .iter()
+            .filter(|a| user.principal.can_edit_account(a.id))
+            .map(|a| a.name.clone())
+            .collect(),
+        created_token,
+        errors,
+        history: history_views(history),
+    };
+    Ok(render::page_with_status(req, status, &page)?)
+}
+
+async fn index(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+) -> Result<HttpResponse, PageError> {
+    index_page(
+        &req,
+        &state,
+        &user,
+        None,
+        FormErrors::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct SatelliteTokenForm {
+    csrf: String,
+    account: String,
+    #[serde(default)]
+    description: String,
+    expires_in_days: String,
+}
+
+async fn create_satellite_token(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    form: web::Form<SatelliteTokenForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    if state.settings.role != ServerRole::Upstream {
+        return Err(AppError::forbidden("Satellite tokens are made on the upstream.").into());
+    }
+    let form = form.into_inner();
+    let days: i64 = form.expires_in_days.trim().parse().unwrap_or(0);
+    let (who, now, name) = (
+        user.principal.clone(),
+        state.clock.unix(),
+        form.account.clone(),
+    );
+    let result = state
+        .store
+        .write(move |tx| {
+            let account = accounts::find_editable(tx, &who, &name)?;
+            sync_state::create_satellite_token(tx, account.id, &form.description, days, now)
+        })
+        .await;
+    match result.map_err(AppError::from) {
+        Ok((expires, token)) => {
+            let created = Some((form.account, token, clock::human(expires)));
+            index_page(
+                &req,
+                &state,
+                &user,
+                created,
+                FormErrors::default(),
+                StatusCode::CREATED,
+            )
+            .await
+        }
+        Err(e) => {
+            let errors = FormErrors::from_error(e)?;
+            let status = errors.status();
+            index_page(&req, &state, &user, None, errors, status).await
+        }
+    }
+}
+
+/// Upstream: a request bundle in, its response downloaded at once.
+async fn upstream_upload(
+    state: State,
+    user: SessionUser,
+    form: Multipart,
+) -> Result<HttpResponse, PageError> {
+    if !user.principal.can_sync() {
+        return Err(
+            AppError::forbidden("Only system admins and operators exchange bundles.").into(),
+        );
+    }
+    let path = bundle_form(&user, form, &state.sync.dir("inbox")).await?;
+    let ctx = state.sync.clone();
+    let outcome =
+        web::block(move || crate::sync::import::import_file(&ctx, &path, Source::Inbox, &|_| {}))
+            .await?;
+    match outcome.map_err(AppError::from) {
+        Ok(o) => match o.answer {
+            Some(w) => Ok(bundle_response(&w.path)?),
+            None => Ok(render::redirect_with_flash(
+                "/sync",
+                &format!("Bundle {}: {}.", o.bundle_id, o.result),
+            )),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sync/account.html")]
+struct AccountPage {
+    layout: Layout,
+    account: String,
+    base: String,
+    state: String,
+    mode: String,
+    upstream_authority_id: String,
+    upstream_account: String,
+    last_sync: String,
+    last_sequence: i64,
+    last_acked: i64,
+    registration_expires: String,
+    cron: String,
+    next_runs: Vec<String>,
+    can_sync: bool,
+    errors: FormErrors,
+    problem: Option<String>,
+    history: Vec<HistoryView>,
+}
+
+async fn account_page(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    name: String,
+    errors: FormErrors,
+    problem: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    if state.settings.role != ServerRole::Satellite {
+        return Err(AppError::not_found("The upstream has no upstream of its own.").into());
+    }
+    let who = user.principal.clone();
+    let n = name.clone();
+    let (account, link, history) = state
+        .store
+        .read(move |c| {
+            let account = accounts::find(c, &who, &n)?;
+            let link = sync_state::link(c, account.id)?;
+            let history = sync_state::history(c, Some(account.id), None, 20)?.items;
+            Ok((account, link, history))
+        })
+        .await?;
+    let schedule = api::load_schedule(state, user.principal.clone(), name).await?;
+    let page = AccountPage {
+        layout: Layout::new(req, user, "sync", &format!("Sync · {}", account.name)),
+        base: format!("/accounts/{}/sync", path_segment(&account.name)),
+        account: account.name,
+        state: link
+            .as_ref()
+            .map(|l| l.state.clone())
+            .unwrap_or_else(|| "unregistered".into()),
+        mode: link.as_ref().map(|l| l.mode.clone()).unwrap_or_default(),
+        upstream_authority_id: link
+            .as_ref()
+            .and_then(|l| l.upstream_authority_id.clone())
+            .unwrap_or_default(),
+        upstream_account: link
+            .as_ref()
+            .and_then(|l| l.upstream_account.clone())
+            .unwrap_or_default(),
+        last_sync: link
+            .as_ref()
+            .and_then(|l| l.last_sync)
+            .map(clock::human)
+            .unwrap_or_else(|| "never".into()),
+        last_sequence: link.as_ref().map_or(0, |l| l.last_sequence),
+        last_acked: link.as_ref().map_or(0, |l| l.last_acked_sequence),
+        registration_expires: link
+            .as_ref()
+            .and_then(|l| l.registration_expires_at)
+            .map(clock::human)
+            .unwrap_or_default(),
+        cron: schedule.cron,
+        next_runs: schedule
+            .next_runs
+            .iter()
+            .map(|t| t.replace('T', " ").replace('Z', " UTC"))
+            .collect(),
+        can_sync: user.principal.can_sync(),
+        errors,
+        problem,
+        history: history_views(history),
+    };
+    Ok(render::page_with_status(req, status, &page)?)
+}
+
+async fn account(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    account_page(
+        &req,
+        &state,
+        &user,
+        path.into_inner(),
+        FormErrors::default(),
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Shows a failed action on the account's sync page.
+async fn failed(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    name: String,
+    e: AppError,
+) -> Result<HttpResponse, PageError> {
+    if e.field.is_some() {
+        let errors = FormErrors::from_error(e)?;
+        let status = errors.status();
+        return account_page(req, state, user, name, errors, None, status).await;
+    }
+    if e.status.is_server_error() && e.code != "upstream_unreachable" {
+        return Err(e.into());
+    }
+    let status = e.status;
+    account_page(
+        req,
+        state,
+        user,
+        name,
+        FormErrors::default(),
+        Some(e.message),
+        status,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct RegisterForm {
+    csrf: String,
+    mode: String,
+    token: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    ca_cert_pem: String,
+}
+
+async fn register(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<String>,
+    form: web::Form<RegisterForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    let (name, f) = (path.into_inner(), form.into_inner());
+    let body = UpstreamRequest {
+        mode: f.mode,
+        token: f.token,
+        url: Some(f.url.trim().to_string()).filter(|u| !u.is_empty()),
+        ca_cert_pem: Some(f.ca_cert_pem).filter(|p| !p.trim().is_empty()),
+    };
+    match api::register(&state, user.principal.clone(), name.clone(), body).await {
+        Ok(Ok(_)) => Ok(render::redirect_with_flash(
+            &format!("/accounts/{}/sync", path_segment(&name)),
+            "Registered with the upstream.",
+        )),
+        Ok(Err(bundle)) => Ok(bundle_response(&bundle)?),
+        Err(e) => failed(&req, &state, &user, name, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn export(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    let name = path.into_inner();
+    match api::export(&state, user.principal.clone(), name.clone()).await {
+        Ok(p) => Ok(bundle_response(&p)?),
+        Err(e) => failed(&req, &state, &user, name, e).await,
+    }
+}
+
+async fn now(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    let name = path.into_inner();
+    match api::run_now(&state, user.principal.clone(), name.clone()).await {
+        Ok(o) => Ok(render::redirect_with_flash(
+            &format!("/accounts/{}/sync", path_segment(&name)),
+            &format!("Synced: {} {} ({}).", o.kind, o.result, o.summary),
+        )),
+        Err(e) => failed(&req, &state, &user, name, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct ScheduleForm {
+    csrf: String,
+    cron: String,
+}
+
+async fn schedule(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<String>,
+    form: web::Form<ScheduleForm>,
+) -> Result<HttpResponse, PageError> {
+    user.check_csrf(&form.csrf)?;
+    let (name, f) = (path.into_inner(), form.into_inner());
+    match api::save_schedule(&state, user.principal.clone(), name.clone(), f.cron).await {
+        Ok(_) => Ok(render::redirect_with_flash(
+            &format!("/accounts/{}/sync", path_segment(&name)),
+            "Schedule saved.",
+        )),
+        Err(e) => failed(&req, &state, &user, name, e).await,
+    }
+}
+
+async fn import(
+    req: HttpRequest,
+    state: State,
+    user: SessionUser,
+    path: web::Path<String>,
+    form: Multipart,
+) -> Result<HttpResponse, PageError> {
+    let name = path.into_inner();
+    if !user.principal.can_sync() {
+        return Err(AppError::forbidden("Only system admins and operators import bundles.").into());
+    }
+    let file = bundle_form(&user, form, &state.sync.dir("inbox")).await?;
+    let ctx = state.sync.clone();
+    let outcome =
+        web::block(move || crate::sync::import::import_file(&ctx, &file, Source::Inbox, &|_| {}))
+            .await?;
+    match outcome.map_err(AppError::from) {
+        Ok(o) => Ok(render::redirect_with_flash(
+            &format!("/accounts/{}/sync", path_segment(&name)),
+            &format!("Imported {} ({}): {}.", label(&o.kind), o.result, o.summary),
+        )),
+        Err(e) => failed(&req, &state, &user, name, e).await,
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/sync", web::get().to(index))
+        .route(
+            "/sync/satellite-tokens",
+            web::post().to(create_satellite_token),
+        )
+        .route("/sync/upload", web::post().to(upstream_upload))
+        .route("/accounts/{a}/sync", web::get().to(account))
+        .route("/accounts/{a}/sync/register", web::post().to(register))
+        .route("/accounts/{a}/sync/export", web::post().to(export))
+        .route("/accounts/{a}/sync/now", web::post().to(now))
+        .route("/accounts/{a}/sync/schedule", web::post().to(schedule))
+        .route("/accounts/{a}/sync/import", web::post().to(import));
+}

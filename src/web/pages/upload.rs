@@ -1,0 +1,71 @@
+//! A form upload of one bundle (multipart): the CSRF field and the file, streamed to disk.
+
+use crate::web::auth::SessionUser;
+use crate::web::AppError;
+use actix_multipart::Multipart;
+use futures_core::Stream;
+use std::future::poll_fn;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+/// Reads the form; the file lands in `dir` under a hidden name. CSRF is checked before
+/// the file is kept.
+pub async fn bundle_form(
+    user: &SessionUser,
+    mut form: Multipart,
+    dir: &Path,
+) -> Result<PathBuf, AppError> {
+    std::fs::create_dir_all(dir).map_err(AppError::internal)?;
+    let mut csrf = String::new();
+    let mut saved: Option<PathBuf> = None;
+    while let Some(field) = poll_fn(|cx| Pin::new(&mut form).poll_next(cx)).await {
+        let mut field = field
+            .map_err(|e| AppError::bad_request(format!("the upload is not a valid form: {e}")))?;
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "bundle" {
+            let path = dir.join(format!(".upload-{}.tar.gz", uuid::Uuid::new_v4()));
+            let mut file =
+                std::io::BufWriter::new(std::fs::File::create(&path).map_err(AppError::internal)?);
+            let mut total = 0u64;
+            while let Some(chunk) = poll_fn(|cx| Pin::new(&mut field).poll_next(cx)).await {
+                let chunk = chunk
+                    .map_err(|e| AppError::bad_request(format!("the upload broke off: {e}")))?;
+                total += chunk.len() as u64;
+                if total > crate::web::upload::BUNDLE_LIMIT {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(AppError::bad_request("The bundle is larger than 4 GiB."));
+                }
+                file.write_all(&chunk).map_err(AppError::internal)?;
+            }
+            file.flush().map_err(AppError::internal)?;
+            saved = Some(path);
+        } else {
+            let mut value = Vec::new();
+            while let Some(chunk) = poll_fn(|cx| Pin::new(&mut field).poll_next(cx)).await {
+                let chunk = chunk.map_err(|e| AppError::bad_request(e.to_string()))?;
+                if value.len() + chunk.len() > 4096 {
+                    return Err(AppError::bad_request("form field too large"));
+                }
+                value.extend_from_slice(&chunk);
+            }
+            if name == "csrf" {
+                csrf = String::from_utf8_lossy(&value).into_owned();
+            }
+        }
+    }
+    if let Err(e) = user.check_csrf(&csrf) {
+        if let Some(p) = saved {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e);
+    }
+    match saved {
+        Some(p) if std::fs::metadata(&p).map(|m| m.len() > 0).unwrap_or(false) => Ok(p),
+        Some(p) => {
+            let _ = std::fs::remove_file(p);
+            Err(AppError::bad_request("Choose a bundle file to upload."))
+        }
+        None => Err(AppError::bad_request("Choose a bundle file to upload.")),
+    }
+}

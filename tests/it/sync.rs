@@ -1,0 +1,418 @@
+//! Sync between two real server processes: the disconnected loop by files, the connected
+//! loop on a cron schedule, bundles checked with standard tools, and every rejection.
+
+use crate::support::agent::Agent;
+use crate::support::sync::{members, pack, resign, Pair};
+use crate::support::{Server, VA};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+async fn satellite_agents(pair: &Pair, usage: &[i64]) -> Vec<Agent> {
+    let (s, b) = pair
+        .sat_api
+        .post(
+            &format!("{VA}/tokens"),
+            json!({ "expires_in_days": 30, "export_controlled": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let token = b["token"].as_str().unwrap().to_string();
+    let mut agents = vec![];
+    for (i, n) in usage.iter().enumerate() {
+        let a = Agent::new();
+        let out = a.register(&pair.satellite, &token, "SAT", &format!("S{i}"));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(a.report(&[("ess", *n)]).code, 0);
+        agents.push(a);
+    }
+    agents
+}
+
+#[tokio::test]
+async fn disconnected_loop_by_files_ends_with_the_same_licenses_and_usage() {
+    let pair = Pair::start().await;
+    pair.register_disconnected().await;
+    // The catalog arrived: Lab is synced (read-only here) with the upstream's licenses.
+    let (_, va) = pair.sat_api.get(VA).await;
+    assert_eq!(va["synced"], true);
+    let (s, b) = pair.sat_api.delete(VA).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("synced_read_only"))
+    );
+
+    let agents = satellite_agents(&pair, &[3, 3]).await;
+    pair.sync_disconnected().await;
+    pair.assert_same_licenses_and_usage().await;
+    let up = Pair::pools(&pair.upstream.api).await;
+    assert!(
+        up.contains(&("ess".into(), 5, 5, "in_compliance".into())),
+        "{up:?}"
+    );
+    assert!(
+        up.contains(&("adv".into(), 2, 1, "in_compliance".into())),
+        "adv covers one: {up:?}"
+    );
+
+    // Usage changes and a license changes upstream; one more round and both agree again.
+    agents[0].report(&[("ess", 1)]);
+    pair.upstream
+        .license(json!({ "tag": "new", "name": "new", "type": "perpetual", "quantity": 9, "start": "2020-01-01" }))
+        .await;
+    pair.sync_disconnected().await;
+    pair.assert_same_licenses_and_usage().await;
+    let (_, state) = pair.sat_api.get("/api/v1/accounts/Acme/upstream").await;
+    assert_eq!(
+        (
+            state["last_sequence"].as_i64(),
+            state["last_acked_sequence"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
+
+    // The upstream lists the satellite; its counters still equal a recount.
+    let out = pair.upstream.server.cli(&["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (_, history) = pair.upstream.api.get("/api/v1/sync/history").await;
+    let kinds: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"sync-request") && kinds.contains(&"sync-response"));
+    // Imported files were archived on both sides.
+    assert!(
+        std::fs::read_dir(pair.upstream.server.bundle_dir().join("archive"))
+            .unwrap()
+            .count()
+            >= 3
+    );
+}
+
+#[tokio::test]
+async fn a_lost_or_repeated_file_is_harmless() {
+    let pair = Pair::start().await;
+    pair.register_disconnected().await;
+    satellite_agents(&pair, &[2]).await;
+    // Request 1 is lost on the way; request 2 carries everything not acknowledged.
+    let lost = pair
+        .satellite
+        .cli(&["bundle", "export", "--account", "Acme"]);
+    assert_eq!(lost.code, 0);
+    pair.sync_disconnected().await;
+    pair.assert_same_licenses_and_usage().await;
+    // Request 1 found later: older than what was applied, so refused, and nothing changes.
+    let out = pair
+        .upstream
+        .server
+        .cli(&["bundle", "import", &lost.value("bundle")]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("out of order"), "{}", out.stderr);
+    pair.assert_same_licenses_and_usage().await;
+}
+
+#[tokio::test]
+async fn connected_loop_on_a_cron_schedule() {
+    let pair = Pair::start().await;
+    let token = pair.satellite_token().await;
+    let ca = std::fs::read_to_string(pair.upstream.server.data_dir.join("tls/cert.pem")).unwrap();
+    let (s, state) = pair
+        .sat_api
+        .post(
+            "/api/v1/accounts/Acme/upstream",
+            json!({ "mode": "connected", "token": token, "url": pair.upstream.server.url, "ca_cert_pem": ca }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{state}");
+    assert_eq!(
+        (state["state"].as_str(), state["mode"].as_str()),
+        (Some("registered"), Some("connected"))
+    );
+
+    let (s, sched) = pair
+        .sat_api
+        .get("/api/v1/accounts/Acme/sync/schedule")
+        .await;
+    assert_eq!(
+        (s, sched["cron"].as_str()),
+        (StatusCode::OK, Some("0 0 2 * * *"))
+    );
+    assert_eq!(sched["next_runs"].as_array().unwrap().len(), 5);
+    let (s, b) = pair
+        .sat_api
+        .put(
+            "/api/v1/accounts/Acme/sync/schedule",
+            json!({ "cron": "0 2 * * *" }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_cron"))
+    );
+    let (s, sched) = pair
+        .sat_api
+        .put(
+            "/api/v1/accounts/Acme/sync/schedule",
+            json!({ "cron": "*/2 * * * * *" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{sched}");
+
+    let agents = satellite_agents(&pair, &[4]).await;
+    wait_until_same(&pair, "ess", 4).await;
+    assert_eq!(
+        agents[0].report(&[("ess", 2)]).value("status"),
+        "authorized"
+    );
+    wait_until_same(&pair, "ess", 2).await;
+    // Sync now works too, and history shows scheduled runs.
+    let (s, b) = pair
+        .sat_api
+        .post("/api/v1/accounts/Acme/sync/now", json!({}))
+        .await;
+    assert_eq!(
+        (s, b["result"].as_str()),
+        (StatusCode::OK, Some("applied")),
+        "{b}"
+    );
+    let (_, history) = pair.sat_api.get("/api/v1/sync/history?limit=100").await;
+    let responses = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "sync-response")
+        .count();
+    assert!(responses >= 3, "{history}");
+}
+
+async fn wait_until_same(pair: &Pair, tag: &str, in_use: i64) {
+    for _ in 0..60 {
+        let up = Pair::pools(&pair.upstream.api).await;
+        if up.iter().any(|p| p.0 == tag && p.2 == in_use) {
+            pair.assert_same_licenses_and_usage().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let log = pair.satellite.log();
+    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+    panic!(
+        "the scheduled sync never brought {tag}={in_use} upstream; satellite log:\n{}",
+        tail.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn bundles_check_out_with_tar_sha256sum_and_openssl() {
+    let pair = Pair::start().await;
+    pair.register_disconnected().await;
+    satellite_agents(&pair, &[1]).await;
+    let out = pair
+        .satellite
+        .cli(&["bundle", "export", "--account", "Acme"]);
+    let bundle = std::fs::canonicalize(out.value("bundle")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |cmd: &str, args: &[&str]| {
+        let o = std::process::Command::new(cmd)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect(cmd);
+        assert!(
+            o.status.success(),
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    run("tar", &["xzf", bundle.to_str().unwrap()]);
+    let verified = run(
+        "openssl",
+        &[
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            "signer.pub.pem",
+            "-rawin",
+            "-in",
+            "manifest.json",
+            "-sigfile",
+            "manifest.sig",
+        ],
+    );
+    assert!(
+        verified.contains("Signature Verified Successfully"),
+        "{verified}"
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "satellite-bundle/1");
+    assert_eq!(manifest["kind"], "sync-request");
+    for f in manifest["files"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        let sum = run("sha256sum", &[name]);
+        assert_eq!(
+            sum.split_whitespace().next(),
+            f["sha256"].as_str(),
+            "{name}"
+        );
+        let lines = std::fs::read_to_string(dir.path().join(name))
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(lines as u64, f["records"].as_u64().unwrap());
+    }
+    let out = pair
+        .upstream
+        .server
+        .cli(&["bundle", "verify", bundle.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.value("signature"), "pinned key");
+}
+
+/// The upstream's view of the satellite: sequence and instances, to prove nothing changed.
+async fn upstream_state(pair: &Pair) -> (Value, Vec<(String, i64, i64, String)>) {
+    let (_, history) = pair
+        .upstream
+        .api
+        .get("/api/v1/sync/history?limit=500")
+        .await;
+    let applied: Vec<Value> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["result"] == "applied")
+        .cloned()
+        .collect();
+    (json!(applied), Pair::pools(&pair.upstream.api).await)
+}
+
+#[tokio::test]
+async fn every_bad_bundle_is_rejected_whole_and_changes_nothing() {
+    let pair = Pair::start().await;
+    pair.register_disconnected().await;
+    satellite_agents(&pair, &[2]).await;
+    pair.sync_disconnected().await;
+    satellite_agents(&pair, &[1]).await;
+    let out = pair
+        .satellite
+        .cli(&["bundle", "export", "--account", "Acme"]);
+    let good = std::path::PathBuf::from(out.value("bundle"));
+    let work = tempfile::tempdir().unwrap();
+    let sat_key =
+        satellite::crypto::AuthorityKey::load_or_create(&pair.satellite.data_dir).unwrap();
+    let other = Server::start();
+    let stranger = satellite::crypto::AuthorityKey::load_or_create(&other.data_dir).unwrap();
+
+    let mut cases: Vec<(&str, std::path::PathBuf, &str)> = vec![];
+    let write = |name: &str, m: &[(String, Vec<u8>)]| {
+        let p = work.path().join(format!("{name}.tar.gz"));
+        pack(&p, m);
+        p
+    };
+    let base = members(&good);
+    // tampered: a data file changed, manifest untouched
+    let mut m = base.clone();
+    let last = m.len() - 1;
+    let text = String::from_utf8(m[last].1.clone())
+        .unwrap()
+        .replace("\"count\":1", "\"count\":7");
+    m[last].1 = text.into_bytes();
+    cases.push((
+        "tampered",
+        write("tampered", &m),
+        "does not match the manifest",
+    ));
+    // truncated: cut in half
+    let bytes = std::fs::read(&good).unwrap();
+    let p = work.path().join("truncated.tar.gz");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    cases.push(("truncated", p, "truncated"));
+    // unsigned: no manifest.sig
+    let mut m = base.clone();
+    m.remove(1);
+    cases.push(("unsigned", write("unsigned", &m), "manifest.sig"));
+    // wrongly signed: a stranger's signature
+    let mut m = base.clone();
+    resign(&mut m, &stranger, |_| {});
+    cases.push(("wrongly signed", write("wrong-sig", &m), "does not verify"));
+    // foreign account: re-signed by the real satellite, for an account the upstream does not know
+    let mut m = base.clone();
+    resign(&mut m, &sat_key, |v| v["account"] = json!("Other"));
+    cases.push(("foreign account", write("foreign-account", &m), "foreign"));
+    // foreign authority: a stranger claiming its own authority id
+    let mut m = base.clone();
+    resign(&mut m, &stranger, |v| {
+        v["from"]["authority_id"] = json!(stranger.authority_id())
+    });
+    cases.push((
+        "foreign authority",
+        write("foreign-authority", &m),
+        "foreign",
+    ));
+    // out of order: an older sequence
+    let mut m = base.clone();
+    resign(&mut m, &sat_key, |v| {
+        v["sequence"] = json!(1);
+        v["bundle_id"] = json!("00000000-0000-4000-8000-000000000001");
+    });
+    cases.push(("out of order", write("out-of-order", &m), "out of order"));
+    // wrong kind: a response sent to the upstream
+    let mut m = base.clone();
+    resign(&mut m, &sat_key, |v| v["kind"] = json!("sync-response"));
+    cases.push(("wrong kind", write("wrong-kind", &m), "wrong kind"));
+
+    let before = upstream_state(&pair).await;
+    for (what, path, reason) in &cases {
+        let out = pair
+            .upstream
+            .server
+            .cli(&["bundle", "import", path.to_str().unwrap()]);
+        assert_eq!(out.code, 1, "{what} must be rejected");
+        assert!(out.stderr.contains(reason), "{what}: {}", out.stderr);
+        let rejected = pair
+            .upstream
+            .server
+            .bundle_dir()
+            .join("rejected")
+            .join(path.file_name().unwrap());
+        assert!(rejected.exists(), "{what}: copied to rejected/");
+        let why = std::fs::read_to_string(format!("{}.reason", rejected.display())).unwrap();
+        assert!(why.contains(reason), "{what}: {why}");
+        assert_eq!(
+            upstream_state(&pair).await,
+            before,
+            "{what} changed nothing"
+        );
+    }
+    // Over the API a rejection is 422 bundle_rejected.
+    let res = pair
+        .upstream
+        .api
+        .post_raw(
+            "/api/v1/bundles/import",
+            "application/gzip",
+            std::fs::read(&cases[0].1).unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bundle_rejected");
+    // The good bundle still applies, once; again it is a no-op.
+    pair.upstream_import(&good);
+    let again = pair
+        .upstream
+        .server
+        .cli(&["bundle", "import", good.to_str().unwrap()]);
+    assert_eq!(again.value("result"), "duplicate");
+    // A satellite refuses request kinds.
+    let out = pair
+        .satellite
+        .cli(&["bundle", "import", good.to_str().unwrap()]);
+    assert!(out.stderr.contains("wrong kind"), "{}", out.stderr);
+    let _ = Path::new("");
+}
