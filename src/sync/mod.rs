@@ -20,6 +20,12 @@ pub enum SyncError {
     Io(String),
     #[error("cannot reach the upstream: {0}")]
     Network(String),
+    /// The upstream's TLS certificate does not chain to the configured CA.
+    #[error("{0}")]
+    Untrusted(String),
+    /// The upstream answered, refusing.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Invalid(#[from] crate::domain::DomainError),
 }

@@ -56,7 +56,17 @@ fn post(ctx: &SyncContext, link: &Link, request: &Path) -> Result<PathBuf, SyncE
         .header("content-type", "application/gzip")
         .body(body)
         .send()
-        .map_err(|e| SyncError::Network(e.to_string()))?;
+        .map_err(|e| {
+            // A certificate that does not verify will not verify on a retry either.
+            let chain = format!("{e:?}");
+            if chain.contains("certificate") || chain.contains("Certificate") {
+                SyncError::Untrusted(format!(
+                    "The upstream's TLS certificate is not trusted: check the CA certificate given at registration ({e})."
+                ))
+            } else {
+                SyncError::Network(e.to_string())
+            }
+        })?;
     let status = res.status();
     let bytes = res.bytes().map_err(|e| SyncError::Network(e.to_string()))?;
     if status.is_server_error() {

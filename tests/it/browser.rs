@@ -7,8 +7,12 @@ use crate::support::{Server, ServerOptions};
 
 /// Logs in as the initial admin and replaces the generated password.
 async fn admin_login(browser: &Browser, server: &Server) {
+    admin_login_at(browser, server, &server.url).await
+}
+
+async fn admin_login_at(browser: &Browser, server: &Server, base: &str) {
     let initial = server.admin_password.as_deref().unwrap();
-    browser.goto(&format!("{}/login", server.url)).await;
+    browser.goto(&format!("{base}/login")).await;
     browser.fill("#username", "admin").await;
     browser.fill("#password", initial).await;
     browser.click("#login").await;
@@ -225,5 +229,91 @@ async fn licensing_on_the_virtual_account_page() {
     browser.goto(&va_url).await;
     browser.screenshot("licensing-04-after-remove").await;
     assert_eq!(server.cli(&["check"]).code, 0);
+    browser.quit().await;
+}
+
+/// The disconnected loop through the pages of both servers: token on the upstream,
+/// registration request down from the satellite, up to the upstream, response back;
+/// then a sync request and its response the same way.
+#[tokio::test]
+async fn disconnected_sync_through_the_pages() {
+    let pair = crate::support::sync::Pair::start().await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let downloads = tempfile::tempdir().unwrap();
+    browser.allow_downloads(downloads.path()).await;
+    // Two host names keep the two servers' session cookies apart.
+    let up = pair.upstream.server.url.clone();
+    let sat = pair.satellite.url.replace("127.0.0.1", "localhost");
+    admin_login_at(&browser, &pair.upstream.server, &up).await;
+    admin_login_at(&browser, &pair.satellite, &sat).await;
+
+    browser.goto(&format!("{up}/sync")).await;
+    browser.click("#create-satellite-token").await;
+    let token = browser.text("#satellite-token").await;
+    assert!(token.starts_with("sat_"), "{token}");
+
+    browser.goto(&format!("{sat}/accounts/Acme/sync")).await;
+    assert_eq!(browser.text("#link-state").await, "unregistered");
+    browser.fill("#disconnected-token", &token).await;
+    browser
+        .click_download("#register-disconnected-submit")
+        .await;
+    let request = browser
+        .downloaded(downloads.path(), "registration-request")
+        .await;
+
+    browser.goto(&format!("{up}/sync")).await;
+    browser.upload("#request-file", &request).await;
+    browser.click_download("#answer").await;
+    let response = browser
+        .downloaded(downloads.path(), "registration-response")
+        .await;
+
+    browser.goto(&format!("{sat}/accounts/Acme/sync")).await;
+    browser.upload("#response-file", &response).await;
+    browser.click("#import").await;
+    assert_eq!(browser.text("#link-state").await, "registered");
+    assert!(browser.text(".flash").await.contains("applied"));
+    browser.screenshot("sync-01-satellite-registered").await;
+
+    // An agent uses the synced licenses; its usage goes up with the next round.
+    let (_, t) = pair
+        .sat_api
+        .post(
+            "/api/v1/accounts/Acme/virtual-accounts/Lab/tokens",
+            serde_json::json!({ "expires_in_days": 5, "export_controlled": false }),
+        )
+        .await;
+    let agent = Agent::new();
+    assert_eq!(
+        agent
+            .register(&pair.satellite, t["token"].as_str().unwrap(), "WEB", "1")
+            .code,
+        0
+    );
+    assert_eq!(agent.report(&[("ess", 4)]).value("status"), "authorized");
+
+    browser.click_download("#export").await;
+    let sync_request = browser.downloaded(downloads.path(), "sync-request").await;
+    browser.goto(&format!("{up}/sync")).await;
+    browser.upload("#request-file", &sync_request).await;
+    browser.click_download("#answer").await;
+    let sync_response = browser.downloaded(downloads.path(), "sync-response").await;
+    browser.goto(&format!("{up}/sync")).await;
+    assert!(browser.text("#satellites").await.contains("Acme"));
+    browser.screenshot("sync-02-upstream-satellites").await;
+
+    browser.goto(&format!("{sat}/accounts/Acme/sync")).await;
+    browser.upload("#response-file", &sync_response).await;
+    browser.click("#import").await;
+    assert_eq!(browser.text("#sequences").await, "1 / 1");
+    assert!(browser
+        .text("#sync-history")
+        .await
+        .contains("sync-response"));
+    browser.screenshot("sync-03-satellite-synced").await;
+    pair.assert_same_licenses_and_usage().await;
     browser.quit().await;
 }

@@ -416,3 +416,159 @@ async fn every_bad_bundle_is_rejected_whole_and_changes_nothing() {
     assert!(out.stderr.contains("wrong kind"), "{}", out.stderr);
     let _ = Path::new("");
 }
+
+/// A minimal HTTP CONNECT proxy on loopback that counts the tunnels it opens.
+async fn connect_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    if client.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let Some(target) = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|r| r.split_whitespace().next())
+                else {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                        .await;
+                    return;
+                };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), tunnels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_sync_goes_through_a_proxy_with_tls_verified_end_to_end() {
+    let (proxy, tunnels) = connect_proxy().await;
+    let upstream = crate::support::Licensed::start().await;
+    upstream.perpetual("ess", 3).await;
+    let satellite = Server::start_with(crate::support::ServerOptions {
+        env: vec![("SATELLITE_UPSTREAM_PROXY".into(), proxy)],
+        ..Default::default()
+    });
+    let api = satellite.admin_api().await;
+    api.create_account("Acme").await;
+    async fn token(up: &crate::support::Licensed) -> String {
+        let (_, b) = up
+            .api
+            .post(
+                "/api/v1/accounts/Acme/satellite-tokens",
+                json!({ "expires_in_days": 1 }),
+            )
+            .await;
+        b["token"].as_str().unwrap().to_string()
+    }
+    // A CA that did not issue the upstream's certificate: refused, nothing registered.
+    let wrong_ca = std::fs::read_to_string(satellite.data_dir.join("tls/cert.pem")).unwrap();
+    let (s, b) = api
+        .post(
+            "/api/v1/accounts/Acme/upstream",
+            json!({ "mode": "connected", "token": token(&upstream).await,
+                "url": upstream.server.url, "ca_cert_pem": wrong_ca }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::BAD_GATEWAY, Some("upstream_untrusted")),
+        "{b}"
+    );
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not trusted"));
+    let ca = std::fs::read_to_string(upstream.server.data_dir.join("tls/cert.pem")).unwrap();
+    let (s, b) = api
+        .post(
+            "/api/v1/accounts/Acme/upstream",
+            json!({ "mode": "connected", "token": token(&upstream).await,
+                "url": upstream.server.url, "ca_cert_pem": ca }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["state"].as_str()),
+        (StatusCode::OK, Some("registered")),
+        "{b}"
+    );
+    let (s, _) = api.post("/api/v1/accounts/Acme/sync/now", json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        tunnels.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "every exchange went through the proxy"
+    );
+    let (_, licenses) = api.get(&format!("{VA}/licenses")).await;
+    assert_eq!(licenses["items"][0]["tag"], "ess");
+}
+
+#[tokio::test]
+async fn alerts_come_and_go_with_their_causes() {
+    let pair = Pair::start().await;
+    pair.register_disconnected().await;
+    let (_, alerts) = pair.sat_api.get("/api/v1/alerts").await;
+    assert_eq!(
+        alerts["items"],
+        json!([]),
+        "a fresh registration needs nothing"
+    );
+    // A token that expires in 3 days and a pool that is short.
+    let (_, t) = pair
+        .sat_api
+        .post(
+            &format!("{VA}/tokens"),
+            json!({ "expires_in_days": 3, "export_controlled": false }),
+        )
+        .await;
+    let agent = Agent::new();
+    agent.register(&pair.satellite, t["token"].as_str().unwrap(), "P", "S");
+    agent.report(&[("ess", 9)]);
+    let (_, alerts) = pair.sat_api.get("/api/v1/alerts").await;
+    let kinds: Vec<&str> = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"licenses_short") && kinds.contains(&"token_expiring"),
+        "{alerts}"
+    );
+    // The cause goes away, so does the alert.
+    agent.report(&[("ess", 1)]);
+    let (_, alerts) = pair.sat_api.get("/api/v1/alerts").await;
+    assert!(!alerts.to_string().contains("licenses_short"), "{alerts}");
+    // 31 days without a sync: overdue.
+    let later = pair
+        .satellite
+        .restart(crate::support::ServerOptions::default().days_later(31));
+    let api = later.admin_api().await;
+    let (_, alerts) = api.get("/api/v1/alerts").await;
+    let overdue = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "sync_overdue")
+        .cloned();
+    assert_eq!(overdue.expect("sync_overdue")["severity"], "critical");
+}

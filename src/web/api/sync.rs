@@ -32,6 +32,10 @@ impl From<SyncError> for AppError {
             SyncError::Network(m) => {
                 AppError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", m)
             }
+            SyncError::Untrusted(m) => {
+                AppError::new(StatusCode::BAD_GATEWAY, "upstream_untrusted", m)
+            }
+            SyncError::Refused(m) => AppError::new(StatusCode::BAD_GATEWAY, "upstream_refused", m),
             SyncError::Io(m) => AppError::internal(m),
         }
     }

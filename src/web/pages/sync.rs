@@ -379,7 +379,7 @@ async fn failed(
         let status = errors.status();
         return account_page(req, state, user, name, errors, None, status).await;
     }
-    if e.status.is_server_error() && e.code != "upstream_unreachable" {
+    if e.status.is_server_error() && e.status != StatusCode::BAD_GATEWAY {
         return Err(e.into());
     }
     let status = e.status;

@@ -73,6 +73,8 @@ impl Browser {
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "acceptInsecureCerts": true,
+            // Leave confirm() dialogs for the test to accept; never dismiss them silently.
+            "unhandledPromptBehavior": "ignore",
             "goog:chromeOptions": {
                 "binary": chrome_bin,
                 "args": [
@@ -212,7 +214,62 @@ impl Browser {
         .await;
     }
 
+    /// Runs a script; None when the browser refuses (e.g. a dialog is open).
+    async fn script(&self, script: &str) -> Option<Value> {
+        let url = format!("{}/session/{}/execute/sync", self.base, self.session);
+        let v: Value = self
+            .http
+            .post(url)
+            .json(&json!({ "script": script, "args": [] }))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        if v["value"].get("error").is_some() {
+            return None;
+        }
+        Some(v["value"].clone())
+    }
+
+    /// Waits until the current page has loaded completely (clicks during a load can be lost).
+    async fn settle(&self) {
+        for _ in 0..100 {
+            match self.script("return document.readyState").await {
+                Some(v) if v == "complete" => return,
+                None => return,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Clicks, then waits for the page the click leads to: the current document is marked,
+    /// and the wait ends when a new document has replaced it and finished loading (or after
+    /// 5 s, for clicks that stay on the page, or at once when a dialog opened).
     pub async fn click(&self, css: &str) {
+        self.settle().await;
+        let _ = self
+            .script("window.__before_click = true; return true")
+            .await;
+        self.click_only(css).await;
+        for _ in 0..100 {
+            match self.script("return window.__before_click === true").await {
+                Some(v) if v == false => break,
+                None => return,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        self.settle().await;
+    }
+
+    /// Clicks something that downloads a file (the page stays as it is).
+    pub async fn click_download(&self, css: &str) {
+        self.settle().await;
+        self.click_only(css).await;
+    }
+
+    async fn click_only(&self, css: &str) {
         let id = self.element(css).await;
         self.call(
             reqwest::Method::POST,
@@ -246,6 +303,36 @@ impl Browser {
             Some(json!({ "text": path.display().to_string() })),
         )
         .await;
+    }
+
+    /// Lets downloads land in `dir` without asking.
+    pub async fn allow_downloads(&self, dir: &std::path::Path) {
+        let url = format!("{}/session/{}/goog/cdp/execute", self.base, self.session);
+        let body = json!({ "cmd": "Browser.setDownloadBehavior",
+                           "params": { "behavior": "allow", "downloadPath": dir.display().to_string() } });
+        let res = self.http.post(url).json(&body).send().await.expect("cdp");
+        assert!(res.status().is_success(), "downloads enabled");
+    }
+
+    /// Waits for a finished download whose name contains `part` and that is not in `seen`.
+    pub async fn downloaded(&self, dir: &std::path::Path, part: &str) -> PathBuf {
+        for _ in 0..100 {
+            let found = std::fs::read_dir(dir).ok().and_then(|entries| {
+                entries.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+                    let name = p
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .to_string();
+                    name.contains(part) && name.ends_with(".tar.gz")
+                })
+            });
+            if let Some(p) = found {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no download containing {part} in {}", dir.display());
     }
 
     pub async fn source(&self) -> String {
