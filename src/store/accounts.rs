@@ -100,15 +100,52 @@ pub fn find(conn: &Connection, who: &Principal, name: &str) -> Result<Account> {
         .ok_or_else(|| StoreError::not_found(format!("account '{name}'")))
 }
 
+/// Refuses callers whose role may not change this account's contents.
+pub fn require_edit(who: &Principal, account: &Account) -> Result<()> {
+    if who.can_edit_account(account.id) {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(format!(
+            "Your role may not change account '{}'.",
+            account.name
+        ))
+        .into())
+    }
+}
+
 /// Like `find`, and the caller must be allowed to change the account's contents.
 pub fn find_editable(conn: &Connection, who: &Principal, name: &str) -> Result<Account> {
     let account = find(conn, who, name)?;
-    if !who.can_edit_account(account.id) {
-        return Err(
-            DomainError::Forbidden(format!("Your role may not change account '{name}'.")).into(),
-        );
-    }
+    require_edit(who, &account)?;
     Ok(account)
+}
+
+/// The virtual account a transfer goes to: another one of the same account.
+pub fn transfer_target(
+    conn: &Connection,
+    account: &Account,
+    from: &VirtualAccount,
+    to_name: &str,
+) -> Result<VirtualAccount> {
+    let to = find_va(conn, account, to_name).map_err(|_| {
+        DomainError::invalid(
+            "unknown_virtual_account",
+            "to_virtual_account",
+            format!(
+                "No virtual account '{to_name}' in account '{}'.",
+                account.name
+            ),
+        )
+    })?;
+    if to.id == from.id {
+        return Err(DomainError::invalid(
+            "invalid_transfer",
+            "to_virtual_account",
+            "Source and destination are the same virtual account.",
+        )
+        .into());
+    }
+    Ok(to)
 }
 
 pub fn create(
@@ -311,13 +348,7 @@ pub fn create_va(
     name: &str,
     description: &str,
 ) -> Result<VirtualAccount> {
-    if !who.can_edit_account(account.id) {
-        return Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{}'.",
-            account.name
-        ))
-        .into());
-    }
+    require_edit(who, account)?;
     let name = names::name("name", name)?;
     let description = names::description(description)?;
     tx.execute(
@@ -360,13 +391,7 @@ pub fn update_va(
     new_description: Option<&str>,
 ) -> Result<VirtualAccount> {
     let before = find_va(tx, account, name)?;
-    if !who.can_edit_account(account.id) {
-        return Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{}'.",
-            account.name
-        ))
-        .into());
-    }
+    require_edit(who, account)?;
     let new_name = match new_name {
         Some(n) => names::name("name", n)?,
         None => before.name.clone(),
@@ -416,13 +441,7 @@ pub fn delete_va(
     name: &str,
 ) -> Result<()> {
     let va = find_va(tx, account, name)?;
-    if !who.can_edit_account(account.id) {
-        return Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{}'.",
-            account.name
-        ))
-        .into());
-    }
+    require_edit(who, account)?;
     if va.synced {
         return Err(DomainError::conflict(
             "synced_read_only",

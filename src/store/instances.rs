@@ -461,13 +461,7 @@ pub fn remove(
     va: &VirtualAccount,
     id: &str,
 ) -> Result<()> {
-    if !who.can_edit_account(account.id) {
-        return Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{}'.",
-            account.name
-        ))
-        .into());
-    }
+    accounts::require_edit(who, account)?;
     let inst = find_in_va(tx, va, id)?;
     delete(tx, &inst, now, &who.actor, "instance.removed")
 }
@@ -482,32 +476,9 @@ pub fn transfer(
     id: &str,
     to_name: &str,
 ) -> Result<VirtualAccount> {
-    if !who.can_edit_account(account.id) {
-        return Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{}'.",
-            account.name
-        ))
-        .into());
-    }
+    accounts::require_edit(who, account)?;
     let inst = find_in_va(tx, from, id)?;
-    let to = accounts::find_va(tx, account, to_name).map_err(|_| {
-        DomainError::invalid(
-            "unknown_virtual_account",
-            "to_virtual_account",
-            format!(
-                "No virtual account '{to_name}' in account '{}'.",
-                account.name
-            ),
-        )
-    })?;
-    if to.id == from.id {
-        return Err(DomainError::invalid(
-            "invalid_transfer",
-            "to_virtual_account",
-            "The instance is already in that virtual account.",
-        )
-        .into());
-    }
+    let to = accounts::transfer_target(tx, account, from, to_name)?;
     let clash: Option<String> = tx
         .query_row(
             "SELECT id FROM instances WHERE va_id = ?1 AND pid = ?2 AND sn = ?3",

@@ -161,13 +161,7 @@ pub fn create(
     va: &VirtualAccount,
     spec: &LicenseSpec,
 ) -> Result<()> {
-    if !who.can_edit_account(account.id) {
-        return Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{}'.",
-            account.name
-        ))
-        .into());
-    }
+    accounts::require_edit(who, account)?;
     insert(tx, va.id, spec, now)?;
     events::record(
         tx,
@@ -196,13 +190,7 @@ pub fn transfer(
     quantity: i64,
     to_name: &str,
 ) -> Result<()> {
-    if !who.can_edit_account(account.id) {
-        return Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{}'.",
-            account.name
-        ))
-        .into());
-    }
+    accounts::require_edit(who, account)?;
     if quantity < 1 {
         return Err(DomainError::invalid(
             "invalid_quantity",
@@ -211,24 +199,7 @@ pub fn transfer(
         )
         .into());
     }
-    let to = accounts::find_va(tx, account, to_name).map_err(|_| {
-        DomainError::invalid(
-            "unknown_virtual_account",
-            "to_virtual_account",
-            format!(
-                "No virtual account '{to_name}' in account '{}'.",
-                account.name
-            ),
-        )
-    })?;
-    if to.id == from.id {
-        return Err(DomainError::invalid(
-            "invalid_transfer",
-            "to_virtual_account",
-            "Source and destination are the same virtual account.",
-        )
-        .into());
-    }
+    let to = accounts::transfer_target(tx, account, from, to_name)?;
     if from.synced || to.synced {
         return Err(DomainError::conflict(
             "synced_read_only",

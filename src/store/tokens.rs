@@ -70,13 +70,7 @@ pub fn create(
     va: &VirtualAccount,
     new: NewToken<'_>,
 ) -> Result<(Token, String)> {
-    if !who.can_edit_account(account.id) {
-        return Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{}'.",
-            account.name
-        ))
-        .into());
-    }
+    super::accounts::require_edit(who, account)?;
     let description = names::description(new.description)?;
     let expires_at = token::check_new(new.expires_in_days, new.max_uses, now)?;
     let id = format!("tok_{}", secrets::random_secret(9));
@@ -153,13 +147,7 @@ pub fn revoke(
     va: &VirtualAccount,
     id: &str,
 ) -> Result<Token> {
-    if !who.can_edit_account(account.id) {
-        return Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{}'.",
-            account.name
-        ))
-        .into());
-    }
+    super::accounts::require_edit(who, account)?;
     let token =
         find(tx, va.id, id)?.ok_or_else(|| StoreError::not_found(format!("token '{id}'")))?;
     if token.revoked_at.is_none() {

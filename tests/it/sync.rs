@@ -578,13 +578,18 @@ async fn bundles_dropped_into_the_inbox_are_imported_or_rejected() {
     let pair = Pair::start().await;
     pair.register_disconnected().await;
     satellite_agents(&pair, &[2]).await;
-    let out = pair.satellite.cli(&["bundle", "export", "--account", "Acme"]);
+    let out = pair
+        .satellite
+        .cli(&["bundle", "export", "--account", "Acme"]);
     let response = pair.upstream_import(Path::new(&out.value("bundle")));
     let inbox = pair.satellite.bundle_dir().join("inbox");
     std::fs::copy(&response, inbox.join("response.tar.gz")).unwrap();
     std::fs::write(inbox.join("garbage.tar.gz"), b"not a bundle").unwrap();
     let archived = pair.satellite.bundle_dir().join("archive/response.tar.gz");
-    let rejected = pair.satellite.bundle_dir().join("rejected/garbage.tar.gz.reason");
+    let rejected = pair
+        .satellite
+        .bundle_dir()
+        .join("rejected/garbage.tar.gz.reason");
     for _ in 0..100 {
         if archived.exists() && rejected.exists() {
             break;
@@ -592,7 +597,9 @@ async fn bundles_dropped_into_the_inbox_are_imported_or_rejected() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(archived.exists(), "the response was imported and archived");
-    assert!(std::fs::read_to_string(&rejected).unwrap().contains("not a gzip"));
+    assert!(std::fs::read_to_string(&rejected)
+        .unwrap()
+        .contains("not a gzip"));
     assert!(!inbox.join("response.tar.gz").exists() && !inbox.join("garbage.tar.gz").exists());
     pair.assert_same_licenses_and_usage().await;
     let (_, state) = pair.sat_api.get("/api/v1/accounts/Acme/upstream").await;
