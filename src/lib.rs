@@ -4,6 +4,7 @@
 //! `domain` calls nothing and never reads the clock.
 
 pub mod agent;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

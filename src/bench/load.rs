@@ -1,0 +1,252 @@
+//! Signed HTTPS traffic: usage reports from seeded instances, and admin page loads.
+
+use super::seed::{key_for, TAG};
+use super::Sample;
+use crate::crypto::agent_sig;
+use ed25519_dalek::SigningKey;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One keep-alive HTTPS client shared by all tasks (the bench targets its own server,
+/// whose certificate is self-signed).
+pub fn client(connections: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .pool_max_idle_per_host(connections)
+        .http1_only()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Instances the load phase signs for: up to `max` spread evenly over all seeded ones,
+/// keys derived once up front so the client spends its time on requests.
+pub fn pick(ids: &[String], first_index: u64, max: usize) -> Vec<(String, SigningKey)> {
+    let step = (ids.len() / max.max(1)).max(1);
+    ids.iter()
+        .enumerate()
+        .step_by(step)
+        .take(max)
+        .map(|(i, id)| (id.clone(), key_for(first_index + i as u64)))
+        .collect()
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// A signed POST as an agent sends it; returns whether it was answered 200.
+async fn signed_post(
+    http: &reqwest::Client,
+    url: &str,
+    path: &str,
+    id: &str,
+    key: &SigningKey,
+    body: Vec<u8>,
+) -> bool {
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let sig = agent_sig::sign_request(key, "POST", path, &ts, &body);
+    match http
+        .post(format!("{url}{path}"))
+        .header("content-type", "application/json")
+        .header(agent_sig::INSTANCE_HEADER, id)
+        .header(agent_sig::TIMESTAMP_HEADER, ts)
+        .header(agent_sig::SIGNATURE_HEADER, sig)
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let ok = r.status().is_success();
+            let _ = r.bytes().await;
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
+/// Runs `concurrency` tasks for `duration`, each calling `one` in a loop.
+async fn drive<F, Fut>(name: &str, concurrency: usize, duration: Duration, one: F) -> Sample
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let one = Arc::new(one);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|t| {
+            let one = one.clone();
+            tokio::spawn(async move {
+                let mut rng =
+                    0x9E37_79B9_7F4A_7C15u64 ^ (t as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                let (mut lat, mut errors) = (Vec::new(), 0u64);
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    if one(xorshift(&mut rng)).await {
+                        lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut sample = Sample {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    for t in tasks {
+        if let Ok((lat, errors)) = t.await {
+            sample.latencies_us.extend(lat);
+            sample.errors += errors;
+        }
+    }
+    sample.elapsed = started.elapsed();
+    sample
+}
+
+pub async fn usage_reports(
+    url: &str,
+    instances: Arc<Vec<(String, SigningKey)>>,
+    concurrency: usize,
+    duration: Duration,
+) -> Sample {
+    let http = client(concurrency);
+    let url = url.to_string();
+    drive("usage reports", concurrency, duration, move |r| {
+        let (http, url, instances) = (http.clone(), url.clone(), instances.clone());
+        async move {
+            let (id, key) = &instances[(r % instances.len() as u64) as usize];
+            let body = serde_json::json!({
+                "report_id": uuid::Uuid::new_v4().to_string(),
+                "measured_at": crate::clock::rfc3339(chrono::Utc::now().timestamp()),
+                "entitlements": [{ "tag": TAG, "count": r % 4 }],
+            });
+            signed_post(
+                &http,
+                &url,
+                "/agent/v1/usage",
+                id,
+                key,
+                body.to_string().into_bytes(),
+            )
+            .await
+        }
+    })
+    .await
+}
+
+/// The floors: the same client work against a fixed reply (`/floor/fixed`) or one that
+/// verifies the request signature and signs its reply (`/floor/signed`).
+pub async fn floor(
+    url: &str,
+    path: &'static str,
+    name: &str,
+    key: SigningKey,
+    concurrency: usize,
+    duration: Duration,
+) -> Sample {
+    let http = client(concurrency);
+    let url = url.to_string();
+    let key = Arc::new(key);
+    drive(name, concurrency, duration, move |r| {
+        let (http, url, key) = (http.clone(), url.clone(), key.clone());
+        async move {
+            let body = serde_json::json!({
+                "report_id": uuid::Uuid::new_v4().to_string(),
+                "measured_at": crate::clock::rfc3339(chrono::Utc::now().timestamp()),
+                "entitlements": [{ "tag": TAG, "count": r % 4 }],
+            });
+            signed_post(
+                &http,
+                &url,
+                path,
+                "floor",
+                &key,
+                body.to_string().into_bytes(),
+            )
+            .await
+        }
+    })
+    .await
+}
+
+/// Logs in through the login form (CSRF cookie and field) and returns the session cookie.
+pub async fn login(url: &str, username: &str, password: &str) -> Option<String> {
+    let http = client(1);
+    let page = http.get(format!("{url}/login")).send().await.ok()?;
+    let csrf_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("satellite_login_csrf="))?
+        .split(';')
+        .next()?
+        .to_string();
+    let html = page.text().await.ok()?;
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker)? + marker.len();
+    let csrf = &html[start..start + html[start..].find('"')?];
+    let res = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .ok()?
+        .post(format!("{url}/login"))
+        .header("cookie", csrf_cookie)
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("csrf", csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .ok()?;
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("satellite_session="))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string)
+}
+
+pub async fn pages(
+    url: &str,
+    cookie: String,
+    paths: Vec<String>,
+    concurrency: usize,
+    duration: Duration,
+    name: &str,
+) -> Sample {
+    let http = client(concurrency);
+    let url = url.to_string();
+    let paths = Arc::new(paths);
+    drive(name, concurrency, duration, move |r| {
+        let (http, url, cookie, paths) = (http.clone(), url.clone(), cookie.clone(), paths.clone());
+        async move {
+            let path = &paths[(r % paths.len() as u64) as usize];
+            match http
+                .get(format!("{url}{path}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+            {
+                Ok(res) => {
+                    let ok = res.status().is_success();
+                    let _ = res.bytes().await;
+                    ok
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await
+}

@@ -1,0 +1,35 @@
+//! `satellite-bench`: seeds a server with product instances through the registration code
+//! path (real keys), drives signed HTTPS traffic at it, and reports each figure beside
+//! floors measured in the same run on the same machine.
+
+pub mod floor;
+pub mod load;
+pub mod report;
+pub mod seed;
+
+use std::time::Duration;
+
+/// Latencies of one phase, in microseconds, and its error count.
+#[derive(Default, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub latencies_us: Vec<u32>,
+    pub errors: u64,
+    pub elapsed: Duration,
+}
+
+impl Sample {
+    pub fn throughput(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let mut v = self.latencies_us.clone();
+        v.sort_unstable();
+        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v[i.min(v.len() - 1)] as f64 / 1000.0
+    }
+}

@@ -1,0 +1,120 @@
+//! Seeds instances through `store::instances::register`, the code path real registrations
+//! take, with keys derived from their index so the load phase can sign for them.
+
+use crate::crypto::secrets;
+use crate::domain::instance::Udi;
+use crate::domain::license::{LicenseSpec, LicenseType};
+use crate::domain::{Principal, Role};
+use crate::store::instances::{self, Registration};
+use crate::store::{accounts, licenses, tokens, Store, StoreError};
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+
+pub const ACCOUNT: &str = "Bench";
+pub const VA: &str = "Load";
+pub const TAG: &str = "regid.2026-01.com.bench.ess,1.0";
+
+pub fn key_for(i: u64) -> SigningKey {
+    SigningKey::from_bytes(&Sha256::digest(format!("satellite-bench-{i}")).into())
+}
+
+/// Creates the account, VA, a large pool and a token; returns the token's secret.
+pub fn prepare(store: &Store, now: i64) -> Result<String, StoreError> {
+    let admin = Principal {
+        actor: "bench".into(),
+        role: Role::SystemAdmin,
+        account_id: None,
+    };
+    store.write_blocking(|tx| {
+        let account = accounts::create(tx, &admin, now, ACCOUNT, "load test")?;
+        let va = accounts::create_va(tx, &admin, now, &account, VA, "")?;
+        let spec = LicenseSpec {
+            tag: TAG.into(),
+            name: "Bench Essentials".into(),
+            license_type: LicenseType::Perpetual,
+            quantity: i32::MAX as i64,
+            start: chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(),
+            end: None,
+            export_controlled: false,
+            substitutes: vec![],
+        };
+        licenses::create(tx, &admin, now, &account, &va, &spec)?;
+        let (_, secret) = tokens::create(
+            tx,
+            &admin,
+            now,
+            &account,
+            &va,
+            tokens::NewToken {
+                description: "bench",
+                expires_in_days: 365,
+                max_uses: None,
+                export_controlled: false,
+            },
+        )?;
+        Ok(secret)
+    })
+}
+
+/// Registers instances `from..to` in transactions of `batch`; returns their ids in order.
+pub fn register(
+    store: &Store,
+    token: &str,
+    from: u64,
+    to: u64,
+    batch: u64,
+    now: i64,
+    progress: &dyn Fn(u64),
+) -> Result<Vec<String>, StoreError> {
+    let mut ids = Vec::with_capacity((to - from) as usize);
+    let mut i = from;
+    while i < to {
+        let end = (i + batch).min(to);
+        let chunk = store.write_blocking(|tx| {
+            (i..end)
+                .map(|n| {
+                    let reg = Registration {
+                        token: token.to_string(),
+                        udi: Udi {
+                            pid: "BENCH".into(),
+                            sn: format!("SN{n:09}"),
+                            uuid: None,
+                        },
+                        public_key: key_for(n).verifying_key().to_bytes(),
+                        product_name: "bench".into(),
+                        product_version: "1".into(),
+                        hostname: None,
+                    };
+                    instances::register(tx, now, &reg).map(|r| r.instance_id)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        ids.extend(chunk);
+        i = end;
+        progress(i - from);
+    }
+    Ok(ids)
+}
+
+/// A user for page loads, with a known password.
+pub fn page_user(store: &Store, now: i64) -> Result<(String, String), StoreError> {
+    let password = secrets::random_password();
+    let hash =
+        crate::crypto::password::hash(&password).map_err(|e| StoreError::Io(e.to_string()))?;
+    let username = format!("bench{}", now);
+    store.write_blocking(|tx| {
+        crate::store::users::create(
+            tx,
+            "bench",
+            now,
+            crate::store::users::NewUser {
+                username: &username,
+                password_hash: &hash,
+                role: Role::SystemAdmin,
+                account: None,
+                must_change_password: false,
+            },
+        )
+    })?;
+    Ok((username, password))
+}
