@@ -16,6 +16,7 @@ pub mod sync_state;
 pub mod synced;
 pub mod tokens;
 pub mod users;
+pub mod writer;
 
 pub use page::Page;
 
@@ -55,16 +56,18 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     readers: r2d2::Pool<SqliteConnectionManager>,
-    // SQLite admits one writer at a time; a mutex queues writers here instead of
-    // letting them spin on SQLITE_BUSY.
+    // SQLite admits one writer at a time. Requests write through the group-commit
+    // writer (one transaction per batch of queued jobs); blocking callers (CLI, bundle
+    // import, jobs) through this mutex-guarded connection. SQLite serializes the two.
     writer: Arc<Mutex<Connection>>,
+    group: writer::Writer,
     path: PathBuf,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 10000;
+         PRAGMA busy_timeout = 60000;
          PRAGMA synchronous = FULL;",
     )
 }
@@ -84,6 +87,8 @@ impl Store {
             configure(c)?;
             c.execute_batch("PRAGMA query_only = ON;")
         });
+        let group_conn = Connection::open(path)?;
+        configure(&group_conn)?;
         let readers = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
@@ -91,6 +96,7 @@ impl Store {
         Ok(Store {
             readers,
             writer: Arc::new(Mutex::new(writer)),
+            group: writer::Writer::start(group_conn),
             path: path.to_owned(),
         })
     }
@@ -128,16 +134,20 @@ impl Store {
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// `write_blocking` on a blocking thread, for async callers.
+    /// Queues `f` for the group-commit writer and awaits the commit without holding a
+    /// thread: `f` runs atomically (a savepoint of the batch's transaction) and the
+    /// answer comes only once that transaction is durable.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_blocking(f))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.group.submit(f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.await
+            .map_err(|_| StoreError::Task("the database writer has stopped".into()))?
     }
 
     /// Cheap liveness probe of the database, for `/readyz`.
