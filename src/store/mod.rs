@@ -111,14 +111,21 @@ impl Store {
     }
 
     /// Runs `f` in one IMMEDIATE transaction; any error rolls everything back.
-    pub fn write_blocking<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+    /// Callers may fail with their own error type (anything a `StoreError` converts
+    /// into); whatever the error, the transaction rolls back.
+    pub fn write_blocking<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Transaction) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut conn = self
             .writer
             .lock()
             .map_err(|_| StoreError::Task("writer lock poisoned".into()))?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
         let value = f(&tx)?;
-        tx.commit()?;
+        tx.commit().map_err(StoreError::from)?;
         Ok(value)
     }
 

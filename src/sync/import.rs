@@ -283,59 +283,21 @@ pub fn peek(path: &Path) -> Option<Manifest> {
 fn apply(ctx: &SyncContext, path: &Path, progress: &dyn Fn(u64)) -> Result<Outcome, SyncError> {
     let now = ctx.clock.unix();
     let started = std::time::Instant::now();
-    ctx.store
-        .write_blocking(|tx| {
-            let result = (|| -> Result<Outcome, SyncError> {
-                let mut imp = Importer {
-                    ctx,
-                    tx,
-                    now,
-                    plan: None,
-                    catalog: Catalog::default(),
-                    registration: records::Registration::default(),
-                    acks: vec![],
-                    snapshot: None,
-                    counts: BTreeMap::new(),
-                };
-                let manifest = bundle::read(path, &mut PrepareSnapshot(&mut imp), progress)?;
-                finish(imp, &manifest, started)
-            })();
-            // Only store errors travel through the store's transaction; the rest come back
-            // inside Ok so that the transaction still rolls back (nothing is committed).
-            match result {
-                Ok(outcome) => Ok(Ok(outcome)),
-                Err(SyncError::Store(e)) => Err(e),
-                Err(other) => Err(crate::store::StoreError::Task(format!(
-                    "\u{0}{}",
-                    encode(&other)
-                ))),
-            }
-        })
-        .map_err(decode)?
-}
-
-// The store's write closure can only fail with a StoreError; a sync rejection must also
-// roll back, so it travels inside StoreError::Task with a marker and is restored here.
-fn encode(e: &SyncError) -> String {
-    match e {
-        SyncError::Rejected(m) => format!("R{m}"),
-        SyncError::Duplicate(id) => format!("D{id}"),
-        other => format!("O{other}"),
-    }
-}
-
-fn decode(e: crate::store::StoreError) -> SyncError {
-    if let crate::store::StoreError::Task(m) = &e {
-        if let Some(rest) = m.strip_prefix('\u{0}') {
-            let (tag, msg) = rest.split_at(1);
-            return match tag {
-                "R" => SyncError::Rejected(msg.into()),
-                "D" => SyncError::Duplicate(msg.into()),
-                _ => SyncError::Io(msg.into()),
-            };
-        }
-    }
-    SyncError::Store(e)
+    ctx.store.write_blocking(|tx| {
+        let mut imp = Importer {
+            ctx,
+            tx,
+            now,
+            plan: None,
+            catalog: Catalog::default(),
+            registration: records::Registration::default(),
+            acks: vec![],
+            snapshot: None,
+            counts: BTreeMap::new(),
+        };
+        let manifest = bundle::read(path, &mut PrepareSnapshot(&mut imp), progress)?;
+        finish(imp, &manifest, started)
+    })
 }
 
 /// Starts the upstream's snapshot as soon as the plan is known (records follow).
@@ -485,16 +447,13 @@ fn answer_again(ctx: &SyncContext, m: &Manifest) -> Result<Option<Written>, Sync
     if ctx.role != ServerRole::Upstream || !m.kind.ends_with("-request") {
         return Ok(None);
     }
-    let answer = ctx.store.write_blocking(|tx| {
+    ctx.store.write_blocking(|tx| {
         let Some(sat) = sync_state::satellite(tx, &m.from.authority_id, &m.account)? else {
             return Ok(None);
         };
         let ack = (m.kind == "sync-request").then_some(m.sequence);
-        outbound::response(ctx, tx, m, &sat, ack)
-            .map(Some)
-            .map_err(|e| crate::store::StoreError::Io(e.to_string()))
-    })?;
-    Ok(answer)
+        outbound::response(ctx, tx, m, &sat, ack).map(Some)
+    })
 }
 
 fn move_or_copy(from: &Path, dir: &Path, source: Source) -> Option<PathBuf> {
