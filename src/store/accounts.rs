@@ -100,6 +100,14 @@ pub fn find(conn: &Connection, who: &Principal, name: &str) -> Result<Account> {
         .ok_or_else(|| StoreError::not_found(format!("account '{name}'")))
 }
 
+/// An account's id by name, for system-level callers (no visibility check).
+pub fn id_by_name(conn: &Connection, name: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM accounts WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?)
+}
+
 /// Refuses callers whose role may not change this account's contents.
 pub fn require_edit(who: &Principal, account: &Account) -> Result<()> {
     if who.can_edit_account(account.id) {

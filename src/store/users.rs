@@ -71,9 +71,7 @@ pub fn count(conn: &Connection) -> Result<i64> {
 pub(crate) fn account_id_by_name(conn: &Connection, name: Option<&str>) -> Result<Option<i64>> {
     match name.map(str::trim).filter(|n| !n.is_empty()) {
         None => Ok(None),
-        Some(n) => conn
-            .query_row("SELECT id FROM accounts WHERE name = ?1", [n], |r| r.get(0))
-            .optional()?
+        Some(n) => super::accounts::id_by_name(conn, n)?
             .map(Some)
             .ok_or_else(|| {
                 DomainError::invalid("unknown_account", "account", format!("No account '{n}'."))

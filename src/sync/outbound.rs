@@ -36,14 +36,6 @@ fn out_history(m: &Manifest, account_id: i64, started: std::time::Instant, now: 
     }
 }
 
-fn account_id(conn: &Connection, name: &str) -> Result<i64, SyncError> {
-    Ok(accounts::all_names(conn)?
-        .into_iter()
-        .find(|(_, n)| n == name)
-        .map(|(id, _)| id)
-        .ok_or_else(|| StoreError::not_found(format!("account '{name}'")))?)
-}
-
 /// Satellite: a registration request for `account` carrying the upstream's token; the
 /// account's link becomes pending until the response is imported.
 pub fn registration_request(
@@ -56,7 +48,10 @@ pub fn registration_request(
 ) -> Result<Written, SyncError> {
     let started = std::time::Instant::now();
     let now = ctx.clock.unix();
-    let id = ctx.store.read_blocking(|c| Ok(account_id(c, account)))??;
+    let id = ctx
+        .store
+        .read_blocking(|c| accounts::id_by_name(c, account))?
+        .ok_or_else(|| StoreError::not_found(format!("account '{account}'")))?;
     let mut writer = BundleWriter::new()?;
     let mut file = writer.file("registration")?;
     file.write(&records::Registration {
