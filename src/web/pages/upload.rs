@@ -5,7 +5,6 @@ use crate::web::AppError;
 use actix_multipart::Multipart;
 use futures_core::Stream;
 use std::future::poll_fn;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
@@ -16,7 +15,6 @@ pub async fn bundle_form(
     mut form: Multipart,
     dir: &Path,
 ) -> Result<PathBuf, AppError> {
-    std::fs::create_dir_all(dir).map_err(AppError::internal)?;
     let mut csrf = String::new();
     let mut saved: Option<PathBuf> = None;
     while let Some(field) = poll_fn(|cx| Pin::new(&mut form).poll_next(cx)).await {
@@ -24,21 +22,14 @@ pub async fn bundle_form(
             .map_err(|e| AppError::bad_request(format!("the upload is not a valid form: {e}")))?;
         let name = field.name().unwrap_or_default().to_string();
         if name == "bundle" {
-            let path = dir.join(format!(".upload-{}.tar.gz", uuid::Uuid::new_v4()));
-            let mut file =
-                std::io::BufWriter::new(std::fs::File::create(&path).map_err(AppError::internal)?);
-            let mut total = 0u64;
-            while let Some(chunk) = poll_fn(|cx| Pin::new(&mut field).poll_next(cx)).await {
-                let chunk = chunk
-                    .map_err(|e| AppError::bad_request(format!("the upload broke off: {e}")))?;
-                total += chunk.len() as u64;
-                if total > crate::web::upload::BUNDLE_LIMIT {
-                    let _ = std::fs::remove_file(&path);
-                    return Err(AppError::bad_request("The bundle is larger than 4 GiB."));
-                }
-                file.write_all(&chunk).map_err(AppError::internal)?;
-            }
-            file.flush().map_err(AppError::internal)?;
+            let too_large = || AppError::bad_request("The bundle is larger than 4 GiB.");
+            let (path, _) = crate::web::upload::stream_to_file(
+                &mut field,
+                dir,
+                "the upload broke off",
+                too_large,
+            )
+            .await?;
             saved = Some(path);
         } else {
             let mut value = Vec::new();
