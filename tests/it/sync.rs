@@ -414,7 +414,6 @@ async fn every_bad_bundle_is_rejected_whole_and_changes_nothing() {
         .satellite
         .cli(&["bundle", "import", good.to_str().unwrap()]);
     assert!(out.stderr.contains("wrong kind"), "{}", out.stderr);
-    let _ = Path::new("");
 }
 
 /// A minimal HTTP CONNECT proxy on loopback that counts the tunnels it opens.
