@@ -226,7 +226,11 @@ async fn usage_reports_validate_and_apply_once_in_order() {
         .report("r0", &rfc3339(now), &[("ess", 2_147_483_648)])
         .await;
     assert_eq!(a.body["error"]["code"], "invalid_count");
-    let a = agent.report("r0", &rfc3339(now + 301), &[("ess", 1)]).await;
+    let a = agent
+        // A fresh clock reading: `now` is seconds old by here, and 301 s from it could
+        // already be within the server's 300 s window.
+        .report("r0", &rfc3339(RawAgent::now() + 310), &[("ess", 1)])
+        .await;
     assert_eq!(a.body["error"]["code"], "measured_in_future");
     let a = agent
         .post("/agent/v1/usage", &json!({ "report_id": "r0", "measured_at": rfc3339(now), "entitlements": [{ "tag": "ess", "count": "1" }] }))
