@@ -1,32 +1,44 @@
-//! The floor servers: the same actix + rustls stack as the product, answering a fixed
-//! signed JSON body, or verifying the request's signature and signing the reply. They
-//! show what this machine can do at all, so figures are reported as ratios to them.
+//! The floor server: the same actix + rustls stack as the product, answering
+//! - `/floor/fixed`: a fixed signed JSON body;
+//! - `/floor/signed`: after verifying the request's signature, a freshly signed body;
+//! - `/floor/durable`: as `signed`, plus one upsert into an N-row SQLite table through the
+//!   product's group-commit writer, answered after the commit.
+//!
+//! It runs as a process of its own (`satellite-bench --serve-floor`), so its CPU time is
+//! measured the way the product's is. Figures are reported as ratios to these floors.
 
 use crate::crypto::agent_sig;
 use crate::crypto::AuthorityKey;
+use crate::store::writer::Writer;
+use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use ed25519_dalek::VerifyingKey;
+use rusqlite::Connection;
 use std::path::Path;
-use std::sync::Arc;
+
+pub const BODY: &[u8] = br#"{"status":"authorized","entitlements":[{"tag":"regid.2026-01.com.bench.ess,1.0","count":1,"status":"authorized"}],"authorization":{"renew_after":"2026-12-23T00:00:00Z","expires_at":"2027-02-21T00:00:00Z"}}"#;
 
 struct FloorState {
     authority: AuthorityKey,
     client_key: VerifyingKey,
-    fixed_body: &'static [u8],
     fixed_signature: String,
+    writer: Writer,
+    rows: i64,
 }
 
-async fn fixed(state: web::Data<FloorState>, _body: web::Bytes) -> HttpResponse {
-    HttpResponse::Ok()
+fn signed_reply(state: &FloorState, status: StatusCode, body: &'static [u8]) -> HttpResponse {
+    HttpResponse::build(status)
         .content_type("application/json")
         .insert_header((
             agent_sig::RESPONSE_SIGNATURE_HEADER,
-            state.fixed_signature.clone(),
+            state.authority.sign_b64(body),
         ))
-        .body(state.fixed_body)
+        .body(body)
 }
 
-async fn signed(state: web::Data<FloorState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+const REFUSAL: &[u8] = b"{\"error\":{\"code\":\"bad_signature\",\"message\":\"\"}}";
+
+fn verified(state: &FloorState, req: &HttpRequest, body: &[u8]) -> bool {
     let header = |n: &str| {
         req.headers()
             .get(n)
@@ -37,73 +49,113 @@ async fn signed(state: web::Data<FloorState>, req: HttpRequest, body: web::Bytes
         "POST",
         req.uri().path(),
         header(agent_sig::TIMESTAMP_HEADER),
-        &body,
+        body,
     );
-    let ok = agent_sig::verify_b64(
+    agent_sig::verify_b64(
         &state.client_key,
         &message,
         header(agent_sig::SIGNATURE_HEADER),
-    );
-    let reply: &[u8] = if ok {
-        state.fixed_body
-    } else {
-        b"{\"error\":{\"code\":\"bad_signature\",\"message\":\"\"}}"
-    };
-    HttpResponse::build(if ok {
-        actix_web::http::StatusCode::OK
-    } else {
-        actix_web::http::StatusCode::UNAUTHORIZED
-    })
-    .content_type("application/json")
-    .insert_header((
-        agent_sig::RESPONSE_SIGNATURE_HEADER,
-        state.authority.sign_b64(reply),
-    ))
-    .body(reply)
+    )
 }
 
-/// Starts the floor server on a thread of its own; returns its URL.
-pub fn start(data_dir: &Path, client_key: VerifyingKey) -> Result<String, String> {
-    const BODY: &[u8] = br#"{"status":"authorized","entitlements":[{"tag":"regid.2026-01.com.bench.ess,1.0","count":1,"status":"authorized"}],"authorization":{"renew_after":"2026-12-23T00:00:00Z","expires_at":"2027-02-21T00:00:00Z"}}"#;
-    let floor_dir = data_dir.join("floor");
-    crate::crypto::tls::ensure_certificate(&floor_dir).map_err(|e| e.to_string())?;
-    let tls = crate::crypto::tls::server_config(&floor_dir).map_err(|e| e.to_string())?;
-    let authority = AuthorityKey::load_or_create(&floor_dir).map_err(|e| e.to_string())?;
+async fn fixed(state: web::Data<FloorState>, _body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((
+            agent_sig::RESPONSE_SIGNATURE_HEADER,
+            state.fixed_signature.clone(),
+        ))
+        .body(BODY)
+}
+
+async fn signed(state: web::Data<FloorState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if verified(&state, &req, &body) {
+        signed_reply(&state, StatusCode::OK, BODY)
+    } else {
+        signed_reply(&state, StatusCode::UNAUTHORIZED, REFUSAL)
+    }
+}
+
+async fn durable(state: web::Data<FloorState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if !verified(&state, &req, &body) {
+        return signed_reply(&state, StatusCode::UNAUTHORIZED, REFUSAL);
+    }
+    // The row comes from the signed body's bytes, so rows are hit evenly.
+    let digest = body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let row = (digest % state.rows as u64) as i64;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let submitted = state.writer.submit(
+        move |c| {
+            c.prepare_cached(
+                "INSERT INTO floor (id, n) VALUES (?1, 1) ON CONFLICT (id) DO UPDATE SET n = n + 1",
+            )?
+            .execute([row])?;
+            Ok(())
+        },
+        move |r| {
+            let _ = tx.send(r.is_ok());
+        },
+    );
+    match (submitted, rx.await) {
+        (Ok(()), Ok(true)) => signed_reply(&state, StatusCode::OK, BODY),
+        _ => signed_reply(
+            &state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            b"{\"error\":{\"code\":\"internal\",\"message\":\"\"}}",
+        ),
+    }
+}
+
+/// Opens (or fills) the floor's table of `rows` rows, in WAL mode with durable commits,
+/// as the product's database is.
+fn open_table(path: &Path, rows: i64) -> rusqlite::Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+         CREATE TABLE IF NOT EXISTS floor (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+    )?;
+    let have: i64 = conn.query_row("SELECT count(*) FROM floor", [], |r| r.get(0))?;
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare("INSERT INTO floor (id, n) VALUES (?1, 0)")?;
+        for id in have..rows {
+            insert.execute([id])?;
+        }
+    }
+    tx.commit()?;
+    Ok(conn)
+}
+
+/// Serves the floors until killed; prints `url=<url>` once listening.
+pub fn serve(dir: &Path, rows: i64, client_key: VerifyingKey) -> Result<(), String> {
+    crate::crypto::tls::ensure_certificate(dir).map_err(|e| e.to_string())?;
+    let tls = crate::crypto::tls::server_config(dir).map_err(|e| e.to_string())?;
+    let authority = AuthorityKey::load_or_create(dir).map_err(|e| e.to_string())?;
+    let conn = open_table(&dir.join("floor.db"), rows.max(1)).map_err(|e| e.to_string())?;
     let state = web::Data::new(FloorState {
         fixed_signature: authority.sign_b64(BODY),
         authority,
         client_key,
-        fixed_body: BODY,
+        writer: Writer::start(conn),
+        rows: rows.max(1),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let url = format!(
-        "https://127.0.0.1:{}",
-        listener.local_addr().map_err(|e| e.to_string())?.port()
-    );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let state = Arc::new(state);
-    std::thread::spawn(move || {
-        let sys = actix_web::rt::System::new();
-        let failed = tx.clone();
-        let result = sys.block_on(async move {
-            let state = state.clone();
-            let server = HttpServer::new(move || {
-                App::new()
-                    .app_data(web::Data::clone(&state))
-                    .route("/floor/fixed", web::post().to(fixed))
-                    .route("/floor/signed", web::post().to(signed))
-            })
-            .workers(std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .listen_rustls_0_23(listener, tls)
-            .map_err(|e| e.to_string())?
-            .run();
-            let _ = tx.send(Ok(()));
-            server.await.map_err(|e| e.to_string())
-        });
-        if let Err(e) = result {
-            let _ = failed.send(Err(e));
-        }
-    });
-    rx.recv().map_err(|e| e.to_string())??;
-    Ok(url)
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .route("/floor/fixed", web::post().to(fixed))
+                .route("/floor/signed", web::post().to(signed))
+                .route("/floor/durable", web::post().to(durable))
+        })
+        .workers(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .listen_rustls_0_23(listener, tls)
+        .map_err(|e| e.to_string())?
+        .run();
+        println!("url=https://127.0.0.1:{port}");
+        server.await.map_err(|e| e.to_string())
+    })
 }

@@ -1,11 +1,16 @@
-//! Signed HTTPS traffic: usage reports from seeded instances, and admin page loads.
+//! HTTPS traffic as agents and admins send it: registrations, signed usage reports and
+//! renewals from seeded instances, and admin page loads.
 
 use super::seed::{key_for, TAG};
 use super::Sample;
 use crate::crypto::agent_sig;
 use ed25519_dalek::SigningKey;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Keys of instances registered over HTTP are derived from this index on, clear of seeds.
+const REGISTERED_KEYS: u64 = 1 << 40;
 
 /// One keep-alive HTTPS client shared by all tasks (the bench targets its own server,
 /// whose certificate is self-signed).
@@ -38,6 +43,31 @@ fn xorshift(state: &mut u64) -> u64 {
     *state
 }
 
+/// A POST; returns whether it was answered `expect`.
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    expect: u16,
+) -> bool {
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        req = req.header(name, value);
+    }
+    match req.send().await {
+        Ok(r) => {
+            let ok = r.status().as_u16() == expect;
+            let _ = r.bytes().await;
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
 /// A signed POST as an agent sends it; returns whether it was answered 200.
 async fn signed_post(
     http: &reqwest::Client,
@@ -49,23 +79,12 @@ async fn signed_post(
 ) -> bool {
     let ts = chrono::Utc::now().timestamp().to_string();
     let sig = agent_sig::sign_request(key, "POST", path, &ts, &body);
-    match http
-        .post(format!("{url}{path}"))
-        .header("content-type", "application/json")
-        .header(agent_sig::INSTANCE_HEADER, id)
-        .header(agent_sig::TIMESTAMP_HEADER, ts)
-        .header(agent_sig::SIGNATURE_HEADER, sig)
-        .body(body)
-        .send()
-        .await
-    {
-        Ok(r) => {
-            let ok = r.status().is_success();
-            let _ = r.bytes().await;
-            ok
-        }
-        Err(_) => false,
-    }
+    let headers = vec![
+        (agent_sig::INSTANCE_HEADER, id.to_string()),
+        (agent_sig::TIMESTAMP_HEADER, ts),
+        (agent_sig::SIGNATURE_HEADER, sig),
+    ];
+    post(http, format!("{url}{path}"), headers, body, 200).await
 }
 
 /// Runs `concurrency` tasks for `duration`, each calling `one` in a loop.
@@ -136,6 +155,54 @@ pub async fn usage_reports(
                 body.to_string().into_bytes(),
             )
             .await
+        }
+    })
+    .await
+}
+
+/// New product instances registering with `token`, each with a key of its own; serial
+/// numbers carry `run` so repeated runs on one data dir register new UDIs.
+pub async fn registrations(
+    url: &str,
+    token: String,
+    run: String,
+    concurrency: usize,
+    duration: Duration,
+) -> Sample {
+    let http = client(concurrency);
+    let url = format!("{url}/agent/v1/register");
+    let next = Arc::new(AtomicU64::new(0));
+    drive("registrations", concurrency, duration, move |_| {
+        let (http, url, token, run) = (http.clone(), url.clone(), token.clone(), run.clone());
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let key = key_for(REGISTERED_KEYS + n);
+            let body = serde_json::json!({
+                "token": token,
+                "udi": { "pid": "BENCHREG", "sn": format!("{run}-{n}") },
+                "public_key": crate::crypto::keys::public_key_b64(&key.verifying_key()),
+                "product": { "name": "bench", "version": "1" },
+            });
+            post(&http, url, vec![], body.to_string().into_bytes(), 201).await
+        }
+    })
+    .await
+}
+
+/// Id certificate renewals (`/agent/v1/renew`) from seeded instances.
+pub async fn renewals(
+    url: &str,
+    instances: Arc<Vec<(String, SigningKey)>>,
+    concurrency: usize,
+    duration: Duration,
+) -> Sample {
+    let http = client(concurrency);
+    let url = url.to_string();
+    drive("renewals", concurrency, duration, move |r| {
+        let (http, url, instances) = (http.clone(), url.clone(), instances.clone());
+        async move {
+            let (id, key) = &instances[(r % instances.len() as u64) as usize];
+            signed_post(&http, &url, "/agent/v1/renew", id, key, b"{}".to_vec()).await
         }
     })
     .await

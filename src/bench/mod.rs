@@ -2,9 +2,12 @@
 //! path (real keys), drives signed HTTPS traffic at it, and reports each figure beside
 //! floors measured in the same run on the same machine.
 
+pub mod bundles;
 pub mod floor;
 pub mod load;
+pub mod procstat;
 pub mod report;
+pub mod run;
 pub mod seed;
 
 use std::time::Duration;
@@ -16,11 +19,21 @@ pub struct Sample {
     pub latencies_us: Vec<u32>,
     pub errors: u64,
     pub elapsed: Duration,
+    /// CPU time the serving process used during the phase, when it could be read.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Sample {
     pub fn throughput(&self) -> f64 {
         self.latencies_us.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Serving-process CPU per answered request, in microseconds.
+    pub fn cpu_us_per_request(&self) -> Option<f64> {
+        let n = self.latencies_us.len();
+        self.server_cpu
+            .filter(|_| n > 0)
+            .map(|c| c.as_secs_f64() * 1e6 / n as f64)
     }
 
     pub fn percentile_ms(&self, p: f64) -> f64 {

@@ -18,27 +18,38 @@ pub fn key_for(i: u64) -> SigningKey {
     SigningKey::from_bytes(&Sha256::digest(format!("satellite-bench-{i}")).into())
 }
 
-/// Creates the account, VA, a large pool and a token; returns the token's secret.
-pub fn prepare(store: &Store, now: i64) -> Result<String, StoreError> {
-    let admin = Principal {
+fn bench_admin() -> Principal {
+    Principal {
         actor: "bench".into(),
         role: Role::SystemAdmin,
         account_id: None,
-    };
+    }
+}
+
+/// Creates the account, VA and a large pool unless an earlier run (`--dir`) left them,
+/// then a fresh token; returns the token's secret.
+pub fn prepare(store: &Store, now: i64) -> Result<String, StoreError> {
+    let admin = bench_admin();
     store.write_blocking(|tx| {
-        let account = accounts::create(tx, &admin, now, ACCOUNT, "load test")?;
-        let va = accounts::create_va(tx, &admin, now, &account, VA, "")?;
-        let spec = LicenseSpec {
-            tag: TAG.into(),
-            name: "Bench Essentials".into(),
-            license_type: LicenseType::Perpetual,
-            quantity: i32::MAX as i64,
-            start: chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(),
-            end: None,
-            export_controlled: false,
-            substitutes: vec![],
+        let (account, va) = match accounts::id_by_name(tx, ACCOUNT)? {
+            Some(_) => accounts::find_with_va(tx, &admin, ACCOUNT, VA)?,
+            None => {
+                let account = accounts::create(tx, &admin, now, ACCOUNT, "load test")?;
+                let va = accounts::create_va(tx, &admin, now, &account, VA, "")?;
+                let spec = LicenseSpec {
+                    tag: TAG.into(),
+                    name: "Bench Essentials".into(),
+                    license_type: LicenseType::Perpetual,
+                    quantity: i32::MAX as i64,
+                    start: chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(),
+                    end: None,
+                    export_controlled: false,
+                    substitutes: vec![],
+                };
+                licenses::create(tx, &admin, now, &account, &va, &spec)?;
+                (account, va)
+            }
         };
-        licenses::create(tx, &admin, now, &account, &va, &spec)?;
         let (_, secret) = tokens::create(
             tx,
             &admin,
@@ -53,6 +64,20 @@ pub fn prepare(store: &Store, now: i64) -> Result<String, StoreError> {
             },
         )?;
         Ok(secret)
+    })
+}
+
+/// Ids of the instances an earlier run seeded, in seeding order (their serial numbers
+/// carry the index their keys derive from).
+pub fn existing(store: &Store) -> Result<Vec<String>, StoreError> {
+    store.read_blocking(|c| {
+        Ok(c.prepare(
+            "SELECT i.id FROM instances i JOIN virtual_accounts v ON v.id = i.va_id
+             JOIN accounts a ON a.id = v.account_id
+             WHERE a.name = ?1 AND v.name = ?2 AND i.pid = 'BENCH' ORDER BY i.sn",
+        )?
+        .query_map([ACCOUNT, VA], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
     })
 }
 

@@ -323,6 +323,43 @@ pub struct ReportOutcome {
     pub disposition: ReportDisposition,
 }
 
+/// Makes an instance's stored usage `new`, touching only the tags whose count changed
+/// (most reports repeat the last one), and moves the pool demand by the differences.
+fn replace_usage(tx: &Connection, inst: &Instance, new: &[(String, i64)]) -> Result<()> {
+    let old: std::collections::HashMap<String, i64> = usage_of(tx, &inst.id)?.into_iter().collect();
+    let demand = |tag: &str, delta: i64| {
+        counters::add_demand(tx, inst.va_id, tag, delta, inst.export_controlled)
+    };
+    for (tag, count) in new {
+        match old.get(tag) {
+            Some(before) if before == count => {}
+            Some(before) => {
+                demand(tag, count - before)?;
+                tx.prepare_cached(
+                    "UPDATE instance_usage SET count = ?3 WHERE instance_id = ?1 AND tag = ?2",
+                )?
+                .execute(params![inst.id, tag, count])?;
+            }
+            None => {
+                demand(tag, *count)?;
+                tx.prepare_cached(
+                    "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![inst.id, tag, count])?;
+            }
+        }
+    }
+    let kept: std::collections::HashSet<&str> = new.iter().map(|(t, _)| t.as_str()).collect();
+    for (tag, before) in &old {
+        if !kept.contains(tag.as_str()) {
+            demand(tag, -before)?;
+            tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1 AND tag = ?2")?
+                .execute(params![inst.id, tag])?;
+        }
+    }
+    Ok(())
+}
+
 pub fn apply_report(
     tx: &Connection,
     now: i64,
@@ -340,19 +377,7 @@ pub fn apply_report(
     let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
     let counts: Vec<(String, i64)> =
         if disposition == ReportDisposition::Apply {
-            let old = usage_of(tx, id)?;
-            for (tag, count) in &old {
-                counters::add_demand(tx, inst.va_id, tag, -count, inst.export_controlled)?;
-            }
-            tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
-                .execute([id])?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, ?2, ?3)",
-            )?;
-            for (tag, count) in &report.entitlements {
-                counters::add_demand(tx, inst.va_id, tag, *count, inst.export_controlled)?;
-                insert.execute(params![id, tag, count])?;
-            }
+            replace_usage(tx, &inst, &report.entitlements)?;
             let (renew, expires) = timers::authorization_times(now);
             (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
             tx.prepare_cached(

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
+pub mod checkpoint;
 pub mod counters;
 pub mod events;
 pub mod instances;
@@ -61,14 +62,35 @@ pub struct Store {
     // import, jobs) through this mutex-guarded connection. SQLite serializes the two.
     writer: Arc<Mutex<Connection>>,
     group: writer::Writer,
+    _checkpointer: checkpoint::Checkpointer,
+    // Bounds the blocking threads waiting for a reader: more would only queue on the pool.
+    read_slots: Arc<tokio::sync::Semaphore>,
     path: PathBuf,
 }
 
+const READERS: u32 = 8;
+
+/// Waits out a lock held by another connection in fine steps (SQLite's own handler sleeps
+/// up to 100 ms at a time, far longer than our locks are held), giving up after a minute.
+fn wait_for_lock(attempt: i32) -> bool {
+    let step = if attempt < 1_000 {
+        std::time::Duration::from_micros(100)
+    } else {
+        std::time::Duration::from_millis(1)
+    };
+    std::thread::sleep(step);
+    attempt < 60_000
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_handler(Some(wait_for_lock))?;
+    // Writers never checkpoint (see checkpoint.rs); the WAL file is cut back to 64 MiB
+    // whenever it is reset.
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 60000;
-         PRAGMA synchronous = FULL;",
+         PRAGMA synchronous = FULL;
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA journal_size_limit = 67108864;",
     )
 }
 
@@ -85,18 +107,24 @@ impl Store {
         migrations::migrate(&mut writer)?;
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             configure(c)?;
-            c.execute_batch("PRAGMA query_only = ON;")
+            c.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -4096;")
         });
         let group_conn = Connection::open(path)?;
         configure(&group_conn)?;
+        // Interior B-tree pages of the big tables stay cached across batches.
+        group_conn.execute_batch("PRAGMA cache_size = -32768;")?;
+        let checkpoint_conn = Connection::open(path)?;
+        configure(&checkpoint_conn)?;
         let readers = r2d2::Pool::builder()
-            .max_size(8)
+            .max_size(READERS)
             .min_idle(Some(1))
             .build(manager)?;
         Ok(Store {
             readers,
             writer: Arc::new(Mutex::new(writer)),
             group: writer::Writer::start(group_conn),
+            _checkpointer: checkpoint::Checkpointer::start(checkpoint_conn),
+            read_slots: Arc::new(tokio::sync::Semaphore::new(READERS as usize)),
             path: path.to_owned(),
         })
     }
@@ -135,6 +163,11 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        let _slot = self
+            .read_slots
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Task("the database is closing".into()))?;
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.read_blocking(f))
             .await
