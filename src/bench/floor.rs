@@ -9,7 +9,7 @@
 
 use crate::crypto::agent_sig;
 use crate::crypto::AuthorityKey;
-use crate::store::writer::Writer;
+use crate::store::batch::Batcher;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use ed25519_dalek::VerifyingKey;
@@ -22,7 +22,7 @@ struct FloorState {
     authority: AuthorityKey,
     client_key: VerifyingKey,
     fixed_signature: String,
-    writer: Writer,
+    writer: Batcher,
     rows: i64,
 }
 
@@ -138,7 +138,7 @@ pub fn serve(dir: &Path, rows: i64, client_key: VerifyingKey) -> Result<(), Stri
         fixed_signature: authority.sign_b64(BODY),
         authority,
         client_key,
-        writer: Writer::start(conn),
+        writer: Batcher::writer(conn),
         rows: rows.max(1),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;

@@ -21,6 +21,12 @@ pub fn authorization_times(now: i64) -> (i64, i64) {
     (now + AUTH_RENEW_AFTER, now + AUTH_VALID)
 }
 
+/// The day (counted from the Unix epoch) an authorization expiring at `at` lapses on;
+/// the expiry timer finds instances by it.
+pub fn expiry_day(at: i64) -> i64 {
+    at.div_euclid(86_400)
+}
+
 /// Whole days left until `deadline`, never negative.
 pub fn days_left(deadline: i64, now: i64) -> i64 {
     ((deadline - now).max(0) + DAY - 1) / DAY

@@ -74,6 +74,24 @@ pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<Instance>> {
     Ok(conn.prepare_cached(&sql)?.query_row([id], row).optional()?)
 }
 
+/// What authenticating an agent's request needs: its key and when its registration ends.
+pub struct Credentials {
+    pub public_key: Vec<u8>,
+    pub cert_expires_at: i64,
+}
+
+pub fn credentials(conn: &Connection, id: &str) -> Result<Option<Credentials>> {
+    Ok(conn
+        .prepare_cached("SELECT public_key, cert_expires_at FROM instances WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(Credentials {
+                public_key: r.get(0)?,
+                cert_expires_at: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
 pub fn find_in_va(conn: &Connection, va: &VirtualAccount, id: &str) -> Result<Instance> {
     find_by_id(conn, id)?
         .filter(|i| i.va_id == va.id)
@@ -143,9 +161,26 @@ pub fn status_counts(
         .collect::<rusqlite::Result<_>>()?)
 }
 
+/// Which instance a status change is for, and the status it leaves.
+struct StatusOf<'a> {
+    id: &'a str,
+    va_id: i64,
+    status: &'a str,
+}
+
+impl<'a> From<&'a Instance> for StatusOf<'a> {
+    fn from(i: &'a Instance) -> Self {
+        StatusOf {
+            id: &i.id,
+            va_id: i.va_id,
+            status: &i.status,
+        }
+    }
+}
+
 fn set_status(
     tx: &Connection,
-    inst: &Instance,
+    inst: StatusOf<'_>,
     status: InstanceStatus,
     now: i64,
     note: &str,
@@ -155,9 +190,9 @@ fn set_status(
     }
     tx.prepare_cached("UPDATE instances SET status = ?2 WHERE id = ?1")?
         .execute(params![inst.id, status.as_str()])?;
-    counters::bump_status(tx, inst.va_id, &inst.status, -1)?;
+    counters::bump_status(tx, inst.va_id, inst.status, -1)?;
     counters::bump_status(tx, inst.va_id, status.as_str(), 1)?;
-    add_history(tx, &inst.id, now, status.as_str(), note)
+    add_history(tx, inst.id, now, status.as_str(), note)
 }
 
 fn add_history(tx: &Connection, id: &str, now: i64, status: &str, note: &str) -> Result<()> {
@@ -323,10 +358,44 @@ pub struct ReportOutcome {
     pub disposition: ReportDisposition,
 }
 
+/// What a usage report reads of its instance (the whole row is not needed).
+struct Reporting {
+    va_id: i64,
+    export_controlled: bool,
+    status: String,
+    last_report_id: Option<String>,
+    last_measured_at: Option<i64>,
+    auth_renew_after: Option<i64>,
+    auth_expires_at: Option<i64>,
+    auth_expiry_day: Option<i64>,
+}
+
+fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
+    tx.prepare_cached(
+        "SELECT va_id, export_controlled, status, last_report_id, last_measured_at,
+                auth_renew_after, auth_expires_at, auth_expiry_day
+         FROM instances WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(Reporting {
+            va_id: r.get(0)?,
+            export_controlled: r.get(1)?,
+            status: r.get(2)?,
+            last_report_id: r.get(3)?,
+            last_measured_at: r.get(4)?,
+            auth_renew_after: r.get(5)?,
+            auth_expires_at: r.get(6)?,
+            auth_expiry_day: r.get(7)?,
+        })
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::not_found("instance"))
+}
+
 /// Makes an instance's stored usage `new`, touching only the tags whose count changed
 /// (most reports repeat the last one), and moves the pool demand by the differences.
-fn replace_usage(tx: &Connection, inst: &Instance, new: &[(String, i64)]) -> Result<()> {
-    let old: std::collections::HashMap<String, i64> = usage_of(tx, &inst.id)?.into_iter().collect();
+fn replace_usage(tx: &Connection, id: &str, inst: &Reporting, new: &[(String, i64)]) -> Result<()> {
+    let old: std::collections::HashMap<String, i64> = usage_of(tx, id)?.into_iter().collect();
     let demand = |tag: &str, delta: i64| {
         counters::add_demand(tx, inst.va_id, tag, delta, inst.export_controlled)
     };
@@ -338,14 +407,14 @@ fn replace_usage(tx: &Connection, inst: &Instance, new: &[(String, i64)]) -> Res
                 tx.prepare_cached(
                     "UPDATE instance_usage SET count = ?3 WHERE instance_id = ?1 AND tag = ?2",
                 )?
-                .execute(params![inst.id, tag, count])?;
+                .execute(params![id, tag, count])?;
             }
             None => {
                 demand(tag, *count)?;
                 tx.prepare_cached(
                     "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, ?2, ?3)",
                 )?
-                .execute(params![inst.id, tag, count])?;
+                .execute(params![id, tag, count])?;
             }
         }
     }
@@ -354,10 +423,38 @@ fn replace_usage(tx: &Connection, inst: &Instance, new: &[(String, i64)]) -> Res
         if !kept.contains(tag.as_str()) {
             demand(tag, -before)?;
             tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1 AND tag = ?2")?
-                .execute(params![inst.id, tag])?;
+                .execute(params![id, tag])?;
         }
     }
     Ok(())
+}
+
+/// Records an accepted report and renews the authorization. The expiry-day column (and
+/// its index) is written only when the day moves.
+fn accept_report(
+    tx: &Connection,
+    now: i64,
+    id: &str,
+    inst: &Reporting,
+    report: &Report,
+) -> Result<(i64, i64)> {
+    let (renew, expires) = timers::authorization_times(now);
+    let day = timers::expiry_day(expires);
+    let (rid, at) = (&report.report_id, report.measured_at);
+    if inst.auth_expiry_day == Some(day) {
+        tx.prepare_cached(
+            "UPDATE instances SET last_report_id = ?2, last_measured_at = ?3, last_contact = ?4,
+               auth_renew_after = ?5, auth_expires_at = ?6 WHERE id = ?1",
+        )?
+        .execute(params![id, rid, at, now, renew, expires])?;
+    } else {
+        tx.prepare_cached(
+            "UPDATE instances SET last_report_id = ?2, last_measured_at = ?3, last_contact = ?4,
+               auth_renew_after = ?5, auth_expires_at = ?6, auth_expiry_day = ?7 WHERE id = ?1",
+        )?
+        .execute(params![id, rid, at, now, renew, expires, day])?;
+    }
+    Ok((renew, expires))
 }
 
 pub fn apply_report(
@@ -367,7 +464,7 @@ pub fn apply_report(
     id: &str,
     report: &Report,
 ) -> Result<ReportOutcome> {
-    let inst = find_by_id(tx, id)?.ok_or_else(|| StoreError::not_found("instance"))?;
+    let inst = reporting(tx, id)?;
     let disposition = dispose_report(
         inst.last_report_id.as_deref(),
         inst.last_measured_at,
@@ -375,22 +472,16 @@ pub fn apply_report(
         report.measured_at,
     );
     let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
-    let counts: Vec<(String, i64)> =
-        if disposition == ReportDisposition::Apply {
-            replace_usage(tx, &inst, &report.entitlements)?;
-            let (renew, expires) = timers::authorization_times(now);
-            (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
-            tx.prepare_cached(
-            "UPDATE instances SET last_report_id = ?2, last_measured_at = ?3, last_contact = ?4,
-               auth_renew_after = ?5, auth_expires_at = ?6 WHERE id = ?1",
-        )?
-        .execute(params![id, report.report_id, report.measured_at, now, renew, expires])?;
-            report.entitlements.clone()
-        } else {
-            tx.prepare_cached("UPDATE instances SET last_contact = ?2 WHERE id = ?1")?
-                .execute(params![id, now])?;
-            usage_of(tx, id)?
-        };
+    let counts: Vec<(String, i64)> = if disposition == ReportDisposition::Apply {
+        replace_usage(tx, id, &inst, &report.entitlements)?;
+        let (renew, expires) = accept_report(tx, now, id, &inst, report)?;
+        (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
+        report.entitlements.clone()
+    } else {
+        tx.prepare_cached("UPDATE instances SET last_contact = ?2 WHERE id = ?1")?
+            .execute(params![id, now])?;
+        usage_of(tx, id)?
+    };
     let (licenses, evaluation) = licenses::evaluate(tx, inst.va_id, today)?;
     let pools: Vec<_> = licenses.iter().map(|l| l.pool()).collect();
     let entitlements: Vec<(String, i64, EntitlementStatus)> = counts
@@ -409,13 +500,13 @@ pub fn apply_report(
     let statuses: Vec<EntitlementStatus> = entitlements.iter().map(|e| e.2).collect();
     let status = compliance::overall_status(&statuses);
     if disposition == ReportDisposition::Apply {
-        set_status(
-            tx,
-            &inst,
-            InstanceStatus::from_entitlement(status),
-            now,
-            "usage report",
-        )?;
+        let from = StatusOf {
+            id,
+            va_id: inst.va_id,
+            status: &inst.status,
+        };
+        let to = InstanceStatus::from_entitlement(status);
+        set_status(tx, from, to, now, "usage report")?;
     }
     Ok(ReportOutcome {
         status,
@@ -552,24 +643,29 @@ pub fn transfer(
 /// Lapses authorizations not renewed for 90 days: such instances hold no licenses until
 /// they report again. Handles at most `limit` per call so one transaction stays short.
 pub fn expire_authorizations(tx: &Connection, now: i64, limit: u32) -> Result<usize> {
+    // The day index narrows the search to instances lapsing today or earlier; the exact
+    // time decides.
     let sql = format!(
-        "SELECT {COLUMNS} FROM instances WHERE auth_expires_at IS NOT NULL AND auth_expires_at <= ?1 LIMIT ?2"
+        "SELECT {COLUMNS} FROM instances
+         WHERE auth_expiry_day IS NOT NULL AND auth_expiry_day <= ?1 AND auth_expires_at <= ?2
+         LIMIT ?3"
     );
     let due: Vec<Instance> = tx
         .prepare_cached(&sql)?
-        .query_map(params![now, limit], row)?
+        .query_map(params![timers::expiry_day(now), now, limit], row)?
         .collect::<rusqlite::Result<_>>()?;
     for inst in &due {
         counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
         tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
             .execute([&inst.id])?;
         tx.prepare_cached(
-            "UPDATE instances SET auth_expires_at = NULL, auth_renew_after = NULL WHERE id = ?1",
+            "UPDATE instances SET auth_expires_at = NULL, auth_renew_after = NULL,
+               auth_expiry_day = NULL WHERE id = ?1",
         )?
         .execute([&inst.id])?;
         set_status(
             tx,
-            inst,
+            inst.into(),
             InstanceStatus::AuthorizationExpired,
             now,
             "no usage report for 90 days",

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
+pub mod batch;
 pub mod checkpoint;
 pub mod counters;
 pub mod events;
@@ -17,7 +18,6 @@ pub mod sync_state;
 pub mod synced;
 pub mod tokens;
 pub mod users;
-pub mod writer;
 
 pub use page::Page;
 
@@ -61,7 +61,8 @@ pub struct Store {
     // writer (one transaction per batch of queued jobs); blocking callers (CLI, bundle
     // import, jobs) through this mutex-guarded connection. SQLite serializes the two.
     writer: Arc<Mutex<Connection>>,
-    group: writer::Writer,
+    group: batch::Batcher,
+    lookups: batch::Batcher,
     _checkpointer: checkpoint::Checkpointer,
     // Bounds the blocking threads waiting for a reader: more would only queue on the pool.
     read_slots: Arc<tokio::sync::Semaphore>,
@@ -94,6 +95,13 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// The WAL file SQLite keeps beside the database.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path`, in WAL mode, migrated to latest.
     pub fn open(path: &Path) -> Result<Store> {
@@ -113,6 +121,9 @@ impl Store {
         configure(&group_conn)?;
         // Interior B-tree pages of the big tables stay cached across batches.
         group_conn.execute_batch("PRAGMA cache_size = -32768;")?;
+        let lookup_conn = Connection::open(path)?;
+        configure(&lookup_conn)?;
+        lookup_conn.execute_batch("PRAGMA query_only = ON;")?;
         let checkpoint_conn = Connection::open(path)?;
         configure(&checkpoint_conn)?;
         let readers = r2d2::Pool::builder()
@@ -122,7 +133,8 @@ impl Store {
         Ok(Store {
             readers,
             writer: Arc::new(Mutex::new(writer)),
-            group: writer::Writer::start(group_conn),
+            group: batch::Batcher::pipelined_writer(group_conn, wal_path(path))?,
+            lookups: batch::Batcher::reader(lookup_conn),
             _checkpointer: checkpoint::Checkpointer::start(checkpoint_conn),
             read_slots: Arc::new(tokio::sync::Semaphore::new(READERS as usize)),
             path: path.to_owned(),
@@ -188,6 +200,22 @@ impl Store {
         })?;
         rx.await
             .map_err(|_| StoreError::Task("the database writer has stopped".into()))?
+    }
+
+    /// Runs a short point read (a lookup by key on a hot path) with others queued at the
+    /// same time, in one read transaction on the lookup thread. Long reads (pages,
+    /// exports) belong on `read`, where they do not hold up lookups.
+    pub async fn lookup<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.lookups.submit(f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.await
+            .map_err(|_| StoreError::Task("the database lookup thread has stopped".into()))?
     }
 
     /// Cheap liveness probe of the database, for `/readyz`.

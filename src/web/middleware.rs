@@ -11,13 +11,23 @@ use tracing::Instrument;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// A request id unique within this process's life and unlikely to repeat across
+/// restarts: a random prefix drawn once, then a counter (no system call per request).
+fn next_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}{:08x}", n & 0xffff_ffff)
+}
+
 /// Gives each request an id (echoed in `X-Request-Id` and shown on error pages), a span,
 /// and one log line when it completes.
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+    let id = next_request_id();
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
     let result = REQUEST_ID

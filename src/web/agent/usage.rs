@@ -8,8 +8,7 @@ use crate::domain::{instance, license};
 use crate::store::instances::{self, Report};
 use crate::web::{AppError, State};
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 const MAX_ENTITLEMENTS: usize = 1000;
@@ -25,6 +24,26 @@ struct UsageBody {
     report_id: String,
     measured_at: String,
     entitlements: Vec<Entitlement>,
+}
+
+#[derive(Serialize)]
+struct EntitlementAnswer<'a> {
+    tag: &'a str,
+    count: i64,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct Authorization {
+    renew_after: Option<String>,
+    expires_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct UsageAnswer<'a> {
+    status: &'static str,
+    entitlements: Vec<EntitlementAnswer<'a>>,
+    authorization: Authorization,
 }
 
 fn validate(b: UsageBody, now: i64) -> Result<Report, AppError> {
@@ -87,19 +106,21 @@ pub async fn report(
         .store
         .write(move |tx| instances::apply_report(tx, now, today, &id, &report))
         .await?;
-    let entitlements: Vec<_> = outcome
+    let entitlements = outcome
         .entitlements
         .iter()
-        .map(
-            |(tag, count, status)| json!({ "tag": tag, "count": count, "status": status.as_str() }),
-        )
+        .map(|(tag, count, status)| EntitlementAnswer {
+            tag,
+            count: *count,
+            status: status.as_str(),
+        })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "status": outcome.status.as_str(),
-        "entitlements": entitlements,
-        "authorization": {
-            "renew_after": outcome.auth_renew_after.map(rfc3339),
-            "expires_at": outcome.auth_expires_at.map(rfc3339),
+    Ok(HttpResponse::Ok().json(UsageAnswer {
+        status: outcome.status.as_str(),
+        entitlements,
+        authorization: Authorization {
+            renew_after: outcome.auth_renew_after.map(rfc3339),
+            expires_at: outcome.auth_expires_at.map(rfc3339),
         },
-    })))
+    }))
 }

@@ -3,7 +3,7 @@
 
 use crate::crypto::agent_sig::{self, INSTANCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::domain::timers::CLOCK_WINDOW;
-use crate::store::instances::{self, Instance};
+use crate::store::instances;
 use crate::web::{AppError, State};
 use actix_web::HttpRequest;
 
@@ -11,11 +11,16 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// An instance whose signed request checked out.
+pub struct Verified {
+    pub id: String,
+}
+
 pub async fn signed_instance(
     state: &State,
     req: &HttpRequest,
     body: &[u8],
-) -> Result<Instance, AppError> {
+) -> Result<Verified, AppError> {
     let not_registered =
         |msg: &str| AppError::unauthorized("instance_not_registered", msg.to_string());
     let id = header(req, INSTANCE_HEADER)
@@ -23,9 +28,10 @@ pub async fn signed_instance(
         .ok_or_else(|| not_registered("X-Satellite-Instance is missing."))?
         .to_string();
     let now = state.clock.unix();
+    let lookup_id = id.clone();
     let instance = state
         .store
-        .read(move |c| instances::find_by_id(c, &id))
+        .lookup(move |c| instances::credentials(c, &lookup_id))
         .await?
         .ok_or_else(|| {
             not_registered("This instance is not registered (unknown, removed or deregistered).")
@@ -67,5 +73,5 @@ pub async fn signed_instance(
     if !agent_sig::verify_b64(&key, &message, signature) {
         return Err(bad_signature());
     }
-    Ok(instance)
+    Ok(Verified { id })
 }
