@@ -9,9 +9,10 @@
 //! flush is no longer dead time on the one thread every write goes through. A reply still
 //! means the change is on disk: the flush started after the commit's frames were written.
 //!
-//! The same loop serves batched reads: short point lookups on hot paths share one read
-//! transaction per batch, so starting a read (WAL locks, a page cache emptied by every
-//! commit elsewhere) and waking a thread are paid once per batch, not once per request.
+//! Hot point reads (an agent's key, looked up for every signed request) run in the same
+//! batches on the same connection and are answered as soon as they have run: that
+//! connection's page cache survives commits, while any other connection's is emptied
+//! whenever the database changed since its last read, which under load is every time.
 
 use super::{Result, StoreError};
 use rusqlite::Connection;
@@ -22,18 +23,21 @@ use std::sync::mpsc;
 const MAX_BATCH: usize = 256;
 
 /// Runs in the transaction; returns what to tell the caller once the commit's fate is known.
-type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+struct Job {
+    run: Box<dyn FnOnce(&Connection) -> Completion + Send>,
+    /// False for reads: a batch of reads only has nothing to flush.
+    writes: bool,
+}
 type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 
 #[derive(Clone)]
 pub struct Batcher {
     jobs: mpsc::Sender<Job>,
-    reads_only: bool,
 }
 
 /// Where a committed batch's replies go.
 enum Deliver {
-    /// Answer at once: the commit itself was durable (or the connection only reads).
+    /// Answer at once: the commit itself was durable.
     Now,
     /// Answer after the sync thread has flushed the WAL file.
     AfterSync(mpsc::Sender<Vec<Completion>>),
@@ -42,13 +46,7 @@ enum Deliver {
 impl Batcher {
     /// Commits are durable as the connection is configured, and replies follow them.
     pub fn writer(conn: Connection) -> Batcher {
-        Self::spawn(
-            conn,
-            "sqlite-writer",
-            "BEGIN IMMEDIATE",
-            false,
-            Deliver::Now,
-        )
+        Self::spawn(conn, Deliver::Now)
     }
 
     /// As `writer`, with the WAL flush taken off the writer thread (see the module docs).
@@ -61,33 +59,43 @@ impl Batcher {
             .spawn(move || sync_loop(&wal, waiting))
             .map_err(|e| StoreError::Io(format!("cannot start the sync thread: {e}")))?;
         let deliver = Deliver::AfterSync(synced);
-        Ok(Self::spawn(
-            conn,
-            "sqlite-writer",
-            "BEGIN IMMEDIATE",
-            false,
-            deliver,
-        ))
+        Ok(Self::spawn(conn, deliver))
     }
 
-    /// A batched reader: jobs share one read transaction and are not isolated by savepoints.
-    pub fn reader(conn: Connection) -> Batcher {
-        Self::spawn(conn, "sqlite-lookup", "BEGIN", true, Deliver::Now)
-    }
-
-    fn spawn(
-        conn: Connection,
-        name: &str,
-        begin: &'static str,
-        reads_only: bool,
-        deliver: Deliver,
-    ) -> Batcher {
+    fn spawn(conn: Connection, deliver: Deliver) -> Batcher {
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || run(conn, queue, begin, deliver))
+            .name("sqlite-writer".into())
+            .spawn(move || run(conn, queue, deliver))
             .ok();
-        Batcher { jobs, reads_only }
+        Batcher { jobs }
+    }
+
+    /// Queues a read to run in the next batch; `reply` hears at once, not after the commit.
+    /// Reads sharing the writer's connection find its page cache warm: a reader
+    /// connection's cache is emptied whenever the database changed since its last read,
+    /// which under steady writes is every time.
+    pub fn submit_read<T, F>(
+        &self,
+        f: F,
+        reply: impl FnOnce(Result<T>) + Send + 'static,
+    ) -> Result<()>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let job = Job {
+            run: Box::new(move |conn: &Connection| {
+                let changes = conn.total_changes();
+                reply(f(conn));
+                debug_assert_eq!(changes, conn.total_changes(), "a read job wrote");
+                Box::new(|_| {})
+            }),
+            writes: false,
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Task("the database writer has stopped".into()))
     }
 
     /// Queues `f`; `reply` receives its result after the commit (or the commit's error).
@@ -96,13 +104,8 @@ impl Batcher {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let reads_only = self.reads_only;
-        let job: Job = Box::new(move |conn: &Connection| {
-            let outcome = if reads_only {
-                f(conn)
-            } else {
-                in_savepoint(conn, f)
-            };
+        let run = Box::new(move |conn: &Connection| -> Completion {
+            let outcome = in_savepoint(conn, f);
             Box::new(move |commit: std::result::Result<(), String>| {
                 reply(match commit {
                     Ok(()) => outcome,
@@ -110,6 +113,7 @@ impl Batcher {
                 })
             })
         });
+        let job = Job { run, writes: true };
         self.jobs
             .send(job)
             .map_err(|_| StoreError::Task("the database writer has stopped".into()))
@@ -136,7 +140,7 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>, begin: &str, deliver: Deliver) {
+fn run(conn: Connection, queue: mpsc::Receiver<Job>, deliver: Deliver) {
     let exec = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -146,18 +150,19 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, begin: &str, deliver: Deliv
                 Err(_) => break,
             }
         }
-        if let Err(e) = exec(begin) {
+        if let Err(e) = exec("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin a transaction");
             // Not started: the jobs never run, and their callers hear that the store failed.
             continue;
         }
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&conn)).collect();
+        let writes = batch.iter().any(|job| job.writes);
+        let completions: Vec<Completion> = batch.into_iter().map(|job| (job.run)(&conn)).collect();
         let commit = exec("COMMIT").map(|_| ()).map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
         });
         match (&deliver, commit) {
-            (Deliver::AfterSync(sync), Ok(())) => {
+            (Deliver::AfterSync(sync), Ok(())) if writes => {
                 if let Err(mpsc::SendError(completions)) = sync.send(completions) {
                     answer(completions, Err("the sync thread has stopped".into()));
                 }
@@ -230,6 +235,33 @@ mod tests {
     #[test]
     fn a_failing_job_rolls_back_only_itself_and_replies_come_after_commit() {
         failing_job_rolls_back_only_itself(false);
+    }
+
+    #[test]
+    fn reads_share_the_batches_and_see_earlier_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER)")
+            .unwrap();
+        let writer = Batcher::pipelined_writer(conn, dir.path().join("r.db-wal")).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let wrote = tx.clone();
+        writer
+            .submit(
+                |c| Ok(c.execute("INSERT INTO t (v) VALUES (7)", [])?),
+                move |r| wrote.send(r.map(|n| n as i64).unwrap()).unwrap(),
+            )
+            .unwrap();
+        writer
+            .submit_read(
+                |c| Ok(c.query_row("SELECT sum(v) FROM t", [], |r| r.get::<_, i64>(0))?),
+                move |r| tx.send(r.unwrap()).unwrap(),
+            )
+            .unwrap();
+        let mut got = vec![rx.recv().unwrap(), rx.recv().unwrap()];
+        got.sort();
+        assert_eq!(got, vec![1, 7], "one row inserted, and the read saw it");
     }
 
     #[test]

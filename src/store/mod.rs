@@ -62,7 +62,6 @@ pub struct Store {
     // import, jobs) through this mutex-guarded connection. SQLite serializes the two.
     writer: Arc<Mutex<Connection>>,
     group: batch::Batcher,
-    lookups: batch::Batcher,
     _checkpointer: checkpoint::Checkpointer,
     // Bounds the blocking threads waiting for a reader: more would only queue on the pool.
     read_slots: Arc<tokio::sync::Semaphore>,
@@ -121,9 +120,6 @@ impl Store {
         configure(&group_conn)?;
         // Interior B-tree pages of the big tables stay cached across batches.
         group_conn.execute_batch("PRAGMA cache_size = -32768;")?;
-        let lookup_conn = Connection::open(path)?;
-        configure(&lookup_conn)?;
-        lookup_conn.execute_batch("PRAGMA query_only = ON;")?;
         let checkpoint_conn = Connection::open(path)?;
         configure(&checkpoint_conn)?;
         let readers = r2d2::Pool::builder()
@@ -134,7 +130,6 @@ impl Store {
             readers,
             writer: Arc::new(Mutex::new(writer)),
             group: batch::Batcher::pipelined_writer(group_conn, wal_path(path))?,
-            lookups: batch::Batcher::reader(lookup_conn),
             _checkpointer: checkpoint::Checkpointer::start(checkpoint_conn),
             read_slots: Arc::new(tokio::sync::Semaphore::new(READERS as usize)),
             path: path.to_owned(),
@@ -202,20 +197,20 @@ impl Store {
             .map_err(|_| StoreError::Task("the database writer has stopped".into()))?
     }
 
-    /// Runs a short point read (a lookup by key on a hot path) with others queued at the
-    /// same time, in one read transaction on the lookup thread. Long reads (pages,
-    /// exports) belong on `read`, where they do not hold up lookups.
+    /// Runs a short point read (a lookup by key on a hot path) on the writer's connection,
+    /// in its next batch, where the page cache is warm. Long reads (pages, exports)
+    /// belong on `read`, where they do not hold up writes.
     pub async fn lookup<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.lookups.submit(f, move |r| {
+        self.group.submit_read(f, move |r| {
             let _ = tx.send(r);
         })?;
         rx.await
-            .map_err(|_| StoreError::Task("the database lookup thread has stopped".into()))?
+            .map_err(|_| StoreError::Task("the database writer has stopped".into()))?
     }
 
     /// Cheap liveness probe of the database, for `/readyz`.
