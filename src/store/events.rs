@@ -15,19 +15,19 @@ pub struct NewEvent<'a> {
 }
 
 pub fn record(conn: &Connection, now: i64, event: NewEvent<'_>) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO events (at, actor, action, account_id, account, target, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            now,
-            event.actor,
-            event.action,
-            event.account.map(|a| a.0),
-            event.account.map(|a| a.1),
-            event.target,
-            event.detail.to_string()
-        ],
-    )?;
+    )?
+    .execute(params![
+        now,
+        event.actor,
+        event.action,
+        event.account.map(|a| a.0),
+        event.account.map(|a| a.1),
+        event.target,
+        event.detail.to_string()
+    ])?;
     Ok(())
 }
 

@@ -282,7 +282,9 @@ pub fn register(tx: &Connection, now: i64, reg: &Registration) -> Result<Registe
             (inst.id, true)
         }
         None => {
-            let id = format!("inst_{}", secrets::random_secret(12));
+            // Time first, then random: new ids land next to each other in every index
+            // keyed by id, instead of on a random page each among a million.
+            let id = format!("inst_{:09x}{}", now.max(0), secrets::random_secret(9));
             tx.prepare_cached(
                 "INSERT INTO instances (id, va_id, pid, sn, uuid, public_key, product_name, product_version,
                    hostname, export_controlled, token_id, registered_at, last_contact, cert_renew_after,
