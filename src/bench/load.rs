@@ -129,35 +129,48 @@ where
     sample
 }
 
+/// Signed requests to `path` from seeded instances taken in turn, bodies from `body`.
+async fn from_seeded(
+    name: &str,
+    url: &str,
+    path: &'static str,
+    instances: Arc<Vec<(String, SigningKey)>>,
+    (concurrency, duration): (usize, Duration),
+    body: fn(u64) -> Vec<u8>,
+) -> Sample {
+    let http = client(concurrency);
+    let url = url.to_string();
+    drive(name, concurrency, duration, move |r| {
+        let (http, url, instances) = (http.clone(), url.clone(), instances.clone());
+        async move {
+            let (id, key) = &instances[(r % instances.len() as u64) as usize];
+            signed_post(&http, &url, path, id, key, body(r)).await
+        }
+    })
+    .await
+}
+
+/// A usage report as an agent sends it; the count changes from one report to the next
+/// three times in four.
+fn report_body(r: u64) -> Vec<u8> {
+    serde_json::json!({
+        "report_id": uuid::Uuid::new_v4().to_string(),
+        "measured_at": crate::clock::rfc3339(chrono::Utc::now().timestamp()),
+        "entitlements": [{ "tag": TAG, "count": r % 4 }],
+    })
+    .to_string()
+    .into_bytes()
+}
+
 pub async fn usage_reports(
     url: &str,
     instances: Arc<Vec<(String, SigningKey)>>,
     concurrency: usize,
     duration: Duration,
 ) -> Sample {
-    let http = client(concurrency);
-    let url = url.to_string();
-    drive("usage reports", concurrency, duration, move |r| {
-        let (http, url, instances) = (http.clone(), url.clone(), instances.clone());
-        async move {
-            let (id, key) = &instances[(r % instances.len() as u64) as usize];
-            let body = serde_json::json!({
-                "report_id": uuid::Uuid::new_v4().to_string(),
-                "measured_at": crate::clock::rfc3339(chrono::Utc::now().timestamp()),
-                "entitlements": [{ "tag": TAG, "count": r % 4 }],
-            });
-            signed_post(
-                &http,
-                &url,
-                "/agent/v1/usage",
-                id,
-                key,
-                body.to_string().into_bytes(),
-            )
-            .await
-        }
-    })
-    .await
+    let path = "/agent/v1/usage";
+    let load = (concurrency, duration);
+    from_seeded("usage reports", url, path, instances, load, report_body).await
 }
 
 /// New product instances registering with `token`, each with a key of its own; serial
@@ -196,16 +209,9 @@ pub async fn renewals(
     concurrency: usize,
     duration: Duration,
 ) -> Sample {
-    let http = client(concurrency);
-    let url = url.to_string();
-    drive("renewals", concurrency, duration, move |r| {
-        let (http, url, instances) = (http.clone(), url.clone(), instances.clone());
-        async move {
-            let (id, key) = &instances[(r % instances.len() as u64) as usize];
-            signed_post(&http, &url, "/agent/v1/renew", id, key, b"{}".to_vec()).await
-        }
-    })
-    .await
+    let load = (concurrency, duration);
+    let empty = |_| b"{}".to_vec();
+    from_seeded("renewals", url, "/agent/v1/renew", instances, load, empty).await
 }
 
 /// The floors: the same client work against a fixed reply (`/floor/fixed`) or one that
@@ -218,28 +224,15 @@ pub async fn floor(
     concurrency: usize,
     duration: Duration,
 ) -> Sample {
-    let http = client(concurrency);
-    let url = url.to_string();
-    let key = Arc::new(key);
-    drive(name, concurrency, duration, move |r| {
-        let (http, url, key) = (http.clone(), url.clone(), key.clone());
-        async move {
-            let body = serde_json::json!({
-                "report_id": uuid::Uuid::new_v4().to_string(),
-                "measured_at": crate::clock::rfc3339(chrono::Utc::now().timestamp()),
-                "entitlements": [{ "tag": TAG, "count": r % 4 }],
-            });
-            signed_post(
-                &http,
-                &url,
-                path,
-                "floor",
-                &key,
-                body.to_string().into_bytes(),
-            )
-            .await
-        }
-    })
+    let signer = Arc::new(vec![("floor".to_string(), key)]);
+    from_seeded(
+        name,
+        url,
+        path,
+        signer,
+        (concurrency, duration),
+        report_body,
+    )
     .await
 }
 

@@ -183,6 +183,8 @@ fn seed_instances(args: &Args, data: &Path, now: i64) -> Result<Seeded, String> 
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let user = seed::page_user(&store, now).map_err(|e| e.to_string())?;
+    drop(store);
+    seed::settle(&data.join("satellite.db")).map_err(|e| e.to_string())?;
     Ok(Seeded {
         token,
         reporters: Arc::new(load::pick(&ids, 0, args.reporters)),
@@ -279,7 +281,7 @@ fn measure(
         }
         // The durable floor once more at the end: the machine's speed drifts over a run,
         // so agent phases are compared with the mean of both measurements.
-        floors.push(floor("/floor/durable", "floor: + durable upsert, again").await);
+        floors.push(floor("/floor/durable", "floor: durable, again").await);
         let reference = Floor::mean("durable floor (mean of 2)", &floors[2], &floors[3]);
         // Each floor is compared with the one below it; the repeat with the same one.
         let signed = Floor::of(&floors[1]);

@@ -5,7 +5,7 @@ use crate::crypto::secrets;
 use crate::domain::instance::Udi;
 use crate::domain::license::{LicenseSpec, LicenseType};
 use crate::domain::{Principal, Role};
-use crate::store::instances::{self, Registration};
+use crate::store::instances::{self, Registration, Report};
 use crate::store::{accounts, licenses, tokens, Store, StoreError};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
@@ -81,7 +81,9 @@ pub fn existing(store: &Store) -> Result<Vec<String>, StoreError> {
     })
 }
 
-/// Registers instances `from..to` in transactions of `batch`; returns their ids in order.
+/// Registers instances `from..to` in transactions of `batch`, each followed by its first
+/// usage report (an estate in service has reported before: the measured reports then
+/// replace usage as they do in steady state); returns their ids in order.
 pub fn register(
     store: &Store,
     token: &str,
@@ -92,6 +94,9 @@ pub fn register(
     progress: &dyn Fn(u64),
 ) -> Result<Vec<String>, StoreError> {
     let mut ids = Vec::with_capacity((to - from) as usize);
+    let today = chrono::DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .date_naive();
     let mut i = from;
     while i < to {
         let end = (i + batch).min(to);
@@ -110,7 +115,14 @@ pub fn register(
                         product_version: "1".into(),
                         hostname: None,
                     };
-                    instances::register(tx, now, &reg).map(|r| r.instance_id)
+                    let id = instances::register(tx, now, &reg)?.instance_id;
+                    let first = Report {
+                        report_id: format!("seed-{n}"),
+                        measured_at: now,
+                        entitlements: vec![(TAG.to_string(), 1)],
+                    };
+                    instances::apply_report(tx, now, today, &id, &first)?;
+                    Ok::<_, StoreError>(id)
                 })
                 .collect::<Result<Vec<_>, _>>()
         })?;
@@ -119,6 +131,17 @@ pub fn register(
         progress(i - from);
     }
     Ok(ids)
+}
+
+/// Lets the seeding settle before anything is measured: the WAL copied back and emptied,
+/// and the database file flushed, so no phase pays for the seed's writes.
+pub fn settle(db: &std::path::Path) -> Result<(), StoreError> {
+    let conn = rusqlite::Connection::open(db)?;
+    conn.busy_timeout(std::time::Duration::from_secs(60))?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    std::fs::File::open(db)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError::Io(e.to_string()))
 }
 
 /// A user for page loads, with a known password.
