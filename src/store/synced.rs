@@ -158,17 +158,37 @@ pub struct InstanceExport {
     pub status: String,
 }
 
-/// Streams an account's instances (in id order) without loading them all.
+/// True when `account_id` holds at least a quarter of all instances (from the counters):
+/// reading the whole table in storage order is then cheaper than one random row fetch per
+/// instance through the index.
+fn holds_most(conn: &Connection, account_id: i64) -> Result<bool> {
+    let (mine, all): (i64, i64) = conn.query_row(
+        "SELECT coalesce(sum(CASE WHEN account_id = ?1 THEN instance_count END), 0),
+                coalesce(sum(instance_count), 0)
+         FROM virtual_accounts",
+        [account_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(mine * 4 >= all)
+}
+
+/// Streams an account's instances without loading them all, in storage order when the
+/// account holds most of them, else through the virtual-account index.
 pub fn for_each_instance(
     conn: &Connection,
     account_id: i64,
     mut f: impl FnMut(InstanceExport) -> Result<()>,
 ) -> Result<()> {
-    let mut stmt = conn.prepare(
+    let from = if holds_most(conn, account_id)? {
+        "instances i NOT INDEXED JOIN virtual_accounts v ON v.id = i.va_id"
+    } else {
+        "instances i JOIN virtual_accounts v ON v.id = i.va_id"
+    };
+    let mut stmt = conn.prepare(&format!(
         "SELECT i.id, v.name, i.pid, i.sn, i.uuid, i.product_name, i.product_version, i.hostname,
                 i.export_controlled, i.registered_at, i.last_contact, i.status
-         FROM instances i JOIN virtual_accounts v ON v.id = i.va_id WHERE v.account_id = ?1",
-    )?;
+         FROM {from} WHERE v.account_id = ?1"
+    ))?;
     let mut rows = stmt.query([account_id])?;
     while let Some(r) = rows.next()? {
         f(InstanceExport {
@@ -194,10 +214,12 @@ pub fn for_each_usage(
     account_id: i64,
     mut f: impl FnMut(String, String, i64) -> Result<()>,
 ) -> Result<()> {
+    // VA, then its instance ids from the (va_id, id) index alone, then their usage rows:
+    // both walked in id order, so usage pages are read in sequence, not one per row.
     let mut stmt = conn.prepare(
-        "SELECT u.instance_id, u.tag, u.count FROM instance_usage u
-         JOIN instances i ON i.id = u.instance_id JOIN virtual_accounts v ON v.id = i.va_id
-         WHERE v.account_id = ?1",
+        "SELECT u.instance_id, u.tag, u.count
+         FROM virtual_accounts v CROSS JOIN instances i CROSS JOIN instance_usage u
+         WHERE v.account_id = ?1 AND i.va_id = v.id AND u.instance_id = i.id",
     )?;
     let mut rows = stmt.query([account_id])?;
     while let Some(r) = rows.next()? {
@@ -317,4 +339,61 @@ pub fn rebuild_demand(tx: &Connection, account_id: i64) -> Result<()> {
         [account_id],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Account 1 holds one instance, account 2 nine: both read paths (index for the
+    /// small account, table scan for the large one) return exactly the account's rows.
+    #[test]
+    fn exports_read_only_the_accounts_instances_whichever_path_they_take() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("s.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Small', 0), (2, 'Large', 0);
+                     INSERT INTO virtual_accounts (id, account_id, name, instance_count, created_at)
+                       VALUES (10, 1, 'A', 1, 0), (20, 2, 'B', 9, 0);",
+                )?;
+                for n in 0..10 {
+                    let va = if n == 0 { 10 } else { 20 };
+                    tx.execute(
+                        "INSERT INTO instances (id, va_id, pid, sn, public_key, product_name,
+                           product_version, registered_at, last_contact, cert_renew_after,
+                           cert_expires_at, status)
+                         VALUES (?1, ?2, 'P', ?1, x'00', 'p', '1', 0, 0, 0, 0, 'registered')",
+                        params![format!("inst_{n}"), va],
+                    )?;
+                    tx.execute(
+                        "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, 't', ?2)",
+                        params![format!("inst_{n}"), n],
+                    )?;
+                }
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .unwrap();
+        for (account, expected) in [(1, 1), (2, 9)] {
+            let (mut instances, mut usage) = (vec![], vec![]);
+            store
+                .read_blocking(|c| {
+                    for_each_instance(c, account, |i| {
+                        instances.push(i.id);
+                        Ok(())
+                    })?;
+                    for_each_usage(c, account, |id, _, _| {
+                        usage.push(id);
+                        Ok(())
+                    })
+                })
+                .unwrap();
+            instances.sort();
+            usage.sort();
+            assert_eq!(instances.len(), expected, "account {account}");
+            assert_eq!(instances, usage, "account {account}");
+            assert_eq!(instances.contains(&"inst_0".to_string()), account == 1);
+        }
+    }
 }
