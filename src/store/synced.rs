@@ -172,8 +172,10 @@ fn holds_most(conn: &Connection, account_id: i64) -> Result<bool> {
     Ok(mine * 4 >= all)
 }
 
-/// Streams an account's instances without loading them all, in storage order when the
-/// account holds most of them, else through the virtual-account index.
+/// Streams an account's instances in id order without loading them all: through the
+/// virtual-account index for a small account, by reading the table in storage order and
+/// sorting when the account holds most of them. Id order matters to the reader: the
+/// upstream then inserts into its id-keyed indexes at one end instead of all over them.
 pub fn for_each_instance(
     conn: &Connection,
     account_id: i64,
@@ -187,7 +189,7 @@ pub fn for_each_instance(
     let mut stmt = conn.prepare(&format!(
         "SELECT i.id, v.name, i.pid, i.sn, i.uuid, i.product_name, i.product_version, i.hostname,
                 i.export_controlled, i.registered_at, i.last_contact, i.status
-         FROM {from} WHERE v.account_id = ?1"
+         FROM {from} WHERE v.account_id = ?1 ORDER BY i.id"
     ))?;
     let mut rows = stmt.query([account_id])?;
     while let Some(r) = rows.next()? {
