@@ -103,6 +103,7 @@ pub fn register(
         let chunk = store.write_blocking(|tx| {
             (i..end)
                 .map(|n| {
+                    let public_key = key_for(n).verifying_key().to_bytes();
                     let reg = Registration {
                         token: token.to_string(),
                         udi: Udi {
@@ -110,7 +111,7 @@ pub fn register(
                             sn: format!("SN{n:09}"),
                             uuid: None,
                         },
-                        public_key: key_for(n).verifying_key().to_bytes(),
+                        public_key,
                         product_name: "bench".into(),
                         product_version: "1".into(),
                         hostname: None,
@@ -121,7 +122,11 @@ pub fn register(
                         measured_at: now,
                         entitlements: vec![(TAG.to_string(), 1)],
                     };
-                    instances::apply_report(tx, now, today, &id, &first)?;
+                    let signer = instances::Signer {
+                        id: &id,
+                        public_key: &public_key,
+                    };
+                    instances::apply_report(tx, now, today, signer, &first)?;
                     Ok::<_, StoreError>(id)
                 })
                 .collect::<Result<Vec<_>, _>>()

@@ -136,6 +136,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         clock,
         login_throttle: LoginThrottle::default(),
         sync: sync.clone(),
+        agent_keys: Default::default(),
     };
     actix_web::rt::System::new().block_on(async move {
         actix_web::rt::spawn(crate::jobs::run_timers(state.store.clone(), state.clock));

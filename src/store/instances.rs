@@ -80,6 +80,44 @@ pub struct Credentials {
     pub cert_expires_at: i64,
 }
 
+/// The instance a signed request speaks for, and the key its signature was checked with.
+/// That key may come from the web layer's cache, so every write made for a signed request
+/// confirms it in its own transaction: still the instance's key, registration current.
+#[derive(Clone, Copy)]
+pub struct Signer<'a> {
+    pub id: &'a str,
+    pub public_key: &'a [u8; 32],
+}
+
+/// What an agent hears when its instance is gone or its key no longer matches.
+pub fn not_registered() -> StoreError {
+    DomainError::Unauthorized {
+        code: "instance_not_registered",
+        message: "This instance is not registered (unknown, removed or deregistered).".into(),
+    }
+    .into()
+}
+
+/// The write-time check of a signed request: the key it was verified with is still the
+/// instance's (a re-registration may have replaced it), and the registration is current.
+fn confirm(signer: Signer<'_>, stored_key: &[u8], cert_expires_at: i64, now: i64) -> Result<()> {
+    if stored_key != signer.public_key.as_slice() {
+        return Err(DomainError::Unauthorized {
+            code: "bad_signature",
+            message: "X-Satellite-Signature is missing or not valid.".into(),
+        }
+        .into());
+    }
+    if cert_expires_at <= now {
+        return Err(DomainError::Unauthorized {
+            code: "instance_not_registered",
+            message: "This instance's registration has expired; register again.".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 pub fn credentials(conn: &Connection, id: &str) -> Result<Option<Credentials>> {
     Ok(conn
         .prepare_cached("SELECT public_key, cert_expires_at FROM instances WHERE id = ?1")?
@@ -362,6 +400,9 @@ pub struct ReportOutcome {
 
 /// What a usage report reads of its instance (the whole row is not needed).
 struct Reporting {
+    rowid: i64,
+    public_key: Vec<u8>,
+    cert_expires_at: i64,
     va_id: i64,
     export_controlled: bool,
     status: String,
@@ -374,24 +415,28 @@ struct Reporting {
 
 fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
     tx.prepare_cached(
-        "SELECT va_id, export_controlled, status, last_report_id, last_measured_at,
-                auth_renew_after, auth_expires_at, auth_expiry_day
+        "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
+                last_report_id, last_measured_at, auth_renew_after, auth_expires_at,
+                auth_expiry_day
          FROM instances WHERE id = ?1",
     )?
     .query_row([id], |r| {
         Ok(Reporting {
-            va_id: r.get(0)?,
-            export_controlled: r.get(1)?,
-            status: r.get(2)?,
-            last_report_id: r.get(3)?,
-            last_measured_at: r.get(4)?,
-            auth_renew_after: r.get(5)?,
-            auth_expires_at: r.get(6)?,
-            auth_expiry_day: r.get(7)?,
+            rowid: r.get(0)?,
+            public_key: r.get(1)?,
+            cert_expires_at: r.get(2)?,
+            va_id: r.get(3)?,
+            export_controlled: r.get(4)?,
+            status: r.get(5)?,
+            last_report_id: r.get(6)?,
+            last_measured_at: r.get(7)?,
+            auth_renew_after: r.get(8)?,
+            auth_expires_at: r.get(9)?,
+            auth_expiry_day: r.get(10)?,
         })
     })
     .optional()?
-    .ok_or_else(|| StoreError::not_found("instance"))
+    .ok_or_else(not_registered)
 }
 
 /// Makes an instance's stored usage `new`, touching only the tags whose count changed
@@ -436,25 +481,25 @@ fn replace_usage(tx: &Connection, id: &str, inst: &Reporting, new: &[(String, i6
 fn accept_report(
     tx: &Connection,
     now: i64,
-    id: &str,
     inst: &Reporting,
     report: &Report,
 ) -> Result<(i64, i64)> {
     let (renew, expires) = timers::authorization_times(now);
     let day = timers::expiry_day(expires);
     let (rid, at) = (&report.report_id, report.measured_at);
+    // By rowid: the row was just read, and this skips a second walk of the id index.
     if inst.auth_expiry_day == Some(day) {
         tx.prepare_cached(
             "UPDATE instances SET last_report_id = ?2, last_measured_at = ?3, last_contact = ?4,
-               auth_renew_after = ?5, auth_expires_at = ?6 WHERE id = ?1",
+               auth_renew_after = ?5, auth_expires_at = ?6 WHERE rowid = ?1",
         )?
-        .execute(params![id, rid, at, now, renew, expires])?;
+        .execute(params![inst.rowid, rid, at, now, renew, expires])?;
     } else {
         tx.prepare_cached(
             "UPDATE instances SET last_report_id = ?2, last_measured_at = ?3, last_contact = ?4,
-               auth_renew_after = ?5, auth_expires_at = ?6, auth_expiry_day = ?7 WHERE id = ?1",
+               auth_renew_after = ?5, auth_expires_at = ?6, auth_expiry_day = ?7 WHERE rowid = ?1",
         )?
-        .execute(params![id, rid, at, now, renew, expires, day])?;
+        .execute(params![inst.rowid, rid, at, now, renew, expires, day])?;
     }
     Ok((renew, expires))
 }
@@ -463,10 +508,12 @@ pub fn apply_report(
     tx: &Connection,
     now: i64,
     today: NaiveDate,
-    id: &str,
+    signer: Signer<'_>,
     report: &Report,
 ) -> Result<ReportOutcome> {
+    let id = signer.id;
     let inst = reporting(tx, id)?;
+    confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
     let disposition = dispose_report(
         inst.last_report_id.as_deref(),
         inst.last_measured_at,
@@ -476,12 +523,12 @@ pub fn apply_report(
     let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
     let counts: Vec<(String, i64)> = if disposition == ReportDisposition::Apply {
         replace_usage(tx, id, &inst, &report.entitlements)?;
-        let (renew, expires) = accept_report(tx, now, id, &inst, report)?;
+        let (renew, expires) = accept_report(tx, now, &inst, report)?;
         (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
         report.entitlements.clone()
     } else {
-        tx.prepare_cached("UPDATE instances SET last_contact = ?2 WHERE id = ?1")?
-            .execute(params![id, now])?;
+        tx.prepare_cached("UPDATE instances SET last_contact = ?2 WHERE rowid = ?1")?
+            .execute(params![inst.rowid, now])?;
         usage_of(tx, id)?
     };
     let (licenses, evaluation) = licenses::evaluate(tx, inst.va_id, today)?;
@@ -520,8 +567,14 @@ pub fn apply_report(
 }
 
 /// Issues new certificate times for an instance (the id certificate's renewal).
-pub fn renew_certificate(tx: &Connection, now: i64, id: &str) -> Result<(Instance, String)> {
-    let inst = find_by_id(tx, id)?.ok_or_else(|| StoreError::not_found("instance"))?;
+pub fn renew_certificate(
+    tx: &Connection,
+    now: i64,
+    signer: Signer<'_>,
+) -> Result<(Instance, String)> {
+    let id = signer.id;
+    let inst = find_by_id(tx, id)?.ok_or_else(not_registered)?;
+    confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
     let (renew_after, expires_at) = timers::certificate_times(now);
     tx.prepare_cached(
         "UPDATE instances SET cert_renew_after = ?2, cert_expires_at = ?3, last_contact = ?4 WHERE id = ?1",
@@ -560,8 +613,10 @@ fn delete(tx: &Connection, inst: &Instance, now: i64, actor: &str, action: &str)
     )
 }
 
-pub fn deregister(tx: &Connection, now: i64, id: &str) -> Result<()> {
-    let inst = find_by_id(tx, id)?.ok_or_else(|| StoreError::not_found("instance"))?;
+pub fn deregister(tx: &Connection, now: i64, signer: Signer<'_>) -> Result<()> {
+    let id = signer.id;
+    let inst = find_by_id(tx, id)?.ok_or_else(not_registered)?;
+    confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
     delete(
         tx,
         &inst,

@@ -30,6 +30,8 @@ pub struct AppState {
     pub clock: Clock,
     pub login_throttle: throttle::LoginThrottle,
     pub sync: crate::sync::SyncContext,
+    /// Parsed keys of instances that signed requests lately (a hint; see agent/keys.rs).
+    pub agent_keys: agent::keys::KeyCache,
 }
 
 pub type State = web::Data<AppState>;

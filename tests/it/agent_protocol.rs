@@ -87,14 +87,24 @@ async fn reregistering_a_udi_keeps_the_instance_id_and_uses_the_token() {
         .token(json!({ "expires_in_days": 30, "max_uses": 2, "export_controlled": false }))
         .await;
     let (_, first) = RawAgent::register(&l.server.url, &token, "P", "S1").await;
+    let first = first.unwrap();
+    // The server now knows (and caches) the first key.
+    let a = first.report("r0", &rfc3339(RawAgent::now()), &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
     let (again, second) = RawAgent::register(&l.server.url, &token, "P", "S1").await;
     assert_eq!(again.status, StatusCode::CREATED);
-    let (first, second) = (first.unwrap(), second.unwrap());
+    let second = second.unwrap();
     assert_eq!(first.instance_id, second.instance_id);
-    // The old key no longer works; the new one does.
+    // The old key no longer works, for any signed call; the new one does.
     let a = first.report("r1", &rfc3339(RawAgent::now()), &[]).await;
     assert_eq!(a.body["error"]["code"], "bad_signature");
+    let a = first.post("/agent/v1/renew", &json!({})).await;
+    assert_eq!(a.body["error"]["code"], "bad_signature");
     let a = second.report("r1", &rfc3339(RawAgent::now()), &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = first.post("/agent/v1/deregister", &json!({})).await;
+    assert_eq!(a.body["error"]["code"], "bad_signature");
+    let a = second.post("/agent/v1/renew", &json!({})).await;
     assert_eq!(a.status, StatusCode::OK);
     let (_, tokens) = l.api.get(&format!("{VA}/tokens")).await;
     assert_eq!(tokens["items"][0]["uses"], 2);

@@ -14,10 +14,9 @@ pub async fn renew(
 ) -> Result<HttpResponse, AppError> {
     let instance = signed_instance(&state, &req, &body).await?;
     let now = state.clock.unix();
-    let id = instance.id.clone();
     let (instance, va_name) = state
         .store
-        .write(move |tx| instances::renew_certificate(tx, now, &id))
+        .write(move |tx| instances::renew_certificate(tx, now, instance.signer()))
         .await?;
     let answer = certificate::issue(
         &state.authority,
@@ -45,9 +44,9 @@ pub async fn deregister(
     let id = instance.id.clone();
     state
         .store
-        .write(move |tx| instances::deregister(tx, now, &id))
+        .write(move |tx| instances::deregister(tx, now, instance.signer()))
         .await?;
-    tracing::info!(instance = %instance.id, "instance deregistered");
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "instance_id": instance.id, "status": "deregistered" })))
+    state.agent_keys.forget(&id);
+    tracing::info!(instance = %id, "instance deregistered");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "instance_id": id, "status": "deregistered" })))
 }

@@ -3,6 +3,7 @@
 
 mod body;
 mod certificate;
+pub mod keys;
 mod lifecycle;
 mod register;
 pub mod signing;

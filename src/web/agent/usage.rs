@@ -101,10 +101,9 @@ pub async fn report(
     let now = state.clock.unix();
     let report = validate(parse_json(&body)?, now)?;
     let today = state.clock.now().date_naive();
-    let id = instance.id.clone();
     let outcome = state
         .store
-        .write(move |tx| instances::apply_report(tx, now, today, &id, &report))
+        .write(move |tx| instances::apply_report(tx, now, today, instance.signer(), &report))
         .await?;
     let entitlements = outcome
         .entitlements

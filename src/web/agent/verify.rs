@@ -1,9 +1,10 @@
 //! Authenticates a signed agent request, in the contract's order: instance, timestamp,
 //! signature. Body validation comes only after all three pass.
 
+use super::keys::KnownKey;
 use crate::crypto::agent_sig::{self, INSTANCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::domain::timers::CLOCK_WINDOW;
-use crate::store::instances;
+use crate::store::instances::{self, Signer};
 use crate::web::{AppError, State};
 use actix_web::HttpRequest;
 
@@ -11,9 +12,24 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// An instance whose signed request checked out.
+/// An instance whose signed request checked out, and the key it checked out against.
 pub struct Verified {
     pub id: String,
+    pub public_key: [u8; 32],
+}
+
+impl Verified {
+    /// For the write that follows, which confirms the key in its own transaction.
+    pub fn signer(&self) -> Signer<'_> {
+        Signer {
+            id: &self.id,
+            public_key: &self.public_key,
+        }
+    }
+}
+
+fn not_registered(msg: &str) -> AppError {
+    AppError::unauthorized("instance_not_registered", msg.to_string())
 }
 
 pub async fn signed_instance(
@@ -21,22 +37,58 @@ pub async fn signed_instance(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<Verified, AppError> {
-    let not_registered =
-        |msg: &str| AppError::unauthorized("instance_not_registered", msg.to_string());
     let id = header(req, INSTANCE_HEADER)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| not_registered("X-Satellite-Instance is missing."))?
         .to_string();
     let now = state.clock.unix();
+    if let Some(known) = state.agent_keys.get(&id) {
+        if check(&known, req, body, now).is_ok() {
+            return Ok(verified(id, &known));
+        }
+        // The key may have changed or the certificate been renewed since it was cached:
+        // the database decides.
+        state.agent_keys.forget(&id);
+    }
     let lookup_id = id.clone();
-    let instance = state
+    let stored = state
         .store
         .lookup(move |c| instances::credentials(c, &lookup_id))
         .await?
         .ok_or_else(|| {
             not_registered("This instance is not registered (unknown, removed or deregistered).")
         })?;
-    if instance.cert_expires_at <= now {
+    // Keys are checked when an instance registers, so a stored key always parses.
+    let key = <[u8; 32]>::try_from(stored.public_key.as_slice())
+        .ok()
+        .and_then(|bytes| ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok())
+        .ok_or_else(bad_signature)?;
+    let known = KnownKey {
+        key,
+        cert_expires_at: stored.cert_expires_at,
+    };
+    check(&known, req, body, now)?;
+    state.agent_keys.remember(&id, known.clone());
+    Ok(verified(id, &known))
+}
+
+fn verified(id: String, known: &KnownKey) -> Verified {
+    Verified {
+        id,
+        public_key: known.key.to_bytes(),
+    }
+}
+
+fn bad_signature() -> AppError {
+    AppError::unauthorized(
+        "bad_signature",
+        "X-Satellite-Signature is missing or not valid.",
+    )
+}
+
+/// Registration still current, timestamp within the window, signature valid.
+fn check(known: &KnownKey, req: &HttpRequest, body: &[u8], now: i64) -> Result<(), AppError> {
+    if known.cert_expires_at <= now {
         return Err(not_registered(
             "This instance's registration has expired; register again.",
         ));
@@ -55,23 +107,11 @@ pub async fn signed_instance(
     if (now - ts).abs() > CLOCK_WINDOW {
         return Err(stale());
     }
-    let bad_signature = || {
-        AppError::unauthorized(
-            "bad_signature",
-            "X-Satellite-Signature is missing or not valid.",
-        )
-    };
     let signature = header(req, SIGNATURE_HEADER).ok_or_else(bad_signature)?;
-    let key_bytes: [u8; 32] = instance
-        .public_key
-        .as_slice()
-        .try_into()
-        .map_err(|_| bad_signature())?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes).map_err(|_| bad_signature())?;
     let message =
         agent_sig::request_message(req.method().as_str(), req.uri().path(), timestamp, body);
-    if !agent_sig::verify_b64(&key, &message, signature) {
+    if !agent_sig::verify_b64(&known.key, &message, signature) {
         return Err(bad_signature());
     }
-    Ok(Verified { id })
+    Ok(())
 }

@@ -112,6 +112,7 @@ pub async fn remove(
 ) -> Result<HttpResponse, AppError> {
     let (a, va, id) = path.into_inner();
     let now = state.clock.unix();
+    let removed = id.clone();
     state
         .store
         .write(move |tx| {
@@ -119,6 +120,7 @@ pub async fn remove(
             instances::remove(tx, &who, now, &account, &va, &id)
         })
         .await?;
+    state.agent_keys.forget(&removed);
     Ok(HttpResponse::NoContent().finish())
 }
 

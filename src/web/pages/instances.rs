@@ -240,6 +240,7 @@ async fn remove(
             instances::remove(tx, &who, now, &account, &va, &n.2)
         })
         .await?;
+    state.agent_keys.forget(&names.2);
     Ok(render::redirect_with_flash(
         &format!("{}/instances", va_url(&names.0, &names.1)),
         &format!("Instance {} removed; its licenses are free again.", names.2),
