@@ -24,6 +24,17 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// Adds another slice of the same phase.
+    pub fn absorb(&mut self, slice: Sample) {
+        self.latencies_us.extend(slice.latencies_us);
+        self.errors += slice.errors;
+        self.elapsed += slice.elapsed;
+        self.server_cpu = match (self.server_cpu, slice.server_cpu) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+    }
+
     pub fn throughput(&self) -> f64 {
         self.latencies_us.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }

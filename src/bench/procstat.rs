@@ -20,6 +20,22 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
+/// Waits until `pid` is idle (at most one clock tick of CPU in a quarter second), or 30 s:
+/// the work a phase leaves behind (the checkpointer copying its WAL back) belongs to it,
+/// not to the next phase.
+pub async fn settle(pid: u32) {
+    const WINDOW: Duration = Duration::from_millis(250);
+    let tick = Duration::from_millis(1000 / TICKS_PER_SECOND);
+    let give_up = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < give_up {
+        let before = cpu_time(pid);
+        tokio::time::sleep(WINDOW).await;
+        if cpu_time(pid).saturating_sub(before) <= tick {
+            return;
+        }
+    }
+}
+
 pub fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()

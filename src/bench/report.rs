@@ -15,19 +15,6 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// Two measurements of the same floor, averaged.
-    pub fn mean(name: &str, a: &Sample, b: &Sample) -> Floor {
-        let cpu = match (a.cpu_us_per_request(), b.cpu_us_per_request()) {
-            (Some(x), Some(y)) => Some((x + y) / 2.0),
-            (x, y) => x.or(y),
-        };
-        Floor {
-            name: name.to_string(),
-            per_second: (a.throughput() + b.throughput()) / 2.0,
-            cpu_us: cpu,
-        }
-    }
-
     pub fn of(sample: &Sample) -> Floor {
         Floor {
             name: sample.name.clone(),

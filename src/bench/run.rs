@@ -23,6 +23,10 @@ pub struct Args {
     /// Seconds per measured phase.
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// The durable floor and the agent phases take turns in this many slices each, so
+    /// the machine's drift during a run touches them alike.
+    #[arg(long, default_value_t = 4)]
+    pub rounds: u32,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
@@ -193,10 +197,18 @@ fn seed_instances(args: &Args, data: &Path, now: i64) -> Result<Seeded, String> 
     })
 }
 
-/// Runs `phase` and records the CPU time `pid` used meanwhile.
+/// Runs `phase` and records the CPU time `pid` used for it: from an idle server to an
+/// idle server, so the work the phase leaves behind counts too (rates and latencies
+/// cover the load alone).
 async fn with_cpu<F: std::future::Future<Output = Sample>>(pid: Option<u32>, phase: F) -> Sample {
+    if let Some(p) = pid {
+        procstat::settle(p).await;
+    }
     let before = pid.map(procstat::cpu_time);
     let mut sample = phase.await;
+    if let Some(p) = pid {
+        procstat::settle(p).await;
+    }
     sample.server_cpu = pid
         .zip(before)
         .map(|(p, b)| procstat::cpu_time(p).saturating_sub(b));
@@ -240,33 +252,46 @@ fn measure(
             let key = floor_key.clone();
             with_cpu(floor_pid, load::floor(&floor_url, path, name, key, c, d))
         };
-        let mut floors = vec![
+        let floors = vec![
             floor("/floor/fixed", "floor: fixed signed reply").await,
             floor("/floor/signed", "floor: verify + sign").await,
             floor("/floor/durable", "floor: + durable upsert").await,
         ];
-        // Agent phases, each compared with the durable floor.
-        let mut agent: Vec<Sample> = vec![];
-        let mut observe = |s: Sample, agent: &mut Vec<Sample>| {
-            peak_rss = peak_rss.max(pid.map_or(0.0, procstat::rss_mib));
-            agent.push(s);
+        // The agent phases take turns with the durable floor they are compared with.
+        let rounds = args.rounds.max(1);
+        let slice = d / rounds;
+        let named = |name: &str| Sample {
+            name: name.to_string(),
+            ..Default::default()
         };
-        if wants("registrations") {
-            let run = format!("{now}");
-            let token = seeded.token.clone();
-            let s = with_cpu(pid, load::registrations(url, token, run, c, d)).await;
-            observe(s, &mut agent);
-        }
-        if wants("reports") {
-            let s = with_cpu(
-                pid,
-                load::usage_reports(url, seeded.reporters.clone(), c, d),
-            );
-            observe(s.await, &mut agent);
-        }
-        if wants("renewals") {
-            let s = with_cpu(pid, load::renewals(url, seeded.reporters.clone(), c, d));
-            observe(s.await, &mut agent);
+        let mut reference = named("floor: durable, interleaved");
+        let mut agent: Vec<Sample> = vec![];
+        for round in 0..rounds {
+            let key = floor_key.clone();
+            let s = load::floor(&floor_url, "/floor/durable", "", key, c, slice);
+            reference.absorb(with_cpu(floor_pid, s).await);
+            let mut slices = vec![];
+            if wants("registrations") {
+                let run = format!("{now}-{round}");
+                let token = seeded.token.clone();
+                let s = load::registrations(url, token, run, c, slice);
+                slices.push(with_cpu(pid, s).await);
+            }
+            if wants("reports") {
+                let s = load::usage_reports(url, seeded.reporters.clone(), c, slice);
+                slices.push(with_cpu(pid, s).await);
+            }
+            if wants("renewals") {
+                let s = load::renewals(url, seeded.reporters.clone(), c, slice);
+                slices.push(with_cpu(pid, s).await);
+            }
+            peak_rss = peak_rss.max(pid.map_or(0.0, procstat::rss_mib));
+            if agent.is_empty() {
+                agent = slices.iter().map(|s| named(&s.name)).collect();
+            }
+            for (total, s) in agent.iter_mut().zip(slices) {
+                total.absorb(s);
+            }
         }
         let mut pages = None;
         if wants("pages") {
@@ -279,25 +304,26 @@ fn measure(
             peak_rss = peak_rss.max(pid.map_or(0.0, procstat::rss_mib));
             pages = Some(s);
         }
-        // The durable floor once more at the end: the machine's speed drifts over a run,
-        // so agent phases are compared with the mean of both measurements.
-        floors.push(floor("/floor/durable", "floor: durable, again").await);
-        let reference = Floor::mean("durable floor (mean of 2)", &floors[2], &floors[3]);
-        // Each floor is compared with the one below it; the repeat with the same one.
+        // Each floor is compared with the one below it; the interleaved durable floor
+        // with the same one as the first, and the agent phases with it.
         let signed = Floor::of(&floors[1]);
         let mut previous: Option<Floor> = None;
-        for (i, s) in floors.into_iter().enumerate() {
-            let floor = if i == 3 {
-                Some(signed.clone())
-            } else {
-                previous.replace(Floor::of(&s))
-            };
-            rows.push(Row { sample: s, floor });
+        for s in floors {
+            let below = previous.replace(Floor::of(&s));
+            rows.push(Row {
+                sample: s,
+                floor: below,
+            });
         }
+        let durable = Floor::of(&reference);
+        rows.push(Row {
+            sample: reference,
+            floor: Some(signed),
+        });
         for s in agent {
             rows.push(Row {
                 sample: s,
-                floor: Some(reference.clone()),
+                floor: Some(durable.clone()),
             });
         }
         rows.extend(pages.map(|sample| Row {

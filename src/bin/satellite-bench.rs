@@ -4,6 +4,10 @@ use clap::Parser;
 use satellite::bench::run::{run, Args};
 use std::process::ExitCode;
 
+// The floor server runs in this binary: same allocator as the product it is compared with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(true) => ExitCode::SUCCESS,
