@@ -57,3 +57,35 @@ impl Sample {
         v[i.min(v.len() - 1)] as f64 / 1000.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(latencies: &[u32], errors: u64, ms: u64, cpu_ms: Option<u64>) -> Sample {
+        Sample {
+            name: "reports".into(),
+            latencies_us: latencies.to_vec(),
+            errors,
+            elapsed: Duration::from_millis(ms),
+            server_cpu: cpu_ms.map(Duration::from_millis),
+        }
+    }
+
+    #[test]
+    fn slices_of_a_phase_add_up_to_one_sample() {
+        let mut total = Sample::default();
+        total.absorb(slice(&[1000, 3000], 1, 500, Some(40)));
+        total.absorb(slice(&[2000, 4000], 0, 1500, Some(60)));
+        assert_eq!(total.latencies_us.len(), 4);
+        assert_eq!(total.errors, 1);
+        assert_eq!(total.elapsed, Duration::from_secs(2));
+        // 4 answered in 2 s, 100 ms of server CPU: 2 per second, 25 ms each.
+        assert!((total.throughput() - 2.0).abs() < 1e-9);
+        assert_eq!(total.cpu_us_per_request(), Some(25_000.0));
+        assert_eq!(total.percentile_ms(1.0), 4.0);
+        // A slice whose CPU could not be read leaves the others' in place.
+        total.absorb(slice(&[], 0, 0, None));
+        assert_eq!(total.server_cpu, Some(Duration::from_millis(100)));
+    }
+}
