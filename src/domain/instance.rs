@@ -139,6 +139,33 @@ pub fn check_measured_at(measured_at: i64, now: i64) -> Result<(), DomainError> 
     }
 }
 
+/// Refusals of a signed agent request (CONTRACT section 4), shared by the signature check
+/// in the web layer and by the write that confirms it in the store.
+pub fn not_registered() -> DomainError {
+    DomainError::Unauthorized {
+        code: "instance_not_registered",
+        message: "This instance is not registered (unknown, removed or deregistered).".into(),
+    }
+}
+
+pub fn bad_signature() -> DomainError {
+    DomainError::Unauthorized {
+        code: "bad_signature",
+        message: "X-Satellite-Signature is missing or not valid.".into(),
+    }
+}
+
+/// An instance speaks for itself until its registration (id certificate) expires.
+pub fn check_registration_current(cert_expires_at: i64, now: i64) -> Result<(), DomainError> {
+    if cert_expires_at <= now {
+        return Err(DomainError::Unauthorized {
+            code: "instance_not_registered",
+            message: "This instance's registration has expired; register again.".into(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,6 +71,12 @@ impl Batcher {
         Batcher { jobs }
     }
 
+    fn send(&self, job: Job) -> Result<()> {
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Task("the database writer has stopped".into()))
+    }
+
     /// Queues a read to run in the next batch; `reply` hears at once, not after the commit.
     /// Reads sharing the writer's connection find its page cache warm: a reader
     /// connection's cache is emptied whenever the database changed since its last read,
@@ -93,9 +99,7 @@ impl Batcher {
             }),
             writes: false,
         };
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Task("the database writer has stopped".into()))
+        self.send(job)
     }
 
     /// Queues `f`; `reply` receives its result after the commit (or the commit's error).
@@ -114,9 +118,7 @@ impl Batcher {
             })
         });
         let job = Job { run, writes: true };
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Task("the database writer has stopped".into()))
+        self.send(job)
     }
 }
 

@@ -10,7 +10,7 @@ use super::tokens;
 use super::{Result, StoreError};
 use crate::crypto::secrets;
 use crate::domain::compliance::{self, EntitlementStatus};
-use crate::domain::instance::{dispose_report, InstanceStatus, ReportDisposition, Udi};
+use crate::domain::instance::{self, dispose_report, InstanceStatus, ReportDisposition, Udi};
 use crate::domain::timers;
 use crate::domain::{DomainError, Principal};
 use chrono::NaiveDate;
@@ -89,33 +89,17 @@ pub struct Signer<'a> {
     pub public_key: &'a [u8; 32],
 }
 
-/// What an agent hears when its instance is gone or its key no longer matches.
-pub fn not_registered() -> StoreError {
-    DomainError::Unauthorized {
-        code: "instance_not_registered",
-        message: "This instance is not registered (unknown, removed or deregistered).".into(),
-    }
-    .into()
+fn not_registered() -> StoreError {
+    instance::not_registered().into()
 }
 
 /// The write-time check of a signed request: the key it was verified with is still the
 /// instance's (a re-registration may have replaced it), and the registration is current.
 fn confirm(signer: Signer<'_>, stored_key: &[u8], cert_expires_at: i64, now: i64) -> Result<()> {
     if stored_key != signer.public_key.as_slice() {
-        return Err(DomainError::Unauthorized {
-            code: "bad_signature",
-            message: "X-Satellite-Signature is missing or not valid.".into(),
-        }
-        .into());
+        return Err(instance::bad_signature().into());
     }
-    if cert_expires_at <= now {
-        return Err(DomainError::Unauthorized {
-            code: "instance_not_registered",
-            message: "This instance's registration has expired; register again.".into(),
-        }
-        .into());
-    }
-    Ok(())
+    Ok(instance::check_registration_current(cert_expires_at, now)?)
 }
 
 pub fn credentials(conn: &Connection, id: &str) -> Result<Option<Credentials>> {

@@ -3,6 +3,7 @@
 
 use super::keys::KnownKey;
 use crate::crypto::agent_sig::{self, INSTANCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::domain::instance;
 use crate::domain::timers::CLOCK_WINDOW;
 use crate::store::instances::{self, Signer};
 use crate::web::{AppError, State};
@@ -28,10 +29,6 @@ impl Verified {
     }
 }
 
-fn not_registered(msg: &str) -> AppError {
-    AppError::unauthorized("instance_not_registered", msg.to_string())
-}
-
 pub async fn signed_instance(
     state: &State,
     req: &HttpRequest,
@@ -39,7 +36,12 @@ pub async fn signed_instance(
 ) -> Result<Verified, AppError> {
     let id = header(req, INSTANCE_HEADER)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| not_registered("X-Satellite-Instance is missing."))?
+        .ok_or_else(|| {
+            AppError::unauthorized(
+                "instance_not_registered",
+                "X-Satellite-Instance is missing.",
+            )
+        })?
         .to_string();
     let now = state.clock.unix();
     if let Some(known) = state.agent_keys.get(&id) {
@@ -55,9 +57,7 @@ pub async fn signed_instance(
         .store
         .lookup(move |c| instances::credentials(c, &lookup_id))
         .await?
-        .ok_or_else(|| {
-            not_registered("This instance is not registered (unknown, removed or deregistered).")
-        })?;
+        .ok_or_else(instance::not_registered)?;
     // Keys are checked when an instance registers, so a stored key always parses.
     let key = <[u8; 32]>::try_from(stored.public_key.as_slice())
         .ok()
@@ -80,19 +80,12 @@ fn verified(id: String, known: &KnownKey) -> Verified {
 }
 
 fn bad_signature() -> AppError {
-    AppError::unauthorized(
-        "bad_signature",
-        "X-Satellite-Signature is missing or not valid.",
-    )
+    instance::bad_signature().into()
 }
 
 /// Registration still current, timestamp within the window, signature valid.
 fn check(known: &KnownKey, req: &HttpRequest, body: &[u8], now: i64) -> Result<(), AppError> {
-    if known.cert_expires_at <= now {
-        return Err(not_registered(
-            "This instance's registration has expired; register again.",
-        ));
-    }
+    instance::check_registration_current(known.cert_expires_at, now)?;
     let stale = || {
         AppError::unauthorized(
             "stale_timestamp",
