@@ -3,6 +3,10 @@
 //! Layers, calling one way only: `web` and `cli` → `store` and `domain`; `store` → `domain`;
 //! `domain` calls nothing and never reads the clock.
 
+// A panic in a request handler is a dropped connection and a lost answer: errors are values.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod agent;
 pub mod bench;
 pub mod cli;
@@ -11,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod jobs;
+pub mod service;
 pub mod store;
 pub mod sync;
 pub mod web;

@@ -170,6 +170,15 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<crate::service::ServiceError> for AppError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        match e {
+            crate::service::ServiceError::Domain(d) => d.into(),
+            crate::service::ServiceError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<CryptoError> for AppError {
     fn from(e: CryptoError) -> Self {
         Self::internal(e)

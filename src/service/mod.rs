@@ -1,0 +1,37 @@
+//! Use cases. Each operation takes a capability from `access` (proof that the caller may
+//! do it, checked once), the clock's `now` and a typed input parsed at the edge; it applies
+//! `domain` rules, calls `store` repositories (plain SQL, no principals) and records the
+//! event, all inside one `store.write(...)` so group commit is unchanged. Pages, the admin
+//! API, the agent API, the CLI and sync call these; none calls another's handlers.
+
+pub mod access;
+pub mod settings;
+
+use crate::domain::DomainError;
+use crate::store::StoreError;
+
+/// The service layer's one error type: a broken rule, or storage failing underneath.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for ServiceError {
+    fn from(e: rusqlite::Error) -> Self {
+        ServiceError::Store(e.into())
+    }
+}
+
+impl From<ServiceError> for StoreError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Domain(d) => StoreError::Domain(d),
+            ServiceError::Store(s) => s,
+        }
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
