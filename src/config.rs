@@ -50,6 +50,11 @@ pub struct Settings {
     pub sync_overdue_days: i64,
     /// How often the inbox/ folder is scanned for bundles, in seconds (0 turns it off).
     pub inbox_scan_seconds: u64,
+    /// Bearer token that `GET /metrics` on the main listener needs (none: always 401).
+    pub metrics_token: Option<String>,
+    /// A second, plain-HTTP listener serving only `/metrics`, without auth (keep it on a
+    /// private interface).
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for Settings {
@@ -65,6 +70,8 @@ impl Default for Settings {
             upstream_proxy: None,
             sync_overdue_days: 30,
             inbox_scan_seconds: 5,
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -83,6 +90,8 @@ pub struct SettingsLayer {
     pub upstream_proxy: Option<String>,
     pub sync_overdue_days: Option<i64>,
     pub inbox_scan_seconds: Option<u64>,
+    pub metrics_token: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 impl SettingsLayer {
@@ -140,6 +149,8 @@ impl SettingsLayer {
             inbox_scan_seconds: var("SATELLITE_INBOX_SCAN_SECONDS")
                 .map(|v| parse("SATELLITE_INBOX_SCAN_SECONDS", v))
                 .transpose()?,
+            metrics_token: var("SATELLITE_METRICS_TOKEN"),
+            metrics_listen: var("SATELLITE_METRICS_LISTEN"),
         })
     }
 
@@ -173,6 +184,12 @@ impl SettingsLayer {
         }
         if let Some(v) = self.inbox_scan_seconds {
             s.inbox_scan_seconds = v;
+        }
+        if let Some(v) = self.metrics_token {
+            s.metrics_token = Some(v);
+        }
+        if let Some(v) = self.metrics_listen {
+            s.metrics_listen = Some(v);
         }
     }
 }

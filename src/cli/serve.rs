@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// Serve plain HTTP (only behind a TLS-terminating proxy or for local experiments).
     #[arg(long)]
     pub insecure_http: bool,
+    /// HOST:PORT of a plain-HTTP listener serving only /metrics, without auth.
+    /// Env: SATELLITE_METRICS_LISTEN
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
 }
 
 pub fn init_logging(filter: &str) {
@@ -68,6 +72,29 @@ fn public_url(addr: SocketAddr, tls: bool) -> String {
     };
     let scheme = if tls { "https" } else { "http" };
     format!("{scheme}://{host}:{}/", addr.port())
+}
+
+/// Waits for SIGTERM or SIGINT, then stops accepting and lets requests in flight finish.
+async fn stop_on_signal(servers: Vec<actix_web::dev::ServerHandle>) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("stop requested: no new connections; finishing requests in flight");
+    for server in servers {
+        server.stop(true).await;
+    }
 }
 
 pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
@@ -137,7 +164,22 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         login_throttle: LoginThrottle::default(),
         sync: sync.clone(),
         agent_keys: Default::default(),
+        metrics: Arc::new(
+            crate::web::metrics::Metrics::new()
+                .map_err(|e| CliError(format!("cannot set up metrics: {e}")))?,
+        ),
     };
+    let metrics_listener = settings
+        .metrics_listen
+        .as_deref()
+        .map(|addr| {
+            TcpListener::bind(addr).map_err(|e| {
+                CliError(format!(
+                    "cannot listen on {addr} for metrics: {e}; pass --metrics-listen HOST:PORT"
+                ))
+            })
+        })
+        .transpose()?;
     actix_web::rt::System::new().block_on(async move {
         actix_web::rt::spawn(crate::jobs::run_timers(state.store.clone(), state.clock));
         if settings.role == ServerRole::Satellite {
@@ -147,10 +189,24 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
             let every = std::time::Duration::from_secs(settings.inbox_scan_seconds);
             actix_web::rt::spawn(crate::sync::scheduler::watch_inbox(sync, every));
         }
+        let state = actix_web::web::Data::new(state);
+        let mut handles = vec![];
+        if let Some(l) = metrics_listener {
+            let metrics = web::serve_metrics(state.clone(), l)
+                .map_err(|e| CliError(format!("cannot start metrics listener: {e}")))?;
+            handles.push(metrics.handle());
+            actix_web::rt::spawn(metrics);
+        }
         let server = web::serve(state, listener, tls_config)
             .map_err(|e| CliError(format!("cannot start server: {e}")))?;
+        handles.push(server.handle());
+        actix_web::rt::spawn(stop_on_signal(handles));
         server
             .await
-            .map_err(|e| CliError(format!("server stopped: {e}")))
+            .map_err(|e| CliError(format!("server stopped: {e}")))?;
+        // The app state (and with it the database writer) is dropped with the server:
+        // queued writes are committed before the writer thread ends.
+        tracing::info!("stopped");
+        Ok(())
     })
 }

@@ -7,6 +7,7 @@ mod api_accounts;
 mod browser;
 mod cli;
 mod licensing;
+mod operations;
 mod pages;
 mod scoping;
 mod sync;

@@ -1,0 +1,240 @@
+//! Operations (CONTRACT section 7): `/metrics` scraped as Prometheus would, behind its
+//! bearer on the main listener and open on `--metrics-listen`.
+
+use crate::support::agent::Agent;
+use crate::support::{async_client, Licensed};
+use reqwest::StatusCode;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// Parses a scrape with a Prometheus text parser and returns its samples.
+fn parse(text: &str) -> Vec<prometheus_parse::Sample> {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines)
+        .expect("valid Prometheus text")
+        .samples
+}
+
+fn value(s: &prometheus_parse::Sample) -> f64 {
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => f64::NAN,
+    }
+}
+
+fn find<'a>(
+    samples: &'a [prometheus_parse::Sample],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a prometheus_parse::Sample> {
+    samples.iter().find(|s| {
+        s.metric == name
+            && labels
+                .iter()
+                .all(|(k, v)| s.labels.get(k).is_some_and(|got| got == *v))
+    })
+}
+
+#[tokio::test]
+async fn metrics_need_the_bearer_and_count_what_happened() {
+    let port = free_port();
+    let l = Licensed::start_with(vec![
+        ("SATELLITE_METRICS_TOKEN".into(), "scrape-secret-123".into()),
+        (
+            "SATELLITE_METRICS_LISTEN".into(),
+            format!("127.0.0.1:{port}"),
+        ),
+    ])
+    .await;
+    l.perpetual("ess", 1).await;
+    let token = l.simple_token().await;
+    let agent = Agent::new();
+    let out = agent.register(&l.server, &token, "C9300", "FOC-M1");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Three of a pool of one: short by two.
+    let out = agent.report(&[("ess", 3)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let client = async_client(false);
+    let url = format!("{}/metrics", l.server.url);
+    let anonymous = client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let wrong = client.get(&url).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    let res = client
+        .get(&url)
+        .bearer_auth("scrape-secret-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    let samples = parse(&text);
+
+    let registrations = find(&samples, "satellite_registrations_total", &[]).unwrap();
+    assert_eq!(value(registrations), 1.0);
+    let reports = find(&samples, "satellite_usage_reports_total", &[]).unwrap();
+    assert_eq!(value(reports), 1.0);
+    let requests = find(
+        &samples,
+        "satellite_http_requests_total",
+        &[("route", "/agent/v1/register"), ("status", "201")],
+    )
+    .unwrap();
+    assert_eq!(value(requests), 1.0);
+    // Routes are patterns, never raw paths full of names.
+    assert!(
+        find(
+            &samples,
+            "satellite_http_requests_total",
+            &[("route", "/api/v1/accounts/:a/virtual-accounts/:va/licenses")],
+        )
+        .is_some(),
+        "{:?}",
+        samples
+            .iter()
+            .filter_map(|s| s.labels.get("route"))
+            .collect::<Vec<_>>()
+    );
+    assert!(!samples
+        .iter()
+        .any(|s| s.labels.get("route").is_some_and(|r| r.contains("Acme"))));
+    let latency = samples
+        .iter()
+        .find(|s| {
+            s.metric == "satellite_http_request_duration_seconds"
+                && s.labels.get("route") == Some("/agent/v1/usage")
+        })
+        .unwrap();
+    match &latency.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert!(buckets.iter().any(|b| b.count >= 1.0))
+        }
+        other => panic!("latency is not a histogram: {other:?}"),
+    }
+    let short = find(
+        &samples,
+        "satellite_pool_shortfall",
+        &[
+            ("account", "Acme"),
+            ("virtual_account", "Lab"),
+            ("tag", "ess"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(value(short), 2.0);
+    let db = find(&samples, "satellite_database_bytes", &[]).unwrap();
+    assert!(value(db) > 0.0);
+
+    // The private listener answers without a bearer, and serves nothing else.
+    let plain = reqwest::Client::new();
+    let open = plain
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    let samples = parse(&open.text().await.unwrap());
+    assert!(find(&samples, "satellite_registrations_total", &[]).is_some());
+    let other = plain
+        .get(format!("http://127.0.0.1:{port}/api/v1/accounts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+}
+
+/// Sends the head and part of a request's body over plain HTTP, returning the open
+/// connection: a request in flight.
+fn start_request(addr: &str, body: &str, sent: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "POST /agent/v1/register HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        &body[..sent]
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    conn
+}
+
+fn stop_test(signal: &str) {
+    use std::io::{Read, Write};
+    let mut server = crate::support::Server::start_with(crate::support::ServerOptions {
+        env: vec![("SATELLITE_INSECURE_HTTP".into(), "true".into())],
+        ..Default::default()
+    });
+    assert!(server.url.starts_with("http://"), "{}", server.url);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // A malformed body, so the answer is known: 400 once all of it has arrived.
+    let body = r#"{"token": "st_x", "udi": 7}"#;
+    let mut in_flight = start_request(&addr, body, 10);
+    std::thread::sleep(Duration::from_millis(200));
+
+    server.signal(signal);
+    std::thread::sleep(Duration::from_millis(500));
+    // Stopped accepting: a new connection is refused (or closed without an answer).
+    let refused = match std::net::TcpStream::connect(&addr) {
+        Err(_) => true,
+        Ok(mut c) => {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = write!(c, "GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            let mut buf = [0u8; 64];
+            !matches!(c.read(&mut buf), Ok(n) if n > 0)
+        }
+    };
+    assert!(refused, "a new connection was served after the stop signal");
+    assert!(
+        server.wait_exit(Duration::from_millis(10)).is_none(),
+        "exited with a request in flight"
+    );
+
+    // The request in flight is finished and answered.
+    in_flight.write_all(body[10..].as_bytes()).unwrap();
+    in_flight.flush().unwrap();
+    in_flight
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    let mut buf = [0u8; 4096];
+    while !answer.contains("\r\n\r\n") {
+        let n = in_flight.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed before the answer: {answer:?}");
+        answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    drop(in_flight);
+
+    let status = server
+        .wait_exit(Duration::from_secs(30))
+        .expect("server exits within 30 s");
+    assert!(status.success(), "exit status {status:?}\n{}", server.log());
+    assert!(server.log().contains("stopped"), "{}", server.log());
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_exits_0() {
+    stop_test("TERM");
+}
+
+#[test]
+fn sigint_stops_the_same_way() {
+    stop_test("INT");
+}
