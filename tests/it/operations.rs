@@ -207,7 +207,7 @@ fn stop_test(signal: &str) {
     );
 
     // The request in flight is finished and answered.
-    in_flight.write_all(body[10..].as_bytes()).unwrap();
+    in_flight.write_all(&body.as_bytes()[10..]).unwrap();
     in_flight.flush().unwrap();
     in_flight
         .set_read_timeout(Some(Duration::from_secs(10)))
