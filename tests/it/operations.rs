@@ -238,3 +238,168 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
 fn sigint_stops_the_same_way() {
     stop_test("INT");
 }
+
+#[tokio::test]
+async fn api_clients_are_listed_created_once_and_revoked_at_once() {
+    let server = crate::support::Server::start();
+    let admin = server.admin_api().await;
+    admin.create_account("Acme").await;
+
+    let (s, made) = admin
+        .post(
+            "/api/v1/api-clients",
+            serde_json::json!({ "name": "ci-robot", "role": "account-admin", "account": "Acme" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    for field in [
+        "id",
+        "client_id",
+        "client_secret",
+        "name",
+        "role",
+        "account",
+    ] {
+        assert!(!made[field].is_null(), "{field} missing: {made}");
+    }
+    assert_eq!(made["role"], "account-admin");
+    assert_eq!(made["account"], "Acme");
+    let (client_id, secret) = (
+        made["client_id"].as_str().unwrap().to_string(),
+        made["client_secret"].as_str().unwrap().to_string(),
+    );
+
+    let listed = |items: &serde_json::Value| {
+        items["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client_id"] == client_id.as_str())
+            .cloned()
+    };
+    let (s, list) = admin.get("/api/v1/api-clients").await;
+    assert_eq!(s, StatusCode::OK);
+    let entry = listed(&list).unwrap();
+    assert!(
+        entry.get("client_secret").is_none(),
+        "secret listed: {entry}"
+    );
+    assert!(!list.to_string().contains(&secret));
+    assert!(entry["created_at"].is_string());
+    assert!(entry["last_used_at"].is_null());
+
+    // The new client works, scoped to its account, and its use is recorded.
+    let robot = crate::support::Api::login(&server.url, &client_id, &secret).await;
+    let (s, accounts) = robot.get("/api/v1/accounts").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(accounts["items"].as_array().unwrap().len(), 1);
+    let (_, list) = admin.get("/api/v1/api-clients").await;
+    assert!(listed(&list).unwrap()["last_used_at"].is_string());
+    // Only system admins manage clients.
+    let (s, body) = robot.get("/api/v1/api-clients").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+
+    // Bad input: a clear error, nothing created.
+    let (s, body) = admin
+        .post(
+            "/api/v1/api-clients",
+            serde_json::json!({ "name": "x", "role": "root" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_role");
+    let (s, body) = admin
+        .post(
+            "/api/v1/api-clients",
+            serde_json::json!({ "name": "y", "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "account_required");
+    let (s, body) = admin
+        .post(
+            "/api/v1/api-clients",
+            serde_json::json!({ "name": "CI-ROBOT", "role": "operator" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    let (_, list) = admin.get("/api/v1/api-clients").await;
+    assert!(!list.to_string().contains("\"x\""));
+
+    // Revoked: its live token stops working at once.
+    let id = made["id"].as_i64().unwrap();
+    let (s, body) = admin.delete(&format!("/api/v1/api-clients/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, _) = robot.get("/api/v1/accounts").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = admin.delete(&format!("/api/v1/api-clients/{id}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, events) = admin.get("/api/v1/events?limit=50").await;
+    assert!(
+        events.to_string().contains("api_client.revoked"),
+        "{events}"
+    );
+}
+
+#[tokio::test]
+async fn api_clients_page_shows_the_secret_once_and_revokes() {
+    let server = crate::support::Server::start();
+    let session = server.session("system-admin", None).await;
+    let (s, html) = session.page("/api-clients").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("No API clients yet"), "{html}");
+    assert!(
+        html.contains("<option value=\"viewer\" selected>"),
+        "viewer is the default role"
+    );
+
+    let (s, html, _) = session
+        .submit(
+            "/api-clients",
+            "/api-clients",
+            &[
+                ("name", "nightly-report"),
+                ("role", "operator"),
+                ("account", ""),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{html}");
+    assert!(html.contains("id=\"created-client-secret\""));
+    assert!(html.contains("data-copy=\"created-client-secret\""));
+    let (_, again) = session.page("/api-clients").await;
+    assert!(again.contains("nightly-report"));
+    assert!(
+        !again.contains("created-client-secret"),
+        "the secret shows only once"
+    );
+
+    // A wrong field is shown next to it, and what was typed is kept.
+    let (s, html, _) = session
+        .submit(
+            "/api-clients",
+            "/api-clients",
+            &[("name", "scoped"), ("role", "viewer"), ("account", "")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("field-error"), "{html}");
+    assert!(html.contains("value=\"scoped\""));
+
+    let marker = "action=\"/api-clients/";
+    let start = again.find(marker).unwrap() + marker.len();
+    let id = &again[start..start + again[start..].find('/').unwrap()];
+    let (s, _, location) = session
+        .submit("/api-clients", &format!("/api-clients/{id}/revoke"), &[])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/api-clients"));
+    let (_, after) = session.page("/api-clients").await;
+    assert!(after.contains("revoked"), "{after}");
+    assert!(!after.contains("<td>nightly-report</td>"));
+
+    // Other roles do not reach the page.
+    let viewer = server.session("operator", None).await;
+    let (s, _) = viewer.page("/api-clients").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod api_clients;
 pub mod dashboard;
 pub mod events;
 pub mod instances;
@@ -25,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(users::configure)
         .configure(events::configure)
         .configure(alerts::configure)
-        .configure(sync::configure);
+        .configure(sync::configure)
+        .configure(api_clients::configure);
 }
 
 /// The `?after=` cursor of paginated pages.
