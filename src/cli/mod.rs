@@ -47,9 +47,11 @@ enum Command {
     /// Sync bundles for disconnected mode.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
-    /// Write a consistent copy of the database to FILE (safe while the server runs).
+    /// Write one file holding a consistent copy of the database, keys/ and tls/ (safe
+    /// while the server runs; the file is 0600: it holds the authority's private key).
     Backup { file: PathBuf },
-    /// Replace the database with the backup in FILE.
+    /// Create --data-dir from the backup in FILE, or replace a stopped server's data;
+    /// refuses a data dir that a running server uses.
     Restore { file: PathBuf },
     /// Recount every counter from the rows it summarizes; exit 1 on any mismatch.
     Check,

@@ -111,6 +111,19 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| CliError(format!("cannot create {}: {e}", dir.display())))?;
     }
+    // Held while serving, so `restore` refuses this data dir until the server stops.
+    let _data_dir_lock = crate::backup::DataDirLock::acquire(data_dir).map_err(|e| match e {
+        crate::backup::BackupError::InUse(dir) => CliError(format!(
+            "another server already uses {dir}; pass another --data-dir"
+        )),
+        other => CliError::from_display(other),
+    })?;
+    let backup_schedule = settings
+        .backup_cron
+        .as_deref()
+        .map(crate::domain::schedule::parse)
+        .transpose()
+        .map_err(|e| CliError(format!("backup_cron: {e}")))?;
     let clock = Clock::with_offset(settings.clock_offset_seconds);
     let store = Store::open(&settings.db_path())?;
     let authority = Arc::new(AuthorityKey::load_or_create(data_dir)?);
@@ -182,6 +195,16 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         .transpose()?;
     actix_web::rt::System::new().block_on(async move {
         actix_web::rt::spawn(crate::jobs::run_timers(state.store.clone(), state.clock));
+        if let Some(schedule) = backup_schedule {
+            actix_web::rt::spawn(crate::backup::run_scheduled(
+                state.store.clone(),
+                state.clock,
+                settings.data_dir.clone(),
+                settings.backup_dir(),
+                schedule,
+                settings.backup_keep,
+            ));
+        }
         if settings.role == ServerRole::Satellite {
             actix_web::rt::spawn(crate::sync::scheduler::run_schedules(sync.clone()));
         }

@@ -403,3 +403,187 @@ async fn api_clients_page_shows_the_secret_once_and_revokes() {
     let (s, _) = viewer.page("/api-clients").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_backup_taken_under_load_restores_with_the_same_data_and_keys() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let l = Licensed::start().await;
+    l.perpetual("ess", 100).await;
+    let token = l.simple_token().await;
+    let agent = Arc::new(Agent::new());
+    assert_eq!(agent.register(&l.server, &token, "C9300", "FOC-B1").code, 0);
+    assert_eq!(agent.report(&[("ess", 1)]).code, 0);
+    let (_, authority) = l.api.get("/agent/v1/authority").await;
+
+    // Reports keep coming while the backup is taken.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (agent, stop) = (agent.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let out = agent.report(&[("ess", 2 + sent % 5)]);
+                assert_eq!(out.code, 0, "{}", out.stderr);
+                sent += 1;
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let file = l.server.dir.path().join("full.tar.gz");
+    let out = l.server.cli(&["backup", file.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.join().unwrap() > 0);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the backup holds a private key");
+
+    // A running server's data dir is refused, and left as it was.
+    let out = l.server.cli(&["restore", file.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("running server"), "{}", out.stderr);
+
+    // Into a new data dir: same authority, same data, counters exact.
+    let new_dir = tempfile::tempdir().unwrap();
+    let new_data = new_dir.path().join("restored");
+    let out = crate::support::run_cli(
+        crate::support::SATELLITE,
+        &["restore", file.to_str().unwrap()],
+        Some(&new_data),
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(new_data.join("keys/authority.pem")).unwrap(),
+        std::fs::read(l.server.data_dir.join("keys/authority.pem")).unwrap()
+    );
+    let check =
+        crate::support::run_cli(crate::support::SATELLITE, &["check"], Some(&new_data), None);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+
+    // A garbage file is refused and changes nothing.
+    let junk = new_dir.path().join("junk.tar.gz");
+    std::fs::write(&junk, b"not a backup at all").unwrap();
+    let out = crate::support::run_cli(
+        crate::support::SATELLITE,
+        &["restore", junk.to_str().unwrap()],
+        Some(&new_data),
+        None,
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("not a satellite backup"),
+        "{}",
+        out.stderr
+    );
+
+    // The restored server takes the old one's place; the agent that pinned its key and
+    // certificate goes on reporting.
+    let addr = l.server.url.trim_start_matches("https://").to_string();
+    let (old_dir, _) = l.server.stop();
+    let restored = crate::support::Server::start_in(
+        new_dir,
+        new_data,
+        crate::support::ServerOptions {
+            listen: Some(addr),
+            ..crate::support::ServerOptions::upstream()
+        },
+    );
+    let api = restored.admin_api().await;
+    let (_, same) = api.get("/agent/v1/authority").await;
+    assert_eq!(same, authority);
+    let (s, pools) = api
+        .get("/api/v1/accounts/Acme/virtual-accounts/Lab/licenses")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let in_use = pools["items"][0]["in_use"].as_i64().unwrap();
+    assert!((1..=6).contains(&in_use), "{pools}");
+    let out = agent.report(&[("ess", 7)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.value("status"), "authorized");
+    let (_, pools) = api
+        .get("/api/v1/accounts/Acme/virtual-accounts/Lab/licenses")
+        .await;
+    assert_eq!(pools["items"][0]["in_use"], 7);
+    drop(old_dir);
+}
+
+#[tokio::test]
+async fn system_admins_download_a_backup_from_the_browser() {
+    let server = crate::support::Server::start();
+    let session = server.session("system-admin", None).await;
+    let (s, html) = session.page("/backups").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("No schedule is set"), "{html}");
+    let csrf = crate::support::csrf_of(&html);
+    let res = session
+        .http
+        .post(format!("{}/backups/download", server.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/gzip");
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"satellite-"));
+    let bytes = res.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("download.tar.gz");
+    std::fs::write(&file, &bytes).unwrap();
+    let out = crate::support::run_cli(
+        crate::support::SATELLITE,
+        &["restore", file.to_str().unwrap()],
+        Some(&dir.path().join("data")),
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Without the CSRF token nothing is produced; other roles never reach it.
+    let res = session
+        .http
+        .post(format!("{}/backups/download", server.url))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+    let operator = server.session("operator", None).await;
+    let (s, _) = operator.page("/backups").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn scheduled_backups_are_taken_and_pruned() {
+    let server = crate::support::Server::start_with(crate::support::ServerOptions {
+        env: vec![
+            ("SATELLITE_BACKUP_CRON".into(), "* * * * * *".into()),
+            ("SATELLITE_BACKUP_KEEP".into(), "2".into()),
+        ],
+        ..Default::default()
+    });
+    let dir = server.data_dir.join("backups");
+    let count = || {
+        std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < until && !server.log().contains("removed=1") {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        server.log().contains("scheduled backup taken"),
+        "{}",
+        server.log()
+    );
+    assert!(count() <= 2, "kept {} backups", count());
+    assert!(server.log().contains("removed=1"), "{}", server.log());
+}
