@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api_clients;
+pub mod reports;
 pub mod settings;
 
 use crate::domain::DomainError;

@@ -9,5 +9,6 @@ mod cli;
 mod licensing;
 mod operations;
 mod pages;
+mod reports;
 mod scoping;
 mod sync;

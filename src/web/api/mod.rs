@@ -8,6 +8,7 @@ pub mod instances;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
+pub mod reports;
 pub mod sync;
 pub mod tokens;
 pub mod virtual_accounts;
@@ -35,7 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(sync::configure)
         .configure(alerts::configure)
         .configure(events::configure)
-        .configure(api_clients::configure);
+        .configure(api_clients::configure)
+        .configure(reports::configure);
 }
 
 /// `?limit=&after=` on every list.
