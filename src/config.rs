@@ -50,6 +50,36 @@ pub struct Settings {
     pub sync_overdue_days: i64,
     /// How often the inbox/ folder is scanned for bundles, in seconds (0 turns it off).
     pub inbox_scan_seconds: u64,
+    /// Open connections served at once (all workers together); more wait in the backlog.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (slowloris guard).
+    pub header_timeout_seconds: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    pub keep_alive_seconds: u64,
+    /// Seconds a client has to send a request's whole body (slow-body guard).
+    pub body_timeout_seconds: u64,
+    /// Largest JSON body (admin API, agent protocol, page forms).
+    pub body_limit_bytes: usize,
+    /// Largest body of the unauthenticated forms: `/login` and `/oauth/token`.
+    pub form_limit_bytes: usize,
+    /// Login attempts per minute per address.
+    pub rate_login_per_minute: u32,
+    /// `/agent/v1/register` calls per minute per address.
+    pub rate_register_per_minute: u32,
+    /// `/oauth/token` calls per minute per address.
+    pub rate_oauth_per_minute: u32,
+    /// `/sync/v1/exchange` calls per minute per address.
+    pub rate_exchange_per_minute: u32,
+    /// Attempts per minute per credential (a registration token, an API client id).
+    pub rate_credential_per_minute: u32,
+    /// Failed logins per (address, username) before backoff starts.
+    pub login_free_failures: u32,
+    /// Longest wait the login backoff imposes.
+    pub login_backoff_max_seconds: u64,
+    /// A session unused this long ends (on top of its absolute lifetime).
+    pub session_idle_minutes: i64,
+    /// Validity of the self-signed certificate made at first start.
+    pub tls_cert_days: i64,
 }
 
 impl Default for Settings {
@@ -65,6 +95,21 @@ impl Default for Settings {
             upstream_proxy: None,
             sync_overdue_days: 30,
             inbox_scan_seconds: 5,
+            max_connections: 1024,
+            header_timeout_seconds: 5,
+            keep_alive_seconds: 5,
+            body_timeout_seconds: 30,
+            body_limit_bytes: 256 * 1024,
+            form_limit_bytes: 16 * 1024,
+            rate_login_per_minute: 30,
+            rate_register_per_minute: 300,
+            rate_oauth_per_minute: 60,
+            rate_exchange_per_minute: 30,
+            rate_credential_per_minute: 300,
+            login_free_failures: 5,
+            login_backoff_max_seconds: 900,
+            session_idle_minutes: 30,
+            tls_cert_days: 730,
         }
     }
 }
@@ -83,6 +128,21 @@ pub struct SettingsLayer {
     pub upstream_proxy: Option<String>,
     pub sync_overdue_days: Option<i64>,
     pub inbox_scan_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub header_timeout_seconds: Option<u64>,
+    pub keep_alive_seconds: Option<u64>,
+    pub body_timeout_seconds: Option<u64>,
+    pub body_limit_bytes: Option<usize>,
+    pub form_limit_bytes: Option<usize>,
+    pub rate_login_per_minute: Option<u32>,
+    pub rate_register_per_minute: Option<u32>,
+    pub rate_oauth_per_minute: Option<u32>,
+    pub rate_exchange_per_minute: Option<u32>,
+    pub rate_credential_per_minute: Option<u32>,
+    pub login_free_failures: Option<u32>,
+    pub login_backoff_max_seconds: Option<u64>,
+    pub session_idle_minutes: Option<i64>,
+    pub tls_cert_days: Option<i64>,
 }
 
 impl SettingsLayer {
@@ -140,6 +200,51 @@ impl SettingsLayer {
             inbox_scan_seconds: var("SATELLITE_INBOX_SCAN_SECONDS")
                 .map(|v| parse("SATELLITE_INBOX_SCAN_SECONDS", v))
                 .transpose()?,
+            max_connections: var("SATELLITE_MAX_CONNECTIONS")
+                .map(|v| parse("SATELLITE_MAX_CONNECTIONS", v))
+                .transpose()?,
+            header_timeout_seconds: var("SATELLITE_HEADER_TIMEOUT_SECONDS")
+                .map(|v| parse("SATELLITE_HEADER_TIMEOUT_SECONDS", v))
+                .transpose()?,
+            keep_alive_seconds: var("SATELLITE_KEEP_ALIVE_SECONDS")
+                .map(|v| parse("SATELLITE_KEEP_ALIVE_SECONDS", v))
+                .transpose()?,
+            body_timeout_seconds: var("SATELLITE_BODY_TIMEOUT_SECONDS")
+                .map(|v| parse("SATELLITE_BODY_TIMEOUT_SECONDS", v))
+                .transpose()?,
+            body_limit_bytes: var("SATELLITE_BODY_LIMIT_BYTES")
+                .map(|v| parse("SATELLITE_BODY_LIMIT_BYTES", v))
+                .transpose()?,
+            form_limit_bytes: var("SATELLITE_FORM_LIMIT_BYTES")
+                .map(|v| parse("SATELLITE_FORM_LIMIT_BYTES", v))
+                .transpose()?,
+            rate_login_per_minute: var("SATELLITE_RATE_LOGIN_PER_MINUTE")
+                .map(|v| parse("SATELLITE_RATE_LOGIN_PER_MINUTE", v))
+                .transpose()?,
+            rate_register_per_minute: var("SATELLITE_RATE_REGISTER_PER_MINUTE")
+                .map(|v| parse("SATELLITE_RATE_REGISTER_PER_MINUTE", v))
+                .transpose()?,
+            rate_oauth_per_minute: var("SATELLITE_RATE_OAUTH_PER_MINUTE")
+                .map(|v| parse("SATELLITE_RATE_OAUTH_PER_MINUTE", v))
+                .transpose()?,
+            rate_exchange_per_minute: var("SATELLITE_RATE_EXCHANGE_PER_MINUTE")
+                .map(|v| parse("SATELLITE_RATE_EXCHANGE_PER_MINUTE", v))
+                .transpose()?,
+            rate_credential_per_minute: var("SATELLITE_RATE_CREDENTIAL_PER_MINUTE")
+                .map(|v| parse("SATELLITE_RATE_CREDENTIAL_PER_MINUTE", v))
+                .transpose()?,
+            login_free_failures: var("SATELLITE_LOGIN_FREE_FAILURES")
+                .map(|v| parse("SATELLITE_LOGIN_FREE_FAILURES", v))
+                .transpose()?,
+            login_backoff_max_seconds: var("SATELLITE_LOGIN_BACKOFF_MAX_SECONDS")
+                .map(|v| parse("SATELLITE_LOGIN_BACKOFF_MAX_SECONDS", v))
+                .transpose()?,
+            session_idle_minutes: var("SATELLITE_SESSION_IDLE_MINUTES")
+                .map(|v| parse("SATELLITE_SESSION_IDLE_MINUTES", v))
+                .transpose()?,
+            tls_cert_days: var("SATELLITE_TLS_CERT_DAYS")
+                .map(|v| parse("SATELLITE_TLS_CERT_DAYS", v))
+                .transpose()?,
         })
     }
 
@@ -173,6 +278,51 @@ impl SettingsLayer {
         }
         if let Some(v) = self.inbox_scan_seconds {
             s.inbox_scan_seconds = v;
+        }
+        if let Some(v) = self.max_connections {
+            s.max_connections = v;
+        }
+        if let Some(v) = self.header_timeout_seconds {
+            s.header_timeout_seconds = v;
+        }
+        if let Some(v) = self.keep_alive_seconds {
+            s.keep_alive_seconds = v;
+        }
+        if let Some(v) = self.body_timeout_seconds {
+            s.body_timeout_seconds = v;
+        }
+        if let Some(v) = self.body_limit_bytes {
+            s.body_limit_bytes = v;
+        }
+        if let Some(v) = self.form_limit_bytes {
+            s.form_limit_bytes = v;
+        }
+        if let Some(v) = self.rate_login_per_minute {
+            s.rate_login_per_minute = v;
+        }
+        if let Some(v) = self.rate_register_per_minute {
+            s.rate_register_per_minute = v;
+        }
+        if let Some(v) = self.rate_oauth_per_minute {
+            s.rate_oauth_per_minute = v;
+        }
+        if let Some(v) = self.rate_exchange_per_minute {
+            s.rate_exchange_per_minute = v;
+        }
+        if let Some(v) = self.rate_credential_per_minute {
+            s.rate_credential_per_minute = v;
+        }
+        if let Some(v) = self.login_free_failures {
+            s.login_free_failures = v;
+        }
+        if let Some(v) = self.login_backoff_max_seconds {
+            s.login_backoff_max_seconds = v;
+        }
+        if let Some(v) = self.session_idle_minutes {
+            s.session_idle_minutes = v;
+        }
+        if let Some(v) = self.tls_cert_days {
+            s.tls_cert_days = v;
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod settings;
+pub mod sign_in;
 
 use crate::domain::DomainError;
 use crate::store::StoreError;
