@@ -110,6 +110,46 @@ async fn slow_clients_are_cut_and_a_normal_client_is_still_served() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+#[tokio::test]
+async fn silent_tls_connections_are_cut_and_https_is_still_served() {
+    // Connections that open TCP and never start the TLS handshake.
+    let server = Server::start_with(ServerOptions {
+        env: env(&[
+            ("SATELLITE_MAX_CONNECTIONS", "32"),
+            ("SATELLITE_HEADER_TIMEOUT_SECONDS", "2"),
+        ]),
+        ..Default::default()
+    });
+    let addr = addr_of(&server.url);
+    let mut silent = Vec::new();
+    for _ in 0..100 {
+        let addr = addr.clone();
+        silent.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.ok()?;
+            let mut buf = [0u8; 64];
+            match tokio::time::timeout(Duration::from_secs(25), stream.read(&mut buf)).await {
+                Ok(_) => Some(started.elapsed()),
+                Err(_) => None,
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = async_client(false)
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("HTTPS is served while silent connections wait");
+    assert_eq!(res.status(), StatusCode::OK);
+    for s in silent {
+        let lived = s.await.unwrap();
+        assert!(
+            lived.is_some_and(|l| l < Duration::from_secs(20)),
+            "a silent connection is cut: {lived:?}"
+        );
+    }
+}
+
 /// The response's Retry-After, in seconds.
 fn retry_after(res: &reqwest::Response) -> u64 {
     res.headers()
