@@ -368,6 +368,25 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_settings_like_any_other() {
+        let file: SettingsLayer =
+            toml::from_str("body_limit_bytes = 1024\nrate_login_per_minute = 3").unwrap();
+        let env = SettingsLayer::from_env(|k| {
+            (k == "SATELLITE_RATE_LOGIN_PER_MINUTE").then(|| "7".to_string())
+        })
+        .unwrap();
+        let s = Settings::resolve(file, env, SettingsLayer::default());
+        assert_eq!(s.body_limit_bytes, 1024);
+        assert_eq!(s.rate_login_per_minute, 7, "environment beats the file");
+        assert_eq!(s.session_idle_minutes, 30);
+        assert_eq!(s.tls_cert_days, 730);
+        let bad = SettingsLayer::from_env(|k| {
+            (k == "SATELLITE_MAX_CONNECTIONS").then(|| "many".to_string())
+        });
+        assert!(bad.is_err());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_env_are_refused() {
         assert!(toml::from_str::<SettingsLayer>("lisen = \"x\"").is_err());
         let err = SettingsLayer::from_env(|k| (k == "SATELLITE_ROLE").then(|| "cloud".into()));

@@ -35,6 +35,9 @@ pub struct ConnectionBudget {
     /// How long a closing connection may take to shut down cleanly.
     pub disconnect_timeout: Duration,
     pub tls_handshake_timeout: Duration,
+    /// TLS handshakes in progress per worker: handshakes cost CPU, and a peer that opens
+    /// connections and stalls them must not starve the others of it.
+    pub max_handshakes_per_worker: usize,
 }
 
 impl ConnectionBudget {
@@ -47,6 +50,7 @@ impl ConnectionBudget {
             disconnect_timeout: Duration::from_secs(1),
             // A TLS handshake is part of "sending the request head": same budget.
             tls_handshake_timeout: header,
+            max_handshakes_per_worker: per_worker(s.max_connections, workers).min(256),
         }
     }
 }

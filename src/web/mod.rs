@@ -113,6 +113,7 @@ pub fn serve(
     .client_disconnect_timeout(budget.disconnect_timeout)
     .keep_alive(budget.keep_alive)
     .tls_handshake_timeout(budget.tls_handshake_timeout)
+    .max_connection_rate(budget.max_handshakes_per_worker)
     .shutdown_timeout(5);
     let server = match tls {
         Some(config) => server.listen_rustls_0_23(listener, config)?,

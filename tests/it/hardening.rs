@@ -443,7 +443,7 @@ async fn credentials_are_checked_before_bodies() {
     // Many unauthenticated agent POSTs with bad bodies at once: every one is a 401.
     let http = async_client(false);
     let mut calls = Vec::new();
-    for i in 0..200 {
+    for i in 0..1000 {
         let http = http.clone();
         let url = format!("{base}/agent/v1/usage");
         calls.push(tokio::spawn(async move {
@@ -466,9 +466,15 @@ async fn credentials_are_checked_before_bodies() {
             req.send().await.unwrap().status()
         }));
     }
+    let mut statuses = std::collections::BTreeMap::new();
     for c in calls {
-        assert_eq!(c.await.unwrap(), StatusCode::UNAUTHORIZED);
+        *statuses.entry(c.await.unwrap()).or_insert(0) += 1;
     }
+    assert_eq!(
+        statuses.keys().collect::<Vec<_>>(),
+        [&StatusCode::UNAUTHORIZED],
+        "{statuses:?}"
+    );
     // Admin API writes with a garbage bearer and a bad body: 401, never 400.
     for (method, path) in [
         ("POST", "/api/v1/accounts".to_string()),
@@ -722,4 +728,48 @@ async fn head_on_pages_answers_what_get_would() {
         );
         assert!(head.bytes().await.unwrap().is_empty(), "{path}: no body");
     }
+}
+
+#[tokio::test]
+async fn a_person_sees_the_password_rule_and_the_backoff_in_the_browser() {
+    let server = Server::start();
+    let Some(browser) = crate::support::webdriver::Browser::start().await else {
+        return;
+    };
+    let url = &server.url;
+    let initial = server.admin_password.as_deref().unwrap();
+    browser.goto(&format!("{url}/login")).await;
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", initial).await;
+    browser.click("#login").await;
+    browser.fill("#current", initial).await;
+    browser.fill("#new_password", "aaaaaaaaaaaa").await;
+    browser.fill("#confirm", "aaaaaaaaaaaa").await;
+    browser.click("#change-password").await;
+    assert!(browser
+        .text("#new_password-error")
+        .await
+        .contains("too easy to guess"));
+    browser.screenshot("hardening-01-weak-password").await;
+    browser.fill("#current", initial).await;
+    browser
+        .fill("#new_password", "a passphrase of my own")
+        .await;
+    browser.fill("#confirm", "a passphrase of my own").await;
+    browser.click("#change-password").await;
+    assert_eq!(browser.text(".flash").await, "Password changed.");
+
+    // Someone at this address guesses: after five failures, the page says to wait.
+    for _ in 0..6 {
+        browser.goto(&format!("{url}/login")).await;
+        browser.fill("#username", "admin").await;
+        browser.fill("#password", "not the passphrase").await;
+        browser.click("#login").await;
+    }
+    assert!(browser
+        .text("#login-error")
+        .await
+        .contains("Too many failed attempts"));
+    browser.screenshot("hardening-02-login-backoff").await;
+    browser.quit().await;
 }
