@@ -76,6 +76,26 @@ async fn slow_clients_are_cut_and_a_normal_client_is_still_served() {
         let head = b"POST /agent/v1/usage HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n{".to_vec();
         attackers.push(tokio::spawn(trickle(addr.clone(), head, b' ', give_up)));
     }
+    // Idle keep-alive: one complete request, then silence; closed after the keep-alive.
+    for _ in 0..40 {
+        let addr = addr.clone();
+        attackers.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.ok()?;
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .ok()?;
+            let mut buf = [0u8; 4096];
+            loop {
+                match tokio::time::timeout(give_up, stream.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+                    Ok(Ok(_)) => {}
+                    Err(_) => return None,
+                }
+            }
+        }));
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // A normal client is served while the attack runs.
