@@ -80,6 +80,8 @@ pub struct Settings {
     pub session_idle_minutes: i64,
     /// Validity of the self-signed certificate made at first start.
     pub tls_cert_days: i64,
+    /// Open connections one address may hold; more are closed at once (0 = no cap).
+    pub max_connections_per_address: usize,
 }
 
 impl Default for Settings {
@@ -110,6 +112,7 @@ impl Default for Settings {
             login_backoff_max_seconds: 900,
             session_idle_minutes: 30,
             tls_cert_days: 730,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -143,6 +146,7 @@ pub struct SettingsLayer {
     pub login_backoff_max_seconds: Option<u64>,
     pub session_idle_minutes: Option<i64>,
     pub tls_cert_days: Option<i64>,
+    pub max_connections_per_address: Option<usize>,
 }
 
 impl SettingsLayer {
@@ -245,6 +249,9 @@ impl SettingsLayer {
             tls_cert_days: var("SATELLITE_TLS_CERT_DAYS")
                 .map(|v| parse("SATELLITE_TLS_CERT_DAYS", v))
                 .transpose()?,
+            max_connections_per_address: var("SATELLITE_MAX_CONNECTIONS_PER_ADDRESS")
+                .map(|v| parse("SATELLITE_MAX_CONNECTIONS_PER_ADDRESS", v))
+                .transpose()?,
         })
     }
 
@@ -323,6 +330,9 @@ impl SettingsLayer {
         }
         if let Some(v) = self.tls_cert_days {
             s.tls_cert_days = v;
+        }
+        if let Some(v) = self.max_connections_per_address {
+            s.max_connections_per_address = v;
         }
     }
 }

@@ -6,6 +6,7 @@
 use super::{api, AppError, PageError, State};
 use crate::config::Settings;
 use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::Extensions;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::{header, StatusCode};
@@ -13,8 +14,12 @@ use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{Error, ResponseError};
 use futures_core::Stream;
+use std::any::Any;
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -52,6 +57,83 @@ impl ConnectionBudget {
             tls_handshake_timeout: header,
             max_handshakes_per_worker: per_worker(s.max_connections, workers).min(256),
         }
+    }
+}
+
+/// Open connections per client address, for `max_connections_per_address`: one host must
+/// not take the whole connection budget. Entries exist only while connections are open,
+/// so the table is never larger than the connection cap.
+#[derive(Clone)]
+pub struct PerAddress {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+    cap: usize,
+}
+
+/// One open connection of an address; dropped with the connection.
+struct Held {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl PerAddress {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            open: Arc::default(),
+            refused: Arc::default(),
+            cap,
+        }
+    }
+
+    /// Counts a new connection of `ip`; says whether it is over the cap.
+    fn enter(&self, ip: IpAddr) -> (Held, bool) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        *n += 1;
+        let over = self.cap > 0 && *n > self.cap;
+        let held = Held {
+            open: self.open.clone(),
+            ip,
+        };
+        (held, over)
+    }
+
+    /// For `HttpServer::on_connect`, once the connection is accepted (and, with TLS, its
+    /// handshake done): counts it for its address and closes it at once when the address
+    /// already holds `cap` connections.
+    pub fn on_connect(&self, conn: &dyn Any, ext: &mut Extensions) {
+        use actix_web::rt::net::TcpStream;
+        type Tls = actix_tls::accept::rustls_0_23::TlsStream<TcpStream>;
+        let tcp = conn
+            .downcast_ref::<TcpStream>()
+            .or_else(|| conn.downcast_ref::<Tls>().map(|t| t.get_ref().0));
+        let Some(tcp) = tcp else { return };
+        let Ok(peer) = tcp.peer_addr() else { return };
+        let (held, over) = self.enter(peer.ip());
+        if over {
+            let refused = self
+                .refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            if refused == 1 || refused % 1000 == 0 {
+                tracing::warn!(address = %peer.ip(), refused, cap = self.cap, "connections per address capped");
+            }
+            // The HTTP layer then reads end-of-stream and drops the connection.
+            let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Both);
+        }
+        ext.insert(held);
     }
 }
 
@@ -245,6 +327,26 @@ mod tests {
         assert_eq!(per_worker(5, 2), 3);
         assert_eq!(per_worker(0, 2), 1);
         assert_eq!(per_worker(10, 0), 10);
+    }
+
+    #[test]
+    fn per_address_count_follows_open_connections() {
+        let table = PerAddress::new(2);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let (a, over_a) = table.enter(ip);
+        let (b, over_b) = table.enter(ip);
+        let (c, over_c) = table.enter(ip);
+        assert_eq!((over_a, over_b, over_c), (false, false, true));
+        assert!(
+            !table.enter([10, 0, 0, 2].into()).1,
+            "other addresses unaffected"
+        );
+        drop((a, b, c));
+        assert!(
+            table.open.lock().unwrap().get(&ip).is_none(),
+            "closed ones leave"
+        );
+        assert!(!table.enter(ip).1);
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub fn serve(
     let tls_on = tls.is_some();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let budget = limits::ConnectionBudget::from_settings(&state.settings, workers);
+    let per_address = limits::PerAddress::new(state.settings.max_connections_per_address);
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -107,6 +108,7 @@ pub fn serve(
             .wrap(actix_web::middleware::from_fn(middleware::security_headers))
             .wrap(actix_web::middleware::from_fn(middleware::request_context))
     })
+    .on_connect(move |conn, ext| per_address.on_connect(conn, ext))
     .workers(workers)
     .max_connections(budget.max_connections_per_worker)
     .client_request_timeout(budget.header_timeout)

@@ -49,8 +49,10 @@ async fn trickle(addr: String, head: Vec<u8>, drip: u8, give_up: Duration) -> Op
     None
 }
 
-#[tokio::test]
-async fn slow_clients_are_cut_and_a_normal_client_is_still_served() {
+/// Floods a plain-HTTP server (cap 64, 2 s timeouts) with 280 slow connections from
+/// 127.0.0.1 and sends one normal request from `normal_from`; returns how long the normal
+/// request waited and the server.
+async fn flood(per_address: &str, normal_from: Ipv4Addr) -> (Duration, Server) {
     // Plain HTTP so the attack can be typed byte by byte; the limits are the same as
     // behind TLS. A low cap so that the attack is far larger than the server's budget.
     let server = Server::start_with(ServerOptions {
@@ -60,6 +62,7 @@ async fn slow_clients_are_cut_and_a_normal_client_is_still_served() {
             ("SATELLITE_HEADER_TIMEOUT_SECONDS", "2"),
             ("SATELLITE_BODY_TIMEOUT_SECONDS", "2"),
             ("SATELLITE_KEEP_ALIVE_SECONDS", "2"),
+            ("SATELLITE_MAX_CONNECTIONS_PER_ADDRESS", per_address),
         ]),
         ..Default::default()
     });
@@ -98,9 +101,10 @@ async fn slow_clients_are_cut_and_a_normal_client_is_still_served() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // A normal client is served while the attack runs.
+    // A normal client, from an address of its own, is served while the attack runs.
     let started = Instant::now();
     let res = reqwest::Client::builder()
+        .local_address(IpAddr::V4(normal_from))
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
@@ -128,6 +132,24 @@ async fn slow_clients_are_cut_and_a_normal_client_is_still_served() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+    (waited, server)
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_and_a_normal_client_is_still_served() {
+    // No per-address cap: every slow connection is cut by its own timeout (header, body,
+    // keep-alive), and the normal client, at the same address, waits its turn.
+    let (waited, _server) = flood("0", Ipv4Addr::new(127, 0, 0, 1)).await;
+    assert!(waited < Duration::from_secs(20), "waited {waited:?}");
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    // With a per-address cap of 16 the flood holds 16 of the 64 slots: a client elsewhere
+    // is served at once (about 8 s behind the flood without the cap).
+    let (waited, server) = flood("16", Ipv4Addr::new(127, 0, 0, 2)).await;
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    assert!(server.log().contains("connections per address capped"));
 }
 
 #[tokio::test]
@@ -458,7 +480,8 @@ async fn a_replayed_older_report_in_the_same_second_does_not_roll_usage_back() {
 
 #[tokio::test]
 async fn credentials_are_checked_before_bodies() {
-    let l = Licensed::start().await;
+    // One test address stands for a thousand agents: no per-address connection cap here.
+    let l = Licensed::start_with(env(&[("SATELLITE_MAX_CONNECTIONS_PER_ADDRESS", "0")])).await;
     let base = l.server.url.clone();
     // Many unauthenticated agent POSTs with bad bodies at once: every one is a 401.
     let http = async_client(false);
