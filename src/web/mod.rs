@@ -98,6 +98,9 @@ pub fn serve(
             .app_data(state.clone())
             .configure(configure)
             .default_service(web::to(not_found))
+            // The last wrapped runs first. Before routing: HEAD as GET, then (inside the
+            // agent response signing) the per-address rate limit, the `/api/v1` bearer
+            // token, and the body limit and deadline (docs/security.md).
             .wrap(actix_web::middleware::from_fn(limits::guard_bodies))
             .wrap(actix_web::middleware::from_fn(auth::bearer_first))
             .wrap(actix_web::middleware::from_fn(throttle::limit_by_address))
