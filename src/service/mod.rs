@@ -8,6 +8,7 @@ pub mod access;
 pub mod api_clients;
 pub mod reports;
 pub mod settings;
+pub mod sign_in;
 
 use crate::domain::DomainError;
 use crate::store::StoreError;

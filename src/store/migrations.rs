@@ -12,6 +12,7 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0005_settings.sql")),
     M::up(include_str!("migrations/0011_api_clients.sql")),
     M::up(include_str!("migrations/0012_usage_history.sql")),
+    M::up(include_str!("migrations/0009_measured_precision.sql")),
 ];
 
 pub const MIGRATIONS: Migrations<'_> = Migrations::from_slice(MIGRATIONS_SLICE);

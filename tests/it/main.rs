@@ -6,6 +6,7 @@ mod agent_protocol;
 mod api_accounts;
 mod browser;
 mod cli;
+mod hardening;
 mod licensing;
 mod operations;
 mod pages;
