@@ -7,6 +7,7 @@ mod api_accounts;
 mod browser;
 mod cli;
 mod licensing;
+mod lifecycle;
 mod pages;
 mod scoping;
 mod sync;

@@ -1,0 +1,252 @@
+//! Product lifecycle (issue #14): a UDI is one instance server-wide (re-register, move,
+//! refuse), renewals record the hostname, duplicates of older versions are merged, and the
+//! reference agent's `run` loop drives the 30-day / 90-day / 6-month / 1-year timers.
+
+use crate::support::agent::{rfc3339, RawAgent};
+use crate::support::{Licensed, Server, ServerOptions, VA};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const LAB2: &str = "/api/v1/accounts/Acme/virtual-accounts/Lab2";
+
+async fn token_in(l: &Licensed, va_path: &str) -> String {
+    let (s, b) = l
+        .api
+        .post(
+            &format!("{va_path}/tokens"),
+            json!({ "expires_in_days": 30, "export_controlled": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    b["token"].as_str().unwrap().to_string()
+}
+
+async fn uses_of(l: &Licensed, va_path: &str) -> i64 {
+    let (_, tokens) = l.api.get(&format!("{va_path}/tokens")).await;
+    tokens["items"][0]["uses"].as_i64().unwrap()
+}
+
+async fn instances_of(l: &Licensed, va_path: &str) -> Vec<Value> {
+    let (s, list) = l.api.get(&format!("{va_path}/instances")).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    list["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_udi_is_one_instance_and_moves_only_when_asked() {
+    let l = Licensed::start().await;
+    l.api.create_va("Acme", "Lab2").await;
+    l.api.create_account("Other").await;
+    l.api.create_va("Other", "Ops").await;
+    l.perpetual("t", 5).await;
+    let lab = l.simple_token().await;
+    let lab2 = token_in(&l, LAB2).await;
+    let ops = token_in(&l, "/api/v1/accounts/Other/virtual-accounts/Ops").await;
+
+    let (a, first) = RawAgent::register_with(
+        &l.server.url,
+        &lab,
+        "C9300",
+        "FOC1",
+        json!({"hostname": "sw1"}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let first = first.unwrap();
+    let r = first
+        .report("r1", &rfc3339(RawAgent::now()), &[("t", 3)])
+        .await;
+    assert_eq!(r.body["status"], "authorized");
+    assert_eq!(l.pools().await["t"]["in_use"], 3);
+
+    // Another VA of the same account: refused, naming the VA, unless asked to move.
+    let (a, _) = RawAgent::register(&l.server.url, &lab2, "C9300", "FOC1").await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert_eq!(a.body["error"]["code"], "already_registered");
+    let message = a.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Lab"), "{message}");
+    // Another account: refused either way.
+    for extra in [json!({}), json!({"reregister": true})] {
+        let (a, _) = RawAgent::register_with(&l.server.url, &ops, "C9300", "FOC1", extra).await;
+        assert_eq!(a.status, StatusCode::CONFLICT);
+        assert_eq!(a.body["error"]["code"], "registered_elsewhere");
+    }
+    // Refusals spent no token use and changed nothing.
+    assert_eq!(uses_of(&l, LAB2).await, 0);
+    assert_eq!(l.pools().await["t"]["in_use"], 3);
+
+    // The move: same id, now in Lab2, its licenses leave Lab's pool at once.
+    let (a, moved) = RawAgent::register_with(
+        &l.server.url,
+        &lab2,
+        "C9300",
+        "FOC1",
+        json!({"reregister": true}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(a.body["instance_id"], first.instance_id.as_str());
+    assert_eq!(a.body["virtual_account"], "Lab2");
+    assert_eq!(uses_of(&l, LAB2).await, 1);
+    assert_eq!(l.pools().await["t"]["in_use"], 0);
+    assert!(instances_of(&l, VA).await.is_empty());
+    let there = instances_of(&l, LAB2).await;
+    assert_eq!(there.len(), 1);
+    assert_eq!(there[0]["id"], first.instance_id.as_str());
+    assert_eq!(there[0]["status"], "registered");
+    assert_eq!(there[0]["licenses"], json!([]));
+    // The old key is dead; the new one reports in the new VA.
+    let r = first
+        .report("r2", &rfc3339(RawAgent::now()), &[("t", 1)])
+        .await;
+    assert_eq!(r.body["error"]["code"], "bad_signature");
+    let r = moved
+        .unwrap()
+        .report("r2", &rfc3339(RawAgent::now()), &[("t", 1)])
+        .await;
+    assert_eq!(
+        r.body["status"], "not_authorized",
+        "Lab2 has no such license"
+    );
+
+    let (_, events) = l.api.get("/api/v1/events?action=instance.moved").await;
+    let items = events["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{events}");
+    assert_eq!(items[0]["detail"]["from"], "Lab");
+    // The history page of the instance records the move.
+    let s = l.server.session("system-admin", None).await;
+    let (_, html) = s
+        .page(&format!(
+            "/accounts/Acme/virtual-accounts/Lab2/instances/{}",
+            first.instance_id
+        ))
+        .await;
+    assert!(html.contains("moved from Lab to Lab2"), "{html}");
+    l.assert_counters_exact();
+}
+
+#[tokio::test]
+async fn renew_records_a_changed_hostname() {
+    let l = Licensed::start().await;
+    let token = l.simple_token().await;
+    let (_, agent) = RawAgent::register(&l.server.url, &token, "P", "S").await;
+    let agent = agent.unwrap();
+    assert_eq!(instances_of(&l, VA).await[0]["hostname"], Value::Null);
+    // `{}` and no body at all are both fine and change nothing.
+    let a = agent.post("/agent/v1/renew", &json!({})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let ts = RawAgent::now().to_string();
+    let a = agent
+        .send(
+            "/agent/v1/renew",
+            b"",
+            b"",
+            &ts,
+            &agent.key,
+            Some(&agent.instance_id),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(instances_of(&l, VA).await[0]["hostname"], Value::Null);
+    let a = agent
+        .post("/agent/v1/renew", &json!({"hostname": "edge-2.example"}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(instances_of(&l, VA).await[0]["hostname"], "edge-2.example");
+    let a = agent.post("/agent/v1/renew", &json!({"hostname": 5})).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let a = agent
+        .post("/agent/v1/renew", &json!({"hostname": "a\u{7}b"}))
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.body["error"]["code"], "invalid_hostname");
+    assert_eq!(instances_of(&l, VA).await[0]["hostname"], "edge-2.example");
+    let (_, events) = l
+        .api
+        .get("/api/v1/events?action=instance.hostname_changed")
+        .await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 1);
+}
+
+/// A database as the version before the UDI-identity migration made it, with one UDI
+/// registered in two VAs (each holding usage), is merged on the first start: the newest
+/// registration stays, the other's usage is released, and history and events say so.
+#[tokio::test]
+async fn duplicate_udis_of_an_older_version_are_merged() {
+    use satellite::store::migrations::{version_before, MIGRATIONS, UDI_UNIQUE};
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    {
+        let mut c = rusqlite::Connection::open(data_dir.join("satellite.db")).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+            .unwrap();
+        let before = version_before(UDI_UNIQUE).expect("the UDI migration is in the list");
+        MIGRATIONS.to_version(&mut c, before).unwrap();
+        c.execute_batch(
+            "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Acme', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, created_at, instance_count)
+               VALUES (1, 1, 'Lab', 0, 2), (2, 1, 'Lab2', 0, 1);
+             INSERT INTO instances (id, va_id, pid, sn, public_key, product_name, product_version,
+                 registered_at, last_contact, cert_renew_after, cert_expires_at, status)
+               VALUES ('inst_old', 1, 'P', 'S', x'00', 'p', '1', 100, 100, 4102444800, 4102444800, 'authorized'),
+                      ('inst_new', 2, 'P', 'S', x'00', 'p', '1', 200, 200, 4102444800, 4102444800, 'authorized'),
+                      ('inst_other', 1, 'P', 'S2', x'00', 'p', '1', 100, 100, 4102444800, 4102444800, 'authorized');
+             INSERT INTO instance_usage (instance_id, tag, count)
+               VALUES ('inst_old', 't', 3), ('inst_new', 't', 2), ('inst_other', 't', 1);
+             INSERT INTO usage_totals (va_id, tag, demand, demand_export) VALUES (1, 't', 4, 0), (2, 't', 2, 0);
+             INSERT INTO va_status_counts (va_id, status, n) VALUES (1, 'authorized', 2), (2, 'authorized', 1);",
+        )
+        .unwrap();
+    }
+    let server = Server::start_in(dir, data_dir, ServerOptions::default());
+    let api = server.admin_api().await;
+    let list = |va: &'static str| {
+        let api = &api;
+        async move {
+            let (_, b) = api
+                .get(&format!(
+                    "/api/v1/accounts/Acme/virtual-accounts/{va}/instances"
+                ))
+                .await;
+            b["items"].as_array().unwrap().clone()
+        }
+    };
+    let lab = list("Lab").await;
+    assert_eq!(lab.len(), 1);
+    assert_eq!(lab[0]["id"], "inst_other");
+    let lab2 = list("Lab2").await;
+    assert_eq!(lab2.len(), 1);
+    assert_eq!(lab2[0]["id"], "inst_new", "the newest registration stays");
+    let (_, events) = api.get("/api/v1/events?action=instance.merged").await;
+    let items = events["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{events}");
+    assert_eq!(items[0]["target"], "inst_old");
+    let out = server.cli(&["check"]);
+    assert_eq!(out.code, 0, "counters after the merge: {}", out.stderr);
+    let db = rusqlite::Connection::open(server.data_dir.join("satellite.db")).unwrap();
+    let demand: i64 = db
+        .query_row(
+            "SELECT demand FROM usage_totals WHERE va_id = 1 AND tag = 't'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(demand, 1, "the merged instance's usage left Lab's pool");
+    let note: String = db
+        .query_row(
+            "SELECT note FROM instance_history WHERE instance_id = 'inst_new'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(note.contains("inst_old"), "{note}");
+    // The UDI is now unique server-wide, in the schema itself.
+    let dup = db.execute(
+        "INSERT INTO instances (id, va_id, pid, sn, public_key, product_name, product_version,
+             registered_at, last_contact, cert_renew_after, cert_expires_at, status)
+         VALUES ('x', 1, 'P', 'S', x'00', 'p', '1', 1, 1, 1, 1, 'registered')",
+        [],
+    );
+    assert!(dup.is_err());
+}
