@@ -22,6 +22,10 @@ pub struct RegisterArgs<'a> {
     pub product_name: &'a str,
     pub product_version: &'a str,
     pub hostname: Option<String>,
+    /// Move the registration here from another virtual account of the same account.
+    pub reregister: bool,
+    /// HTTP CONNECT proxy, kept in the state for every later command.
+    pub proxy: Option<String>,
 }
 
 fn parse_time(v: &Value) -> Option<i64> {
@@ -63,7 +67,12 @@ fn accept_certificate(
 
 pub fn register(dir: &StateDir, now: i64, args: RegisterArgs<'_>) -> Result<Lines, AgentError> {
     let (_, mut state) = dir.open(now)?;
-    let client = Client::new(args.url, args.ca_cert_pem.as_deref(), args.insecure)?;
+    let client = Client::with_proxy(
+        args.url,
+        args.ca_cert_pem.as_deref(),
+        args.insecure,
+        args.proxy.as_deref(),
+    )?;
     let (authority_id, authority) = client.authority()?;
     if let Some(previous) = &state.registration {
         if previous.authority_public_key != crate::crypto::keys::public_key_b64(&authority)
@@ -77,13 +86,16 @@ pub fn register(dir: &StateDir, now: i64, args: RegisterArgs<'_>) -> Result<Line
     }
     // A new key for every registration: re-registering rotates it.
     let key = SigningKey::generate(&mut rand_core::OsRng);
-    let body = json!({
+    let mut body = json!({
         "token": args.token,
         "udi": { "pid": args.pid, "sn": args.sn },
         "public_key": crate::crypto::keys::public_key_b64(&key.verifying_key()),
         "product": { "name": args.product_name, "version": args.product_version },
         "hostname": args.hostname,
     });
+    if args.reregister {
+        body["reregister"] = json!(true);
+    }
     let answer = client.post("/agent/v1/register", &body, &authority)?;
     let (cert, payload) = accept_certificate(&answer.body, &authority, &key)?;
     dir.replace_key(&key)?;
@@ -100,6 +112,7 @@ pub fn register(dir: &StateDir, now: i64, args: RegisterArgs<'_>) -> Result<Line
         id_certificate: cert,
         cert_renew_after: parse_time(&answer.body["renew_after"]).unwrap_or(now),
         cert_expires_at: parse_time(&answer.body["expires_at"]).unwrap_or(now),
+        proxy: args.proxy,
     };
     let lines = vec![
         ("instance_id", reg.instance_id.clone()),
@@ -124,8 +137,13 @@ pub fn parse_license(arg: &str) -> Result<(String, i64), AgentError> {
     Ok((tag.to_string(), count))
 }
 
-fn client_for(reg: &Registration) -> Result<Client, AgentError> {
-    Client::new(&reg.url, reg.ca_cert_pem.as_deref(), reg.insecure)
+pub fn client_for(reg: &Registration) -> Result<Client, AgentError> {
+    Client::with_proxy(
+        &reg.url,
+        reg.ca_cert_pem.as_deref(),
+        reg.insecure,
+        reg.proxy.as_deref(),
+    )
 }
 
 pub fn report(dir: &StateDir, now: i64, licenses: &[(String, i64)]) -> Result<Lines, AgentError> {
@@ -202,24 +220,41 @@ pub fn renew(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
     Ok(lines)
 }
 
+/// Deregisters at the server, which releases the licenses at once. Only when the server
+/// cannot be reached (or no longer knows this instance) is the local state cleared
+/// anyway, with a warning: the server still counts the instance until an admin removes it.
 pub fn deregister(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
     let (key, mut state) = dir.open(now)?;
     let reg = registered(&state)?.clone();
     let authority = pinned(&reg)?;
-    client_for(&reg)?.signed_post(
+    let answer = client_for(&reg)?.signed_post(
         "/agent/v1/deregister",
         &json!({}),
         &reg.instance_id,
         &key,
         now,
         &authority,
-    )?;
+    );
+    let status = match answer {
+        Ok(_) => "deregistered",
+        Err(AgentError::Network { url, message }) => {
+            eprintln!(
+                "warning: cannot reach {url} ({message}); the local registration is cleared, \
+                 but the server still holds instance {} and its licenses: an admin must remove \
+                 it (Instances > Remove, or DELETE .../instances/{}).",
+                reg.instance_id, reg.instance_id
+            );
+            "deregistered_locally"
+        }
+        Err(e) if e.code() == Some("instance_not_registered") => "not_registered_at_server",
+        Err(e) => return Err(e),
+    };
     state.registration = None;
     state.authorization = None;
     dir.save(&state)?;
     Ok(vec![
         ("instance_id", reg.instance_id),
-        ("status", "deregistered".into()),
+        ("status", status.into()),
     ])
 }
 
@@ -266,6 +301,13 @@ pub fn status(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
         lines.push(("last_status", a.status.clone()));
         if let Some(e) = a.expires_at {
             lines.push(("authorization_expires_at", rfc3339(e)));
+        }
+        // One line per license: the status the server last gave it.
+        for e in &a.entitlements {
+            lines.push((
+                "license",
+                format!("{} status={} count={}", e.tag, e.status, e.count),
+            ));
         }
     }
     Ok(lines)

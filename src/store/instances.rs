@@ -723,3 +723,18 @@ pub fn expire_authorizations(tx: &Connection, now: i64, limit: u32) -> Result<us
     }
     Ok(due.len())
 }
+
+/// Treats instances whose registration (id certificate) ended unrenewed as deregistered:
+/// they are deleted and their licenses released, as if the product had deregistered.
+/// At most `limit` per call.
+pub fn expire_registrations(tx: &Connection, now: i64, limit: u32) -> Result<usize> {
+    let sql = format!("SELECT {COLUMNS} FROM instances WHERE cert_expires_at <= ?1 LIMIT ?2");
+    let due: Vec<Instance> = tx
+        .prepare_cached(&sql)?
+        .query_map(params![now, limit], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for inst in &due {
+        delete(tx, inst, now, "system", "instance.registration_expired")?;
+    }
+    Ok(due.len())
+}

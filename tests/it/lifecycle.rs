@@ -2,8 +2,9 @@
 //! refuse), renewals record the hostname, duplicates of older versions are merged, and the
 //! reference agent's `run` loop drives the 30-day / 90-day / 6-month / 1-year timers.
 
-use crate::support::agent::{rfc3339, RawAgent};
-use crate::support::{Licensed, Server, ServerOptions, VA};
+use crate::support::agent::{rfc3339, Agent, RawAgent};
+use crate::support::proxy::Proxy;
+use crate::support::{Licensed, Server, ServerOptions, AGENT, VA};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -249,4 +250,304 @@ async fn duplicate_udis_of_an_older_version_are_merged() {
         [],
     );
     assert!(dup.is_err());
+}
+
+const DAY: i64 = 86_400;
+
+/// A `satellite-agent run` child process, its stderr in a log file.
+struct Running {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Running {
+    fn start(agent: &Agent, usage_file: &std::path::Path) -> Running {
+        let log = agent
+            .dir
+            .path()
+            .join(format!("run-{}.log", crate::support::uuid_like()));
+        let state = agent.state_dir();
+        let child = std::process::Command::new(AGENT)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["run", "--interval", "1", "--usage-file"])
+            .arg(usage_file)
+            .envs(agent.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn agent run");
+        Running { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// Waits (up to 30 s) until `needle` has appeared more than `before` times.
+    async fn wait_for(&self, needle: &str, before: usize) {
+        for _ in 0..300 {
+            if self.count(needle) > before {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("agent never logged {needle:?}:\n{}", self.log());
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    fn terminate(mut self) -> (i32, String) {
+        let pid = self.child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        (status.code().unwrap_or(-1), self.log())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn days(agent: &mut Agent, n: i64) {
+    agent.env = vec![(
+        "SATELLITE_CLOCK_OFFSET_SECONDS".into(),
+        (n * DAY).to_string(),
+    )];
+}
+
+async fn in_use(l: &Licensed, tag: &str) -> i64 {
+    l.pools().await[tag]["in_use"].as_i64().unwrap()
+}
+
+async fn wait_in_use(l: &Licensed, tag: &str, want: i64) {
+    for _ in 0..300 {
+        if in_use(l, tag).await == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("in_use of {tag} never became {want}");
+}
+
+async fn later(l: Licensed, days: i64) -> Licensed {
+    let server = l.server.restart(ServerOptions::upstream().days_later(days));
+    Licensed {
+        api: server.admin_api().await,
+        server,
+    }
+}
+
+/// The product's side of the timers, end to end: `run` reports through an authenticating
+/// proxy, rides out a server restart, renews authorization by reporting at 30 days, finds
+/// it lapsed (and the server alerting) after 90 silent days, renews its registration after
+/// 6 months, and a year unrenewed ends the registration on both sides.
+#[tokio::test]
+async fn run_drives_reports_and_renewals_across_months() {
+    let l = Licensed::start().await;
+    l.perpetual("t", 5).await;
+    let token = l.simple_token().await;
+    let proxy = Proxy::start(Some("user:s3cret"));
+    let mut a = Agent::new();
+    let ca = l.server.data_dir.join("tls/cert.pem");
+    let register = |proxy_url: String| {
+        a.run(&[
+            "register",
+            "--url",
+            &l.server.url,
+            "--token",
+            &token,
+            "--pid",
+            "C9300",
+            "--sn",
+            "FOC9",
+            "--hostname",
+            "edge-1",
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--proxy",
+            &proxy_url,
+        ])
+    };
+    let out = register(proxy.url(Some("user:wrong")));
+    assert_eq!(out.code, 1, "wrong proxy credentials: {}", out.stderr);
+    assert!(proxy.refused() >= 1);
+    let out = register(proxy.url(Some("user:s3cret")));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let instance_id = out.value("instance_id");
+    assert!(proxy.tunnels() >= 1);
+    assert_eq!(instances_of(&l, VA).await[0]["hostname"], "edge-1");
+
+    // Reports every interval, through the proxy kept in the state; a changed file at once.
+    let usage = a.dir.path().join("usage.txt");
+    std::fs::write(&usage, "# counts\nt=2\n").unwrap();
+    let run = Running::start(&a, &usage);
+    wait_in_use(&l, "t", 2).await;
+    let through = proxy.tunnels();
+    std::fs::write(&usage, "t=3\n").unwrap();
+    wait_in_use(&l, "t", 3).await;
+    run.wait_for("usage file changed", 0).await;
+    assert!(proxy.tunnels() > through, "later calls use the proxy too");
+
+    // The server goes away for a while: the agent backs off, then carries on.
+    let addr = l.server.url.trim_start_matches("https://").to_string();
+    let (dir, data_dir) = l.server.stop();
+    run.wait_for("retry 2 in", 0).await;
+    let reported = run.count("reported 1 license(s)");
+    let server = Server::start_in(
+        dir,
+        data_dir,
+        ServerOptions {
+            listen: Some(addr),
+            ..ServerOptions::upstream()
+        },
+    );
+    run.wait_for("reported 1 license(s)", reported).await;
+    let (code, log) = run.terminate();
+    assert_eq!(code, 0, "SIGTERM exits 0:\n{log}");
+    assert!(log.contains("stopping"), "{log}");
+    for line in log.lines() {
+        assert!(
+            line.starts_with("satellite-agent: "),
+            "one line per action: {line}"
+        );
+    }
+    let l = Licensed {
+        api: server.admin_api().await,
+        server,
+    };
+
+    // Day 31: the authorization is due for renewal; the first report renews it.
+    let l = later(l, 31).await;
+    days(&mut a, 31);
+    let status = a.run(&["status"]);
+    assert_eq!(status.value("state"), "authorized");
+    assert_eq!(status.value("days_left"), "59");
+    assert_eq!(status.value("license"), "t status=authorized count=3");
+    let run = Running::start(&a, &usage);
+    run.wait_for("reported 1 license(s)", 0).await;
+    assert_eq!(run.terminate().0, 0);
+    assert_eq!(a.run(&["status"]).value("days_left"), "90");
+
+    // Day 181: no report since day 31, so the authorization lapsed at day 121; the server
+    // released the licenses and raises an alert; the agent says so offline.
+    let l = later(l, 181).await;
+    days(&mut a, 181);
+    let listed = &instances_of(&l, VA).await[0];
+    assert_eq!(listed["status"], "authorization_expired");
+    assert_eq!(in_use(&l, "t").await, 0);
+    let (_, alerts) = l.api.get("/api/v1/alerts").await;
+    let lapsed: Vec<&Value> = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "authorization_lapsed")
+        .collect();
+    assert_eq!(lapsed.len(), 1, "{alerts}");
+    assert!(lapsed[0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains(&instance_id));
+    let status = a.run(&["status"]);
+    assert_eq!(status.value("state"), "authorization-expired");
+    assert_eq!(status.value("days_left"), "0");
+    // Six months since registration: `run` renews the registration, then reports.
+    let before = a.run(&["status"]).value("registration_expires_at");
+    let run = Running::start(&a, &usage);
+    run.wait_for("reported 1 license(s)", 0).await;
+    let (code, log) = run.terminate();
+    assert_eq!(code, 0);
+    assert!(log.contains("renewed registration"), "{log}");
+    let status = a.run(&["status"]);
+    assert_eq!(status.value("state"), "authorized");
+    assert_ne!(status.value("registration_expires_at"), before);
+    assert_eq!(in_use(&l, "t").await, 3);
+    let (_, alerts) = l.api.get("/api/v1/alerts").await;
+    assert!(
+        !alerts.to_string().contains("authorization_lapsed"),
+        "the alert clears with its cause: {alerts}"
+    );
+
+    // A year (and a day) after that renewal, unrenewed: registration-expired, which
+    // outranks the lapsed authorization; the server treats the instance as deregistered.
+    days(&mut a, 181 + 366);
+    let status = a.run(&["status"]);
+    assert_eq!(status.value("state"), "registration-expired");
+    let l = later(l, 181 + 366).await;
+    assert!(instances_of(&l, VA).await.is_empty());
+    assert_eq!(in_use(&l, "t").await, 0);
+    let (_, events) = l
+        .api
+        .get("/api/v1/events?action=instance.registration_expired")
+        .await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 1);
+    let out = a.report(&[("t", 1)]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("instance_not_registered"),
+        "{}",
+        out.stderr
+    );
+    l.assert_counters_exact();
+}
+
+#[test]
+fn an_unregistered_agent_counts_down_its_evaluation() {
+    let mut a = Agent::new();
+    let status = a.run(&["status"]);
+    assert_eq!(status.value("state"), "evaluation");
+    assert_eq!(status.value("days_left"), "90");
+    days(&mut a, 60);
+    assert_eq!(a.run(&["status"]).value("days_left"), "30");
+    days(&mut a, 91);
+    let status = a.run(&["status"]);
+    assert_eq!(status.value("state"), "evaluation-expired");
+    assert_eq!(status.value("days_left"), "0");
+}
+
+#[tokio::test]
+async fn deregister_offline_clears_the_state_and_says_an_admin_must_remove_it() {
+    let l = Licensed::start().await;
+    let token = l.simple_token().await;
+    let a = Agent::new();
+    let out = a.register(&l.server, &token, "P", "S");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let id = out.value("instance_id");
+    let addr = l.server.url.trim_start_matches("https://").to_string();
+    let (dir, data_dir) = l.server.stop();
+    let out = a.run(&["deregister"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.value("status"), "deregistered_locally");
+    assert!(
+        out.stderr.contains("an admin must remove"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(&id));
+    assert_eq!(a.run(&["status"]).value("state"), "evaluation");
+    // The server never heard of it: the instance is still there for the admin to remove.
+    let server = Server::start_in(
+        dir,
+        data_dir,
+        ServerOptions {
+            listen: Some(addr),
+            ..ServerOptions::upstream()
+        },
+    );
+    let l = Licensed {
+        api: server.admin_api().await,
+        server,
+    };
+    assert_eq!(instances_of(&l, VA).await[0]["id"], id.as_str());
 }
