@@ -6,6 +6,7 @@ pub mod compliance;
 pub mod error;
 pub mod instance;
 pub mod license;
+pub mod lifecycle;
 pub mod names;
 pub mod registration;
 pub mod roles;

@@ -738,3 +738,49 @@ pub fn expire_registrations(tx: &Connection, now: i64, limit: u32) -> Result<usi
     }
     Ok(due.len())
 }
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_escaped(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Instances of a virtual account by id for the instance list: `search` is a substring of
+/// the id, pid, sn, hostname, product name or status (spaces match the status's
+/// underscores); `status` keeps one status only.
+pub fn list_filtered(
+    conn: &Connection,
+    va_id: i64,
+    search: Option<&str>,
+    status: Option<InstanceStatus>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Page<Instance>> {
+    let search = search.map(str::trim).filter(|s| !s.is_empty());
+    let pattern = search.map(|s| format!("%{}%", like_escaped(s)));
+    let status_pattern = search.map(|s| format!("%{}%", like_escaped(&s.replace(' ', "_"))));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instances WHERE va_id = ?1 AND (?2 IS NULL OR id > ?2)
+           AND (?3 IS NULL OR id LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
+                OR sn LIKE ?3 ESCAPE '\\' OR hostname LIKE ?3 ESCAPE '\\'
+                OR product_name LIKE ?3 ESCAPE '\\' OR status LIKE ?5 ESCAPE '\\')
+           AND (?6 IS NULL OR status = ?6)
+         ORDER BY id LIMIT ?4"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(
+            params![
+                va_id,
+                after,
+                pattern,
+                limit + 1,
+                status_pattern,
+                status.map(InstanceStatus::as_str)
+            ],
+            row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(page::from_rows(rows, limit, |i| i.id.clone()))
+}

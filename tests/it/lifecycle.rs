@@ -551,3 +551,71 @@ async fn deregister_offline_clears_the_state_and_says_an_admin_must_remove_it() 
     };
     assert_eq!(instances_of(&l, VA).await[0]["id"], id.as_str());
 }
+
+/// The instance list searches product names and statuses, filters by status, and flags
+/// what needs attention as the timers run.
+#[tokio::test]
+async fn instance_list_searches_filters_and_flags() {
+    let l = Licensed::start().await;
+    l.perpetual("t", 5).await;
+    let token = l
+        .token(json!({ "expires_in_days": 30, "export_controlled": false }))
+        .await;
+    let webex = json!({"product": {"name": "Webex Meetings", "version": "4"}});
+    let (_, a) = RawAgent::register_with(&l.server.url, &token, "P", "A", webex).await;
+    let (_, b) = RawAgent::register(&l.server.url, &token, "P", "B").await;
+    let (_, c) = RawAgent::register(&l.server.url, &token, "P", "C").await;
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let now = rfc3339(RawAgent::now());
+    assert_eq!(
+        a.report("1", &now, &[("t", 1)]).await.body["status"],
+        "authorized"
+    );
+    assert_eq!(
+        b.report("1", &now, &[("t", 10)]).await.body["status"],
+        "out_of_compliance"
+    );
+    let s = l.server.session("system-admin", None).await;
+    let list = "/accounts/Acme/virtual-accounts/Lab/instances";
+    let shows = |html: &str, wanted: &[&RawAgent]| {
+        for x in [&a, &b, &c] {
+            assert_eq!(
+                html.contains(&x.instance_id),
+                wanted.iter().any(|w| w.instance_id == x.instance_id),
+                "{}: {html}",
+                x.instance_id
+            );
+        }
+    };
+    let (_, html) = s.page(&format!("{list}?search=webex")).await;
+    shows(&html, &[&a]);
+    let (_, html) = s.page(&format!("{list}?search=out+of+compliance")).await;
+    shows(&html, &[&b]);
+    let (_, html) = s.page(&format!("{list}?status=registered")).await;
+    shows(&html, &[&c]);
+    assert!(
+        html.contains(r#"<option value="registered" selected>"#),
+        "{html}"
+    );
+    let (status, _) = s.page(&format!("{list}?status=bogus")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, html) = s.page(list).await;
+    shows(&html, &[&a, &b, &c]);
+    assert_eq!(
+        html.matches(r#"class="pill pill-out_of_compliance""#)
+            .count(),
+        2
+    );
+
+    // Day 65: A's and B's authorizations lapse within 30 days.
+    let l = later(l, 65).await;
+    let s = l.server.session("system-admin", None).await;
+    let (_, html) = s.page(list).await;
+    assert_eq!(html.matches("authorization lapsing").count(), 2, "{html}");
+    // Day 340: lapsed, and every registration ends within 30 days.
+    let l = later(l, 340).await;
+    let s = l.server.session("system-admin", None).await;
+    let (_, html) = s.page(list).await;
+    assert_eq!(html.matches("authorization lapsed").count(), 2, "{html}");
+    assert_eq!(html.matches("registration expiring").count(), 3, "{html}");
+}
