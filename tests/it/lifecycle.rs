@@ -619,3 +619,57 @@ async fn instance_list_searches_filters_and_flags() {
     assert_eq!(html.matches("authorization lapsed").count(), 2, "{html}");
     assert_eq!(html.matches("registration expiring").count(), 3, "{html}");
 }
+
+/// A person looks at the instance list: filtered to what is out of compliance, with the
+/// alerts column saying why (screenshot in target/screenshots/).
+#[tokio::test]
+async fn browser_shows_the_instance_list_with_filters_and_alerts() {
+    let l = Licensed::start().await;
+    let Some(browser) = crate::support::webdriver::Browser::start().await else {
+        return;
+    };
+    l.perpetual("t", 5).await;
+    let token = l.simple_token().await;
+    let now = rfc3339(RawAgent::now());
+    for (sn, count) in [("FOC1", 2), ("FOC2", 9)] {
+        let (_, x) = RawAgent::register_with(
+            &l.server.url,
+            &token,
+            "C9300",
+            sn,
+            json!({"hostname": format!("{sn}.example"), "product": {"name": "Catalyst", "version": "17.9"}}),
+        )
+        .await;
+        x.unwrap().report("1", &now, &[("t", count)]).await;
+    }
+    RawAgent::register(&l.server.url, &token, "C9300", "FOC3").await;
+    let url = &l.server.url;
+    let initial = l.server.admin_password.clone().unwrap();
+    browser.goto(&format!("{url}/login")).await;
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", &initial).await;
+    browser.click("#login").await;
+    browser.fill("#current", &initial).await;
+    browser
+        .fill("#new_password", "browser chosen passphrase")
+        .await;
+    browser.fill("#confirm", "browser chosen passphrase").await;
+    browser.click("#change-password").await;
+    let list = format!("{url}/accounts/Acme/virtual-accounts/Lab/instances");
+    browser.goto(&list).await;
+    browser.screenshot("lifecycle-01-instances").await;
+    let table = browser.text("#instances").await;
+    assert!(table.contains("FOC1") && table.contains("FOC2") && table.contains("FOC3"));
+    browser.fill("#instance-search", "catalyst").await;
+    browser.click("#search").await;
+    let table = browser.text("#instances").await;
+    assert!(table.contains("FOC1") && !table.contains("FOC3"), "{table}");
+    browser
+        .goto(&format!("{list}?status=out_of_compliance"))
+        .await;
+    browser.screenshot("lifecycle-02-out-of-compliance").await;
+    let table = browser.text("#instances").await;
+    assert!(table.contains("FOC2") && !table.contains("FOC1"), "{table}");
+    assert!(table.contains("out of compliance"), "{table}");
+    browser.quit().await;
+}
