@@ -673,3 +673,54 @@ async fn browser_shows_the_instance_list_with_filters_and_alerts() {
     assert!(table.contains("out of compliance"), "{table}");
     browser.quit().await;
 }
+
+/// The reference agent moves its product only when told to, and keeps working from the
+/// old registration when the move is refused.
+#[tokio::test]
+async fn the_reference_agent_reregisters_into_another_va_when_told() {
+    let l = Licensed::start().await;
+    l.api.create_va("Acme", "Lab2").await;
+    l.perpetual("t", 5).await;
+    let lab = l.simple_token().await;
+    let lab2 = token_in(&l, LAB2).await;
+    let a = Agent::new();
+    let first = a.register(&l.server, &lab, "P", "S");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(a.report(&[("t", 2)]).value("status"), "authorized");
+    let ca = l.server.data_dir.join("tls/cert.pem");
+    let again = |extra: &[&str]| {
+        let mut args = vec![
+            "register",
+            "--url",
+            &l.server.url,
+            "--token",
+            &lab2,
+            "--pid",
+            "P",
+            "--sn",
+            "S",
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        a.run(&args)
+    };
+    let refused = again(&[]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("already_registered"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("Lab"), "{}", refused.stderr);
+    // Still registered as before: its key and certificate were kept.
+    assert_eq!(a.report(&[("t", 2)]).value("status"), "authorized");
+    let moved = again(&["--reregister"]);
+    assert_eq!(moved.code, 0, "{}", moved.stderr);
+    assert_eq!(moved.value("instance_id"), first.value("instance_id"));
+    assert_eq!(moved.value("virtual_account"), "Lab2");
+    assert_eq!(in_use(&l, "t").await, 0);
+    assert_eq!(a.run(&["status"]).value("virtual_account"), "Lab2");
+    assert_eq!(instances_of(&l, LAB2).await.len(), 1);
+    l.assert_counters_exact();
+}
