@@ -1,12 +1,13 @@
 //! What `satellite-agent` does. Each operation returns the lines to print, in order.
 
 use super::client::Client;
+use super::lifecycle::licensing_state;
 use super::state::{AgentState, Authorization, Entitlement, Registration, StateDir};
 use super::AgentError;
 use crate::clock::rfc3339;
 use crate::crypto::agent_sig;
 use crate::crypto::idcert::{self, SignedCertificate};
-use crate::domain::timers::{days_left, EVALUATION};
+use crate::domain::timers::days_left;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 
@@ -258,20 +259,15 @@ pub fn deregister(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
     ])
 }
 
-/// Works offline from the state dir: evaluation, registered, authorized or
-/// authorization-expired, with the days left in that state.
+/// Works offline from the state dir: the licensing state (`agent::lifecycle`) with the
+/// days left in it, and one line per license of the last authorization.
 pub fn status(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
     let (_, state) = dir.open(now)?;
+    let (label, deadline) = licensing_state(&state, now);
     let Some(reg) = &state.registration else {
-        let end = state.first_start + EVALUATION;
-        let label = if now < end {
-            "evaluation"
-        } else {
-            "evaluation-expired"
-        };
         return Ok(vec![
-            ("state", label.into()),
-            ("days_left", days_left(end, now).to_string()),
+            ("state", label.as_str().into()),
+            ("days_left", days_left(deadline, now).to_string()),
         ]);
     };
     // The stored certificate must still verify against the pinned key (proof offline).
@@ -281,17 +277,8 @@ pub fn status(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
             "the stored id certificate does not verify".into(),
         ));
     }
-    let (label, deadline) = if reg.cert_expires_at <= now {
-        ("registration-expired", reg.cert_expires_at)
-    } else {
-        match state.authorization.as_ref().and_then(|a| a.expires_at) {
-            Some(exp) if exp > now => ("authorized", exp),
-            Some(exp) => ("authorization-expired", exp),
-            None => ("registered", reg.cert_expires_at),
-        }
-    };
     let mut lines: Lines = vec![
-        ("state", label.into()),
+        ("state", label.as_str().into()),
         ("days_left", days_left(deadline, now).to_string()),
         ("instance_id", reg.instance_id.clone()),
         ("virtual_account", reg.virtual_account.clone()),

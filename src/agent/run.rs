@@ -5,11 +5,12 @@
 //! capped exponential backoff and jitter, and logs one line per action on stderr. It stops
 //! when `stop` delivers (the binary sends SIGTERM and SIGINT there) and then exits 0.
 
+use super::lifecycle::{licensing_state, LicensingState};
 use super::ops;
 use super::state::StateDir;
 use super::AgentError;
 use crate::clock::{rfc3339, Clock};
-use crate::domain::timers::{days_left, EVALUATION};
+use crate::domain::timers::days_left;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -109,22 +110,19 @@ fn sleep(
 fn round(dir: &StateDir, clock: &Clock, usage_file: &Path) -> Result<(), AgentError> {
     let now = clock.unix();
     let (_, state) = dir.open(now)?;
+    let (licensing, deadline) = licensing_state(&state, now);
     let Some(reg) = state.registration else {
-        let end = state.first_start + EVALUATION;
-        if now < end {
-            log(&format!(
-                "not registered: evaluation, {} day(s) left",
-                days_left(end, now)
-            ));
-        } else {
-            log("not registered: evaluation expired; register with a token");
-        }
+        log(&format!(
+            "not registered: {}, {} day(s) left; register with a token",
+            licensing.as_str(),
+            days_left(deadline, now)
+        ));
         return Ok(());
     };
-    if reg.cert_expires_at <= now {
+    if licensing == LicensingState::RegistrationExpired {
         log(&format!(
             "registration expired at {}; register again with a token",
-            rfc3339(reg.cert_expires_at)
+            rfc3339(deadline)
         ));
         return Ok(());
     }
