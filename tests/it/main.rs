@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod licensing;
 mod lifecycle;
+mod operations;
 mod pages;
 mod scoping;
 mod sync;

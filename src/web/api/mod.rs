@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod api_clients;
 pub mod events;
 pub mod instances;
 pub mod licenses;
@@ -33,7 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(instances::configure)
         .configure(sync::configure)
         .configure(alerts::configure)
-        .configure(events::configure);
+        .configure(events::configure)
+        .configure(api_clients::configure);
 }
 
 /// `?limit=&after=` on every list.

@@ -2,6 +2,8 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod api_clients;
+pub mod backups;
 pub mod dashboard;
 pub mod events;
 pub mod instances;
@@ -25,7 +27,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(users::configure)
         .configure(events::configure)
         .configure(alerts::configure)
-        .configure(sync::configure);
+        .configure(sync::configure)
+        .configure(api_clients::configure)
+        .configure(backups::configure);
 }
 
 /// The `?after=` cursor of paginated pages.
