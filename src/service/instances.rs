@@ -42,7 +42,15 @@ pub struct Registered {
 pub fn register(tx: &Connection, now: i64, input: &RegisterInput) -> Result<Registered> {
     let token = tokens::redeem(tx, &input.token, now)?;
     let (va_name, account_id, account_name) = instances::va_and_account(tx, token.va_id)?;
-    let existing = instances::find_by_udi(tx, &input.udi.pid, &input.udi.sn)?;
+    let existing = match instances::find_by_udi(tx, &input.udi.pid, &input.udi.sn)? {
+        // A registration that ended unrenewed counts as deregistered: the timer deletes
+        // such instances within a minute, and this closes that window.
+        Some(old) if old.cert_expires_at <= now => {
+            instances::end_registration(tx, &old, now)?;
+            None
+        }
+        other => other,
+    };
     let holder_names = existing
         .as_ref()
         .map(|i| instances::va_and_account(tx, i.va_id))
@@ -160,4 +168,118 @@ pub fn renew(
         }
     }
     Ok((inst, va_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::secrets::secret_hash;
+    use crate::domain::timers::DAY;
+    use crate::domain::DomainError;
+    use crate::store::{Store, StoreError};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Acme', 0), (2, 'Other', 0);
+                     INSERT INTO virtual_accounts (id, account_id, name, created_at)
+                       VALUES (10, 1, 'Lab', 0), (11, 1, 'Lab2', 0), (20, 2, 'Ops', 0);",
+                )?;
+                for (id, va) in [("lab", 10), ("lab2", 11), ("ops", 20)] {
+                    tx.execute(
+                        "INSERT INTO tokens (id, va_id, secret_hash, created_by, created_at, expires_at)
+                         VALUES (?1, ?2, ?3, 'test', 0, ?4)",
+                        rusqlite::params![id, va, secret_hash(id), 1000 * DAY],
+                    )?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn input(token: &str, reregister: bool) -> RegisterInput {
+        RegisterInput {
+            token: token.into(),
+            udi: Udi {
+                pid: "P".into(),
+                sn: "S".into(),
+                uuid: None,
+            },
+            public_key: [7; 32],
+            product_name: "p".into(),
+            product_version: "1".into(),
+            hostname: None,
+            reregister,
+        }
+    }
+
+    fn register_at(store: &Store, now: i64, token: &str, re: bool) -> Result<Registered> {
+        store.write_blocking(|tx| register(tx, now, &input(token, re)))
+    }
+
+    fn uses(store: &Store, token: &str) -> i64 {
+        store
+            .read_blocking(|c| {
+                Ok(
+                    c.query_row("SELECT uses FROM tokens WHERE id = ?1", [token], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .unwrap()
+    }
+
+    fn code(r: Result<Registered>) -> &'static str {
+        match r {
+            Err(super::super::ServiceError::Domain(DomainError::Conflict { code, .. })) => code,
+            Err(e) => panic!("expected a conflict, got {e}"),
+            Ok(_) => panic!("expected a conflict"),
+        }
+    }
+
+    #[test]
+    fn registrations_reregister_move_refuse_and_replace_an_expired_one() {
+        let (_dir, store) = store();
+        let first = register_at(&store, 0, "lab", false).unwrap();
+        assert_eq!(first.placement, Placement::New);
+        let again = register_at(&store, 1, "lab", false).unwrap();
+        assert_eq!(again.placement, Placement::Reregister);
+        assert_eq!(again.instance_id, first.instance_id);
+        assert_eq!(
+            code(register_at(&store, 2, "lab2", false)),
+            "already_registered"
+        );
+        assert_eq!(
+            code(register_at(&store, 2, "ops", true)),
+            "registered_elsewhere"
+        );
+        assert_eq!((uses(&store, "lab2"), uses(&store, "ops")), (0, 0));
+        let moved = register_at(&store, 3, "lab2", true).unwrap();
+        assert_eq!(moved.placement, Placement::Move);
+        assert_eq!(moved.instance_id, first.instance_id);
+        assert_eq!(moved.virtual_account, "Lab2");
+        assert_eq!((uses(&store, "lab"), uses(&store, "lab2")), (2, 1));
+        // A year unrenewed: the old registration is gone, another account may take the UDI.
+        let later = register_at(&store, 3 + 365 * DAY, "ops", false).unwrap();
+        assert_eq!(later.placement, Placement::New);
+        assert_ne!(later.instance_id, first.instance_id);
+        let ended: i64 = store
+            .read_blocking(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM events WHERE action = 'instance.registration_expired'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(ended, 1);
+        let problems = store
+            .read_blocking(crate::store::counters::recount)
+            .unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+    }
 }

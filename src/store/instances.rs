@@ -734,9 +734,15 @@ pub fn expire_registrations(tx: &Connection, now: i64, limit: u32) -> Result<usi
         .query_map(params![now, limit], row)?
         .collect::<rusqlite::Result<_>>()?;
     for inst in &due {
-        delete(tx, inst, now, "system", "instance.registration_expired")?;
+        end_registration(tx, inst, now)?;
     }
     Ok(due.len())
+}
+
+/// Ends one instance whose registration expired: deleted, licenses released, event
+/// `instance.registration_expired`.
+pub fn end_registration(tx: &Connection, inst: &Instance, now: i64) -> Result<()> {
+    delete(tx, inst, now, "system", "instance.registration_expired")
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
