@@ -196,12 +196,25 @@ pub fn report(dir: &StateDir, now: i64, licenses: &[(String, i64)]) -> Result<Li
 }
 
 pub fn renew(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
+    renew_with_hostname(dir, now, None)
+}
+
+/// Renews the id certificate, telling the server the product's hostname when it changed.
+pub fn renew_with_hostname(
+    dir: &StateDir,
+    now: i64,
+    hostname: Option<&str>,
+) -> Result<Lines, AgentError> {
     let (key, mut state) = dir.open(now)?;
     let mut reg = registered(&state)?.clone();
     let authority = pinned(&reg)?;
+    let body = match hostname {
+        Some(h) => json!({ "hostname": h }),
+        None => json!({}),
+    };
     let answer = client_for(&reg)?.signed_post(
         "/agent/v1/renew",
-        &json!({}),
+        &body,
         &reg.instance_id,
         &key,
         now,

@@ -65,7 +65,11 @@ enum Command {
         licenses: Vec<String>,
     },
     /// Renew the id certificate.
-    Renew,
+    Renew {
+        /// The product's hostname now (recorded by the server when it changed).
+        #[arg(long)]
+        hostname: Option<String>,
+    },
     /// Show the licensing state, offline.
     Status,
     /// Deregister; the server releases this instance's licenses at once.
@@ -137,7 +141,7 @@ fn run(cli: Cli) -> Result<Lines, AgentError> {
                 .collect::<Result<Vec<_>, _>>()?;
             ops::report(&dir, now, &parsed)
         }
-        Command::Renew => ops::renew(&dir, now),
+        Command::Renew { hostname } => ops::renew_with_hostname(&dir, now, hostname.as_deref()),
         Command::Status => ops::status(&dir, now),
         Command::Deregister => ops::deregister(&dir, now),
         Command::Run {

@@ -388,6 +388,9 @@ async fn run_drives_reports_and_renewals_across_months() {
     let instance_id = out.value("instance_id");
     assert!(proxy.tunnels() >= 1);
     assert_eq!(instances_of(&l, VA).await[0]["hostname"], "edge-1");
+    let out = a.run(&["renew", "--hostname", "edge-1b"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(instances_of(&l, VA).await[0]["hostname"], "edge-1b");
 
     // Reports every interval, through the proxy kept in the state; a changed file at once.
     let usage = a.dir.path().join("usage.txt");
