@@ -50,6 +50,18 @@ fn getrandom_fill(buf: &mut [u8]) -> Result<(), rand_core::Error> {
     rand_core::OsRng.try_fill_bytes(buf)
 }
 
+/// How long to wait after a good round: the interval, or less when the authorization
+/// (30 days) or the registration (6 months) is due for renewal sooner, so a long interval
+/// never lets them lapse. A deadline already past is left out: the round just done acted
+/// on it if it could (an expired registration waits for a new `register`).
+pub fn next_wait(interval: Duration, now: i64, due: &[Option<i64>]) -> Duration {
+    due.iter()
+        .flatten()
+        .filter(|&&at| at > now)
+        .map(|&at| Duration::from_secs(u64::try_from(at - now).unwrap_or(1)))
+        .fold(interval, Duration::min)
+}
+
 /// The usage file's counts; `#` comments and blank lines are skipped.
 pub fn parse_usage(text: &str) -> Result<Vec<(String, i64)>, AgentError> {
     text.lines()
@@ -179,7 +191,13 @@ pub fn run(
         let wait = match round(dir, clock, &args.usage_file) {
             Ok(()) => {
                 failures = 0;
-                args.interval
+                let now = clock.unix();
+                let (_, state) = dir.open(now)?;
+                let due = [
+                    state.authorization.and_then(|a| a.renew_after),
+                    state.registration.map(|r| r.cert_renew_after),
+                ];
+                next_wait(args.interval, now, &due)
             }
             Err(e) if transient(&e) => {
                 failures = failures.saturating_add(1);
@@ -228,6 +246,22 @@ mod tests {
             backoff(1, Duration::from_millis(500), 0.0),
             Duration::from_millis(500)
         );
+    }
+
+    #[test]
+    fn a_long_interval_still_renews_on_time() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(next_wait(hour, 0, &[None, None]), hour);
+        assert_eq!(
+            next_wait(hour, 0, &[Some(600), Some(86_400)]),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            next_wait(hour, 100, &[Some(50)]),
+            hour,
+            "past deadlines do not spin"
+        );
+        assert_eq!(next_wait(hour, 100, &[Some(101)]), Duration::from_secs(1));
     }
 
     #[test]
