@@ -22,9 +22,25 @@ pub struct Answer {
 
 impl Client {
     pub fn new(url: &str, ca_cert_pem: Option<&str>, insecure: bool) -> Result<Self, AgentError> {
+        Self::with_proxy(url, ca_cert_pem, insecure, None)
+    }
+
+    /// A client whose every request goes through the HTTP CONNECT proxy `proxy`
+    /// (`http://[user:pass@]host:port`; the credentials travel as Proxy-Authorization).
+    pub fn with_proxy(
+        url: &str,
+        ca_cert_pem: Option<&str>,
+        insecure: bool,
+        proxy: Option<&str>,
+    ) -> Result<Self, AgentError> {
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .danger_accept_invalid_certs(insecure);
+        if let Some(p) = proxy {
+            let proxy = reqwest::Proxy::all(p)
+                .map_err(|e| AgentError::Usage(format!("--proxy {p} is not a proxy URL: {e}")))?;
+            builder = builder.proxy(proxy);
+        }
         if let Some(pem) = ca_cert_pem {
             let cert = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
                 AgentError::Usage(format!("--ca-cert is not a PEM certificate: {e}"))

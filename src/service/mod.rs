@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api_clients;
+pub mod instances;
 pub mod reports;
 pub mod settings;
 pub mod sign_in;

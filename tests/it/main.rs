@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod hardening;
 mod licensing;
+mod lifecycle;
 mod operations;
 mod pages;
 mod reports;

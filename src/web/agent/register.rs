@@ -4,7 +4,8 @@ use super::body::RawBody;
 use super::certificate::{self, Issue};
 use crate::crypto::agent_sig;
 use crate::domain::instance;
-use crate::store::instances::{self, Registration};
+use crate::domain::registration::check_hostname;
+use crate::service::instances::{self, RegisterInput};
 use crate::web::{AppError, State};
 use actix_web::HttpResponse;
 use serde::Deserialize;
@@ -36,6 +37,8 @@ struct RegisterBody {
     public_key: String,
     product: ProductBody,
     hostname: Option<String>,
+    #[serde(default)]
+    reregister: bool,
 }
 
 pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, AppError> {
@@ -60,15 +63,7 @@ fn check_body(body: &[u8]) -> Result<Checked, AppError> {
         )
     })?;
     instance::check_product(&b.product.name, &b.product.version)?;
-    if b.hostname
-        .as_ref()
-        .is_some_and(|h| h.len() > 255 || h.chars().any(char::is_control))
-    {
-        return Err(AppError::unprocessable(
-            "invalid_hostname",
-            "hostname is at most 255 printable characters.",
-        ));
-    }
+    check_hostname(b.hostname.as_deref())?;
     Ok(Checked { b, udi, key })
 }
 
@@ -84,20 +79,21 @@ pub async fn register(state: State, RawBody(body): RawBody) -> Result<HttpRespon
             wait,
         ));
     }
-    let registration = Registration {
+    let registration = RegisterInput {
         token: b.token,
         udi: udi.clone(),
         public_key: key.to_bytes(),
         product_name: b.product.name,
         product_version: b.product.version,
         hostname: b.hostname,
+        reregister: b.reregister,
     };
     let now = state.clock.unix();
     let done = state
         .store
-        .write(move |tx| instances::register(tx, now, &registration))
+        .write(move |tx| Ok(instances::register(tx, now, &registration)?))
         .await?;
-    tracing::info!(instance = %done.instance_id, reregistered = done.reregistered, "instance registered");
+    tracing::info!(instance = %done.instance_id, placement = ?done.placement, "instance registered");
     let answer = certificate::issue(
         &state.authority,
         Issue {
