@@ -50,6 +50,13 @@ pub struct Settings {
     pub sync_overdue_days: i64,
     /// How often the inbox/ folder is scanned for bundles, in seconds (0 turns it off).
     pub inbox_scan_seconds: u64,
+    /// Largest body `POST /sync/v1/exchange` reads (413 above it); held in memory until
+    /// the bundle verifies, so an unauthenticated peer costs no disk.
+    pub exchange_body_max_bytes: u64,
+    /// Most rejected bundles kept in rejected/ (oldest dropped first; reasons kept).
+    pub rejected_max_files: u64,
+    /// Most bytes of rejected bundles kept in rejected/.
+    pub rejected_max_bytes: u64,
 }
 
 impl Default for Settings {
@@ -65,6 +72,10 @@ impl Default for Settings {
             upstream_proxy: None,
             sync_overdue_days: 30,
             inbox_scan_seconds: 5,
+            exchange_body_max_bytes: crate::sync::storage::Limits::default()
+                .exchange_body_max_bytes,
+            rejected_max_files: crate::sync::storage::Limits::default().rejected_max_files,
+            rejected_max_bytes: crate::sync::storage::Limits::default().rejected_max_bytes,
         }
     }
 }
@@ -83,6 +94,9 @@ pub struct SettingsLayer {
     pub upstream_proxy: Option<String>,
     pub sync_overdue_days: Option<i64>,
     pub inbox_scan_seconds: Option<u64>,
+    pub exchange_body_max_bytes: Option<u64>,
+    pub rejected_max_files: Option<u64>,
+    pub rejected_max_bytes: Option<u64>,
 }
 
 impl SettingsLayer {
@@ -140,6 +154,15 @@ impl SettingsLayer {
             inbox_scan_seconds: var("SATELLITE_INBOX_SCAN_SECONDS")
                 .map(|v| parse("SATELLITE_INBOX_SCAN_SECONDS", v))
                 .transpose()?,
+            exchange_body_max_bytes: var("SATELLITE_EXCHANGE_BODY_MAX_BYTES")
+                .map(|v| parse("SATELLITE_EXCHANGE_BODY_MAX_BYTES", v))
+                .transpose()?,
+            rejected_max_files: var("SATELLITE_REJECTED_MAX_FILES")
+                .map(|v| parse("SATELLITE_REJECTED_MAX_FILES", v))
+                .transpose()?,
+            rejected_max_bytes: var("SATELLITE_REJECTED_MAX_BYTES")
+                .map(|v| parse("SATELLITE_REJECTED_MAX_BYTES", v))
+                .transpose()?,
         })
     }
 
@@ -173,6 +196,15 @@ impl SettingsLayer {
         }
         if let Some(v) = self.inbox_scan_seconds {
             s.inbox_scan_seconds = v;
+        }
+        if let Some(v) = self.exchange_body_max_bytes {
+            s.exchange_body_max_bytes = v;
+        }
+        if let Some(v) = self.rejected_max_files {
+            s.rejected_max_files = v;
+        }
+        if let Some(v) = self.rejected_max_bytes {
+            s.rejected_max_bytes = v;
         }
     }
 }

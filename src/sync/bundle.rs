@@ -215,6 +215,43 @@ impl BundleWriter {
     }
 }
 
+/// Where a bundle's bytes are. A body from an unauthenticated peer stays in memory until
+/// it verifies, so an anonymous sender never costs the server disk.
+#[derive(Clone, Debug)]
+pub enum BundleSource {
+    File(PathBuf),
+    Memory(std::sync::Arc<[u8]>),
+}
+
+impl BundleSource {
+    fn open(&self) -> Result<Box<dyn Read + '_>, SyncError> {
+        Ok(match self {
+            BundleSource::File(path) => Box::new(
+                File::open(path)
+                    .map_err(|e| SyncError::Io(format!("cannot open {}: {e}", path.display())))?,
+            ),
+            BundleSource::Memory(bytes) => Box::new(&bytes[..]),
+        })
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            BundleSource::File(p) => Some(p),
+            BundleSource::Memory(_) => None,
+        }
+    }
+
+    /// The manifest only (to route and to describe a bundle), verifying nothing.
+    pub fn peek(&self) -> Option<Manifest> {
+        let reader = self.open().ok()?;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
+        let mut entry = archive.entries().ok()?.next()?.ok()?;
+        let mut buf = Vec::new();
+        (&mut entry).take(MANIFEST_MAX).read_to_end(&mut buf).ok()?;
+        serde_json::from_slice(&buf).ok()
+    }
+}
+
 /// What reading a bundle hands to whoever applies it.
 pub trait BundleSink {
     /// Decides which key must have signed this manifest (the pinned one, or for a
@@ -224,12 +261,30 @@ pub trait BundleSink {
         manifest: &Manifest,
         signer: &VerifyingKey,
     ) -> Result<VerifyingKey, SyncError>;
+    /// Each record of a data file, in order.
     fn record(&mut self, file: &str, record: serde_json::Value) -> Result<(), SyncError>;
+    /// Whether records are parsed and handed on (a verifying pass only counts lines).
+    fn wants_records(&self) -> bool {
+        true
+    }
+}
+
+/// A bundle that verified whole: its manifest, the exact bytes that were signed and the
+/// key that signed them.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub manifest: Manifest,
+    pub manifest_bytes: Vec<u8>,
+    pub key: VerifyingKey,
 }
 
 fn corrupt(e: std::io::Error) -> SyncError {
     SyncError::Rejected(format!("the bundle is truncated or not a gzip'd tar ({e})"))
 }
+
+/// Tar padding after the end-of-archive blocks that is still accepted (tar writers pad to
+/// a 10 KiB record); more is not a bundle, and a reader must not inflate it for ever.
+const PADDING_MAX: u64 = 1 << 20;
 
 struct Hashing<R> {
     inner: R,
@@ -246,26 +301,99 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// Checks everything after the last member: only zero padding inside the tar, the gzip
+/// stream read to its end (so its CRC and length are checked), nothing after it.
+fn check_end<R: BufRead>(mut gz: flate2::bufread::GzDecoder<R>) -> Result<(), SyncError> {
+    let mut buf = [0u8; 8192];
+    let mut padding = 0u64;
+    loop {
+        let n = gz.read(&mut buf).map_err(corrupt)?;
+        if n == 0 {
+            break;
+        }
+        padding += n as u64;
+        if padding > PADDING_MAX || buf[..n].iter().any(|b| *b != 0) {
+            return Err(SyncError::Rejected(
+                "the bundle has data after its last member".into(),
+            ));
+        }
+    }
+    let mut rest = gz.into_inner();
+    let trailing = rest.fill_buf().map_err(corrupt)?;
+    if !trailing.is_empty() {
+        return Err(SyncError::Rejected(
+            "the bundle has data after the end of its gzip stream".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Verifies a bundle whole without applying anything: the gzip stream to its end, the
+/// signature against the key `trust` names, every member's hash, size and record count,
+/// no member unlisted, no links or special files. Nothing may be decided about a bundle
+/// (seen before, in order) until this passed.
+pub fn verify(
+    src: &BundleSource,
+    trust: impl FnMut(&Manifest, &VerifyingKey) -> Result<VerifyingKey, SyncError>,
+) -> Result<Verified, SyncError> {
+    struct Check<F>(F);
+    impl<F> BundleSink for Check<F>
+    where
+        F: FnMut(&Manifest, &VerifyingKey) -> Result<VerifyingKey, SyncError>,
+    {
+        fn trust(
+            &mut self,
+            m: &Manifest,
+            signer: &VerifyingKey,
+        ) -> Result<VerifyingKey, SyncError> {
+            (self.0)(m, signer)
+        }
+        fn record(&mut self, _: &str, _: serde_json::Value) -> Result<(), SyncError> {
+            Ok(())
+        }
+        fn wants_records(&self) -> bool {
+            false
+        }
+    }
+    scan(src, &mut Check(trust), &mut |_| {})
+}
+
 /// Reads, verifies and hands on every record; returns the manifest.
 pub fn read(
-    path: &Path,
+    src: &BundleSource,
     sink: &mut dyn BundleSink,
     mut progress: impl FnMut(u64),
 ) -> Result<Manifest, SyncError> {
-    let file = File::open(path)
-        .map_err(|e| SyncError::Io(format!("cannot open {}: {e}", path.display())))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
+    scan(src, sink, &mut progress).map(|v| v.manifest)
+}
+
+fn member_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, SyncError> {
+    if !entry.header().entry_type().is_file() {
+        return Err(SyncError::Rejected(
+            "the bundle holds a link or special file; only plain files are allowed".into(),
+        ));
+    }
+    Ok(entry
+        .path()
+        .map_err(corrupt)?
+        .to_string_lossy()
+        .into_owned())
+}
+
+fn scan(
+    src: &BundleSource,
+    sink: &mut dyn BundleSink,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Verified, SyncError> {
+    let gz = flate2::bufread::GzDecoder::new(BufReader::new(src.open()?));
+    let mut archive = tar::Archive::new(gz);
     let mut entries = archive.entries().map_err(corrupt)?;
     let mut next = |expect: &str, max: u64| -> Result<Vec<u8>, SyncError> {
         let mut entry = entries
             .next()
             .ok_or_else(|| SyncError::Rejected(format!("the bundle has no {expect}")))?
             .map_err(corrupt)?;
-        let name = entry
-            .path()
-            .map_err(corrupt)?
-            .to_string_lossy()
-            .into_owned();
+        let name = member_name(&entry)?;
         if name != expect {
             return Err(SyncError::Rejected(format!(
                 "expected {expect} as the next member, found {name}"
@@ -275,7 +403,10 @@ pub fn read(
             return Err(SyncError::Rejected(format!("{expect} is too large")));
         }
         let mut buf = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut buf).map_err(corrupt)?;
+        (&mut entry)
+            .take(max)
+            .read_to_end(&mut buf)
+            .map_err(corrupt)?;
         Ok(buf)
     };
     let manifest_bytes = next("manifest.json", MANIFEST_MAX)?;
@@ -308,15 +439,12 @@ pub fn read(
             "the manifest signature does not verify with the trusted key (tampered, or signed by another key)".into(),
         ));
     }
+    let parse = sink.wants_records();
     let mut seen: Vec<&str> = vec![];
     let mut done = 0u64;
     for entry in entries {
         let entry = entry.map_err(corrupt)?;
-        let name = entry
-            .path()
-            .map_err(corrupt)?
-            .to_string_lossy()
-            .into_owned();
+        let name = member_name(&entry)?;
         let expected = manifest
             .files
             .iter()
@@ -326,6 +454,11 @@ pub fn read(
             return Err(SyncError::Rejected(format!("{name} appears twice")));
         }
         seen.push(&expected.name);
+        if entry.size() != expected.bytes {
+            return Err(SyncError::Rejected(format!(
+                "{name} does not match the manifest (size): tampered or truncated"
+            )));
+        }
         let file_key = name
             .trim_start_matches("data/")
             .trim_end_matches(".jsonl")
@@ -349,11 +482,13 @@ pub fn read(
             if n > LINE_MAX {
                 return Err(SyncError::Rejected(format!("{name} has a line over 1 MiB")));
             }
-            let value: serde_json::Value = serde_json::from_slice(&line).map_err(|e| {
-                SyncError::Rejected(format!("{name} line {}: not JSON ({e})", records + 1))
-            })?;
             records += 1;
-            sink.record(&file_key, value)?;
+            if parse {
+                let value: serde_json::Value = serde_json::from_slice(&line).map_err(|e| {
+                    SyncError::Rejected(format!("{name} line {records}: not JSON ({e})"))
+                })?;
+                sink.record(&file_key, value)?;
+            }
             done += 1;
             if done % 4096 == 0 {
                 progress(done);
@@ -378,6 +513,11 @@ pub fn read(
             missing.name
         )));
     }
+    check_end(archive.into_inner())?;
     progress(done);
-    Ok(manifest)
+    Ok(Verified {
+        manifest,
+        manifest_bytes,
+        key,
+    })
 }

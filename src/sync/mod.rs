@@ -49,3 +49,5 @@ pub mod outbound;
 pub use context::SyncContext;
 pub mod scheduler;
 pub mod transport;
+
+pub mod storage;
