@@ -521,3 +521,67 @@ fn scan(
         key,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> AuthorityKey {
+        AuthorityKey::from_signing_key(ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]))
+    }
+
+    /// A small valid bundle's bytes.
+    pub(crate) fn sample() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = BundleWriter::new().unwrap();
+        let mut f = w.file("usage").unwrap();
+        f.write(&serde_json::json!({"instance_id": "i1", "tag": "ess", "count": 1}))
+            .unwrap();
+        w.close(f).unwrap();
+        let out = dir.path().join("b.tar.gz");
+        w.finish(
+            Header {
+                kind: "sync-request",
+                in_reply_to: None,
+                sequence: 1,
+                to: None,
+                account: "Acme".into(),
+                created_at: 0,
+            },
+            &key(),
+            &out,
+        )
+        .unwrap();
+        std::fs::read(out).unwrap()
+    }
+
+    fn check(bytes: Vec<u8>) -> Result<Verified, SyncError> {
+        let k = key().verifying_key();
+        verify(&BundleSource::Memory(bytes.into()), |_, _| Ok(k))
+    }
+
+    #[test]
+    fn a_whole_bundle_verifies() {
+        check(sample()).unwrap();
+    }
+
+    #[test]
+    fn a_cut_gzip_trailer_is_refused() {
+        let b = sample();
+        for cut in [1, 4, 8, 10] {
+            let err = check(b[..b.len() - cut].to_vec()).unwrap_err();
+            assert!(matches!(err, SyncError::Rejected(_)), "cut {cut}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_crc_and_trailing_bytes_are_refused() {
+        let mut b = sample();
+        let n = b.len();
+        b[n - 6] ^= 0xff;
+        assert!(matches!(check(b).unwrap_err(), SyncError::Rejected(_)));
+        let mut b = sample();
+        b.extend_from_slice(b"junk");
+        assert!(matches!(check(b).unwrap_err(), SyncError::Rejected(_)));
+    }
+}

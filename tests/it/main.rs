@@ -10,3 +10,4 @@ mod licensing;
 mod pages;
 mod scoping;
 mod sync;
+mod sync_hardening;
