@@ -4,6 +4,7 @@ pub mod agent_sig;
 pub mod idcert;
 pub mod keys;
 pub mod password;
+pub mod rotation;
 pub mod secrets;
 pub mod tls;
 

@@ -327,6 +327,24 @@ pub fn satellites(conn: &Connection, account_filter: Option<i64>) -> Result<Vec<
 }
 
 /// Registers (or re-registers, with a new key and fresh sequences) a satellite's account.
+/// Pins the upstream's new key after a verified key rotation.
+pub fn repin_upstream(tx: &Connection, account_id: i64, key: &[u8]) -> Result<()> {
+    tx.execute(
+        "UPDATE upstream_links SET upstream_public_key = ?2 WHERE account_id = ?1",
+        params![account_id, key],
+    )?;
+    Ok(())
+}
+
+/// Pins a satellite's new key after a verified key rotation.
+pub fn repin_satellite(tx: &Connection, id: i64, key: &[u8]) -> Result<()> {
+    tx.execute(
+        "UPDATE satellites SET public_key = ?2 WHERE id = ?1",
+        params![id, key],
+    )?;
+    Ok(())
+}
+
 pub fn register_satellite(
     tx: &Connection,
     account_id: i64,

@@ -27,6 +27,9 @@ pub struct Party {
     pub authority_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
+    /// After a key rotation: the previous key's statement vouching for `public_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rotation: Option<crate::crypto::rotation::Vouch>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -151,10 +154,12 @@ impl BundleWriter {
             from: Party {
                 authority_id: key.authority_id().to_string(),
                 public_key: Some(key.public_key_b64()),
+                key_rotation: key.rotation().cloned(),
             },
             to: header.to.map(|authority_id| Party {
                 authority_id,
                 public_key: None,
+                key_rotation: None,
             }),
             account: header.account,
             created_at: crate::clock::rfc3339(header.created_at),

@@ -116,6 +116,25 @@ impl Importer<'_> {
     }
 }
 
+/// The key pinned for a sender, or the key it handed over to: after a key rotation the
+/// manifest carries a statement signed by the pinned key vouching for the signer's new
+/// key, good until its overlap ends (see `crypto::rotation`). The import then pins it.
+fn rotated(
+    ctx: &SyncContext,
+    pinned: &[u8],
+    m: &Manifest,
+    signer: &VerifyingKey,
+) -> Result<VerifyingKey, SyncError> {
+    let pinned = Importer::pinned(pinned)?;
+    let handed_over = pinned != *signer
+        && m.from.public_key.as_deref() == Some(public_key_b64(signer).as_str())
+        && m.from
+            .key_rotation
+            .as_ref()
+            .is_some_and(|v| v.hands_over(&pinned, signer, ctx.clock.unix()));
+    Ok(if handed_over { *signer } else { pinned })
+}
+
 /// The key this server trusts for the sender a manifest names, and how it was chosen.
 /// Decides nothing about the bundle beyond that: no "seen before", no order.
 fn sender_key(
@@ -153,7 +172,7 @@ fn sender_key(
                 // A copy of the response that registered us verifies against the key it
                 // pinned (and is then a duplicate); nothing else does.
                 (Some(id), Some(key)) if *id == m.from.authority_id => {
-                    Ok((Importer::pinned(key)?, Trust::Pinned))
+                    Ok((rotated(ctx, key, m, signer)?, Trust::Pinned))
                 }
                 _ => Err(reject(
                     "it does not answer this account's pending registration request",
@@ -175,13 +194,14 @@ fn sender_key(
                     m.from.authority_id
                 )));
             }
-            let key = Importer::pinned(link.upstream_public_key.as_deref().unwrap_or_default())?;
+            let pinned = link.upstream_public_key.as_deref().unwrap_or_default();
+            let key = rotated(ctx, pinned, m, signer)?;
             Ok((key, Trust::Pinned))
         }
         (ServerRole::Upstream, "registration-request") => {
             // A satellite registered before is held to the key it pinned then.
             match sync_state::satellite(c, &m.from.authority_id, &m.account)? {
-                Some(sat) => Ok((Importer::pinned(&sat.public_key)?, Trust::Pinned)),
+                Some(sat) => Ok((rotated(ctx, &sat.public_key, m, signer)?, Trust::Pinned)),
                 None => introduced(),
             }
         }
@@ -193,7 +213,7 @@ fn sender_key(
                         m.from.authority_id, m.account
                     ))
                 })?;
-            Ok((Importer::pinned(&sat.public_key)?, Trust::Pinned))
+            Ok((rotated(ctx, &sat.public_key, m, signer)?, Trust::Pinned))
         }
         (role, kind) => Err(reject(format!(
             "wrong kind: a {} does not import {kind} bundles",
@@ -450,6 +470,28 @@ impl BundleSink for PrepareSnapshot<'_, '_> {
     }
 }
 
+/// The event for a peer's key pinned anew under its rotation statement.
+fn key_rotated(
+    tx: &Connection,
+    now: i64,
+    account: (i64, &str),
+    authority_id: &str,
+    key: &VerifyingKey,
+) -> Result<(), SyncError> {
+    crate::store::events::record(
+        tx,
+        now,
+        crate::store::events::NewEvent {
+            actor: "sync",
+            action: "sync.peer_key_rotated",
+            account: Some(account),
+            target: authority_id,
+            detail: json!({ "public_key": public_key_b64(key) }),
+        },
+    )?;
+    Ok(())
+}
+
 fn finish(
     imp: Importer<'_>,
     m: &Manifest,
@@ -459,6 +501,7 @@ fn finish(
         ctx,
         tx,
         now,
+        key,
         plan,
         catalog,
         registration,
@@ -491,6 +534,17 @@ fn finish(
             link.account_id
         }
         Plan::SyncResponse(link) => {
+            if link.upstream_public_key.as_deref() != Some(key.as_bytes().as_slice()) {
+                // Verified under a rotation statement: the new key is pinned from now on.
+                sync_state::repin_upstream(tx, link.account_id, key.as_bytes())?;
+                key_rotated(
+                    tx,
+                    now,
+                    (link.account_id, &link.account),
+                    &m.from.authority_id,
+                    &key,
+                )?;
+            }
             synced::apply_catalog(tx, link.account_id, &link.account, &catalog, now)?;
             let acked = acks
                 .iter()
@@ -535,6 +589,16 @@ fn finish(
             account_id
         }
         Plan::SyncRequest(sat) => {
+            if sat.public_key != key.as_bytes() {
+                sync_state::repin_satellite(tx, sat.id, key.as_bytes())?;
+                key_rotated(
+                    tx,
+                    now,
+                    (sat.account_id, &sat.account),
+                    &sat.authority_id,
+                    &key,
+                )?;
+            }
             let snapshot = snapshot.ok_or_else(|| reject("no snapshot"))?;
             snapshot.finish(m.sequence)?;
             let sat =
@@ -837,7 +901,7 @@ pub fn verify_file(ctx: &SyncContext, path: &Path) -> Result<(Manifest, bool), S
             match pinned {
                 Some(bytes) => {
                     self.pinned = true;
-                    Importer::pinned(&bytes)
+                    rotated(self.ctx, &bytes, m, signer)
                 }
                 None => Ok(*signer),
             }

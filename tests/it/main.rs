@@ -6,6 +6,7 @@ mod agent_protocol;
 mod api_accounts;
 mod browser;
 mod cli;
+mod key_rotation;
 mod licensing;
 mod pages;
 mod scoping;
