@@ -249,7 +249,8 @@ impl BundleSource {
     /// The manifest only (to route and to describe a bundle), verifying nothing.
     pub fn peek(&self) -> Option<Manifest> {
         let reader = self.open().ok()?;
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
+        let mut archive =
+            tar::Archive::new(flate2::read::GzDecoder::new(reader).take(UNVERIFIED_MAX));
         let mut entry = archive.entries().ok()?.next()?.ok()?;
         let mut buf = Vec::new();
         (&mut entry).take(MANIFEST_MAX).read_to_end(&mut buf).ok()?;
@@ -302,6 +303,34 @@ impl<R: Read> Read for Hashing<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Inflated bytes a reader may take before the signature verified: the three leading
+/// members and their headers fit well within it. Without it a small gzip body from an
+/// anonymous peer (say, a tar "long name" header claiming gigabytes of zeros, which the
+/// tar reader collects in memory) could cost gigabytes of memory and CPU.
+const UNVERIFIED_MAX: u64 = MANIFEST_MAX + (1 << 20);
+
+/// Stops a read once its budget is spent; the budget is lifted once the signature has
+/// verified (a pinned sender's bundle may be as large as its data).
+struct Budget<R> {
+    inner: R,
+    left: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Budget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left.get();
+        if left == 0 {
+            return Err(std::io::Error::other(
+                "too much data before the signature verified",
+            ));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left.set(left - n as u64);
         Ok(n)
     }
 }
@@ -391,7 +420,11 @@ fn scan(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Verified, SyncError> {
     let gz = flate2::bufread::GzDecoder::new(BufReader::new(src.open()?));
-    let mut archive = tar::Archive::new(gz);
+    let budget = std::rc::Rc::new(std::cell::Cell::new(UNVERIFIED_MAX));
+    let mut archive = tar::Archive::new(Budget {
+        inner: gz,
+        left: budget.clone(),
+    });
     let mut entries = archive.entries().map_err(corrupt)?;
     let mut next = |expect: &str, max: u64| -> Result<Vec<u8>, SyncError> {
         let mut entry = entries
@@ -444,6 +477,7 @@ fn scan(
             "the manifest signature does not verify with the trusted key (tampered, or signed by another key)".into(),
         ));
     }
+    budget.set(u64::MAX);
     let parse = sink.wants_records();
     let mut seen: Vec<&str> = vec![];
     let mut done = 0u64;
@@ -518,7 +552,7 @@ fn scan(
             missing.name
         )));
     }
-    check_end(archive.into_inner())?;
+    check_end(archive.into_inner().inner)?;
     progress(done);
     Ok(Verified {
         manifest,
@@ -577,6 +611,24 @@ mod tests {
             let err = check(b[..b.len() - cut].to_vec()).unwrap_err();
             assert!(matches!(err, SyncError::Rejected(_)), "cut {cut}: {err}");
         }
+    }
+
+    #[test]
+    fn a_huge_header_before_the_signature_is_refused_early() {
+        // A GNU long-name header claiming 64 MiB of name: the tar reader would gather it
+        // all in memory; the budget stops it at a couple of MiB.
+        let mut tar = vec![];
+        let mut h = tar::Header::new_gnu();
+        h.set_path("././@LongLink").unwrap();
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_size(64 << 20);
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.resize(tar.len() + (64 << 20), b'a');
+        let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let err = check(gz.finish().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("before the signature"), "{err}");
     }
 
     #[test]
