@@ -477,22 +477,36 @@ fn scan(
             "the manifest signature does not verify with the trusted key (tampered, or signed by another key)".into(),
         ));
     }
-    budget.set(u64::MAX);
+    // A registration request is signed by the key it introduces, so its signature proves
+    // nothing about the sender yet: it holds one small record and gets no more room.
+    // Any other kind verified against a pinned key and may be as large as its data.
+    budget.set(if manifest.kind == "registration-request" {
+        UNVERIFIED_MAX
+    } else {
+        u64::MAX
+    });
     let parse = sink.wants_records();
-    let mut seen: Vec<&str> = vec![];
+    let listed: std::collections::HashMap<&str, &FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f))
+        .collect();
+    if listed.len() != manifest.files.len() || listed.keys().any(|n| !n.starts_with("data/")) {
+        return Err(SyncError::Rejected(
+            "the manifest lists a file twice, or one outside data/".into(),
+        ));
+    }
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut done = 0u64;
     for entry in entries {
         let entry = entry.map_err(corrupt)?;
         let name = member_name(&entry)?;
-        let expected = manifest
-            .files
-            .iter()
-            .find(|f| f.name == name)
+        let expected = *listed
+            .get(name.as_str())
             .ok_or_else(|| SyncError::Rejected(format!("{name} is not listed in the manifest")))?;
-        if seen.contains(&expected.name.as_str()) {
+        if !seen.insert(expected.name.as_str()) {
             return Err(SyncError::Rejected(format!("{name} appears twice")));
         }
-        seen.push(&expected.name);
         if entry.size() != expected.bytes {
             return Err(SyncError::Rejected(format!(
                 "{name} does not match the manifest (size): tampered or truncated"
@@ -545,7 +559,7 @@ fn scan(
     if let Some(missing) = manifest
         .files
         .iter()
-        .find(|f| !seen.contains(&f.name.as_str()))
+        .find(|f| !seen.contains(f.name.as_str()))
     {
         return Err(SyncError::Rejected(format!(
             "{} is missing: the bundle is truncated",
