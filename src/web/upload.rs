@@ -48,14 +48,26 @@ where
     Ok((path, total))
 }
 
+/// The `Content-Length` a request declares, if any.
+pub fn declared_length(req: &actix_web::HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// Reads a body into memory, at most `limit` bytes (413 `payload_too_large` above it,
-/// told by `Content-Length` before a byte is read when the peer sends one). For
-/// unauthenticated peers, whose bodies must cost no disk.
-pub async fn body_in_memory(
-    req: &actix_web::HttpRequest,
-    mut payload: web::Payload,
+/// told by the declared length before a byte is read when the peer sends one, else as
+/// the chunks come). For unauthenticated peers, whose bodies must cost no disk.
+pub async fn body_in_memory<S, E>(
+    stream: &mut S,
+    declared: Option<u64>,
     limit: u64,
-) -> Result<std::sync::Arc<[u8]>, AppError> {
+) -> Result<std::sync::Arc<[u8]>, AppError>
+where
+    S: Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let too_large = || {
         AppError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -63,16 +75,11 @@ pub async fn body_in_memory(
             format!("The bundle is larger than {limit} bytes (exchange_body_max_bytes)."),
         )
     };
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
-    while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
+    while let Some(chunk) = poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await {
         let chunk =
             chunk.map_err(|e| AppError::bad_request(format!("reading the body failed: {e}")))?;
         if (body.len() + chunk.len()) as u64 > limit {
@@ -106,4 +113,50 @@ pub async fn save_body(mut payload: web::Payload, dir: &Path) -> Result<PathBuf,
         ));
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::ResponseError;
+
+    /// Chunks from a list, as a body stream.
+    struct Chunks(Vec<web::Bytes>);
+
+    impl Stream for Chunks {
+        type Item = Result<web::Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready((!self.0.is_empty()).then(|| Ok(self.0.remove(0))))
+        }
+    }
+
+    /// A body without a declared length is cut off at the limit as it streams in.
+    #[actix_web::test]
+    async fn a_body_without_a_length_stops_at_the_limit() {
+        let chunk = web::Bytes::from(vec![7u8; 400]);
+        let mut over = Chunks(vec![chunk.clone(); 3]);
+        let err = body_in_memory(&mut over, None, 1000).await.unwrap_err();
+        assert_eq!(
+            err.status_code(),
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            over.0.len(),
+            0,
+            "read up to the chunk that crossed the limit"
+        );
+        let mut under = Chunks(vec![chunk.clone(); 2]);
+        assert_eq!(
+            body_in_memory(&mut under, None, 1000).await.unwrap().len(),
+            800
+        );
+        let mut declared = Chunks(vec![chunk; 2]);
+        assert!(body_in_memory(&mut declared, Some(5000), 1000)
+            .await
+            .is_err());
+        assert_eq!(declared.0.len(), 2, "refused before a byte was read");
+    }
 }

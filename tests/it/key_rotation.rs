@@ -143,3 +143,47 @@ async fn an_agent_pinned_to_the_old_key_renews_and_then_trusts_the_new_one() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.value("status"), "authorized");
 }
+
+#[tokio::test]
+async fn the_upstream_moves_to_a_satellites_new_key_when_the_satellite_rotates() {
+    let pair = Pair::start().await;
+    pair.register_disconnected().await;
+    pair.sync_disconnected().await;
+    let old = AuthorityKey::load_or_create(&pair.satellite.data_dir).unwrap();
+    let Pair {
+        upstream,
+        satellite,
+        sat_api: _,
+    } = pair;
+    let out = satellite.cli(&["keys", "rotate", "--overlap-days", "7"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let satellite = satellite.restart(ServerOptions::default());
+    let sat_api = satellite.admin_api().await;
+    let pair = Pair {
+        upstream,
+        satellite,
+        sat_api,
+    };
+    let new = AuthorityKey::load_or_create(&pair.satellite.data_dir).unwrap();
+    assert_ne!(new.public_key_b64(), old.public_key_b64());
+    let upstream_db =
+        rusqlite::Connection::open(pair.upstream.server.data_dir.join("satellite.db")).unwrap();
+    let pinned = || -> Vec<u8> {
+        upstream_db
+            .query_row("SELECT public_key FROM satellites", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(pinned(), old.verifying_key().as_bytes());
+    pair.sync_disconnected().await;
+    assert_eq!(pinned(), new.verifying_key().as_bytes(), "re-pinned");
+    let events: i64 = upstream_db
+        .query_row(
+            "SELECT count(*) FROM events WHERE action = 'sync.peer_key_rotated'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(events, 1);
+    pair.sync_disconnected().await;
+    pair.assert_same_licenses_and_usage().await;
+}

@@ -9,7 +9,7 @@ use crate::store::{accounts, page, sync_state};
 use crate::sync::import::{self, Outcome};
 use crate::sync::{outbound, transport, SyncError};
 use crate::web::auth::ApiCaller;
-use crate::web::upload::{body_in_memory, save_body};
+use crate::web::upload::{body_in_memory, declared_length, save_body};
 use crate::web::{AppError, State};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -135,11 +135,12 @@ fn outcome_json(o: &Outcome) -> serde_json::Value {
 pub async fn exchange(
     state: State,
     req: actix_web::HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     require_role(&state, ServerRole::Upstream, "The sync exchange")?;
     // Hook for the per-address rate limit (web hardening): check it here, before the body.
-    let body = body_in_memory(&req, payload, state.sync.limits.exchange_body_max_bytes).await?;
+    let limit = state.sync.limits.exchange_body_max_bytes;
+    let body = body_in_memory(&mut payload, declared_length(&req), limit).await?;
     let ctx = state.sync.clone();
     let outcome = web::block(move || import::import_exchange(&ctx, body)).await??;
     match &outcome.answer {
