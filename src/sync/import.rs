@@ -508,7 +508,6 @@ fn finish(
         acks,
         snapshot,
         counts,
-        ..
     } = imp;
     let mut answer = None;
     let account_id = match plan.ok_or_else(|| reject("no plan"))? {
