@@ -234,8 +234,14 @@ async fn anonymous_exchange_bodies_cost_no_disk_get_nothing_signed_and_write_no_
 
     // The genuine request again is a verified duplicate, answered again; item 9: the
     // answer is streamed with its length and no filesystem path in any header.
+    let outbox_before = files_in(&bundles.join("outbox"));
     let res = exchange(up, std::fs::read(&request).unwrap()).await;
     assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        files_in(&bundles.join("outbox")),
+        outbox_before,
+        "an answer delivered over the exchange is not kept"
+    );
     assert_eq!(res.headers()["content-type"], "application/gzip");
     assert!(res.headers().get("x-bundle-path").is_none());
     let len: usize = res.headers()["content-length"]

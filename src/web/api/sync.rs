@@ -57,8 +57,23 @@ impl futures_core::Stream for FileChunks {
 /// Sends a bundle file as the response body, streamed in 64 KiB chunks (a bundle can be
 /// far larger than memory should hold). The file's place on disk is nobody's business.
 pub fn bundle_response(path: &Path) -> Result<HttpResponse, AppError> {
+    let file = std::fs::File::open(path).map_err(AppError::internal)?;
+    stream_file(file, path)
+}
+
+/// As `bundle_response`, and the file is deleted once open: an answer over the exchange is
+/// delivered in the response (a lost one is recovered by sending the request again), so
+/// outbox/ does not grow with every exchange, nor with replays of a captured request.
+fn bundle_response_once(path: &Path) -> Result<HttpResponse, AppError> {
+    let file = std::fs::File::open(path).map_err(AppError::internal)?;
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(error = %e, file = %path.display(), "cannot remove a delivered answer");
+    }
+    stream_file(file, path)
+}
+
+fn stream_file(mut file: std::fs::File, path: &Path) -> Result<HttpResponse, AppError> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(AppError::internal)?;
     let len = file.metadata().map_err(AppError::internal)?.len();
     let name = path
         .file_name()
@@ -144,7 +159,7 @@ pub async fn exchange(
     let ctx = state.sync.clone();
     let outcome = web::block(move || import::import_exchange(&ctx, body)).await??;
     match &outcome.answer {
-        Some(w) => bundle_response(&w.path),
+        Some(w) => bundle_response_once(&w.path),
         None => Err(AppError::unprocessable(
             "bundle_rejected",
             "Only request bundles can be exchanged.",
