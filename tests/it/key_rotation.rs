@@ -84,6 +84,20 @@ async fn a_satellite_pinned_to_the_old_upstream_key_syncs_after_the_upstream_rot
         old.verifying_key().as_bytes()
     );
 
+    // Once the overlap is over, the old key's word counts no more.
+    let late = crate::support::run_cli_env(
+        crate::support::SATELLITE,
+        &["bundle", "verify", response.to_str().unwrap()],
+        Some(&pair.satellite.data_dir),
+        None,
+        &[(
+            "SATELLITE_CLOCK_OFFSET_SECONDS".to_string(),
+            (8 * 86_400).to_string(),
+        )],
+    );
+    assert_eq!(late.code, 1, "{}", late.stdout);
+    assert!(late.stderr.contains("does not verify"), "{}", late.stderr);
+
     // The real response applies on the old key's word, and the new key is pinned.
     let out = pair
         .satellite
