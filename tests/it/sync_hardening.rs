@@ -67,9 +67,9 @@ async fn history(api: &crate::support::Api) -> Vec<Value> {
     b["items"].as_array().unwrap().clone()
 }
 
-/// Exports the satellite's next sync request and applies it on the upstream; returns the
-/// request (now "seen before" on the upstream).
-async fn applied_request(pair: &Pair) -> PathBuf {
+/// One round: the satellite's next request applied on the upstream and the answer on the
+/// satellite; returns both (now "seen before" on each side).
+async fn applied_request(pair: &Pair) -> (PathBuf, PathBuf) {
     let out = pair
         .satellite
         .cli(&["bundle", "export", "--account", "Acme"]);
@@ -80,7 +80,7 @@ async fn applied_request(pair: &Pair) -> PathBuf {
         .satellite
         .cli(&["bundle", "import", response.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    request
+    (request, response)
 }
 
 #[tokio::test]
@@ -91,7 +91,7 @@ async fn anonymous_exchange_bodies_cost_no_disk_get_nothing_signed_and_write_no_
     )
     .await;
     pair.register_disconnected().await;
-    let request = applied_request(&pair).await;
+    let (request, response) = applied_request(&pair).await;
     let up = &pair.upstream.server;
     let bundles = up.bundle_dir();
     let snapshot = || {
@@ -215,6 +215,26 @@ async fn anonymous_exchange_bodies_cost_no_disk_get_nothing_signed_and_write_no_
         "{}",
         out.stderr
     );
+
+    // The same on the satellite: a tampered copy of the applied answer is no duplicate.
+    let mut m = members(&response);
+    let last = m.len() - 1;
+    m[last].1.extend_from_slice(b"{}\n");
+    let tampered_answer = work.path().join("tampered-answer.tar.gz");
+    pack(&tampered_answer, &m);
+    let out = pair
+        .satellite
+        .cli(&["bundle", "import", tampered_answer.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("does not match the manifest"),
+        "{}",
+        out.stderr
+    );
+    let out = pair
+        .satellite
+        .cli(&["bundle", "import", response.to_str().unwrap()]);
+    assert_eq!(out.value("result"), "duplicate", "{}", out.stderr);
 
     // Item 6: a bundle cut by 10 bytes (its gzip trailer) neither verifies nor imports.
     let out = pair
