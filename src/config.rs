@@ -167,6 +167,13 @@ settings! {
         max_connections_per_address: usize = 256,
         /// How many scheduled backups to keep; older ones are removed.
         backup_keep: usize = 7,
+        /// Largest body `POST /sync/v1/exchange` reads (413 above it); held in memory
+        /// until the bundle verifies, so an unauthenticated peer costs no disk.
+        exchange_body_max_bytes: u64 = crate::sync::storage::Limits::default().exchange_body_max_bytes,
+        /// Most rejected bundles kept in rejected/ (oldest dropped first; reasons kept).
+        rejected_max_files: u64 = crate::sync::storage::Limits::default().rejected_max_files,
+        /// Most bytes of rejected bundles kept in rejected/.
+        rejected_max_bytes: u64 = crate::sync::storage::Limits::default().rejected_max_bytes,
     }
     optional {
         /// HTTP(S) proxy for connected sync, e.g. `http://proxy.example:3128`.

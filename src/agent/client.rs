@@ -18,6 +18,19 @@ pub struct Client {
 pub struct Answer {
     pub status: u16,
     pub body: Value,
+    /// The key the answer verified with: the pinned one, or the new key the pinned one
+    /// handed over to in the answer's `authority_key_rotation` (see `crypto::rotation`).
+    pub authority: VerifyingKey,
+}
+
+/// The new authority key an answer announces, when the pinned key vouches for it in the
+/// answer's rotation statement and the overlap lasts past `now`.
+fn handed_over(bytes: &[u8], pinned: &VerifyingKey, now: i64) -> Option<VerifyingKey> {
+    let body: Value = serde_json::from_slice(bytes).ok()?;
+    let new = agent_sig::decode_public_key(body["authority_public_key"].as_str()?)?;
+    let vouch: crate::crypto::rotation::Vouch =
+        serde_json::from_value(body["authority_key_rotation"].clone()).ok()?;
+    vouch.hands_over(pinned, &new, now).then_some(new)
 }
 
 impl Client {
@@ -56,10 +69,13 @@ impl Client {
         })
     }
 
+    /// Checks the answer's signature against `authority`, or (with `now`, for signed
+    /// requests) against a new key that `authority` handed over to.
     fn finish(
         &self,
         res: reqwest::blocking::Response,
         authority: &VerifyingKey,
+        now: Option<i64>,
     ) -> Result<Answer, AgentError> {
         let status = res.status().as_u16();
         let signature = res
@@ -68,10 +84,19 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let bytes = res.bytes().map_err(|e| self.network(e))?;
-        let valid = signature.is_some_and(|s| agent_sig::verify_b64(authority, &bytes, &s));
-        if !valid {
-            return Err(AgentError::BadResponseSignature);
-        }
+        let verifies = |key: &VerifyingKey| {
+            signature
+                .as_deref()
+                .is_some_and(|s| agent_sig::verify_b64(key, &bytes, s))
+        };
+        let authority = if verifies(authority) {
+            *authority
+        } else {
+            match now.and_then(|now| handed_over(&bytes, authority, now)) {
+                Some(new) if verifies(&new) => new,
+                _ => return Err(AgentError::BadResponseSignature),
+            }
+        };
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status >= 400 {
             return Err(AgentError::Refused {
@@ -83,7 +108,11 @@ impl Client {
                 message: body["error"]["message"].as_str().unwrap_or("").to_string(),
             });
         }
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            authority,
+        })
     }
 
     fn network(&self, e: reqwest::Error) -> AgentError {
@@ -138,7 +167,7 @@ impl Client {
             .json(body)
             .send()
             .map_err(|e| self.network(e))?;
-        self.finish(res, authority)
+        self.finish(res, authority, None)
     }
 
     /// A JSON POST signed by the instance key.
@@ -164,6 +193,6 @@ impl Client {
             .body(bytes)
             .send()
             .map_err(|e| self.network(e))?;
-        self.finish(res, authority)
+        self.finish(res, authority, Some(now))
     }
 }

@@ -223,7 +223,12 @@ pub fn renew_with_hostname(
         now,
         &authority,
     )?;
-    let (cert, _) = accept_certificate(&answer.body, &authority, &key)?;
+    // After a key rotation the answer is signed by the new key the pinned one vouched
+    // for: from now on that key is pinned.
+    let (cert, _) = accept_certificate(&answer.body, &answer.authority, &key)?;
+    if answer.authority != authority {
+        reg.authority_public_key = crate::crypto::keys::public_key_b64(&answer.authority);
+    }
     reg.id_certificate = cert;
     reg.cert_renew_after = parse_time(&answer.body["renew_after"]).unwrap_or(now);
     reg.cert_expires_at = parse_time(&answer.body["expires_at"]).unwrap_or(now);

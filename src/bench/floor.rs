@@ -143,7 +143,7 @@ pub fn serve(dir: &Path, rows: i64, client_key: VerifyingKey) -> Result<(), Stri
         fixed_signature: authority.sign_b64(BODY),
         authority,
         client_key,
-        writer: Batcher::writer(conn),
+        writer: Batcher::writer(conn).map_err(|e| e.to_string())?,
         rows: rows.max(1),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@ pub mod cert_expiry;
 pub mod idcert;
 pub mod keys;
 pub mod password;
+pub mod rotation;
 pub mod secrets;
 pub mod tls;
 
