@@ -7,6 +7,7 @@ pub mod error;
 pub mod instance;
 pub mod license;
 pub mod names;
+pub mod reservation;
 pub mod roles;
 pub mod schedule;
 pub mod timers;
