@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod ops;
+pub mod reserve;
 pub mod state;
 
 /// Everything that can go wrong for the agent; the binary prints it and exits 1.

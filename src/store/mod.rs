@@ -13,6 +13,7 @@ pub mod instances;
 pub mod licenses;
 pub mod migrations;
 pub mod page;
+pub mod reservations;
 pub mod sessions;
 pub mod settings;
 pub mod sync_state;

@@ -8,5 +8,6 @@ mod browser;
 mod cli;
 mod licensing;
 mod pages;
+mod reservations;
 mod scoping;
 mod sync;

@@ -1,5 +1,6 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
+use super::reservations;
 use super::{accounts, alerts, events, instances, licenses, oauth, sync, tokens, virtual_accounts};
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -32,6 +33,8 @@ impl Modify for BearerAuth {
         sync::export_bundle, sync::sync_now, sync::get_schedule, sync::put_schedule, sync::history,
         alerts::list,
         events::list,
+        reservations::list, reservations::show, reservations::create, reservations::update,
+        reservations::confirm, reservations::cancel, reservations::remove, reservations::return_code,
     ),
     modifiers(&BearerAuth)
 )]
