@@ -81,6 +81,19 @@ pub fn collect(
         let (account, va, id, expires) = row?;
         out.extend(alerts::token_expiring(&account, &va, &id, expires, now));
     }
+    let before = now - alerts::RESERVATION_PENDING_AFTER;
+    for (account, r) in
+        super::reservations::waiting_since_before(conn, who.account_filter(), before)?
+    {
+        out.extend(alerts::reservation_pending(
+            &account,
+            &r.virtual_account,
+            &r.id,
+            &format!("P:{},S:{}", r.pid, r.sn),
+            r.waiting_since,
+            now,
+        ));
+    }
     out.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.account.cmp(&b.account)));
     Ok(out)
 }

@@ -581,3 +581,67 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
     assert!(spec["paths"]["/api/v1/accounts/{a}/reservations/{id}/confirm"].is_object());
     t.assert_counters_exact();
 }
+
+#[tokio::test]
+async fn a_reservation_waiting_seven_days_raises_an_alert_that_clears_on_confirm() {
+    let t = Licensed::start().await;
+    t.perpetual("tag.a", 3).await;
+    let agent = Agent::new();
+    let rc = request(&agent, "CUCM", "AL1", false);
+    let (s, b) = t
+        .api
+        .post(
+            RES,
+            json!({"request_code": rc, "virtual_account": "Lab",
+                          "licenses": [{"tag": "tag.a", "count": 1}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    let kinds = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, alerts) = t.api.get("/api/v1/alerts").await;
+    assert!(
+        !kinds(&alerts).contains(&"reservation_pending".to_string()),
+        "{alerts}"
+    );
+    let server = t
+        .server
+        .restart(crate::support::ServerOptions::upstream().days_later(8));
+    let api = server.admin_api().await;
+    let (_, alerts) = api.get("/api/v1/alerts").await;
+    assert!(
+        kinds(&alerts).contains(&"reservation_pending".to_string()),
+        "{alerts}"
+    );
+    let pem = crate::support::async_client(false)
+        .get(format!("{}/agent/v1/authority.pem", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = file(&agent, "a.pem", &pem);
+    let f = file(&agent, "a.xml", b["authorization_code"].as_str().unwrap());
+    let out = install(&agent, &f, Some(&key));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (s, _) = api
+        .post(
+            &format!("{RES}/{id}/confirm"),
+            json!({"confirmation_code": out.stdout.trim()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, alerts) = api.get("/api/v1/alerts").await;
+    assert!(
+        !kinds(&alerts).contains(&"reservation_pending".to_string()),
+        "{alerts}"
+    );
+}
