@@ -260,6 +260,23 @@ impl BundleSink for Importer<'_> {
                     )));
                 }
             }
+            "reservations" if upstream_request => {
+                let r: records::Reservation = parse(file, value)?;
+                let va = names::name("virtual_account", &r.virtual_account)
+                    .map_err(|e| reject(format!("reservation {}: {e}", r.id)))?;
+                let snapshot = self
+                    .snapshot
+                    .as_mut()
+                    .ok_or_else(|| reject("reservations before the manifest"))?;
+                for l in &r.licenses {
+                    crate::domain::license::tag("tag", &l.tag)
+                        .map_err(|e| reject(format!("reservation {}: {e}", r.id)))?;
+                    if !(0..=crate::domain::license::QUANTITY_MAX).contains(&l.held) {
+                        return Err(reject(format!("reservation {}: count out of range", r.id)));
+                    }
+                    snapshot.reservation(&va, &l.tag, l.held)?;
+                }
+            }
             other => {
                 return Err(reject(format!(
                     "unexpected data file data/{other}.jsonl for this kind of bundle"

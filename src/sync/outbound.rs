@@ -141,6 +141,17 @@ pub fn sync_request(
     })?;
     progress(done);
     writer.close(instances)?;
+    // Live reservations travel too, so the upstream holds back the same counts.
+    let mut reservations = writer.file("reservations")?;
+    for r in ctx
+        .store
+        .read_blocking(|c| crate::store::reservations::live_in_account(c, link.account_id))?
+    {
+        reservations
+            .write(&r)
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+    }
+    writer.close(reservations)?;
     writer.close(usage)?;
     let path = ctx.outbox_path(account, "sync-request", sequence);
     let header = Header {

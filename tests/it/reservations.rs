@@ -645,3 +645,53 @@ async fn a_reservation_waiting_seven_days_raises_an_alert_that_clears_on_confirm
         "{alerts}"
     );
 }
+
+/// (tag, reserved, available) per license as one side lists them.
+async fn reserved_counts(api: &crate::support::Api) -> Vec<(String, i64, i64)> {
+    let (s, b) = api.get(&format!("{VA}/licenses")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["tag"].as_str().unwrap().to_string(),
+                l["reserved"].as_i64().unwrap(),
+                l["available"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reservation_made_on_a_satellite_counts_alike_on_the_upstream_after_sync() {
+    let pair = crate::support::sync::Pair::start().await;
+    pair.register_disconnected().await;
+    let agent = Agent::new();
+    let rc = request(&agent, "CUCM", "SAT1", false);
+    let (s, b) = pair
+        .sat_api
+        .post(
+            RES,
+            json!({"request_code": rc, "virtual_account": "Lab",
+                          "licenses": [{"tag": "ess", "count": 2}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    pair.sync_disconnected().await;
+    let up = reserved_counts(&pair.upstream.api).await;
+    assert_eq!(up, reserved_counts(&pair.sat_api).await, "both sides agree");
+    assert!(up.contains(&("ess".into(), 2, 3)), "{up:?}");
+    pair.upstream.assert_counters_exact();
+
+    // Cancelled on the satellite: one more round and the upstream releases it too.
+    let (s, _) = pair.sat_api.delete(&format!("{RES}/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    pair.sync_disconnected().await;
+    let up = reserved_counts(&pair.upstream.api).await;
+    assert_eq!(up, reserved_counts(&pair.sat_api).await);
+    assert!(up.contains(&("ess".into(), 0, 5)), "{up:?}");
+    pair.upstream.assert_counters_exact();
+}
