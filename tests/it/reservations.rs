@@ -695,3 +695,64 @@ async fn a_reservation_made_on_a_satellite_counts_alike_on_the_upstream_after_sy
     assert!(up.contains(&("ess".into(), 0, 5)), "{up:?}");
     pair.upstream.assert_counters_exact();
 }
+
+/// docs/check-authorization-code.sh (the recipe of docs/protocol.md) checks a code with
+/// grep, sed, base64, xxd, sha256sum and openssl alone, and agrees with the agent.
+#[tokio::test]
+async fn the_documented_openssl_recipe_checks_an_authorization_code() {
+    let t = Licensed::start().await;
+    t.perpetual("regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf", 4)
+        .await;
+    let agent = Agent::new();
+    let rc = request(&agent, "CUCM", "DOC1", false);
+    let (s, b) = t
+        .api
+        .post(RES, json!({"request_code": rc, "virtual_account": "Lab",
+                          "licenses": [{"tag": "regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf", "count": 2}]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let code = b["authorization_code"].as_str().unwrap();
+    let f = file(&agent, "auth.xml", code);
+    let pem = authority_pem(&t, &agent).await;
+    assert_eq!(
+        std::fs::read_to_string(&pem).unwrap(),
+        std::fs::read_to_string(t.server.data_dir.join("keys/authority.pub.pem")).unwrap(),
+        "authority.pem is the key file on disk"
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/check-authorization-code.sh"
+    );
+    let run = |xml: &Path| {
+        std::process::Command::new("sh")
+            .args([script, xml.to_str().unwrap(), pem.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = run(&f);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Signature Verified Successfully"),
+        "{stdout}"
+    );
+    let installed = install(&agent, &f, Some(&pem));
+    assert_eq!(installed.code, 0, "{}", installed.stderr);
+    assert!(
+        stdout.contains(&format!("confirmation_code={}", installed.stdout.trim())),
+        "the recipe's confirmation code is the agent's: {stdout}"
+    );
+    let bad = file(
+        &agent,
+        "bad.xml",
+        &code.replace("<count>2</count>", "<count>3</count>"),
+    );
+    assert!(
+        !run(&bad).status.success(),
+        "a tampered code fails the recipe"
+    );
+}
