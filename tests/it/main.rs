@@ -9,5 +9,6 @@ mod cli;
 mod licensing;
 mod pages;
 mod reservations;
+mod reservations_browser;
 mod scoping;
 mod sync;

@@ -319,6 +319,24 @@ async fn universal_return_authorization_cancel_and_remove() {
         (0, 0, 2),
         "universal draws nothing"
     );
+    // The instance's page shows the reservation its UDI holds.
+    let (_, inst) = t.api.get(&format!("{VA}/instances")).await;
+    let inst_id = inst["items"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(inst["items"][0]["status"], "reserved");
+    let session = t.server.session("viewer", Some("Acme")).await;
+    let (s, html) = session
+        .page(&format!(
+            "/accounts/Acme/virtual-accounts/Lab/instances/{inst_id}"
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("instance-reservation") && html.contains(&uid),
+        "{html}"
+    );
+    let (s, html) = session.page("/accounts/Acme/reservations?q=U1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains(&uid), "the Reservations tab lists it");
     // A code for another product is refused by the agent.
     let other = Agent::new();
     request(&other, "EXPWY", "U2", false);
