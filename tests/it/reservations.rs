@@ -202,6 +202,23 @@ async fn specific_reservation_round_trip_with_update_and_return() {
         "invalid_confirmation_code",
     )
     .await;
+    // And so is the old code's return code (made here as an independent product would,
+    // with the key the request was made with).
+    let old_return = {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let pem = std::fs::read_to_string(agent.state_dir().join("reservation.key")).unwrap();
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap();
+        let parsed = satellite::domain::reservation::parse_authorization(&code1).unwrap();
+        satellite::domain::reservation::make_return_code(&key, &id, &parsed.code_bytes)
+    };
+    refused(
+        &t,
+        &format!("{RES}/return"),
+        json!({"return_code": old_return}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_return_code",
+    )
+    .await;
     let (_, got) = t.api.get(&format!("{RES}/{id}")).await;
     assert_eq!(got["authorization_code"], code2.as_str());
     assert_eq!(
@@ -337,12 +354,36 @@ async fn universal_return_authorization_cancel_and_remove() {
     let (s, html) = session.page("/accounts/Acme/reservations?q=U1").await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains(&uid), "the Reservations tab lists it");
+    let status = agent.run(&["status"]);
+    assert_eq!(status.value("state"), "reserved");
+    assert_eq!(status.value("reservation"), "universal");
     // A code for another product is refused by the agent.
     let other = Agent::new();
     request(&other, "EXPWY", "U2", false);
     let out = install(&other, &f, Some(&pem));
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("not this product"), "{}", out.stderr);
+    // The universal reservation is returned; the product's reports draw again.
+    let out = agent.run(&["reserve", "return"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (s, b) = t
+        .api
+        .post(
+            &format!("{RES}/return"),
+            json!({"return_code": out.stdout.trim()}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["state"].as_str()),
+        (StatusCode::OK, Some("returned")),
+        "{b}"
+    );
+    assert_ne!(agent.run(&["status"]).value("state"), "reserved");
+    let out = agent.report(&[("tag.a", 1)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(pool(&t.pools().await, "tag.a"), (1, 0, 1));
+    assert_eq!(agent.run(&["deregister"]).code, 0);
+    assert_eq!(pool(&t.pools().await, "tag.a"), (0, 0, 2));
 
     // return-authorization: a code never installed is returned from pending.
     let a2 = Agent::new();

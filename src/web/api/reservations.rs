@@ -170,7 +170,17 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let (a, q) = (path.into_inner(), q.into_inner());
     let filter = Filter {
-        state: q.state.as_deref().map(svc::parse_state).transpose()?,
+        state: q
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(svc::parse_state)
+            .transpose()
+            .map_err(|_| {
+                AppError::bad_request(
+                    "state is pending, confirmed, updating, returned, cancelled or removed.",
+                )
+            })?,
         q: q.q,
         va_id: None,
     };
