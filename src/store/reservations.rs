@@ -437,11 +437,11 @@ pub const RECOUNT_SQL: &str = "SELECT printf('va %d tag %s: reserved %d, recount
                   WHERE r.va_id = l.va_id AND h.tag = l.tag AND r.state IN ('pending', 'confirmed', 'updating')), 0)
       + coalesce((SELECT sum(s.held) FROM satellite_reservations s WHERE s.va_id = l.va_id AND s.tag = l.tag), 0)";
 
-/// The live reservations of an account as sync records (satellite side).
+/// The live reservations of an account with what each holds (satellite side, for sync).
 pub fn live_in_account(
     conn: &Connection,
     account_id: i64,
-) -> Result<Vec<crate::sync::records::Reservation>> {
+) -> Result<Vec<(Reservation, Vec<Held>)>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM {FROM} WHERE r.account_id = ?1 AND r.state IN {LIVE} ORDER BY r.id"
     );
@@ -451,26 +451,8 @@ pub fn live_in_account(
         .collect::<rusqlite::Result<_>>()?;
     rows.into_iter()
         .map(|r| {
-            let licenses = licenses_of(conn, &r.id)?
-                .into_iter()
-                .map(|h| crate::sync::records::ReservedLicense {
-                    tag: h.tag,
-                    count: h.count,
-                    held: h.held,
-                })
-                .collect();
-            Ok(crate::sync::records::Reservation {
-                id: r.id,
-                virtual_account: r.virtual_account,
-                udi: crate::crypto::idcert::UdiJson {
-                    pid: r.pid,
-                    sn: r.sn,
-                    uuid: None,
-                },
-                universal: r.universal,
-                state: r.state.as_str().to_string(),
-                licenses,
-            })
+            let held = licenses_of(conn, &r.id)?;
+            Ok((r, held))
         })
         .collect()
 }

@@ -143,13 +143,29 @@ pub fn sync_request(
     writer.close(instances)?;
     // Live reservations travel too, so the upstream holds back the same counts.
     let mut reservations = writer.file("reservations")?;
-    for r in ctx
+    for (r, held) in ctx
         .store
         .read_blocking(|c| crate::store::reservations::live_in_account(c, link.account_id))?
     {
-        reservations
-            .write(&r)
-            .map_err(|e| StoreError::Io(e.to_string()))?;
+        reservations.write(&records::Reservation {
+            id: r.id,
+            virtual_account: r.virtual_account,
+            udi: UdiJson {
+                pid: r.pid,
+                sn: r.sn,
+                uuid: None,
+            },
+            universal: r.universal,
+            state: r.state.as_str().to_string(),
+            licenses: held
+                .into_iter()
+                .map(|h| records::ReservedLicense {
+                    tag: h.tag,
+                    count: h.count,
+                    held: h.held,
+                })
+                .collect(),
+        })?;
     }
     writer.close(reservations)?;
     writer.close(usage)?;
