@@ -384,58 +384,113 @@ fn row_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Reservation> {
     })
 }
 
-/// What the live reservations of an account hold, per VA name and tag (sync snapshot).
-pub fn held_in_account(conn: &Connection, account_id: i64) -> Result<Vec<(String, String, i64)>> {
-    let sql = format!(
-        "SELECT v.name, l.tag, sum(l.held) FROM reservation_licenses l
-           JOIN reservations r ON r.id = l.reservation_id JOIN virtual_accounts v ON v.id = r.va_id
-         WHERE r.account_id = ?1 AND r.state IN {LIVE} AND l.held > 0
-         GROUP BY v.name, l.tag ORDER BY v.name, l.tag"
-    );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?)
+/// Everything that holds a license's count back: local live reservations and what sync
+/// reported from elsewhere. `?1` is the VA id, `?2` the tag.
+const HELD_SUM: &str = "coalesce((SELECT sum(h.held) FROM reservation_licenses h
+           JOIN reservations r ON r.id = h.reservation_id
+         WHERE r.va_id = ?1 AND h.tag = ?2 AND r.state IN ('pending', 'confirmed', 'updating')), 0)
+      + coalesce((SELECT sum(s.held) FROM satellite_reservations s WHERE s.va_id = ?1 AND s.tag = ?2), 0)
+      + coalesce((SELECT sum(u.held) FROM upstream_reservations u WHERE u.va_id = ?1 AND u.tag = ?2), 0)";
+
+/// Sets a license's reserved count from its sources. Used where sync replaces whole
+/// snapshots: a license the catalog removed and brought back starts again from its
+/// sources rather than from a stale delta.
+fn refresh_reserved(tx: &Connection, va_id: i64, tag: &str) -> Result<()> {
+    let sql = format!("UPDATE licenses SET reserved = {HELD_SUM} WHERE va_id = ?1 AND tag = ?2");
+    tx.prepare_cached(&sql)?.execute(params![va_id, tag])?;
+    Ok(())
 }
 
-/// Upstream side: replaces what one satellite's reservations hold, moving
-/// `licenses.reserved` by the differences.
+/// Upstream side: replaces what one satellite's reservations hold.
 pub fn replace_satellite_held(
     tx: &Connection,
     satellite_id: i64,
     new: &BTreeMap<(i64, String), i64>,
 ) -> Result<()> {
-    let old: BTreeMap<(i64, String), i64> = tx
-        .prepare_cached(
-            "SELECT va_id, tag, held FROM satellite_reservations WHERE satellite_id = ?1",
-        )?
-        .query_map([satellite_id], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+    let old: Vec<(i64, String)> = tx
+        .prepare_cached("SELECT va_id, tag FROM satellite_reservations WHERE satellite_id = ?1")?
+        .query_map([satellite_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for ((va_id, tag), held) in &old {
-        add_reserved(tx, *va_id, tag, -held)?;
-    }
     tx.prepare_cached("DELETE FROM satellite_reservations WHERE satellite_id = ?1")?
         .execute([satellite_id])?;
     for ((va_id, tag), held) in new {
-        add_reserved(tx, *va_id, tag, *held)?;
         tx.prepare_cached(
             "INSERT INTO satellite_reservations (satellite_id, va_id, tag, held) VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![satellite_id, va_id, tag, held])?;
     }
+    for (va_id, tag) in old.iter().chain(new.keys()) {
+        refresh_reserved(tx, *va_id, tag)?;
+    }
     Ok(())
 }
 
+/// Satellite side: replaces what reservations made elsewhere hold in an account.
+pub fn replace_upstream_held(
+    tx: &Connection,
+    account_id: i64,
+    new: &BTreeMap<(i64, String), i64>,
+) -> Result<()> {
+    let old: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT u.va_id, u.tag FROM upstream_reservations u JOIN virtual_accounts v ON v.id = u.va_id
+             WHERE v.account_id = ?1",
+        )?
+        .query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    tx.prepare_cached(
+        "DELETE FROM upstream_reservations WHERE va_id IN (SELECT id FROM virtual_accounts WHERE account_id = ?1)",
+    )?
+    .execute([account_id])?;
+    for ((va_id, tag), held) in new {
+        tx.prepare_cached(
+            "INSERT INTO upstream_reservations (va_id, tag, held) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![va_id, tag, held])?;
+    }
+    for (va_id, tag) in old.iter().chain(new.keys()) {
+        refresh_reserved(tx, *va_id, tag)?;
+    }
+    Ok(())
+}
+
+/// Upstream side: what reservations not made on satellite `satellite_id` hold in an
+/// account (the upstream's own and other satellites'), per VA name and tag, for its sync
+/// response.
+pub fn held_elsewhere(
+    conn: &Connection,
+    account_id: i64,
+    satellite_id: i64,
+) -> Result<Vec<(String, String, i64)>> {
+    let sql = format!(
+        "SELECT v.name, x.tag, sum(x.held) FROM (
+           SELECT r.va_id AS va_id, h.tag AS tag, h.held AS held FROM reservation_licenses h
+             JOIN reservations r ON r.id = h.reservation_id
+           WHERE r.account_id = ?1 AND r.state IN {LIVE}
+           UNION ALL
+           SELECT s.va_id, s.tag, s.held FROM satellite_reservations s
+             JOIN virtual_accounts w ON w.id = s.va_id
+           WHERE w.account_id = ?1 AND s.satellite_id <> ?2) x
+         JOIN virtual_accounts v ON v.id = x.va_id
+         GROUP BY v.name, x.tag HAVING sum(x.held) > 0 ORDER BY v.name, x.tag"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map(params![account_id, satellite_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
 /// The `satellite check` recount of `licenses.reserved`.
-pub const RECOUNT_SQL: &str = "SELECT printf('va %d tag %s: reserved %d, recount %d', l.va_id, l.tag, l.reserved,
-        coalesce((SELECT sum(h.held) FROM reservation_licenses h JOIN reservations r ON r.id = h.reservation_id
-                  WHERE r.va_id = l.va_id AND h.tag = l.tag AND r.state IN ('pending', 'confirmed', 'updating')), 0)
-      + coalesce((SELECT sum(s.held) FROM satellite_reservations s WHERE s.va_id = l.va_id AND s.tag = l.tag), 0))
-   FROM licenses l
-   WHERE l.reserved <>
-        coalesce((SELECT sum(h.held) FROM reservation_licenses h JOIN reservations r ON r.id = h.reservation_id
-                  WHERE r.va_id = l.va_id AND h.tag = l.tag AND r.state IN ('pending', 'confirmed', 'updating')), 0)
-      + coalesce((SELECT sum(s.held) FROM satellite_reservations s WHERE s.va_id = l.va_id AND s.tag = l.tag), 0)";
+pub const RECOUNT_SQL: &str = "SELECT printf('va %d tag %s: reserved %d, recount %d', va_id, tag, reserved, rc) FROM (
+   SELECT l.va_id AS va_id, l.tag AS tag, l.reserved AS reserved,
+     coalesce((SELECT sum(h.held) FROM reservation_licenses h JOIN reservations r ON r.id = h.reservation_id
+               WHERE r.va_id = l.va_id AND h.tag = l.tag AND r.state IN ('pending', 'confirmed', 'updating')), 0)
+   + coalesce((SELECT sum(s.held) FROM satellite_reservations s WHERE s.va_id = l.va_id AND s.tag = l.tag), 0)
+   + coalesce((SELECT sum(u.held) FROM upstream_reservations u WHERE u.va_id = l.va_id AND u.tag = l.tag), 0) AS rc
+   FROM licenses l)
+ WHERE reserved <> rc";
 
 /// The live reservations of an account with what each holds (satellite side, for sync).
 pub fn live_in_account(

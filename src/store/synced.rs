@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 pub struct Catalog {
     pub virtual_accounts: Vec<(String, String)>,
     pub licenses: Vec<(String, LicenseSpec)>,
+    /// (VA, tag, held) by reservations made elsewhere.
+    pub reserved: Vec<(String, String, i64)>,
 }
 
 fn va_id(conn: &Connection, account_id: i64, name: &str) -> Result<Option<i64>> {
@@ -94,6 +96,12 @@ pub fn apply_catalog(
             counters::bump_va(tx, id, -1, 0)?;
         }
     }
+    let reserved: BTreeMap<(i64, String), i64> = catalog
+        .reserved
+        .iter()
+        .filter_map(|(va, tag, held)| ids.get(va.as_str()).map(|id| ((*id, tag.clone()), *held)))
+        .collect();
+    super::reservations::replace_upstream_held(tx, account_id, &reserved)?;
     events::record(
         tx,
         now,

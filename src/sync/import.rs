@@ -214,6 +214,17 @@ impl BundleSink for Importer<'_> {
                 .map_err(|e| reject(format!("license {}: {e}", l.tag)))?;
                 self.catalog.licenses.push((l.virtual_account, spec));
             }
+            "reserved" if !upstream_request => {
+                let r: records::Reserved = parse(file, value)?;
+                crate::domain::license::tag("tag", &r.tag)
+                    .map_err(|e| reject(format!("reserved: {e}")))?;
+                if !(0..=crate::domain::license::QUANTITY_MAX).contains(&r.held) {
+                    return Err(reject(format!("reserved {}: count out of range", r.tag)));
+                }
+                self.catalog
+                    .reserved
+                    .push((r.virtual_account, r.tag, r.held));
+            }
             "instances" if upstream_request => {
                 let i: records::Instance = parse(file, value)?;
                 let udi = check_udi(&i.udi.pid, &i.udi.sn, i.udi.uuid.as_deref())

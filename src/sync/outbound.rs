@@ -240,6 +240,18 @@ pub fn response(
             .map_err(|e| StoreError::Io(e.to_string()))
     })?;
     writer.close(licenses)?;
+    // Reservations made elsewhere hold counts back on the satellite too.
+    let mut reserved = writer.file("reserved")?;
+    for (virtual_account, tag, held) in
+        crate::store::reservations::held_elsewhere(tx, satellite.account_id, satellite.id)?
+    {
+        reserved.write(&records::Reserved {
+            virtual_account,
+            tag,
+            held,
+        })?;
+    }
+    writer.close(reserved)?;
     let path = ctx.outbox_path(&request.account, kind, sequence);
     let header = Header {
         kind,

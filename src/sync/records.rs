@@ -91,6 +91,15 @@ pub struct Reservation {
     pub licenses: Vec<ReservedLicense>,
 }
 
+/// `data/reserved.jsonl` (sync responses): what reservations made elsewhere (on the
+/// upstream and other satellites) hold per VA and tag.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reserved {
+    pub virtual_account: String,
+    pub tag: String,
+    pub held: i64,
+}
+
 /// `data/acks.jsonl`: the sync-request sequence a response acknowledges.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ack {

@@ -745,14 +745,44 @@ async fn a_reservation_made_on_a_satellite_counts_alike_on_the_upstream_after_sy
     assert!(up.contains(&("ess".into(), 2, 3)), "{up:?}");
     pair.upstream.assert_counters_exact();
 
+    // A reservation made on the upstream counts on the satellite after the next round.
+    let up_agent = Agent::new();
+    let rc = request(&up_agent, "CUCM", "UP1", false);
+    let (s, b) = pair
+        .upstream
+        .api
+        .post(
+            RES,
+            json!({"request_code": rc, "virtual_account": "Lab",
+                          "licenses": [{"tag": "ess", "count": 1}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    pair.sync_disconnected().await;
+    let up = reserved_counts(&pair.upstream.api).await;
+    assert_eq!(up, reserved_counts(&pair.sat_api).await, "both sides agree");
+    assert!(up.contains(&("ess".into(), 3, 2)), "{up:?}");
+    // A second request from the same product is refused while its reservation is live.
+    let (s, b) = pair
+        .sat_api
+        .post(
+            RES,
+            json!({"request_code": request(&agent, "CUCM", "SAT1", false),
+                          "virtual_account": "Lab", "licenses": [{"tag": "ess", "count": 1}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+
     // Cancelled on the satellite: one more round and the upstream releases it too.
     let (s, _) = pair.sat_api.delete(&format!("{RES}/{id}")).await;
     assert_eq!(s, StatusCode::OK);
     pair.sync_disconnected().await;
     let up = reserved_counts(&pair.upstream.api).await;
     assert_eq!(up, reserved_counts(&pair.sat_api).await);
-    assert!(up.contains(&("ess".into(), 0, 5)), "{up:?}");
+    assert!(up.contains(&("ess".into(), 1, 4)), "{up:?}");
     pair.upstream.assert_counters_exact();
+    let out = pair.satellite.cli(&["check"]);
+    assert_eq!(out.code, 0, "satellite counters: {}", out.stderr);
 }
 
 /// docs/check-authorization-code.sh (the recipe of docs/protocol.md) checks a code with

@@ -1,7 +1,7 @@
 -- Reservations (CONTRACT section 5): licenses held back from a pool for a product that
 -- never reaches the server. `reservation_licenses.held` is what the pool holds back (the
 -- larger of old and new count while an update is in transit); licenses.reserved is the
--- sum of `held` over live reservations (plus what satellites report, upstream side),
+-- sum of `held` over live reservations plus what sync reports from elsewhere,
 -- kept in the same transaction.
 CREATE TABLE reservations (
     id                  TEXT PRIMARY KEY,
@@ -42,6 +42,15 @@ CREATE TABLE reservation_licenses (
     count          INTEGER NOT NULL CHECK (count >= 0),
     held           INTEGER NOT NULL CHECK (held >= 0),
     PRIMARY KEY (reservation_id, tag)
+) WITHOUT ROWID;
+
+-- Satellite side: what reservations made elsewhere (on the upstream and other satellites)
+-- hold per VA and tag, as the upstream's last sync response said (replaced whole).
+CREATE TABLE upstream_reservations (
+    va_id        INTEGER NOT NULL REFERENCES virtual_accounts(id) ON DELETE CASCADE,
+    tag          TEXT NOT NULL,
+    held         INTEGER NOT NULL CHECK (held >= 0),
+    PRIMARY KEY (va_id, tag)
 ) WITHOUT ROWID;
 
 -- Upstream side: what a satellite's live reservations hold, per VA and tag, as its last
