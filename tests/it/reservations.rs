@@ -845,3 +845,101 @@ async fn the_documented_openssl_recipe_checks_an_authorization_code() {
         "a tampered code fails the recipe"
     );
 }
+
+/// The reservation page's cancel and remove forms, and what each role may do there.
+#[tokio::test]
+async fn reservation_pages_cancel_remove_and_refuse_like_the_api() {
+    let t = Licensed::start().await;
+    t.perpetual("tag.a", 4).await;
+    let make = |sn: &'static str| {
+        let agent = Agent::new();
+        let rc = request(&agent, "CMS", sn, false);
+        (agent, rc)
+    };
+    let mut ids = vec![];
+    for sn in ["P1", "P2"] {
+        let (_agent, rc) = make(sn);
+        let (s, b) = t
+            .api
+            .post(
+                RES,
+                json!({"request_code": rc, "virtual_account": "Lab",
+                              "licenses": [{"tag": "tag.a", "count": 1}]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        ids.push(b["id"].as_str().unwrap().to_string());
+    }
+    let page = |id: &str| format!("/accounts/Acme/reservations/{id}");
+
+    // An account admin cancels a pending one from its page; it has no remove form.
+    let admin = t.server.session("account-admin", Some("Acme")).await;
+    let (_, html) = admin.page(&page(&ids[0])).await;
+    assert!(html.contains("cancel-submit") && !html.contains("remove-submit"));
+    let (s, _, to) = admin
+        .submit(&page(&ids[0]), &format!("{}/cancel", page(&ids[0])), &[])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(to.as_deref(), Some(page(&ids[0]).as_str()));
+    let (_, html) = admin.page(&page(&ids[0])).await;
+    assert!(html.contains(">cancelled<") && html.contains("back in the pool"));
+    // Posting remove anyway is refused, and changes nothing.
+    let (s, _, _) = admin
+        .submit(
+            &page(&ids[1]),
+            &format!("{}/remove", page(&ids[1])),
+            &[("reason", "lost")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // A system admin removes one, with a reason; an empty one shows next to the field.
+    let sys = t.server.session("system-admin", None).await;
+    let (s, html, _) = sys
+        .submit(
+            &page(&ids[1]),
+            &format!("{}/remove", page(&ids[1])),
+            &[("reason", " ")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("remove-reason-error"), "{html}");
+    let (s, _, _) = sys
+        .submit(
+            &page(&ids[1]),
+            &format!("{}/remove", page(&ids[1])),
+            &[("reason", "fire")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, html) = sys.page(&page(&ids[1])).await;
+    assert!(html.contains(">removed<") && html.contains("fire"));
+    // A wrong-state change shows the refusal as a banner.
+    let (s, html, _) = sys
+        .submit(&page(&ids[1]), &format!("{}/cancel", page(&ids[1])), &[])
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(html.contains("id=\"problem\""), "{html}");
+    // A viewer sees the list and the page, not the wizard.
+    let viewer = t.server.session("viewer", Some("Acme")).await;
+    let (s, html) = viewer
+        .page("/accounts/Acme/reservations?state=removed")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains(&ids[1]) && !html.contains(&ids[0]));
+    assert!(!html.contains("new-reservation"));
+    let (s, _) = viewer.page("/accounts/Acme/reservations/new").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // The .xml download is the authorization code.
+    let res = viewer
+        .get(&format!("{}/authorization.xml", page(&ids[0])))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains(".xml"));
+    assert!(res.text().await.unwrap().starts_with("<specificPLR>"));
+    assert_eq!(pool(&t.pools().await, "tag.a"), (0, 0, 4));
+    t.assert_counters_exact();
+}
