@@ -943,3 +943,82 @@ async fn reservation_pages_cancel_remove_and_refuse_like_the_api() {
     assert_eq!(pool(&t.pools().await, "tag.a"), (0, 0, 4));
     t.assert_counters_exact();
 }
+
+/// The agent takes its UDI from its registration, refuses a code that answers an older
+/// request of its own, and prints codes as JSON with --json; a universal reservation in
+/// a VA holding export-controlled licenses needs the acknowledgement.
+#[tokio::test]
+async fn agent_request_details_and_universal_export_control() {
+    let t = Licensed::start().await;
+    t.perpetual("tag.a", 2).await;
+    let agent = Agent::new();
+    let token = t.simple_token().await;
+    assert_eq!(agent.register(&t.server, &token, "ISR", "REG1").code, 0);
+    let out = agent.run(&["reserve", "request"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let first = out.stdout.trim().to_string();
+    assert!(first.starts_with("CB-ZISR:REG1-"), "{first}");
+    let (s, b) = t
+        .api
+        .post(
+            RES,
+            json!({"request_code": first, "virtual_account": "Lab",
+                          "licenses": [{"tag": "tag.a", "count": 1}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let old = file(&agent, "old.xml", b["authorization_code"].as_str().unwrap());
+    // A new request replaces the pending one: the first code no longer answers it.
+    let out = agent.run(&["--json", "reserve", "request"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert!(v["code"].as_str().unwrap().starts_with("CB-ZISR:REG1-"));
+    let out = install(&agent, &old, None);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("another request"), "{}", out.stderr);
+    let out = agent.run(&["reserve", "cancel"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_ne!(agent.run(&["status"]).value("state"), "reservation-pending");
+
+    t.license(
+        json!({"tag": "tag.x", "name": "Crypto", "type": "perpetual", "quantity": 1,
+                     "start": "2020-01-01", "export_controlled": true}),
+    )
+    .await;
+    let other = Agent::new();
+    let rc = request(&other, "ISR", "U9", true);
+    refused(
+        &t,
+        RES,
+        json!({"request_code": rc, "virtual_account": "Lab", "universal": true}),
+        StatusCode::FORBIDDEN,
+        "export_not_acknowledged",
+    )
+    .await;
+    refused(
+        &t,
+        RES,
+        json!({"request_code": rc, "virtual_account": "Lab", "universal": true,
+               "licenses": [{"tag": "tag.a", "count": 1}]}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_licenses",
+    )
+    .await;
+    let (s, b) = t
+        .api
+        .post(
+            RES,
+            json!({"request_code": rc, "virtual_account": "Lab", "universal": true,
+                          "export_acknowledged": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    refused(
+        &t,
+        &format!("{RES}/{}/update", b["id"].as_str().unwrap()),
+        json!({"licenses": [{"tag": "tag.a", "count": 1}]}),
+        StatusCode::CONFLICT,
+        "invalid_state",
+    )
+    .await;
+}
