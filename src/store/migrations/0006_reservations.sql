@@ -5,8 +5,8 @@
 -- kept in the same transaction.
 CREATE TABLE reservations (
     id                  TEXT PRIMARY KEY,
-    account_id          INTEGER NOT NULL REFERENCES accounts(id) ON DELETE RESTRICT,
-    va_id               INTEGER NOT NULL REFERENCES virtual_accounts(id) ON DELETE RESTRICT,
+    account_id          INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    va_id               INTEGER NOT NULL REFERENCES virtual_accounts(id) ON DELETE CASCADE,
     request_code        TEXT NOT NULL,
     pid                 TEXT NOT NULL,
     sn                  TEXT NOT NULL,
@@ -57,7 +57,7 @@ CREATE TABLE upstream_reservations (
 -- sync request said (a snapshot, replaced whole each time).
 CREATE TABLE satellite_reservations (
     satellite_id INTEGER NOT NULL REFERENCES satellites(id) ON DELETE CASCADE,
-    va_id        INTEGER NOT NULL REFERENCES virtual_accounts(id) ON DELETE RESTRICT,
+    va_id        INTEGER NOT NULL REFERENCES virtual_accounts(id) ON DELETE CASCADE,
     tag          TEXT NOT NULL,
     held         INTEGER NOT NULL CHECK (held >= 0),
     PRIMARY KEY (satellite_id, va_id, tag)
