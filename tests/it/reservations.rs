@@ -1022,3 +1022,75 @@ async fn agent_request_details_and_universal_export_control() {
     )
     .await;
 }
+
+/// An update may use what is available plus what the reservation already holds, no more.
+#[tokio::test]
+async fn an_update_may_use_available_plus_what_it_holds() {
+    let t = Licensed::start().await;
+    t.perpetual("tag.a", 3).await;
+    let agent = Agent::new();
+    let rc = request(&agent, "CUCM", "UPD1", false);
+    let (s, b) = t
+        .api
+        .post(
+            RES,
+            json!({"request_code": rc, "virtual_account": "Lab",
+                          "licenses": [{"tag": "tag.a", "count": 2}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    let pem = authority_pem(&t, &agent).await;
+    let f = file(&agent, "a.xml", b["authorization_code"].as_str().unwrap());
+    let out = install(&agent, &f, Some(&pem));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (s, _) = t
+        .api
+        .post(
+            &format!("{RES}/{id}/confirm"),
+            json!({"confirmation_code": out.stdout.trim()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(pool(&t.pools().await, "tag.a"), (0, 2, 1));
+    refused(
+        &t,
+        &format!("{RES}/{id}/update"),
+        json!({"licenses": [{"tag": "tag.a", "count": 4}]}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_licenses",
+    )
+    .await;
+    let (s, b) = t
+        .api
+        .post(
+            &format!("{RES}/{id}/update"),
+            json!({"licenses": [{"tag": "tag.a", "count": 3}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "1 available + 2 held: {b}");
+    assert_eq!(pool(&t.pools().await, "tag.a"), (0, 3, 0));
+    // A second update before confirmation keeps holding the most of any code in transit.
+    let (s, b) = t
+        .api
+        .post(
+            &format!("{RES}/{id}/update"),
+            json!({"licenses": [{"tag": "tag.a", "count": 1}]}),
+        )
+        .await;
+    assert_eq!((s, b["version"].as_i64()), (StatusCode::OK, Some(3)), "{b}");
+    assert_eq!(pool(&t.pools().await, "tag.a"), (0, 3, 0));
+    let f = file(&agent, "c.xml", b["authorization_code"].as_str().unwrap());
+    let out = install(&agent, &f, Some(&pem));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (s, _) = t
+        .api
+        .post(
+            &format!("{RES}/{id}/confirm"),
+            json!({"confirmation_code": out.stdout.trim()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(pool(&t.pools().await, "tag.a"), (0, 1, 2));
+    t.assert_counters_exact();
+}
