@@ -31,14 +31,16 @@ fn file(agent: &Agent, name: &str, text: &str) -> PathBuf {
 }
 
 async fn authority_pem(t: &Licensed, agent: &Agent) -> PathBuf {
-    let pem = crate::support::async_client(false)
+    let res = crate::support::async_client(false)
         .get(format!("{}/agent/v1/authority.pem", t.server.url))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    assert!(
+        res.headers().contains_key("x-satellite-response-signature"),
+        "signed like every /agent/v1 answer"
+    );
+    let pem = res.text().await.unwrap();
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
     file(agent, "authority.pub.pem", &pem)
 }
