@@ -134,7 +134,10 @@ pub fn report(dir: &StateDir, now: i64, licenses: &[(String, i64)]) -> Result<Li
     let authority = pinned(&reg)?;
     let body = json!({
         "report_id": uuid::Uuid::new_v4().to_string(),
-        "measured_at": rfc3339(now),
+        // Milliseconds: the server orders reports at full precision.
+        "measured_at": crate::clock::rfc3339_millis(
+            now * 1000 + i64::from(chrono::Utc::now().timestamp_subsec_millis())
+        ),
         "entitlements": licenses.iter().map(|(t, c)| json!({ "tag": t, "count": c })).collect::<Vec<_>>(),
     });
     let answer = client_for(&reg)?.signed_post(

@@ -119,7 +119,7 @@ pub fn register(
                     let id = instances::register(tx, now, &reg)?.instance_id;
                     let first = Report {
                         report_id: format!("seed-{n}"),
-                        measured_at: now,
+                        measured_at_us: now * 1_000_000,
                         entitlements: vec![(TAG.to_string(), 1)],
                     };
                     let signer = instances::Signer {

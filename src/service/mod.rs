@@ -5,8 +5,11 @@
 //! API, the agent API, the CLI and sync call these; none calls another's handlers.
 
 pub mod access;
+pub mod api_clients;
+pub mod reports;
 pub mod reservations;
 pub mod settings;
+pub mod sign_in;
 
 use crate::domain::DomainError;
 use crate::store::StoreError;

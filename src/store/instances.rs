@@ -35,13 +35,13 @@ pub struct Instance {
     pub auth_expires_at: Option<i64>,
     pub status: String,
     pub last_report_id: Option<String>,
-    pub last_measured_at: Option<i64>,
+    pub last_measured_at_us: Option<i64>,
 }
 
 const COLUMNS: &str =
     "id, va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
     export_controlled, registered_at, last_contact, cert_renew_after, cert_expires_at,
-    auth_renew_after, auth_expires_at, status, last_report_id, last_measured_at";
+    auth_renew_after, auth_expires_at, status, last_report_id, last_measured_at_us";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     Ok(Instance {
@@ -65,7 +65,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         auth_expires_at: r.get(15)?,
         status: r.get(16)?,
         last_report_id: r.get(17)?,
-        last_measured_at: r.get(18)?,
+        last_measured_at_us: r.get(18)?,
     })
 }
 
@@ -370,7 +370,8 @@ pub fn register(tx: &Connection, now: i64, reg: &Registration) -> Result<Registe
 /// A usage report as validated by the web layer.
 pub struct Report {
     pub report_id: String,
-    pub measured_at: i64,
+    /// Microseconds since the epoch.
+    pub measured_at_us: i64,
     pub entitlements: Vec<(String, i64)>,
 }
 
@@ -391,7 +392,7 @@ struct Reporting {
     export_controlled: bool,
     status: String,
     last_report_id: Option<String>,
-    last_measured_at: Option<i64>,
+    last_measured_at_us: Option<i64>,
     auth_renew_after: Option<i64>,
     auth_expires_at: Option<i64>,
     auth_expiry_day: Option<i64>,
@@ -400,7 +401,7 @@ struct Reporting {
 fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
     tx.prepare_cached(
         "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
-                last_report_id, last_measured_at, auth_renew_after, auth_expires_at,
+                last_report_id, last_measured_at_us, auth_renew_after, auth_expires_at,
                 auth_expiry_day
          FROM instances WHERE id = ?1",
     )?
@@ -413,7 +414,7 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
             export_controlled: r.get(4)?,
             status: r.get(5)?,
             last_report_id: r.get(6)?,
-            last_measured_at: r.get(7)?,
+            last_measured_at_us: r.get(7)?,
             auth_renew_after: r.get(8)?,
             auth_expires_at: r.get(9)?,
             auth_expiry_day: r.get(10)?,
@@ -470,17 +471,17 @@ fn accept_report(
 ) -> Result<(i64, i64)> {
     let (renew, expires) = timers::authorization_times(now);
     let day = timers::expiry_day(expires);
-    let (rid, at) = (&report.report_id, report.measured_at);
+    let (rid, at) = (&report.report_id, report.measured_at_us);
     // By rowid: the row was just read, and this skips a second walk of the id index.
     if inst.auth_expiry_day == Some(day) {
         tx.prepare_cached(
-            "UPDATE instances SET last_report_id = ?2, last_measured_at = ?3, last_contact = ?4,
+            "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3, last_contact = ?4,
                auth_renew_after = ?5, auth_expires_at = ?6 WHERE rowid = ?1",
         )?
         .execute(params![inst.rowid, rid, at, now, renew, expires])?;
     } else {
         tx.prepare_cached(
-            "UPDATE instances SET last_report_id = ?2, last_measured_at = ?3, last_contact = ?4,
+            "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3, last_contact = ?4,
                auth_renew_after = ?5, auth_expires_at = ?6, auth_expiry_day = ?7 WHERE rowid = ?1",
         )?
         .execute(params![inst.rowid, rid, at, now, renew, expires, day])?;
@@ -500,9 +501,9 @@ pub fn apply_report(
     confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
     let disposition = dispose_report(
         inst.last_report_id.as_deref(),
-        inst.last_measured_at,
+        inst.last_measured_at_us,
         &report.report_id,
-        report.measured_at,
+        report.measured_at_us,
     );
     let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
     // A UDI holding a live reservation draws nothing from the pool for its reserved tags.

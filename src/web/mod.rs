@@ -5,8 +5,11 @@ pub mod agent;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod download;
 pub mod error;
 pub mod health;
+pub mod limits;
+pub mod metrics;
 pub mod middleware;
 pub mod pages;
 pub mod render;
@@ -29,15 +32,22 @@ pub struct AppState {
     pub authority: Arc<AuthorityKey>,
     pub clock: Clock,
     pub login_throttle: throttle::LoginThrottle,
+    /// Per-address and per-credential rate limits (web/throttle.rs).
+    pub rates: throttle::RateLimits,
     pub sync: crate::sync::SyncContext,
     /// Parsed keys of instances that signed requests lately (a hint; see agent/keys.rs).
     pub agent_keys: agent::keys::KeyCache,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 pub type State = web::Data<AppState>;
 
-/// Largest JSON or form body accepted; larger ones get 413.
-pub const BODY_LIMIT: usize = 256 * 1024;
+/// How long requests in flight may take to finish once a stop is asked for.
+pub const SHUTDOWN_GRACE_SECONDS: u64 = 25;
+
+/// What extractors may buffer at most; each route's real limit is a setting applied by
+/// `limits::guard_bodies` (larger bodies get 413).
+pub const BODY_LIMIT: usize = limits::EXTRACTOR_CEILING;
 
 /// Registers every route, extractor config and middleware on an app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -49,7 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(
         web::FormConfig::default()
             .limit(BODY_LIMIT)
-            .error_handler(|e, _| AppError::bad_request(e.to_string()).into()),
+            .error_handler(|e, _| limits::form_error(e).into()),
     )
     .app_data(
         web::QueryConfig::default()
@@ -60,6 +70,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(|e, _| AppError::bad_request(e.to_string()).into()),
     )
     .configure(health::configure)
+    .configure(metrics::configure)
     .configure(assets::configure)
     .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
     .configure(agent::configure)
@@ -78,27 +89,63 @@ async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
     }
 }
 
+/// The `--metrics-listen` listener: plain HTTP, `/metrics` only, one worker.
+pub fn serve_metrics(
+    state: State,
+    listener: std::net::TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(metrics::metrics_open))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?;
+    Ok(server.run())
+}
+
 /// Starts serving on an already-bound listener (so callers learn the real port first).
 pub fn serve(
-    state: AppState,
+    state: State,
     listener: std::net::TcpListener,
     tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let tls_on = tls.is_some();
-    let state = web::Data::new(state);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let budget = limits::ConnectionBudget::from_settings(&state.settings, workers);
+    let per_address = limits::PerAddress::new(state.settings.max_connections_per_address);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .configure(configure)
             .default_service(web::to(not_found))
+            // The last wrapped runs first. Before routing: HEAD as GET, then (inside the
+            // agent response signing) the per-address rate limit, the `/api/v1` bearer
+            // token, and the body limit and deadline (docs/security.md).
+            .wrap(actix_web::middleware::from_fn(limits::guard_bodies))
+            .wrap(actix_web::middleware::from_fn(auth::bearer_first))
+            .wrap(actix_web::middleware::from_fn(throttle::limit_by_address))
             .wrap(actix_web::middleware::from_fn(
                 agent::signing::sign_agent_responses,
             ))
+            .wrap(actix_web::middleware::from_fn(middleware::head_as_get))
             .wrap(actix_web::middleware::from_fn(middleware::security_headers))
+            .wrap(actix_web::middleware::from_fn(metrics::record))
             .wrap(actix_web::middleware::from_fn(middleware::request_context))
     })
-    .workers(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    .shutdown_timeout(5);
+    .on_connect(move |conn, ext| per_address.on_connect(conn, ext))
+    .workers(workers)
+    .max_connections(budget.max_connections_per_worker)
+    .client_request_timeout(budget.header_timeout)
+    .client_disconnect_timeout(budget.disconnect_timeout)
+    .keep_alive(budget.keep_alive)
+    .tls_handshake_timeout(budget.tls_handshake_timeout)
+    .max_connection_rate(budget.max_handshakes_per_worker)
+    // The caller decides when to stop (SIGTERM and SIGINT alike, see cli/serve.rs);
+    // requests in flight get this long to finish, inside the 30 s the contract allows.
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);
     let server = match tls {
         Some(config) => server.listen_rustls_0_23(listener, config)?,
         None => server.listen(listener)?,

@@ -2,11 +2,13 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod api_clients;
 pub mod events;
 pub mod instances;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
+pub mod reports;
 pub mod reservations;
 pub mod sync;
 pub mod tokens;
@@ -35,6 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(sync::configure)
         .configure(alerts::configure)
         .configure(events::configure)
+        .configure(api_clients::configure)
+        .configure(reports::configure)
         .configure(reservations::configure);
 }
 

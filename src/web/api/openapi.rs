@@ -1,7 +1,10 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
 use super::reservations;
-use super::{accounts, alerts, events, instances, licenses, oauth, sync, tokens, virtual_accounts};
+use super::{
+    accounts, alerts, api_clients, events, instances, licenses, oauth, reports, sync, tokens,
+    virtual_accounts,
+};
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -33,6 +36,8 @@ impl Modify for BearerAuth {
         sync::export_bundle, sync::sync_now, sync::get_schedule, sync::put_schedule, sync::history,
         alerts::list,
         events::list,
+        api_clients::list, api_clients::create, api_clients::revoke,
+        reports::licenses, reports::instances, reports::usage_history,
         reservations::list, reservations::show, reservations::create, reservations::update,
         reservations::confirm, reservations::cancel, reservations::remove, reservations::return_code,
     ),
