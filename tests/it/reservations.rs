@@ -1094,5 +1094,14 @@ async fn an_update_may_use_available_plus_what_it_holds() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(pool(&t.pools().await, "tag.a"), (0, 1, 2));
+    // Reports count the reservation alike.
+    let (s, report) = t.api.get("/api/v1/reports/licenses?account=Acme").await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    let row = &report["items"][0];
+    assert_eq!(
+        (row["reserved"].as_i64(), row["available"].as_i64()),
+        (Some(1), Some(2)),
+        "{report}"
+    );
     t.assert_counters_exact();
 }
