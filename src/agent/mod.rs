@@ -4,6 +4,7 @@
 pub mod client;
 pub mod lifecycle;
 pub mod ops;
+pub mod reserve;
 pub mod run;
 pub mod state;
 

@@ -8,6 +8,7 @@ pub mod access;
 pub mod api_clients;
 pub mod instances;
 pub mod reports;
+pub mod reservations;
 pub mod settings;
 pub mod sign_in;
 

@@ -144,6 +144,9 @@ impl From<DomainError> for AppError {
                 ..Self::unprocessable(code, message)
             },
             DomainError::Forbidden(message) => Self::forbidden(message),
+            DomainError::Denied { code, message } => {
+                Self::new(StatusCode::FORBIDDEN, code, message)
+            }
             DomainError::Unauthorized { code, message } => Self::unauthorized(code, message),
             DomainError::Conflict {
                 code,

@@ -13,6 +13,8 @@ mod lifecycle;
 mod operations;
 mod pages;
 mod reports;
+mod reservations;
+mod reservations_browser;
 mod scoping;
 mod sync;
 mod sync_hardening;

@@ -9,6 +9,7 @@ pub mod licenses;
 pub mod oauth;
 pub mod openapi;
 pub mod reports;
+pub mod reservations;
 pub mod sync;
 pub mod tokens;
 pub mod virtual_accounts;
@@ -37,7 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(alerts::configure)
         .configure(events::configure)
         .configure(api_clients::configure)
-        .configure(reports::configure);
+        .configure(reports::configure)
+        .configure(reservations::configure);
 }
 
 /// `?limit=&after=` on every list.

@@ -1,5 +1,6 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
+use super::reservations;
 use super::{
     accounts, alerts, api_clients, events, instances, licenses, oauth, reports, sync, tokens,
     virtual_accounts,
@@ -37,6 +38,8 @@ impl Modify for BearerAuth {
         events::list,
         api_clients::list, api_clients::create, api_clients::revoke,
         reports::licenses, reports::instances, reports::usage_history,
+        reservations::list, reservations::show, reservations::create, reservations::update,
+        reservations::confirm, reservations::cancel, reservations::remove, reservations::return_code,
     ),
     modifiers(&BearerAuth)
 )]
