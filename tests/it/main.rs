@@ -9,4 +9,5 @@ mod cli;
 mod licensing;
 mod pages;
 mod scoping;
+mod settings;
 mod sync;

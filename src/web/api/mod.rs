@@ -7,6 +7,7 @@ pub mod instances;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
+pub mod settings;
 pub mod sync;
 pub mod tokens;
 pub mod virtual_accounts;
@@ -33,7 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(instances::configure)
         .configure(sync::configure)
         .configure(alerts::configure)
-        .configure(events::configure);
+        .configure(events::configure)
+        .configure(settings::configure);
 }
 
 /// `?limit=&after=` on every list.

@@ -32,6 +32,8 @@ impl Modify for BearerAuth {
         sync::export_bundle, sync::sync_now, sync::get_schedule, sync::put_schedule, sync::history,
         alerts::list,
         events::list,
+        super::settings::get_account, super::settings::patch_account,
+        super::settings::get_va, super::settings::patch_va,
     ),
     modifiers(&BearerAuth)
 )]

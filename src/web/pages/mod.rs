@@ -7,6 +7,7 @@ pub mod events;
 pub mod instances;
 pub mod login;
 pub mod password;
+pub mod settings;
 pub mod sync;
 pub mod upload;
 pub mod users;
@@ -25,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(users::configure)
         .configure(events::configure)
         .configure(alerts::configure)
-        .configure(sync::configure);
+        .configure(sync::configure)
+        .configure(settings::configure);
 }
 
 /// The `?after=` cursor of paginated pages.
