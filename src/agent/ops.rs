@@ -217,6 +217,7 @@ pub fn deregister(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
     state.registration = None;
     state.authorization = None;
     dir.save(&state)?;
+    super::export::forget(dir)?;
     Ok(vec![
         ("instance_id", reg.instance_id),
         ("status", "deregistered".into()),
@@ -268,5 +269,6 @@ pub fn status(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
             lines.push(("authorization_expires_at", rfc3339(e)));
         }
     }
+    lines.extend(super::export::status_lines(dir, &state)?);
     Ok(lines)
 }

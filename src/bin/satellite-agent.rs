@@ -2,6 +2,7 @@
 //! Exit codes: 0 ok, 1 operation failed, 2 usage.
 
 use clap::{Parser, Subcommand};
+use satellite::agent::export;
 use satellite::agent::ops::{self, Lines, RegisterArgs};
 use satellite::agent::state::StateDir;
 use satellite::agent::AgentError;
@@ -63,6 +64,20 @@ enum Command {
     Status,
     /// Deregister; the server releases this instance's licenses at once.
     Deregister,
+    /// Export keys: request, return or cancel, for --license TAG (repeatable).
+    Export {
+        #[arg(value_enum)]
+        action: ExportVerb,
+        #[arg(long = "license", required = true)]
+        licenses: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportVerb {
+    Request,
+    Return,
+    Cancel,
 }
 
 fn run(cli: Cli) -> Result<Lines, AgentError> {
@@ -121,6 +136,14 @@ fn run(cli: Cli) -> Result<Lines, AgentError> {
         Command::Renew => ops::renew(&dir, now),
         Command::Status => ops::status(&dir, now),
         Command::Deregister => ops::deregister(&dir, now),
+        Command::Export { action, licenses } => {
+            let action = match action {
+                ExportVerb::Request => export::ExportAction::Request,
+                ExportVerb::Return => export::ExportAction::Return,
+                ExportVerb::Cancel => export::ExportAction::Cancel,
+            };
+            export::run(&dir, now, action, &licenses)
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod agent_protocol;
 mod api_accounts;
 mod browser;
 mod cli;
+mod export_keys;
 mod licensing;
 mod pages;
 mod scoping;

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod events;
+pub mod export_keys;
 pub mod instances;
 pub mod licenses;
 pub mod oauth;
@@ -35,7 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(sync::configure)
         .configure(alerts::configure)
         .configure(events::configure)
-        .configure(settings::configure);
+        .configure(settings::configure)
+        .configure(export_keys::configure);
 }
 
 /// `?limit=&after=` on every list.

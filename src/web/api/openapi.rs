@@ -34,6 +34,7 @@ impl Modify for BearerAuth {
         events::list,
         super::settings::get_account, super::settings::patch_account,
         super::settings::get_va, super::settings::patch_va,
+        super::export_keys::list, super::export_keys::approve, super::export_keys::deny,
     ),
     modifiers(&BearerAuth)
 )]

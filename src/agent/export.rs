@@ -1,0 +1,149 @@
+//! `satellite-agent export request|return|cancel --license TAG` (seed 004's `license smart
+//! export request|return|cancel local`): asks the server for export keys and keeps the
+//! answer in `export_keys.json` in the state dir, so `status` shows them offline.
+
+use super::client::Client;
+use super::ops::Lines;
+use super::state::{AgentState, StateDir};
+use super::AgentError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+const FILE: &str = "export_keys.json";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportAction {
+    Request,
+    Return,
+    Cancel,
+}
+
+impl ExportAction {
+    fn path(self) -> &'static str {
+        match self {
+            ExportAction::Request => "/agent/v1/export/request",
+            ExportAction::Return => "/agent/v1/export/return",
+            ExportAction::Cancel => "/agent/v1/export/cancel",
+        }
+    }
+}
+
+/// One key as the server last answered it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeldKey {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The keys by tag.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Keys {
+    pub keys: BTreeMap<String, HeldKey>,
+}
+
+pub fn load(dir: &StateDir) -> Result<Keys, AgentError> {
+    let path = dir.file(FILE);
+    if !path.exists() {
+        return Ok(Keys::default());
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| AgentError::State(format!("cannot read {FILE}: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| AgentError::State(format!("{FILE} is not valid: {e}")))
+}
+
+fn save(dir: &StateDir, keys: &Keys) -> Result<(), AgentError> {
+    let text = serde_json::to_string_pretty(keys).map_err(|e| AgentError::State(e.to_string()))?;
+    let tmp = dir.file("export_keys.json.new");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, dir.file(FILE)))
+        .map_err(|e| AgentError::State(format!("cannot save {FILE}: {e}")))
+}
+
+/// Drops the kept keys (the server released them with the registration).
+pub fn forget(dir: &StateDir) -> Result<(), AgentError> {
+    match std::fs::remove_file(dir.file(FILE)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(AgentError::State(format!("cannot remove {FILE}: {e}"))),
+    }
+}
+
+/// Sends the request, keeps the answer, prints one `license=TAG status=…` line per key.
+pub fn run(
+    dir: &StateDir,
+    now: i64,
+    action: ExportAction,
+    tags: &[String],
+) -> Result<Lines, AgentError> {
+    let (key, state) = dir.open(now)?;
+    let reg = state.registration.as_ref().ok_or_else(|| {
+        AgentError::Usage("this agent is not registered; run `register` first".into())
+    })?;
+    let authority = crate::crypto::agent_sig::decode_public_key(&reg.authority_public_key)
+        .ok_or_else(|| {
+            AgentError::State("the pinned authority key in the state is damaged".into())
+        })?;
+    let client = Client::new(&reg.url, reg.ca_cert_pem.as_deref(), reg.insecure)?;
+    let answer = client.signed_post(
+        action.path(),
+        &json!({ "tags": tags }),
+        &reg.instance_id,
+        &key,
+        now,
+        &authority,
+    )?;
+    let answered = answer.body["keys"]
+        .as_array()
+        .ok_or_else(|| AgentError::Protocol("the answer lists no keys".into()))?;
+    let mut kept = load(dir)?;
+    let mut lines: Lines = vec![];
+    for k in answered {
+        let (Some(tag), Some(status)) = (k["tag"].as_str(), k["status"].as_str()) else {
+            return Err(AgentError::Protocol(
+                "a key in the answer has no tag or status".into(),
+            ));
+        };
+        let reason = k["reason"].as_str().map(str::to_string);
+        let mut line = format!("{tag} status={status}");
+        if let Some(r) = &reason {
+            line.push_str(&format!(" reason={r}"));
+        }
+        lines.push(("license", line));
+        kept.keys.insert(
+            tag.to_string(),
+            HeldKey {
+                status: status.to_string(),
+                reason,
+            },
+        );
+    }
+    save(dir, &kept)?;
+    Ok(lines)
+}
+
+/// `status` lines for kept keys: a pending one is `export_key_pending`; a granted one shows
+/// the last report's status for its tag (authorized when it was never reported). The
+/// count is the last reported one, else the key's one unit.
+pub fn status_lines(dir: &StateDir, state: &AgentState) -> Result<Lines, AgentError> {
+    let kept = load(dir)?;
+    let reported = |tag: &str| {
+        state
+            .authorization
+            .as_ref()
+            .and_then(|a| a.entitlements.iter().find(|e| e.tag == tag))
+    };
+    let mut lines: Lines = vec![];
+    for (tag, k) in &kept.keys {
+        let last = reported(tag);
+        let count = last.map_or(1, |e| e.count);
+        let status = match k.status.as_str() {
+            "pending" => "export_key_pending".to_string(),
+            "granted" => last.map_or("authorized".to_string(), |e| e.status.clone()),
+            _ => continue,
+        };
+        lines.push(("license", format!("{tag} status={status} count={count}")));
+    }
+    Ok(lines)
+}

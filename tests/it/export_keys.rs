@@ -1,0 +1,515 @@
+//! Export keys end to end (CONTRACT section 4) with real `satellite-agent` processes:
+//! granted, pending -> approved, pending -> denied, denied, returned, cancelled, released
+//! on deregistration and removal, usage judged as export-controlled with a key; every
+//! refusal changes nothing; the admin API and page; the pending alert.
+
+use crate::support::agent::{Agent, RawAgent};
+use crate::support::{Licensed, VA};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const KEYS: &str = "/api/v1/accounts/Acme/export-keys";
+
+/// Acme/Lab with `exp` (export-controlled) x2, `plain` (not export-controlled) x5.
+async fn licensed() -> Licensed {
+    let l = Licensed::start().await;
+    l.license(
+        json!({ "tag": "exp", "name": "Export", "type": "perpetual", "quantity": 2,
+                      "start": "2020-01-01", "export_controlled": true }),
+    )
+    .await;
+    l.perpetual("plain", 5).await;
+    l
+}
+
+async fn registered(l: &Licensed, sn: &str) -> Agent {
+    let token = l.simple_token().await;
+    let agent = Agent::new();
+    let out = agent.register(&l.server, &token, "CUCM", sn);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    agent
+}
+
+fn export(agent: &Agent, action: &str, tag: &str) -> crate::support::CliOutput {
+    agent.run(&["export", action, "--license", tag])
+}
+
+/// (in_use, available) of a pool.
+async fn pool(l: &Licensed, tag: &str) -> (i64, i64) {
+    let p = &l.pools().await[tag];
+    (
+        p["in_use"].as_i64().unwrap(),
+        p["available"].as_i64().unwrap(),
+    )
+}
+
+async fn keys(l: &Licensed, query: &str) -> Vec<Value> {
+    let (s, b) = l.api.get(&format!("{KEYS}{query}")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["items"].as_array().unwrap().clone()
+}
+
+async fn actions(l: &Licensed) -> Vec<String> {
+    let (_, b) = l.api.get("/api/v1/events?limit=200").await;
+    b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .filter(|a| a.starts_with("export_key."))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_granted_key_is_one_unit_until_returned_and_judges_usage_as_export_controlled() {
+    let l = licensed().await;
+    let a = registered(&l, "A1").await;
+
+    // Without a key, an export-controlled tag is export_restricted and uses nothing.
+    let out = a.report(&[("exp", 1)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("entitlement=exp 1 export_restricted"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(pool(&l, "exp").await, (0, 2));
+
+    let out = export(&a, "request", "exp");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "license=exp status=granted");
+    // The key is one unit in use; the report of 1 it covers adds nothing.
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    // Asking again answers the live key and changes nothing.
+    assert_eq!(
+        export(&a, "request", "exp").stdout.trim(),
+        "license=exp status=granted"
+    );
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+
+    // With the key the report is judged as for an export-controlled token.
+    let out = a.report(&[("exp", 1)]);
+    assert!(out.stdout.contains("status=authorized"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("entitlement=exp 1 authorized"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    let status = a.run(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("license=exp status=authorized count=1"),
+        "{}",
+        status.stdout
+    );
+    // More than 1 is ordinary demand.
+    let out = a.report(&[("exp", 2)]);
+    assert!(
+        out.stdout.contains("entitlement=exp 2 authorized"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(pool(&l, "exp").await, (2, 0));
+    l.assert_counters_exact();
+
+    // Nothing left: another instance is denied with the reason, and nothing changes.
+    let b = registered(&l, "B1").await;
+    let out = export(&b, "request", "exp");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("license=exp status=denied reason=No export-controlled count of exp"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(pool(&l, "exp").await, (2, 0));
+    let status = b.run(&["status"]);
+    assert!(
+        !status.stdout.contains("license=exp"),
+        "a denied key is not held: {}",
+        status.stdout
+    );
+
+    // Returning releases the unit; the report is export_restricted again.
+    let out = export(&a, "return", "exp");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "license=exp status=returned");
+    assert_eq!(pool(&l, "exp").await, (0, 2));
+    let out = a.report(&[("exp", 2)]);
+    assert!(
+        out.stdout.contains("entitlement=exp 2 export_restricted"),
+        "{}",
+        out.stdout
+    );
+    // A retransmitted return answers the same; a cancel of a returned key is refused.
+    assert_eq!(
+        export(&a, "return", "exp").stdout.trim(),
+        "license=exp status=returned"
+    );
+    let out = export(&a, "cancel", "exp");
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("export_key_state"), "{}", out.stderr);
+    let out = export(&a, "return", "plain");
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("no_export_key"), "{}", out.stderr);
+    assert_eq!(pool(&l, "exp").await, (0, 2));
+
+    // The admin view, exactly the contract's shape.
+    let all = keys(&l, "").await;
+    assert_eq!(all.len(), 2);
+    let k = &all[0];
+    assert_eq!(k["state"], "returned");
+    assert_eq!(k["tag"], "exp");
+    assert_eq!(k["virtual_account"], "Lab");
+    assert_eq!(k["udi"]["pid"], "CUCM");
+    assert_eq!(k["udi"]["sn"], "A1");
+    assert!(k["id"].as_str().unwrap().starts_with("ek_"));
+    assert!(k["instance_id"].as_str().unwrap().starts_with("inst_"));
+    assert!(k["requested_at"].as_str().is_some() && k["decided_at"].as_str().is_some());
+    let denied = keys(&l, "?state=denied").await;
+    assert_eq!(denied.len(), 1);
+    assert!(denied[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("No export-controlled count"));
+    let (s, b) = l.api.get(&format!("{KEYS}?state=lost")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(
+        actions(&l).await,
+        [
+            "export_key.returned",
+            "export_key.denied",
+            "export_key.granted"
+        ]
+    );
+    l.assert_counters_exact();
+}
+
+#[tokio::test]
+async fn with_approval_requests_wait_for_an_admin_who_approves_or_denies() {
+    let l = licensed().await;
+    let (s, _) = l
+        .api
+        .patch(
+            &format!("{VA}/settings"),
+            json!({ "export_approval": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let a = registered(&l, "A2").await;
+    let b = registered(&l, "B2").await;
+    let c = registered(&l, "C2").await;
+
+    for agent in [&a, &b, &c] {
+        let out = export(agent, "request", "exp");
+        assert_eq!(
+            out.stdout.trim(),
+            "license=exp status=pending",
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(pool(&l, "exp").await, (0, 2), "pending keys hold nothing");
+    let status = a.run(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("license=exp status=export_key_pending count=1"),
+        "{}",
+        status.stdout
+    );
+
+    // The pending alert, one per waiting request.
+    let (_, alerts) = l.api.get("/api/v1/alerts").await;
+    let pending: Vec<&Value> = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["kind"] == "export_key_pending")
+        .collect();
+    assert_eq!(pending.len(), 3, "{alerts}");
+
+    let waiting = keys(&l, "?state=pending").await;
+    assert_eq!(waiting.len(), 3);
+    let id_of = |sn: &str| {
+        waiting.iter().find(|k| k["udi"]["sn"] == sn).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (ka, kb, kc) = (id_of("A2"), id_of("B2"), id_of("C2"));
+
+    // A viewer may not decide; another account's admin does not see the key.
+    l.api.create_account("Other").await;
+    let viewer = l.server.api("viewer", Some("Acme")).await;
+    let (s, _) = viewer
+        .post(&format!("{KEYS}/{ka}/approve"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let outsider = l.server.api("account-admin", Some("Other")).await;
+    let (s, _) = outsider
+        .post(
+            &format!("/api/v1/accounts/Other/export-keys/{ka}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (s, k) = l.api.post(&format!("{KEYS}/{ka}/approve"), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(k["state"], "granted");
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    let (s, k) = l
+        .api
+        .post(
+            &format!("{KEYS}/{kb}/deny"),
+            json!({ "reason": "Not for this site." }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(k["state"], "denied");
+    assert_eq!(k["reason"], "Not for this site.");
+    // Deciding twice is refused and changes nothing.
+    let (s, e) = l.api.post(&format!("{KEYS}/{ka}/deny"), json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(e["error"]["code"], "export_key_state");
+    let (s, _) = l.api.post(&format!("{KEYS}/{kb}/approve"), json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = l
+        .api
+        .post(&format!("{KEYS}/ek_nope/approve"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The agents see the decisions (a request answers the live or newest key).
+    let out = export(&a, "request", "exp");
+    assert_eq!(out.stdout.trim(), "license=exp status=granted");
+    let status = a.run(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("license=exp status=authorized count=1"),
+        "{}",
+        status.stdout
+    );
+    // C drops its request; approving it afterwards is refused.
+    let out = export(&c, "cancel", "exp");
+    assert_eq!(
+        out.stdout.trim(),
+        "license=exp status=cancelled",
+        "{}",
+        out.stderr
+    );
+    let status = c.run(&["status"]);
+    assert!(!status.stdout.contains("license=exp"), "{}", status.stdout);
+    let (s, _) = l.api.post(&format!("{KEYS}/{kc}/approve"), json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    // B, denied, may ask again: a new pending request.
+    let out = export(&b, "request", "exp");
+    assert_eq!(out.stdout.trim(), "license=exp status=pending");
+    // Approval re-checks the pool: with none available it is refused, the key waits.
+    let (s, _) = l
+        .api
+        .patch(
+            "/api/v1/accounts/Acme/settings",
+            json!({ "export_allowed": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let kb2 = keys(&l, "?state=pending").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, e) = l
+        .api
+        .post(&format!("{KEYS}/{kb2}/approve"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(keys(&l, "?state=pending").await.len(), 1);
+    // No body at all: the reason is optional.
+    let res = l
+        .api
+        .post_raw(&format!("{KEYS}/{kb2}/deny"), "application/json", vec![])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let k: Value = res.json().await.unwrap();
+    assert_eq!(k["reason"], "Denied by an admin.");
+
+    let (_, alerts) = l.api.get("/api/v1/alerts").await;
+    assert!(
+        !alerts.to_string().contains("export_key_pending"),
+        "cleared: {alerts}"
+    );
+    assert_eq!(
+        actions(&l).await,
+        [
+            "export_key.denied",
+            "export_key.requested",
+            "export_key.cancelled",
+            "export_key.denied",
+            "export_key.granted",
+            "export_key.requested",
+            "export_key.requested",
+            "export_key.requested",
+        ]
+    );
+    l.assert_counters_exact();
+}
+
+#[tokio::test]
+async fn requests_are_denied_with_a_reason_when_they_cannot_be_granted() {
+    let l = licensed().await;
+    let a = registered(&l, "A3").await;
+    let out = a.run(&[
+        "export",
+        "request",
+        "--license",
+        "unknown",
+        "--license",
+        "plain",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "license=unknown status=denied reason=The virtual account has no export-controlled license of unknown.",
+            "license=plain status=denied reason=The virtual account has no export-controlled license of plain.",
+        ]
+    );
+    let (s, _) = l
+        .api
+        .patch(
+            "/api/v1/accounts/Acme/settings",
+            json!({ "export_allowed": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let out = export(&a, "request", "exp");
+    assert_eq!(
+        out.stdout.trim(),
+        "license=exp status=denied reason=This account does not allow export-controlled licenses."
+    );
+    assert_eq!(pool(&l, "exp").await, (0, 2));
+    assert_eq!(pool(&l, "plain").await, (0, 5));
+    assert_eq!(keys(&l, "?state=denied").await.len(), 3);
+    assert!(keys(&l, "?state=granted").await.is_empty());
+
+    // Malformed requests: 400/422 after the signature, nothing recorded.
+    let token = l.simple_token().await;
+    let (_, raw) = RawAgent::register(&l.server.url, &token, "CUCM", "RAW3").await;
+    let raw = raw.unwrap();
+    for (body, status, code) in [
+        (
+            json!({ "tags": [] }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_tags",
+        ),
+        (
+            json!({ "tags": [""] }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_tag",
+        ),
+        (
+            json!({ "tags": "exp" }),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({ "tags": ["exp"], "extra": 1 }),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (json!({}), StatusCode::BAD_REQUEST, "bad_request"),
+    ] {
+        let answer = raw.post("/agent/v1/export/request", &body).await;
+        assert_eq!(answer.status, status, "{body}: {}", answer.body);
+        assert_eq!(answer.body["error"]["code"], code, "{body}");
+    }
+    // Unsigned: refused before anything is read.
+    let answer = RawAgent::post_unsigned(
+        &l.server.url,
+        "/agent/v1/export/request",
+        br#"{"tags":["exp"]}"#,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(keys(&l, "").await.len(), 3);
+    l.assert_counters_exact();
+}
+
+#[tokio::test]
+async fn keys_are_released_on_deregistration_and_removal() {
+    let l = licensed().await;
+    let (s, _) = l
+        .api
+        .post(
+            &format!("{VA}/licenses"),
+            json!({ "tag": "exp2", "name": "Export 2",
+        "type": "perpetual", "quantity": 3, "start": "2020-01-01", "export_controlled": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let a = registered(&l, "A4").await;
+    let b = registered(&l, "B4").await;
+    assert_eq!(
+        export(&a, "request", "exp").stdout.trim(),
+        "license=exp status=granted"
+    );
+    assert_eq!(
+        export(&b, "request", "exp").stdout.trim(),
+        "license=exp status=granted"
+    );
+    assert_eq!(pool(&l, "exp").await, (2, 0));
+    let out = a.report(&[("exp", 1)]);
+    assert!(
+        out.stdout.contains("entitlement=exp 1 authorized"),
+        "{}",
+        out.stdout
+    );
+
+    let out = a.run(&["deregister"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    assert!(!a.state_dir().join("export_keys.json").exists());
+
+    // Removal by an admin: granted keys returned, pending requests cancelled.
+    let (s, _) = l
+        .api
+        .patch(
+            &format!("{VA}/settings"),
+            json!({ "export_approval": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        export(&b, "request", "exp2").stdout.trim(),
+        "license=exp2 status=pending"
+    );
+    let (_, inst) = l.api.get(&format!("{VA}/instances")).await;
+    let b_id = inst["items"][0]["id"].as_str().unwrap().to_string();
+    let (s, _) = l.api.delete(&format!("{VA}/instances/{b_id}")).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(pool(&l, "exp").await, (0, 2));
+    let all = keys(&l, "").await;
+    let states: Vec<(&str, &str)> = all
+        .iter()
+        .map(|k| {
+            (
+                k["udi"]["sn"].as_str().unwrap(),
+                k["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("A4", "returned"), ("B4", "returned"), ("B4", "cancelled")]
+    );
+    assert_eq!(all[0]["reason"], "Released: the instance deregistered.");
+    assert_eq!(all[1]["reason"], "Released: the instance was removed.");
+    assert!(keys(&l, "?state=pending").await.is_empty());
+    l.assert_counters_exact();
+}
