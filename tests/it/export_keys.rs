@@ -429,6 +429,52 @@ async fn requests_are_denied_with_a_reason_when_they_cannot_be_granted() {
         assert_eq!(answer.status, status, "{body}: {}", answer.body);
         assert_eq!(answer.body["error"]["code"], code, "{body}");
     }
+    // The instance's own keys, by a signed GET.
+    let answer = raw
+        .post(
+            "/agent/v1/export/request",
+            &json!({ "tags": ["exp", "plain"] }),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["keys"][0]["status"], "denied");
+    let ts = RawAgent::now().to_string();
+    let res = crate::support::async_client(false)
+        .get(format!("{}/agent/v1/export", l.server.url))
+        .header("X-Satellite-Instance", &raw.instance_id)
+        .header("X-Satellite-Timestamp", &ts)
+        .header(
+            "X-Satellite-Signature",
+            satellite::crypto::agent_sig::sign_request(
+                &raw.key,
+                "GET",
+                "/agent/v1/export",
+                &ts,
+                b"",
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let signature = res.headers()["x-satellite-response-signature"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let bytes = res.bytes().await.unwrap();
+    assert!(satellite::crypto::agent_sig::verify_b64(
+        &raw.authority,
+        &bytes,
+        &signature
+    ));
+    let listed: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        listed,
+        json!({ "keys": [
+            { "tag": "exp", "status": "denied", "reason": "This account does not allow export-controlled licenses." },
+            { "tag": "plain", "status": "denied", "reason": "This account does not allow export-controlled licenses." },
+        ] })
+    );
     // Unsigned: refused before anything is read.
     let answer = RawAgent::post_unsigned(
         &l.server.url,
@@ -437,7 +483,7 @@ async fn requests_are_denied_with_a_reason_when_they_cannot_be_granted() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(keys(&l, "").await.len(), 3);
+    assert_eq!(keys(&l, "").await.len(), 5);
     l.assert_counters_exact();
 }
 
@@ -511,5 +557,108 @@ async fn keys_are_released_on_deregistration_and_removal() {
     assert_eq!(all[0]["reason"], "Released: the instance deregistered.");
     assert_eq!(all[1]["reason"], "Released: the instance was removed.");
     assert!(keys(&l, "?state=pending").await.is_empty());
+    l.assert_counters_exact();
+}
+
+#[tokio::test]
+async fn the_export_keys_page_lists_pending_first_and_decides() {
+    let l = licensed().await;
+    let (s, _) = l
+        .api
+        .patch(
+            &format!("{VA}/settings"),
+            json!({ "export_approval": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let a = registered(&l, "A5").await;
+    let b = registered(&l, "B5").await;
+    assert_eq!(
+        export(&a, "request", "plain")
+            .stdout
+            .trim()
+            .split(' ')
+            .nth(1),
+        Some("status=denied")
+    );
+    assert_eq!(
+        export(&a, "request", "exp").stdout.trim(),
+        "license=exp status=pending"
+    );
+    assert_eq!(
+        export(&b, "request", "exp").stdout.trim(),
+        "license=exp status=pending"
+    );
+    let pending = keys(&l, "?state=pending").await;
+    let (ka, kb) = (
+        pending[0]["id"].as_str().unwrap().to_string(),
+        pending[1]["id"].as_str().unwrap().to_string(),
+    );
+
+    let session = l.server.session("account-admin", Some("Acme")).await;
+    let (s, html) = session.page("/accounts/Acme").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("href=\"/accounts/Acme/export-keys\""),
+        "linked from the account page"
+    );
+    let page = "/accounts/Acme/export-keys";
+    let (s, html) = session.page(page).await;
+    assert_eq!(s, StatusCode::OK);
+    // Pending first (oldest first), then the rest.
+    let (pa, pb, denied) = (
+        html.find(&format!("id=\"key-{ka}\"")).unwrap(),
+        html.find(&format!("id=\"key-{kb}\"")).unwrap(),
+        html.find("pill-key-denied").unwrap(),
+    );
+    assert!(pa < pb && pb < denied, "pending first");
+    assert!(html.contains(&format!("id=\"approve-{ka}\"")));
+
+    let (s, _, location) = session
+        .submit(page, &format!("{page}/{ka}/approve"), &[])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some(page));
+    let (_, html) = session.page(page).await;
+    assert!(html.contains("Export key for exp on A5 granted."), "flash");
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    let (s, _, _) = session
+        .submit(
+            page,
+            &format!("{page}/{kb}/deny"),
+            &[("reason", "Lab only.")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, html) = session.page(page).await;
+    assert!(html.contains("Lab only."));
+    assert!(!html.contains("approve-"), "nothing left to decide");
+    // Deciding again shows why on the page and changes nothing.
+    let (s, html, _) = session
+        .submit(page, &format!("{page}/{kb}/approve"), &[])
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(html.contains("id=\"problem\""), "{html}");
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    assert_eq!(
+        export(&b, "request", "exp").stdout.trim(),
+        "license=exp status=pending",
+        "B asks again"
+    );
+
+    // A viewer sees the list without buttons and cannot decide.
+    let viewer = l.server.session("viewer", Some("Acme")).await;
+    let (s, html) = viewer.page(page).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!html.contains("approve-"));
+    let kb2 = keys(&l, "?state=pending").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _, _) = viewer
+        .submit(page, &format!("{page}/{kb2}/approve"), &[])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(keys(&l, "?state=pending").await.len(), 1);
     l.assert_counters_exact();
 }

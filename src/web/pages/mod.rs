@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod dashboard;
 pub mod events;
+pub mod export_keys;
 pub mod instances;
 pub mod login;
 pub mod password;
@@ -27,7 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(events::configure)
         .configure(alerts::configure)
         .configure(sync::configure)
-        .configure(settings::configure);
+        .configure(settings::configure)
+        .configure(export_keys::configure);
 }
 
 /// The `?after=` cursor of paginated pages.
