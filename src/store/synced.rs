@@ -310,6 +310,15 @@ impl<'a> Snapshot<'a> {
         Ok(true)
     }
 
+    /// A granted export key; like usage, it must follow its instance in the bundle.
+    pub fn export_key(&mut self, instance_id: &str, tag: &str) -> Result<bool> {
+        let Some(&(va, _)) = self.export.get(instance_id) else {
+            return Ok(false);
+        };
+        super::export_keys::put_satellite_key(self.tx, self.satellite_id, instance_id, va, tag)?;
+        Ok(true)
+    }
+
     /// Recomputes the account's pool demand from direct and satellite-reported usage.
     pub fn finish(self, sequence: i64) -> Result<(i64, i64)> {
         rebuild_demand(self.tx, self.account_id)?;

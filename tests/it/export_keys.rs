@@ -662,3 +662,64 @@ async fn the_export_keys_page_lists_pending_first_and_decides() {
     assert_eq!(keys(&l, "?state=pending").await.len(), 1);
     l.assert_counters_exact();
 }
+
+#[tokio::test]
+async fn export_keys_travel_to_the_upstream_in_a_disconnected_round_trip() {
+    use crate::support::sync::Pair;
+    let pair = Pair::start().await;
+    pair.upstream
+        .license(
+            json!({ "tag": "exp", "name": "Export", "type": "perpetual", "quantity": 3,
+                         "start": "2020-01-01", "export_controlled": true }),
+        )
+        .await;
+    pair.register_disconnected().await;
+    let (s, b) = pair
+        .sat_api
+        .post(
+            &format!("{VA}/tokens"),
+            json!({ "expires_in_days": 30, "export_controlled": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let token = b["token"].as_str().unwrap();
+    let (a, b) = (Agent::new(), Agent::new());
+    for (agent, sn) in [(&a, "K1"), (&b, "K2")] {
+        let out = agent.register(&pair.satellite, token, "SAT", sn);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(
+            export(agent, "request", "exp").stdout.trim(),
+            "license=exp status=granted"
+        );
+    }
+    // A reports 2 (its key covers 1, one more is ordinary demand); B's key alone is 1.
+    let out = a.report(&[("exp", 2)]);
+    assert!(
+        out.stdout.contains("entitlement=exp 2 authorized"),
+        "{}",
+        out.stdout
+    );
+    let exp_of =
+        |pools: Vec<(String, i64, i64, String)>| pools.into_iter().find(|p| p.0 == "exp").unwrap();
+    assert_eq!(exp_of(Pair::pools(&pair.sat_api).await).2, 3);
+
+    pair.sync_disconnected().await;
+    pair.assert_same_licenses_and_usage().await;
+    assert_eq!(
+        exp_of(Pair::pools(&pair.upstream.api).await),
+        ("exp".into(), 3, 3, "in_compliance".into())
+    );
+
+    // B returns its key on the satellite; after one more round both sides count 2.
+    assert_eq!(
+        export(&b, "return", "exp").stdout.trim(),
+        "license=exp status=returned"
+    );
+    pair.sync_disconnected().await;
+    pair.assert_same_licenses_and_usage().await;
+    assert_eq!(exp_of(Pair::pools(&pair.upstream.api).await).2, 2);
+    for server in [&pair.upstream.server, &pair.satellite] {
+        let out = server.cli(&["check"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+}
