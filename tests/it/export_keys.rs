@@ -723,3 +723,94 @@ async fn export_keys_travel_to_the_upstream_in_a_disconnected_round_trip() {
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
 }
+
+/// Headless Chromium: the settings forms and the export keys page, with screenshots.
+#[tokio::test]
+async fn browser_walk_of_settings_and_export_keys() {
+    use crate::support::webdriver::Browser;
+    let l = licensed().await;
+    let a = registered(&l, "W1").await;
+    let b = registered(&l, "W2").await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let url = &l.server.url;
+    let initial = l.server.admin_password.as_deref().unwrap();
+    browser.goto(&format!("{url}/login")).await;
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", initial).await;
+    browser.click("#login").await;
+    browser.fill("#current", initial).await;
+    browser
+        .fill("#new_password", "browser chosen passphrase")
+        .await;
+    browser.fill("#confirm", "browser chosen passphrase").await;
+    browser.click("#change-password").await;
+
+    // Turn approval on from the VA page.
+    browser.set_size(1280, 1900).await;
+    browser
+        .goto(&format!("{url}/accounts/Acme/virtual-accounts/Lab"))
+        .await;
+    browser.click("#export-approval").await;
+    browser.click("#save-va-settings").await;
+    assert_eq!(
+        browser.text(".flash").await,
+        "Virtual account settings saved."
+    );
+    browser.screenshot("export-01-va-settings").await;
+    assert_eq!(
+        export(&a, "request", "exp").stdout.trim(),
+        "license=exp status=pending"
+    );
+    assert_eq!(
+        export(&b, "request", "exp").stdout.trim(),
+        "license=exp status=pending"
+    );
+
+    browser.goto(&format!("{url}/accounts/Acme")).await;
+    browser.screenshot("export-02-account-settings").await;
+    browser.click("#export-keys-link").await;
+    browser.set_size(1280, 800).await;
+    assert!(browser.text("#export-keys").await.contains("W1"));
+    browser.screenshot("export-03-pending").await;
+    let pending = keys(&l, "?state=pending").await;
+    let (ka, kb) = (
+        pending[0]["id"].as_str().unwrap().to_string(),
+        pending[1]["id"].as_str().unwrap().to_string(),
+    );
+    browser.click(&format!("#approve-{ka}")).await;
+    assert_eq!(
+        browser.text(".flash").await,
+        "Export key for exp on W1 granted."
+    );
+    browser.fill(&format!("#reason-{kb}"), "Lab only.").await;
+    browser.click(&format!("#deny-{kb}")).await;
+    assert_eq!(
+        browser.text(".flash").await,
+        "Export key for exp on W2 denied."
+    );
+    assert!(browser.text("#export-keys").await.contains("Lab only."));
+    browser.screenshot("export-04-decided").await;
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    let status = a.run(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("license=exp status=export_key_pending"),
+        "offline until asked"
+    );
+    assert_eq!(
+        export(&a, "request", "exp").stdout.trim(),
+        "license=exp status=granted"
+    );
+
+    // Account settings: untick export_allowed.
+    browser.goto(&format!("{url}/accounts/Acme")).await;
+    browser.click("#export-allowed").await;
+    browser.click("#save-account-settings").await;
+    assert_eq!(browser.text(".flash").await, "Account settings saved.");
+    let (_, s) = l.api.get("/api/v1/accounts/Acme/settings").await;
+    assert_eq!(s["export_allowed"], false);
+    browser.quit().await;
+}
