@@ -336,3 +336,16 @@ pub fn account_of_va(conn: &Connection, va_id: i64) -> Result<i64> {
         .prepare_cached("SELECT account_id FROM virtual_accounts WHERE id = ?1")?
         .query_row([va_id], |r| r.get(0))?)
 }
+
+/// For `satellite check`: live keys whose instance is gone (its removal should have
+/// released them in the same transaction).
+pub fn orphans(conn: &Connection) -> Result<Vec<String>> {
+    Ok(conn
+        .prepare(
+            "SELECT printf('export_keys: key %s (%s) of missing instance %s', k.id, k.state, k.instance_id)
+             FROM export_keys k LEFT JOIN instances i ON i.id = k.instance_id
+             WHERE k.state IN ('pending', 'granted') AND i.id IS NULL",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}

@@ -524,8 +524,13 @@ pub fn apply_report(
     };
     let (licenses, evaluation) = licenses::evaluate(tx, inst.va_id, today)?;
     let pools: Vec<_> = licenses.iter().map(|l| l.pool()).collect();
-    // A tag the instance holds an export key for is judged as for an export-controlled token.
-    let keyed = super::export_keys::granted_tags(tx, id)?;
+    // A tag the instance holds an export key for is judged as for an export-controlled
+    // token; that matters only where some pool is export-controlled.
+    let keyed = if pools.iter().any(|p| p.export_controlled) {
+        super::export_keys::granted_tags(tx, id)?
+    } else {
+        Default::default()
+    };
     let entitlements: Vec<(String, i64, EntitlementStatus)> = counts
         .into_iter()
         .map(|(tag, count)| {

@@ -558,6 +558,38 @@ async fn keys_are_released_on_deregistration_and_removal() {
     assert_eq!(all[1]["reason"], "Released: the instance was removed.");
     assert!(keys(&l, "?state=pending").await.is_empty());
     l.assert_counters_exact();
+
+    // Moving an instance to another VA returns its keys: they were units of the old pool.
+    let c = registered(&l, "C4").await;
+    assert_eq!(
+        export(&c, "request", "exp").stdout.trim(),
+        "license=exp status=pending"
+    );
+    let kc = keys(&l, "?state=pending").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = l.api.post(&format!("{KEYS}/{kc}/approve"), json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    l.api.create_va("Acme", "Other").await;
+    let (_, inst) = l.api.get(&format!("{VA}/instances")).await;
+    let c_id = inst["items"][0]["id"].as_str().unwrap().to_string();
+    let (s, b) = l
+        .api
+        .post(
+            &format!("{VA}/instances/{c_id}/transfer"),
+            json!({ "to_virtual_account": "Other" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(pool(&l, "exp").await, (0, 2));
+    let granted = keys(&l, "?state=returned").await;
+    assert_eq!(
+        granted.last().unwrap()["reason"],
+        "Released: the instance moved to another virtual account."
+    );
+    l.assert_counters_exact();
 }
 
 #[tokio::test]
