@@ -149,6 +149,11 @@ async fn settings_api_reads_patches_and_refuses_by_role() {
         assert!(spec["paths"][path]["patch"].is_object(), "{path}");
         assert!(spec["paths"][path]["get"].is_object(), "{path}");
     }
+    assert!(spec["paths"]["/api/v1/accounts/{a}/export-keys"]["get"].is_object());
+    for verb in ["approve", "deny"] {
+        let path = format!("/api/v1/accounts/{{a}}/export-keys/{{id}}/{verb}");
+        assert!(spec["paths"][&path]["post"].is_object(), "{path}");
+    }
 }
 
 #[tokio::test]
