@@ -178,6 +178,18 @@ pub fn of_instance(conn: &Connection, signer: Signer<'_>, now: i64) -> Result<Ve
         .collect())
 }
 
+/// An instance's newest key per tag, for its page.
+pub fn for_instance(
+    conn: &Connection,
+    cap: &ReadAccount,
+    instance_id: &str,
+) -> Result<Vec<ExportKey>> {
+    Ok(export_keys::of_instance(conn, instance_id)?
+        .into_iter()
+        .filter(|k| k.account_id == cap.account.id)
+        .collect())
+}
+
 pub fn list(
     conn: &Connection,
     cap: &ReadAccount,

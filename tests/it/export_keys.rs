@@ -824,6 +824,13 @@ async fn browser_walk_of_settings_and_export_keys() {
     );
     assert!(browser.text("#export-keys").await.contains("Lab only."));
     browser.screenshot("export-04-decided").await;
+    browser.click(&format!("#key-{ka} a")).await;
+    assert!(browser
+        .text("#instance-export-keys")
+        .await
+        .contains("granted"));
+    browser.set_size(1280, 1300).await;
+    browser.screenshot("export-05-instance").await;
     assert_eq!(pool(&l, "exp").await, (1, 1));
     let status = a.run(&["status"]);
     assert!(
