@@ -37,9 +37,12 @@ pub struct HeldKey {
     pub reason: Option<String>,
 }
 
-/// The keys by tag.
+/// The keys by tag, of the instance they were asked for (a registration that yields
+/// another instance id leaves them behind).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Keys {
+    #[serde(default)]
+    pub instance_id: String,
     pub keys: BTreeMap<String, HeldKey>,
 }
 
@@ -98,6 +101,12 @@ pub fn run(
         .as_array()
         .ok_or_else(|| AgentError::Protocol("the answer lists no keys".into()))?;
     let mut kept = load(dir)?;
+    if kept.instance_id != reg.instance_id {
+        kept = Keys {
+            instance_id: reg.instance_id.clone(),
+            ..Keys::default()
+        };
+    }
     let mut lines: Lines = vec![];
     for k in answered {
         let (Some(tag), Some(status)) = (k["tag"].as_str(), k["status"].as_str()) else {
@@ -128,6 +137,10 @@ pub fn run(
 /// count is the last reported one, else the key's one unit.
 pub fn status_lines(dir: &StateDir, state: &AgentState) -> Result<Lines, AgentError> {
     let kept = load(dir)?;
+    let current = state.registration.as_ref().map(|r| r.instance_id.as_str());
+    if current != Some(kept.instance_id.as_str()) {
+        return Ok(vec![]);
+    }
     let reported = |tag: &str| {
         state
             .authorization
