@@ -50,6 +50,17 @@ pub struct Settings {
     pub sync_overdue_days: i64,
     /// How often the inbox/ folder is scanned for bundles, in seconds (0 turns it off).
     pub inbox_scan_seconds: u64,
+    /// Bearer token that `GET /metrics` on the main listener needs (none: always 401).
+    pub metrics_token: Option<String>,
+    /// A second, plain-HTTP listener serving only `/metrics`, without auth (keep it on a
+    /// private interface).
+    pub metrics_listen: Option<String>,
+    /// When to take a backup on its own (5- or 6-field cron, UTC); none: never.
+    pub backup_cron: Option<String>,
+    /// Where scheduled backups go (default: `backups/` in the data dir).
+    pub backup_dir: Option<PathBuf>,
+    /// How many scheduled backups to keep; older ones are removed.
+    pub backup_keep: usize,
 }
 
 impl Default for Settings {
@@ -65,6 +76,11 @@ impl Default for Settings {
             upstream_proxy: None,
             sync_overdue_days: 30,
             inbox_scan_seconds: 5,
+            metrics_token: None,
+            metrics_listen: None,
+            backup_cron: None,
+            backup_dir: None,
+            backup_keep: 7,
         }
     }
 }
@@ -83,6 +99,11 @@ pub struct SettingsLayer {
     pub upstream_proxy: Option<String>,
     pub sync_overdue_days: Option<i64>,
     pub inbox_scan_seconds: Option<u64>,
+    pub metrics_token: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub backup_cron: Option<String>,
+    pub backup_dir: Option<PathBuf>,
+    pub backup_keep: Option<usize>,
 }
 
 impl SettingsLayer {
@@ -140,6 +161,13 @@ impl SettingsLayer {
             inbox_scan_seconds: var("SATELLITE_INBOX_SCAN_SECONDS")
                 .map(|v| parse("SATELLITE_INBOX_SCAN_SECONDS", v))
                 .transpose()?,
+            metrics_token: var("SATELLITE_METRICS_TOKEN"),
+            metrics_listen: var("SATELLITE_METRICS_LISTEN"),
+            backup_cron: var("SATELLITE_BACKUP_CRON"),
+            backup_dir: var("SATELLITE_BACKUP_DIR").map(PathBuf::from),
+            backup_keep: var("SATELLITE_BACKUP_KEEP")
+                .map(|v| parse("SATELLITE_BACKUP_KEEP", v))
+                .transpose()?,
         })
     }
 
@@ -174,6 +202,21 @@ impl SettingsLayer {
         if let Some(v) = self.inbox_scan_seconds {
             s.inbox_scan_seconds = v;
         }
+        if let Some(v) = self.metrics_token {
+            s.metrics_token = Some(v);
+        }
+        if let Some(v) = self.metrics_listen {
+            s.metrics_listen = Some(v);
+        }
+        if let Some(v) = self.backup_cron {
+            s.backup_cron = Some(v);
+        }
+        if let Some(v) = self.backup_dir {
+            s.backup_dir = Some(v);
+        }
+        if let Some(v) = self.backup_keep {
+            s.backup_keep = v;
+        }
     }
 }
 
@@ -189,6 +232,12 @@ impl Settings {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("satellite.db")
+    }
+
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
     }
 }
 

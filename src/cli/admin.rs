@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::{password, secrets};
 use crate::domain::{names, Role};
-use crate::store::{api_clients, counters, migrations, users, Store};
+use crate::store::{api_clients, counters, users, Store};
 use clap::Subcommand;
 use std::io::BufRead;
 use std::path::Path;
@@ -126,55 +126,20 @@ pub fn backup(settings: Settings, file: &Path, out: &Output) -> Result<(), CliEr
         )));
     }
     let store = open(&settings)?;
-    store.backup_to(file)?;
+    let now = crate::clock::Clock::with_offset(settings.clock_offset_seconds).unix();
+    crate::backup::create(&store, &settings.data_dir, file, now).map_err(CliError::from_display)?;
     out.emit(&[("backup", file.display().to_string())]);
     Ok(())
 }
 
-/// Checks that `file` is a satellite database this version can read.
-fn check_backup(file: &Path) -> Result<(), CliError> {
-    let conn =
-        rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| CliError(format!("{} is not readable: {e}", file.display())))?;
-    let check = || -> rusqlite::Result<(i64, i64)> {
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let tables: i64 = conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('accounts', 'users')",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok((version, tables))
-    };
-    match check() {
-        Ok((version, 2)) if version >= 1 && version as usize <= migrations::LATEST => Ok(()),
-        Ok((version, _)) => Err(CliError(format!(
-            "{} is not a satellite backup this version can restore (schema version {version})",
-            file.display()
-        ))),
-        Err(e) => Err(CliError(format!(
-            "{} is not a satellite backup: {e}",
-            file.display()
-        ))),
-    }
-}
-
 pub fn restore(settings: Settings, file: &Path, out: &Output) -> Result<(), CliError> {
-    check_backup(file)?;
-    let path = settings.db_path();
-    let mut conn = rusqlite::Connection::open(&path)
-        .map_err(|e| CliError(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(CliError::from_display)?;
-    // The online backup API copies page by page under SQLite's locks, so a running
-    // server sees either the old or the restored database, never a mix.
-    conn.restore(
-        rusqlite::MAIN_DB,
-        file,
-        None::<fn(rusqlite::backup::Progress)>,
-    )
-    .map_err(|e| CliError(format!("restore failed: {e}")))?;
-    migrations::migrate(&mut conn)?;
-    out.emit(&[("restored", file.display().to_string())]);
+    let restored =
+        crate::backup::restore(file, &settings.data_dir).map_err(CliError::from_display)?;
+    out.emit(&[
+        ("restored", file.display().to_string()),
+        ("data_dir", settings.data_dir.display().to_string()),
+        ("files", restored.files.to_string()),
+    ]);
     Ok(())
 }
 

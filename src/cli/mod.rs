@@ -47,9 +47,11 @@ enum Command {
     /// Sync bundles for disconnected mode.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
-    /// Write a consistent copy of the database to FILE (safe while the server runs).
+    /// Write one file holding a consistent copy of the database, keys/ and tls/ (safe
+    /// while the server runs; the file is 0600: it holds the authority's private key).
     Backup { file: PathBuf },
-    /// Replace the database with the backup in FILE.
+    /// Create --data-dir from the backup in FILE, or replace a stopped server's data;
+    /// refuses a data dir that a running server uses.
     Restore { file: PathBuf },
     /// Recount every counter from the rows it summarizes; exit 1 on any mismatch.
     Check,
@@ -85,11 +87,13 @@ impl From<crate::crypto::CryptoError> for CliError {
 }
 
 /// Flags that feed the settings' top layer.
+#[derive(Default)]
 pub(crate) struct FlagLayer {
     pub listen: Option<String>,
     pub role: Option<ServerRole>,
     pub bundle_dir: Option<PathBuf>,
     pub insecure_http: bool,
+    pub metrics_listen: Option<String>,
 }
 
 fn settings(global: &GlobalArgs, flags: FlagLayer) -> Result<Settings, CliError> {
@@ -108,6 +112,7 @@ fn settings(global: &GlobalArgs, flags: FlagLayer) -> Result<Settings, CliError>
         role: flags.role,
         bundle_dir: flags.bundle_dir,
         insecure_http: flags.insecure_http.then_some(true),
+        metrics_listen: flags.metrics_listen,
         ..Default::default()
     };
     Ok(Settings::resolve(file, env, flags))
@@ -123,12 +128,7 @@ pub fn run() -> ExitCode {
         }
     };
     let out = Output::new(cli.global.json);
-    let no_flags = || FlagLayer {
-        listen: None,
-        role: None,
-        bundle_dir: None,
-        insecure_http: false,
-    };
+    let no_flags = FlagLayer::default;
     let result = match cli.command {
         Command::Serve(args) => {
             let flags = FlagLayer {
@@ -136,6 +136,7 @@ pub fn run() -> ExitCode {
                 role: args.role,
                 bundle_dir: args.bundle_dir.clone(),
                 insecure_http: args.insecure_http,
+                metrics_listen: args.metrics_listen.clone(),
             };
             settings(&cli.global, flags).and_then(|s| serve::run(s, &out))
         }

@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// Serve plain HTTP (only behind a TLS-terminating proxy or for local experiments).
     #[arg(long)]
     pub insecure_http: bool,
+    /// HOST:PORT of a plain-HTTP listener serving only /metrics, without auth.
+    /// Env: SATELLITE_METRICS_LISTEN
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
 }
 
 pub fn init_logging(filter: &str) {
@@ -70,6 +74,29 @@ fn public_url(addr: SocketAddr, tls: bool) -> String {
     format!("{scheme}://{host}:{}/", addr.port())
 }
 
+/// Waits for SIGTERM or SIGINT, then stops accepting and lets requests in flight finish.
+async fn stop_on_signal(servers: Vec<actix_web::dev::ServerHandle>) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("stop requested: no new connections; finishing requests in flight");
+    for server in servers {
+        server.stop(true).await;
+    }
+}
+
 pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
     init_logging(&settings.log);
     let data_dir = &settings.data_dir;
@@ -84,6 +111,19 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| CliError(format!("cannot create {}: {e}", dir.display())))?;
     }
+    // Held while serving, so `restore` refuses this data dir until the server stops.
+    let _data_dir_lock = crate::backup::DataDirLock::acquire(data_dir).map_err(|e| match e {
+        crate::backup::BackupError::InUse(dir) => CliError(format!(
+            "another server already uses {dir}; pass another --data-dir"
+        )),
+        other => CliError::from_display(other),
+    })?;
+    let backup_schedule = settings
+        .backup_cron
+        .as_deref()
+        .map(crate::domain::schedule::parse)
+        .transpose()
+        .map_err(|e| CliError(format!("backup_cron: {e}")))?;
     let clock = Clock::with_offset(settings.clock_offset_seconds);
     let store = Store::open(&settings.db_path())?;
     let authority = Arc::new(AuthorityKey::load_or_create(data_dir)?);
@@ -137,9 +177,34 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         login_throttle: LoginThrottle::default(),
         sync: sync.clone(),
         agent_keys: Default::default(),
+        metrics: Arc::new(
+            crate::web::metrics::Metrics::new()
+                .map_err(|e| CliError(format!("cannot set up metrics: {e}")))?,
+        ),
     };
+    let metrics_listener = settings
+        .metrics_listen
+        .as_deref()
+        .map(|addr| {
+            TcpListener::bind(addr).map_err(|e| {
+                CliError(format!(
+                    "cannot listen on {addr} for metrics: {e}; pass --metrics-listen HOST:PORT"
+                ))
+            })
+        })
+        .transpose()?;
     actix_web::rt::System::new().block_on(async move {
         actix_web::rt::spawn(crate::jobs::run_timers(state.store.clone(), state.clock));
+        if let Some(schedule) = backup_schedule {
+            actix_web::rt::spawn(crate::backup::run_scheduled(
+                state.store.clone(),
+                state.clock,
+                settings.data_dir.clone(),
+                settings.backup_dir(),
+                schedule,
+                settings.backup_keep,
+            ));
+        }
         if settings.role == ServerRole::Satellite {
             actix_web::rt::spawn(crate::sync::scheduler::run_schedules(sync.clone()));
         }
@@ -147,10 +212,24 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
             let every = std::time::Duration::from_secs(settings.inbox_scan_seconds);
             actix_web::rt::spawn(crate::sync::scheduler::watch_inbox(sync, every));
         }
+        let state = actix_web::web::Data::new(state);
+        let mut handles = vec![];
+        if let Some(l) = metrics_listener {
+            let metrics = web::serve_metrics(state.clone(), l)
+                .map_err(|e| CliError(format!("cannot start metrics listener: {e}")))?;
+            handles.push(metrics.handle());
+            actix_web::rt::spawn(metrics);
+        }
         let server = web::serve(state, listener, tls_config)
             .map_err(|e| CliError(format!("cannot start server: {e}")))?;
+        handles.push(server.handle());
+        actix_web::rt::spawn(stop_on_signal(handles));
         server
             .await
-            .map_err(|e| CliError(format!("server stopped: {e}")))
+            .map_err(|e| CliError(format!("server stopped: {e}")))?;
+        // The app state (and with it the database writer) is dropped with the server:
+        // queued writes are committed before the writer thread ends.
+        tracing::info!("stopped");
+        Ok(())
     })
 }

@@ -5,6 +5,7 @@
 //! API, the agent API, the CLI and sync call these; none calls another's handlers.
 
 pub mod access;
+pub mod api_clients;
 pub mod export_keys;
 pub mod settings;
 

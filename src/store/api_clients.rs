@@ -12,6 +12,7 @@ use serde_json::json;
 pub const ACCESS_TOKEN_TTL_SECONDS: i64 = 3600;
 
 pub struct NewClientSecret {
+    pub id: i64,
     pub client_id: String,
     pub client_secret: String,
 }
@@ -51,6 +52,7 @@ pub fn create(
             e.into()
         }
     })?;
+    let id = tx.last_insert_rowid();
     events::record(
         tx,
         now,
@@ -63,6 +65,7 @@ pub fn create(
         },
     )?;
     Ok(NewClientSecret {
+        id,
         client_id,
         client_secret,
     })
@@ -89,6 +92,10 @@ pub fn issue_token(
         return Ok(None);
     }
     tx.execute("DELETE FROM api_tokens WHERE expires_at <= ?1", [now])?;
+    tx.execute(
+        "UPDATE api_clients SET last_used_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
     let token = secrets::random_secret(32);
     tx.execute(
         "INSERT INTO api_tokens (token_hash, client_id, expires_at) VALUES (?1, ?2, ?3)",
@@ -120,4 +127,58 @@ pub fn principal_for_token(conn: &Connection, token: &str, now: i64) -> Result<O
             account_id,
         })
     }))
+}
+
+/// An API client as admins see it (never its secret).
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    pub id: i64,
+    pub client_id: String,
+    pub name: String,
+    pub role: Role,
+    pub account: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+const CLIENT_COLUMNS: &str =
+    "c.id, c.client_id, c.name, c.role, a.name, c.created_at, c.last_used_at
+    FROM api_clients c LEFT JOIN accounts a ON a.id = c.account_id";
+
+fn client_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiClient> {
+    let role: String = r.get(3)?;
+    Ok(ApiClient {
+        id: r.get(0)?,
+        client_id: r.get(1)?,
+        name: r.get(2)?,
+        role: role.parse().map_err(|e: DomainError| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        account: r.get(4)?,
+        created_at: r.get(5)?,
+        last_used_at: r.get(6)?,
+    })
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<ApiClient>> {
+    let sql = format!("SELECT {CLIENT_COLUMNS} ORDER BY c.name");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map([], client_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn find(conn: &Connection, id: i64) -> Result<Option<ApiClient>> {
+    let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], client_row)
+        .optional()?)
+}
+
+/// Deletes a client; its bearer tokens go with it (ON DELETE CASCADE), so they stop
+/// working at once.
+pub fn delete(tx: &Connection, id: i64) -> Result<()> {
+    tx.execute("DELETE FROM api_clients WHERE id = ?1", [id])?;
+    Ok(())
 }

@@ -355,7 +355,7 @@ pub fn read(
             records += 1;
             sink.record(&file_key, value)?;
             done += 1;
-            if done % 4096 == 0 {
+            if done.is_multiple_of(4096) {
                 progress(done);
             }
         }

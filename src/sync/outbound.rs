@@ -125,7 +125,7 @@ pub fn sync_request(
                 })
                 .map_err(|e| StoreError::Io(e.to_string()))?;
             done += 1;
-            if done % 4096 == 0 {
+            if done.is_multiple_of(4096) {
                 progress(done);
             }
             Ok(())

@@ -7,6 +7,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod middleware;
 pub mod pages;
 pub mod render;
@@ -32,9 +33,13 @@ pub struct AppState {
     pub sync: crate::sync::SyncContext,
     /// Parsed keys of instances that signed requests lately (a hint; see agent/keys.rs).
     pub agent_keys: agent::keys::KeyCache,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 pub type State = web::Data<AppState>;
+
+/// How long requests in flight may take to finish once a stop is asked for.
+pub const SHUTDOWN_GRACE_SECONDS: u64 = 25;
 
 /// Largest JSON or form body accepted; larger ones get 413.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -60,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(|e, _| AppError::bad_request(e.to_string()).into()),
     )
     .configure(health::configure)
+    .configure(metrics::configure)
     .configure(assets::configure)
     .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
     .configure(agent::configure)
@@ -78,14 +84,29 @@ async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
     }
 }
 
+/// The `--metrics-listen` listener: plain HTTP, `/metrics` only, one worker.
+pub fn serve_metrics(
+    state: State,
+    listener: std::net::TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(metrics::metrics_open))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?;
+    Ok(server.run())
+}
+
 /// Starts serving on an already-bound listener (so callers learn the real port first).
 pub fn serve(
-    state: AppState,
+    state: State,
     listener: std::net::TcpListener,
     tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let tls_on = tls.is_some();
-    let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -95,10 +116,14 @@ pub fn serve(
                 agent::signing::sign_agent_responses,
             ))
             .wrap(actix_web::middleware::from_fn(middleware::security_headers))
+            .wrap(actix_web::middleware::from_fn(metrics::record))
             .wrap(actix_web::middleware::from_fn(middleware::request_context))
     })
     .workers(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    .shutdown_timeout(5);
+    // The caller decides when to stop (SIGTERM and SIGINT alike, see cli/serve.rs);
+    // requests in flight get this long to finish, inside the 30 s the contract allows.
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);
     let server = match tls {
         Some(config) => server.listen_rustls_0_23(listener, config)?,
         None => server.listen(listener)?,

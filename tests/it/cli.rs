@@ -132,22 +132,35 @@ async fn user_and_api_client_commands() {
 }
 
 #[tokio::test]
-async fn backup_and_restore_while_the_server_runs() {
+async fn backup_while_the_server_runs_and_restore_once_it_stopped() {
     let server = Server::start();
     let api = server.admin_api().await;
     api.create_account("Kept").await;
-    let backup = server.dir.path().join("backup.db");
+    let backup = server.dir.path().join("backup.tar.gz");
     let out = server.cli(&["backup", backup.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.value("backup"), backup.to_str().unwrap());
     let out = server.cli(&["backup", backup.to_str().unwrap()]);
     assert_eq!(out.code, 1, "refuses to overwrite");
     api.create_account("Lost").await;
     let bogus = server.dir.path().join("bogus.db");
     std::fs::write(&bogus, b"not a database").unwrap();
     assert_eq!(server.cli(&["restore", bogus.to_str().unwrap()]).code, 1);
+    // A running server's data is never replaced under it.
     let out = server.cli(&["restore", backup.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stderr.contains("stop it first"), "{}", out.stderr);
+
+    let (dir, data_dir) = server.stop();
+    let out = crate::support::run_cli(
+        crate::support::SATELLITE,
+        &["restore", backup.to_str().unwrap()],
+        Some(&data_dir),
+        None,
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    // The client and its token predate the backup, so they survive the restore.
+    let server = Server::start_in(dir, data_dir, Default::default());
+    let api = server.admin_api().await;
     let (status, list) = api.get("/api/v1/accounts").await;
     assert_eq!(status, 200);
     assert_eq!(

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod export_keys;
 mod licensing;
+mod operations;
 mod pages;
 mod scoping;
 mod settings;

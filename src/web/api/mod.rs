@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod api_clients;
 pub mod events;
 pub mod export_keys;
 pub mod instances;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(sync::configure)
         .configure(alerts::configure)
         .configure(events::configure)
+        .configure(api_clients::configure)
         .configure(settings::configure)
         .configure(export_keys::configure);
 }

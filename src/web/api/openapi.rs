@@ -1,6 +1,9 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
-use super::{accounts, alerts, events, instances, licenses, oauth, sync, tokens, virtual_accounts};
+use super::{
+    accounts, alerts, api_clients, events, instances, licenses, oauth, sync, tokens,
+    virtual_accounts,
+};
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -32,6 +35,7 @@ impl Modify for BearerAuth {
         sync::export_bundle, sync::sync_now, sync::get_schedule, sync::put_schedule, sync::history,
         alerts::list,
         events::list,
+        api_clients::list, api_clients::create, api_clients::revoke,
         super::settings::get_account, super::settings::patch_account,
         super::settings::get_va, super::settings::patch_va,
         super::export_keys::list, super::export_keys::approve, super::export_keys::deny,

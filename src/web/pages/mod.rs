@@ -2,6 +2,8 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod api_clients;
+pub mod backups;
 pub mod dashboard;
 pub mod events;
 pub mod export_keys;
@@ -28,6 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(events::configure)
         .configure(alerts::configure)
         .configure(sync::configure)
+        .configure(api_clients::configure)
+        .configure(backups::configure)
         .configure(settings::configure)
         .configure(export_keys::configure);
 }

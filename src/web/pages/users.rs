@@ -38,7 +38,7 @@ struct ListPage {
     problem: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 struct NewUserForm {
     #[serde(default)]
     csrf: String,
@@ -46,6 +46,18 @@ struct NewUserForm {
     role: String,
     #[serde(default)]
     account: String,
+}
+
+impl Default for NewUserForm {
+    /// The least powerful role is the one offered first, never system-admin.
+    fn default() -> Self {
+        NewUserForm {
+            csrf: String::new(),
+            username: String::new(),
+            role: Role::Viewer.as_str().into(),
+            account: String::new(),
+        }
+    }
 }
 
 fn require_admin(user: &SessionUser) -> Result<(), AppError> {
