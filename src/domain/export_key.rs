@@ -167,6 +167,16 @@ pub fn released(state: ExportKeyState) -> Option<ExportKeyState> {
     }
 }
 
+/// The reason a released key records, from the instance event that released it.
+pub fn release_reason(instance_action: &str) -> &str {
+    match instance_action {
+        "instance.removed" => "Released: the instance was removed.",
+        "instance.deregistered" => "Released: the instance deregistered.",
+        "instance.transferred" => "Released: the instance moved to another virtual account.",
+        other => other,
+    }
+}
+
 /// What a granted key adds to its tag's demand, given its holder's reported count of that
 /// tag (already counted as ordinary demand) and whether the holder registered with an
 /// export-controlled token. The key is one unit and covers a report up to 1, so the

@@ -233,20 +233,16 @@ pub fn record_event(
     )
 }
 
-/// An instance is going away (removed, deregistered, moved): its granted keys are
-/// returned and its pending requests cancelled, in the same transaction.
+/// An instance is going away (`why` is the instance event: removed, deregistered,
+/// transferred): its granted keys are returned and its pending requests cancelled, in the
+/// same transaction.
 pub fn release_instance(tx: &Connection, instance_id: &str, now: i64, why: &str) -> Result<()> {
     let sql = format!("{SELECT} WHERE k.instance_id = ?1 AND k.state IN ('pending', 'granted')");
     let live: Vec<ExportKey> = tx
         .prepare_cached(&sql)?
         .query_map([instance_id], row)?
         .collect::<rusqlite::Result<_>>()?;
-    let why = match why {
-        "instance.removed" => "Released: the instance was removed.",
-        "instance.deregistered" => "Released: the instance deregistered.",
-        "instance.transferred" => "Released: the instance moved to another virtual account.",
-        other => other,
-    };
+    let why = export_key::release_reason(why);
     for key in live {
         let Some(to) = export_key::released(key.state) else {
             continue;

@@ -329,6 +329,22 @@ async fn with_approval_requests_wait_for_an_admin_who_approves_or_denies() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
     assert_eq!(keys(&l, "?state=pending").await.len(), 1);
+    // A bad deny body changes nothing either.
+    let (s, e) = l
+        .api
+        .post(
+            &format!("{KEYS}/{kb2}/deny"),
+            json!({ "reason": "x".repeat(501) }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["code"], "invalid_reason");
+    let (s, _) = l
+        .api
+        .post(&format!("{KEYS}/{kb2}/deny"), json!({ "why": "no" }))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(keys(&l, "?state=pending").await.len(), 1);
     // No body at all: the reason is optional.
     let res = l
         .api
