@@ -770,6 +770,66 @@ async fn export_keys_travel_to_the_upstream_in_a_disconnected_round_trip() {
         let out = server.cli(&["check"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
+
+    // A validly signed request whose export keys name an instance it does not list, or
+    // an unknown state, is rejected whole and changes nothing on the upstream.
+    use crate::support::sync::{members, pack, resign};
+    use sha2::Digest;
+    let out = pair
+        .satellite
+        .cli(&["bundle", "export", "--account", "Acme"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let good = std::path::PathBuf::from(out.value("bundle"));
+    let sat_key =
+        satellite::crypto::AuthorityKey::load_or_create(&pair.satellite.data_dir).unwrap();
+    let before = Pair::pools(&pair.upstream.api).await;
+    for (what, record, reason) in [
+        (
+            "missing instance",
+            r#"{"instance_id":"inst_missing","tag":"exp","state":"granted"}"#,
+            "does not list before it",
+        ),
+        (
+            "unknown state",
+            r#"{"instance_id":"inst_missing","tag":"exp","state":"borrowed"}"#,
+            "export key of inst_missing",
+        ),
+    ] {
+        let mut m = members(&good);
+        let i = m
+            .iter()
+            .position(|(n, _)| n == "data/export_keys.jsonl")
+            .unwrap();
+        let mut data = m[i].1.clone();
+        data.extend_from_slice(format!("{record}\n").as_bytes());
+        m[i].1 = data.clone();
+        resign(&mut m, &sat_key, |v| {
+            for f in v["files"].as_array_mut().unwrap() {
+                if f["name"] == "data/export_keys.jsonl" {
+                    f["sha256"] = json!(hex::encode(sha2::Sha256::digest(&data)));
+                    f["bytes"] = json!(data.len());
+                    f["records"] = json!(f["records"].as_i64().unwrap() + 1);
+                }
+            }
+        });
+        let bad = pair
+            .satellite
+            .dir
+            .path()
+            .join(format!("bad-{}.tar.gz", what.replace(' ', "-")));
+        pack(&bad, &m);
+        let out = pair
+            .upstream
+            .server
+            .cli(&["bundle", "import", bad.to_str().unwrap()]);
+        assert_eq!(out.code, 1, "{what} must be rejected");
+        assert!(out.stderr.contains(reason), "{what}: {}", out.stderr);
+        assert_eq!(Pair::pools(&pair.upstream.api).await, before, "{what}");
+    }
+    // The untouched request still applies.
+    let response = pair.upstream_import(&good);
+    assert!(response.exists());
+    assert_eq!(Pair::pools(&pair.upstream.api).await, before);
 }
 
 /// Headless Chromium: the settings forms and the export keys page, with screenshots.
