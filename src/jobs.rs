@@ -35,11 +35,24 @@ pub async fn apply_timers(store: &Store, clock: &Clock) -> usize {
     total
 }
 
-/// Runs `apply_timers` at start and then every `TIMER_INTERVAL`, forever.
+/// Rewrites today's usage history rows (reports and charts read them).
+pub async fn snapshot_usage(store: &Store, clock: &Clock) {
+    let today = clock.now().date_naive();
+    let written = store
+        .write(move |tx| Ok(crate::service::reports::snapshot_day(tx, today)?))
+        .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, "writing the usage history failed");
+    }
+}
+
+/// Runs `apply_timers` and the usage snapshot at start and then every `TIMER_INTERVAL`,
+/// forever.
 pub async fn run_timers(store: Store, clock: Clock) {
     let mut tick = tokio::time::interval(TIMER_INTERVAL);
     loop {
         tick.tick().await;
         apply_timers(&store, &clock).await;
+        snapshot_usage(&store, &clock).await;
     }
 }

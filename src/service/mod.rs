@@ -7,6 +7,7 @@
 pub mod access;
 pub mod api_clients;
 pub mod export_keys;
+pub mod reports;
 pub mod settings;
 
 use crate::domain::DomainError;

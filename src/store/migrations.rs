@@ -11,6 +11,7 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0004_auth_expiry_day.sql")),
     M::up(include_str!("migrations/0005_settings.sql")),
     M::up(include_str!("migrations/0011_api_clients.sql")),
+    M::up(include_str!("migrations/0012_usage_history.sql")),
     M::up(include_str!("migrations/0007_export_keys.sql")),
 ];
 

@@ -14,11 +14,13 @@ pub mod instances;
 pub mod licenses;
 pub mod migrations;
 pub mod page;
+pub mod reports;
 pub mod sessions;
 pub mod settings;
 pub mod sync_state;
 pub mod synced;
 pub mod tokens;
+pub mod usage_history;
 pub mod users;
 
 pub use page::Page;

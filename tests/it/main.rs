@@ -10,6 +10,7 @@ mod export_keys;
 mod licensing;
 mod operations;
 mod pages;
+mod reports;
 mod scoping;
 mod settings;
 mod sync;

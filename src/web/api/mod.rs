@@ -9,6 +9,7 @@ pub mod instances;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
+pub mod reports;
 pub mod settings;
 pub mod sync;
 pub mod tokens;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(alerts::configure)
         .configure(events::configure)
         .configure(api_clients::configure)
+        .configure(reports::configure)
         .configure(settings::configure)
         .configure(export_keys::configure);
 }

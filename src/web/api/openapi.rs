@@ -1,7 +1,7 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
 use super::{
-    accounts, alerts, api_clients, events, instances, licenses, oauth, sync, tokens,
+    accounts, alerts, api_clients, events, instances, licenses, oauth, reports, sync, tokens,
     virtual_accounts,
 };
 use actix_web::{web, HttpResponse};
@@ -36,6 +36,7 @@ impl Modify for BearerAuth {
         alerts::list,
         events::list,
         api_clients::list, api_clients::create, api_clients::revoke,
+        reports::licenses, reports::instances, reports::usage_history,
         super::settings::get_account, super::settings::patch_account,
         super::settings::get_va, super::settings::patch_va,
         super::export_keys::list, super::export_keys::approve, super::export_keys::deny,

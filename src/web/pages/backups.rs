@@ -8,14 +8,10 @@ use crate::clock;
 use crate::service::access;
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, Layout};
-use crate::web::{AppError, PageError, State};
+use crate::web::{download, AppError, PageError, State};
 use actix_web::http::header;
-use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use std::io::Read;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 pub struct BackupView {
     pub name: String,
@@ -87,16 +83,6 @@ async fn page(
     Ok(render::page(&req, &page)?)
 }
 
-/// Chunks read by a blocking thread, handed to the response as they come.
-struct Chunks(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
-
-impl futures_core::Stream for Chunks {
-    type Item = Result<Bytes, std::io::Error>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
-    }
-}
-
 async fn download(
     state: State,
     user: SessionUser,
@@ -118,46 +104,20 @@ async fn download(
     .await?
     .map_err(AppError::internal)?;
     tracing::info!(actor = %cap.actor, "backup downloaded");
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    std::thread::spawn(move || {
+    let body = download::stream_blocking(move |out| {
         let (dir, path) = staging;
-        let mut f = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        };
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if tx
-                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
-        }
+        let mut f = std::fs::File::open(&path)?;
+        std::io::copy(&mut f, out)?;
         // The temporary copy goes as soon as it is sent (or the client went away).
         drop(dir);
+        Ok(())
     });
     let name = crate::backup::scheduled_name(now);
     Ok(HttpResponse::Ok()
         .content_type("application/gzip")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{name}\""),
-        ))
+        .insert_header(download::attachment(&name))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .streaming(Chunks(rx)))
+        .streaming(body))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
