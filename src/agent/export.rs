@@ -73,6 +73,67 @@ pub fn forget(dir: &StateDir) -> Result<(), AgentError> {
     }
 }
 
+/// Keeps what the server answered about keys (an answer lists keys by tag).
+fn keep(
+    dir: &StateDir,
+    instance_id: &str,
+    answered: &[serde_json::Value],
+) -> Result<Lines, AgentError> {
+    let mut kept = load(dir)?;
+    if kept.instance_id != instance_id {
+        kept = Keys {
+            instance_id: instance_id.to_string(),
+            ..Keys::default()
+        };
+    }
+    let mut lines: Lines = vec![];
+    for k in answered {
+        let (Some(tag), Some(status)) = (k["tag"].as_str(), k["status"].as_str()) else {
+            return Err(AgentError::Protocol(
+                "a key in the answer has no tag or status".into(),
+            ));
+        };
+        let reason = k["reason"].as_str().map(str::to_string);
+        let mut line = format!("{tag} status={status}");
+        if let Some(r) = &reason {
+            line.push_str(&format!(" reason={r}"));
+        }
+        lines.push(("license", line));
+        kept.keys.insert(
+            tag.to_string(),
+            HeldKey {
+                status: status.to_string(),
+                reason,
+            },
+        );
+    }
+    save(dir, &kept)?;
+    Ok(lines)
+}
+
+/// While a request waits for an admin, an online step (a usage report) also asks the
+/// server for this instance's keys, so the offline `status` learns the decision.
+pub fn refresh_pending(dir: &StateDir, now: i64) -> Result<(), AgentError> {
+    let (key, state) = dir.open(now)?;
+    let Some(reg) = state.registration.as_ref() else {
+        return Ok(());
+    };
+    let kept = load(dir)?;
+    if kept.instance_id != reg.instance_id || !kept.keys.values().any(|k| k.status == "pending") {
+        return Ok(());
+    }
+    let authority = crate::crypto::agent_sig::decode_public_key(&reg.authority_public_key)
+        .ok_or_else(|| {
+            AgentError::State("the pinned authority key in the state is damaged".into())
+        })?;
+    let client = Client::new(&reg.url, reg.ca_cert_pem.as_deref(), reg.insecure)?;
+    let answer = client.signed_get("/agent/v1/export", &reg.instance_id, &key, now, &authority)?;
+    let answered = answer.body["keys"]
+        .as_array()
+        .ok_or_else(|| AgentError::Protocol("the answer lists no keys".into()))?;
+    keep(dir, &reg.instance_id, answered).map(|_| ())
+}
+
 /// Sends the request, keeps the answer, prints one `license=TAG status=…` line per key.
 pub fn run(
     dir: &StateDir,
@@ -100,36 +161,7 @@ pub fn run(
     let answered = answer.body["keys"]
         .as_array()
         .ok_or_else(|| AgentError::Protocol("the answer lists no keys".into()))?;
-    let mut kept = load(dir)?;
-    if kept.instance_id != reg.instance_id {
-        kept = Keys {
-            instance_id: reg.instance_id.clone(),
-            ..Keys::default()
-        };
-    }
-    let mut lines: Lines = vec![];
-    for k in answered {
-        let (Some(tag), Some(status)) = (k["tag"].as_str(), k["status"].as_str()) else {
-            return Err(AgentError::Protocol(
-                "a key in the answer has no tag or status".into(),
-            ));
-        };
-        let reason = k["reason"].as_str().map(str::to_string);
-        let mut line = format!("{tag} status={status}");
-        if let Some(r) = &reason {
-            line.push_str(&format!(" reason={r}"));
-        }
-        lines.push(("license", line));
-        kept.keys.insert(
-            tag.to_string(),
-            HeldKey {
-                status: status.to_string(),
-                reason,
-            },
-        );
-    }
-    save(dir, &kept)?;
-    Ok(lines)
+    keep(dir, &reg.instance_id, answered)
 }
 
 /// `status` lines for kept keys: a pending one is `export_key_pending`; a granted one shows

@@ -173,6 +173,10 @@ pub fn report(dir: &StateDir, now: i64, licenses: &[(String, i64)]) -> Result<Li
     }
     state.authorization = Some(auth);
     dir.save(&state)?;
+    // The report went through; a failed look at pending export keys only warns.
+    if let Err(e) = super::export::refresh_pending(dir, now) {
+        eprintln!("warning: could not refresh export keys: {e}");
+    }
     Ok(lines)
 }
 

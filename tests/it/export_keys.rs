@@ -283,7 +283,31 @@ async fn with_approval_requests_wait_for_an_admin_who_approves_or_denies() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    // The agents see the decisions (a request answers the live or newest key).
+    // The agents learn the decisions at their next report (their status is offline)...
+    let out = a.report(&[("exp", 1)]);
+    assert!(
+        out.stdout.contains("entitlement=exp 1 authorized"),
+        "{}",
+        out.stdout
+    );
+    let status = a.run(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("license=exp status=authorized count=1"),
+        "{}",
+        status.stdout
+    );
+    let out = b.report(&[("plain", 1)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let status = b.run(&["status"]);
+    assert!(
+        !status.stdout.contains("license=exp"),
+        "denied: {}",
+        status.stdout
+    );
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    // ...or by asking again (a request answers the live key).
     let out = export(&a, "request", "exp");
     assert_eq!(out.stdout.trim(), "license=exp status=granted");
     let status = a.run(&["status"]);
