@@ -167,6 +167,37 @@ pub fn released(state: ExportKeyState) -> Option<ExportKeyState> {
     }
 }
 
+/// An admin's reason for a denial, as the agent will see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DenyReason(String);
+
+impl DenyReason {
+    pub const MAX_CHARS: usize = 500;
+
+    /// Blank or left out means the default reason.
+    pub fn parse(raw: Option<&str>) -> Result<Self, DomainError> {
+        let r = raw.map(str::trim).filter(|r| !r.is_empty());
+        match r {
+            None => Ok(Self("Denied by an admin.".into())),
+            Some(r) if r.chars().count() > Self::MAX_CHARS || r.chars().any(char::is_control) => {
+                Err(DomainError::invalid(
+                    "invalid_reason",
+                    "reason",
+                    format!(
+                        "A reason is at most {} printable characters.",
+                        Self::MAX_CHARS
+                    ),
+                ))
+            }
+            Some(r) => Ok(Self(r.to_string())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The reason a released key records, from the instance event that released it.
 pub fn release_reason(instance_action: &str) -> &str {
     match instance_action {
@@ -267,6 +298,24 @@ mod tests {
         assert_eq!(released(Granted), Some(Returned));
         assert_eq!(released(Pending), Some(Cancelled));
         assert_eq!(released(Denied), None);
+    }
+
+    #[test]
+    fn deny_reasons_default_and_are_bounded() {
+        assert_eq!(
+            DenyReason::parse(None).unwrap().as_str(),
+            "Denied by an admin."
+        );
+        assert_eq!(
+            DenyReason::parse(Some("  ")).unwrap().as_str(),
+            "Denied by an admin."
+        );
+        assert_eq!(
+            DenyReason::parse(Some(" Lab only. ")).unwrap().as_str(),
+            "Lab only."
+        );
+        assert!(DenyReason::parse(Some(&"x".repeat(501))).is_err());
+        assert!(DenyReason::parse(Some("a\u{7}b")).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::access::{EditAccount, ReadAccount};
 use super::Result;
-use crate::domain::export_key::{self, AgentAction, Decision, ExportKeyState, Grounds};
+use crate::domain::export_key::{self, AgentAction, Decision, DenyReason, ExportKeyState, Grounds};
 use crate::domain::{license, DomainError};
 use crate::store::export_keys::{self, ExportKey, NewKey};
 use crate::store::instances::{self, Instance, Signer};
@@ -249,23 +249,12 @@ pub fn deny(
     cap: &EditAccount,
     now: i64,
     id: &str,
-    reason: Option<&str>,
+    reason: &DenyReason,
 ) -> Result<ExportKey> {
     let key = find(tx, cap.account.id, id)?;
     export_key::check_denial(key.state)?;
-    let reason = reason
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .unwrap_or("Denied by an admin.");
-    if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
-        return Err(DomainError::invalid(
-            "invalid_reason",
-            "reason",
-            "A reason is at most 500 printable characters.",
-        )
-        .into());
-    }
-    export_keys::set_state(tx, &key.id, ExportKeyState::Denied, now, Some(reason))?;
+    let reason = Some(reason.as_str());
+    export_keys::set_state(tx, &key.id, ExportKeyState::Denied, now, reason)?;
     export_keys::record_event(
         tx,
         now,
@@ -273,7 +262,7 @@ pub fn deny(
         "export_key.denied",
         &key,
         ExportKeyState::Denied,
-        Some(reason),
+        reason,
     )?;
     find(tx, cap.account.id, id)
 }

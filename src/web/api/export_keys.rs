@@ -4,7 +4,7 @@
 use super::instances::UdiDto;
 use super::{List, ListQuery};
 use crate::clock::rfc3339;
-use crate::domain::export_key::ExportKeyState;
+use crate::domain::export_key::{DenyReason, ExportKeyState};
 use crate::service::{access, export_keys};
 use crate::store::export_keys::ExportKey;
 use crate::store::page;
@@ -151,12 +151,13 @@ pub async fn deny(
             .map_err(|e| AppError::bad_request(format!("Request body is not valid: {e}")))?
             .reason
     };
+    let reason = DenyReason::parse(reason.as_deref())?;
     let now = state.clock.unix();
     let key = state
         .store
         .write(move |tx| {
             let cap = access::edit_account(tx, &who, &a)?;
-            Ok(export_keys::deny(tx, &cap, now, &id, reason.as_deref())?)
+            Ok(export_keys::deny(tx, &cap, now, &id, &reason)?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(ExportKeyDto::from(&key)))

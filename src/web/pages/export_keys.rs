@@ -2,7 +2,7 @@
 //! buttons for those who may change the account.
 
 use crate::clock;
-use crate::domain::export_key::ExportKeyState;
+use crate::domain::export_key::{DenyReason, ExportKeyState};
 use crate::service::{access, export_keys};
 use crate::store::export_keys::ExportKey;
 use crate::web::auth::SessionUser;
@@ -137,6 +137,7 @@ async fn decide(
 ) -> Result<HttpResponse, PageError> {
     user.check_csrf(&form.csrf)?;
     let ((a, id), reason) = (path.into_inner(), form.into_inner().reason);
+    let reason = DenyReason::parse(Some(&reason));
     let (who, now, today) = (
         user.principal.clone(),
         state.clock.unix(),
@@ -149,7 +150,7 @@ async fn decide(
             let cap = access::edit_account(tx, &who, &name)?;
             Ok(match verdict {
                 Verdict::Approve => export_keys::approve(tx, &cap, now, today, &id)?,
-                Verdict::Deny => export_keys::deny(tx, &cap, now, &id, Some(&reason))?,
+                Verdict::Deny => export_keys::deny(tx, &cap, now, &id, &reason?)?,
             })
         })
         .await
