@@ -6,5 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# Licenses, duplicate versions and sources (deny.toml). `advisories` needs the RustSec
+# database from GitHub, which CI cannot reach: run `cargo deny check advisories` where it can.
+cargo deny --locked check licenses bans sources
 cargo test --all-targets --locked
 cargo run --quiet --locked --bin satellite-bench -- --instances 10000 --seconds 2 --json target/bench-smoke.json

@@ -24,6 +24,14 @@ impl Clock {
 }
 
 /// Formats unix seconds as RFC 3339 in UTC (`2026-11-23T00:00:00Z`).
+/// RFC 3339 with milliseconds, as agents send `measured_at`.
+pub fn rfc3339_millis(unix_ms: i64) -> String {
+    Utc.timestamp_millis_opt(unix_ms)
+        .single()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
 pub fn rfc3339(unix: i64) -> String {
     Utc.timestamp_opt(unix, 0)
         .single()

@@ -1,4 +1,7 @@
 //! Settings, layered: defaults < TOML file < `SATELLITE_*` environment < command-line flags.
+//! Each setting is declared once below (name, type, default, what it is for); the struct,
+//! its layer of optional values, the TOML keys and the `SATELLITE_X_Y` variables all come
+//! from that one declaration.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -32,78 +35,159 @@ pub enum ConfigError {
     Env { name: String, message: String },
 }
 
-/// The settings in force.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub data_dir: PathBuf,
-    pub listen: String,
-    pub role: ServerRole,
-    pub bundle_dir: PathBuf,
-    pub insecure_http: bool,
-    /// `tracing` filter, e.g. `info` or `satellite=debug`.
-    pub log: String,
-    /// Shifts the server's clock; only for exercising timers in tests and drills.
-    pub clock_offset_seconds: i64,
-    /// HTTP(S) proxy for connected sync, e.g. `http://proxy.example:3128`.
-    pub upstream_proxy: Option<String>,
-    /// Days without a sync before the `sync_overdue` alert.
-    pub sync_overdue_days: i64,
-    /// How often the inbox/ folder is scanned for bundles, in seconds (0 turns it off).
-    pub inbox_scan_seconds: u64,
-    /// Bearer token that `GET /metrics` on the main listener needs (none: always 401).
-    pub metrics_token: Option<String>,
-    /// A second, plain-HTTP listener serving only `/metrics`, without auth (keep it on a
-    /// private interface).
-    pub metrics_listen: Option<String>,
-    /// When to take a backup on its own (5- or 6-field cron, UTC); none: never.
-    pub backup_cron: Option<String>,
-    /// Where scheduled backups go (default: `backups/` in the data dir).
-    pub backup_dir: Option<PathBuf>,
-    /// How many scheduled backups to keep; older ones are removed.
-    pub backup_keep: usize,
+/// A setting's value as read from an environment variable.
+trait EnvValue: Sized {
+    fn from_env(text: String) -> Result<Self, String>;
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from("./data"),
-            listen: "127.0.0.1:8443".into(),
-            role: ServerRole::Satellite,
-            bundle_dir: PathBuf::from("./sync-bundles"),
-            insecure_http: false,
-            log: "info".into(),
-            clock_offset_seconds: 0,
-            upstream_proxy: None,
-            sync_overdue_days: 30,
-            inbox_scan_seconds: 5,
-            metrics_token: None,
-            metrics_listen: None,
-            backup_cron: None,
-            backup_dir: None,
-            backup_keep: 7,
+macro_rules! env_from_str {
+    ($($t:ty),*) => {$(
+        impl EnvValue for $t {
+            fn from_env(text: String) -> Result<Self, String> {
+                text.parse().map_err(|e| format!("{e}"))
+            }
+        }
+    )*};
+}
+env_from_str!(String, PathBuf, bool, i64, u64, u32, usize);
+
+impl EnvValue for ServerRole {
+    fn from_env(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "satellite" => Ok(ServerRole::Satellite),
+            "upstream" => Ok(ServerRole::Upstream),
+            _ => Err("expected satellite or upstream".into()),
         }
     }
 }
 
-/// One layer of settings: every field optional, a higher layer wins field by field.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SettingsLayer {
-    pub data_dir: Option<PathBuf>,
-    pub listen: Option<String>,
-    pub role: Option<ServerRole>,
-    pub bundle_dir: Option<PathBuf>,
-    pub insecure_http: Option<bool>,
-    pub log: Option<String>,
-    pub clock_offset_seconds: Option<i64>,
-    pub upstream_proxy: Option<String>,
-    pub sync_overdue_days: Option<i64>,
-    pub inbox_scan_seconds: Option<u64>,
-    pub metrics_token: Option<String>,
-    pub metrics_listen: Option<String>,
-    pub backup_cron: Option<String>,
-    pub backup_dir: Option<PathBuf>,
-    pub backup_keep: Option<usize>,
+fn env_value<T: EnvValue>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<T>, ConfigError> {
+    let key = format!("SATELLITE_{}", name.to_uppercase());
+    var(&key)
+        .map(|v| T::from_env(v).map_err(|message| ConfigError::Env { name: key, message }))
+        .transpose()
+}
+
+macro_rules! settings {
+    (
+        with_default { $( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, )* }
+        optional { $( $(#[doc = $odoc:literal])* $oname:ident : $oty:ty, )* }
+    ) => {
+        /// The settings in force.
+        #[derive(Clone, Debug)]
+        pub struct Settings {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+            $( $(#[doc = $odoc])* pub $oname: Option<$oty>, )*
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Self {
+                    $( $name: $default, )*
+                    $( $oname: None, )*
+                }
+            }
+        }
+
+        /// One layer of settings: every field optional, a higher layer wins field by field.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct SettingsLayer {
+            $( pub $name: Option<$ty>, )*
+            $( pub $oname: Option<$oty>, )*
+        }
+
+        impl SettingsLayer {
+            /// Reads `SATELLITE_*` variables through `var` so tests can pass their own
+            /// environment.
+            pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+                Ok(Self {
+                    $( $name: env_value(&var, stringify!($name))?, )*
+                    $( $oname: env_value(&var, stringify!($oname))?, )*
+                })
+            }
+
+            fn apply(self, s: &mut Settings) {
+                $( if let Some(v) = self.$name { s.$name = v; } )*
+                $( if let Some(v) = self.$oname { s.$oname = Some(v); } )*
+            }
+        }
+    };
+}
+
+settings! {
+    with_default {
+        data_dir: PathBuf = PathBuf::from("./data"),
+        listen: String = "127.0.0.1:8443".into(),
+        role: ServerRole = ServerRole::Satellite,
+        bundle_dir: PathBuf = PathBuf::from("./sync-bundles"),
+        insecure_http: bool = false,
+        /// `tracing` filter, e.g. `info` or `satellite=debug`.
+        log: String = "info".into(),
+        /// Shifts the server's clock; only for exercising timers in tests and drills.
+        clock_offset_seconds: i64 = 0,
+        /// Days without a sync before the `sync_overdue` alert.
+        sync_overdue_days: i64 = 30,
+        /// How often the inbox/ folder is scanned for bundles, in seconds (0 turns it off).
+        inbox_scan_seconds: u64 = 5,
+        /// Open connections served at once (all workers together); more wait in the backlog.
+        max_connections: usize = 1024,
+        /// Seconds a client has to send a request's headers (slowloris guard).
+        header_timeout_seconds: u64 = 5,
+        /// Seconds an idle keep-alive connection stays open.
+        keep_alive_seconds: u64 = 5,
+        /// Seconds a client has to send a request's whole body (slow-body guard).
+        body_timeout_seconds: u64 = 30,
+        /// Largest JSON body (admin API, agent protocol, page forms).
+        body_limit_bytes: usize = 256 * 1024,
+        /// Largest body of the unauthenticated forms: `/login` and `/oauth/token`.
+        form_limit_bytes: usize = 16 * 1024,
+        /// Login attempts per minute per address.
+        rate_login_per_minute: u32 = 30,
+        /// `/agent/v1/register` calls per minute per address.
+        rate_register_per_minute: u32 = 300,
+        /// `/oauth/token` calls per minute per address.
+        rate_oauth_per_minute: u32 = 60,
+        /// `/sync/v1/exchange` calls per minute per address.
+        rate_exchange_per_minute: u32 = 30,
+        /// Attempts per minute per credential (a registration token, an API client id).
+        rate_credential_per_minute: u32 = 300,
+        /// Failed logins per (address, username) before backoff starts.
+        login_free_failures: u32 = 5,
+        /// Longest wait the login backoff imposes.
+        login_backoff_max_seconds: u64 = 900,
+        /// A session unused this long ends (on top of its absolute lifetime).
+        session_idle_minutes: i64 = 30,
+        /// Validity of the self-signed certificate made at first start.
+        tls_cert_days: i64 = 730,
+        /// Open connections one address may hold; more are closed at once (0 = no cap).
+        max_connections_per_address: usize = 256,
+        /// How many scheduled backups to keep; older ones are removed.
+        backup_keep: usize = 7,
+        /// Largest body `POST /sync/v1/exchange` reads (413 above it); held in memory
+        /// until the bundle verifies, so an unauthenticated peer costs no disk.
+        exchange_body_max_bytes: u64 = crate::sync::storage::Limits::default().exchange_body_max_bytes,
+        /// Most rejected bundles kept in rejected/ (oldest dropped first; reasons kept).
+        rejected_max_files: u64 = crate::sync::storage::Limits::default().rejected_max_files,
+        /// Most bytes of rejected bundles kept in rejected/.
+        rejected_max_bytes: u64 = crate::sync::storage::Limits::default().rejected_max_bytes,
+    }
+    optional {
+        /// HTTP(S) proxy for connected sync, e.g. `http://proxy.example:3128`.
+        upstream_proxy: String,
+        /// Bearer token that `GET /metrics` on the main listener needs (none: always 401).
+        metrics_token: String,
+        /// A second, plain-HTTP listener serving only `/metrics`, without auth (keep it on
+        /// a private interface).
+        metrics_listen: String,
+        /// When to take a backup on its own (5- or 6-field cron, UTC); none: never.
+        backup_cron: String,
+        /// Where scheduled backups go (default: `backups/` in the data dir).
+        backup_dir: PathBuf,
+    }
 }
 
 impl SettingsLayer {
@@ -116,107 +200,6 @@ impl SettingsLayer {
             path: path.to_owned(),
             message: e.to_string(),
         })
-    }
-
-    /// Reads `SATELLITE_*` variables through `var` so tests can pass their own environment.
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.parse().map_err(|e: T::Err| ConfigError::Env {
-                name: name.into(),
-                message: e.to_string(),
-            })
-        }
-        let role = match var("SATELLITE_ROLE") {
-            None => None,
-            Some(v) => Some(match v.as_str() {
-                "satellite" => ServerRole::Satellite,
-                "upstream" => ServerRole::Upstream,
-                _ => {
-                    return Err(ConfigError::Env {
-                        name: "SATELLITE_ROLE".into(),
-                        message: "expected satellite or upstream".into(),
-                    })
-                }
-            }),
-        };
-        Ok(Self {
-            data_dir: var("SATELLITE_DATA_DIR").map(PathBuf::from),
-            listen: var("SATELLITE_LISTEN"),
-            role,
-            bundle_dir: var("SATELLITE_BUNDLE_DIR").map(PathBuf::from),
-            insecure_http: var("SATELLITE_INSECURE_HTTP")
-                .map(|v| parse("SATELLITE_INSECURE_HTTP", v))
-                .transpose()?,
-            log: var("SATELLITE_LOG"),
-            clock_offset_seconds: var("SATELLITE_CLOCK_OFFSET_SECONDS")
-                .map(|v| parse("SATELLITE_CLOCK_OFFSET_SECONDS", v))
-                .transpose()?,
-            upstream_proxy: var("SATELLITE_UPSTREAM_PROXY"),
-            sync_overdue_days: var("SATELLITE_SYNC_OVERDUE_DAYS")
-                .map(|v| parse("SATELLITE_SYNC_OVERDUE_DAYS", v))
-                .transpose()?,
-            inbox_scan_seconds: var("SATELLITE_INBOX_SCAN_SECONDS")
-                .map(|v| parse("SATELLITE_INBOX_SCAN_SECONDS", v))
-                .transpose()?,
-            metrics_token: var("SATELLITE_METRICS_TOKEN"),
-            metrics_listen: var("SATELLITE_METRICS_LISTEN"),
-            backup_cron: var("SATELLITE_BACKUP_CRON"),
-            backup_dir: var("SATELLITE_BACKUP_DIR").map(PathBuf::from),
-            backup_keep: var("SATELLITE_BACKUP_KEEP")
-                .map(|v| parse("SATELLITE_BACKUP_KEEP", v))
-                .transpose()?,
-        })
-    }
-
-    fn apply(self, s: &mut Settings) {
-        if let Some(v) = self.data_dir {
-            s.data_dir = v;
-        }
-        if let Some(v) = self.listen {
-            s.listen = v;
-        }
-        if let Some(v) = self.role {
-            s.role = v;
-        }
-        if let Some(v) = self.bundle_dir {
-            s.bundle_dir = v;
-        }
-        if let Some(v) = self.insecure_http {
-            s.insecure_http = v;
-        }
-        if let Some(v) = self.log {
-            s.log = v;
-        }
-        if let Some(v) = self.clock_offset_seconds {
-            s.clock_offset_seconds = v;
-        }
-        if let Some(v) = self.upstream_proxy {
-            s.upstream_proxy = Some(v);
-        }
-        if let Some(v) = self.sync_overdue_days {
-            s.sync_overdue_days = v;
-        }
-        if let Some(v) = self.inbox_scan_seconds {
-            s.inbox_scan_seconds = v;
-        }
-        if let Some(v) = self.metrics_token {
-            s.metrics_token = Some(v);
-        }
-        if let Some(v) = self.metrics_listen {
-            s.metrics_listen = Some(v);
-        }
-        if let Some(v) = self.backup_cron {
-            s.backup_cron = Some(v);
-        }
-        if let Some(v) = self.backup_dir {
-            s.backup_dir = Some(v);
-        }
-        if let Some(v) = self.backup_keep {
-            s.backup_keep = v;
-        }
     }
 }
 
@@ -264,6 +247,39 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("/srv/sat"));
         assert_eq!(s.role, ServerRole::Satellite);
         assert_eq!(s.bundle_dir, PathBuf::from("./sync-bundles"));
+    }
+
+    #[test]
+    fn limits_are_settings_like_any_other() {
+        let file: SettingsLayer =
+            toml::from_str("body_limit_bytes = 1024\nrate_login_per_minute = 3").unwrap();
+        let env = SettingsLayer::from_env(|k| {
+            (k == "SATELLITE_RATE_LOGIN_PER_MINUTE").then(|| "7".to_string())
+        })
+        .unwrap();
+        let s = Settings::resolve(file, env, SettingsLayer::default());
+        assert_eq!(s.body_limit_bytes, 1024);
+        assert_eq!(s.rate_login_per_minute, 7, "environment beats the file");
+        assert_eq!(s.session_idle_minutes, 30);
+        assert_eq!(s.tls_cert_days, 730);
+        let bad = SettingsLayer::from_env(|k| {
+            (k == "SATELLITE_MAX_CONNECTIONS").then(|| "many".to_string())
+        });
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn optional_settings_come_from_every_layer() {
+        let file: SettingsLayer = toml::from_str("backup_cron = \"0 3 * * *\"").unwrap();
+        let env = SettingsLayer::from_env(|k| {
+            (k == "SATELLITE_METRICS_TOKEN").then(|| "t0ken".to_string())
+        })
+        .unwrap();
+        let s = Settings::resolve(file, env, SettingsLayer::default());
+        assert_eq!(s.backup_cron.as_deref(), Some("0 3 * * *"));
+        assert_eq!(s.metrics_token.as_deref(), Some("t0ken"));
+        assert_eq!(s.upstream_proxy, None);
+        assert_eq!(s.backup_dir(), PathBuf::from("./data/backups"));
     }
 
     #[test]

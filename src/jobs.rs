@@ -1,4 +1,5 @@
-//! Background jobs: timers that no request triggers (authorization expiry).
+//! Background jobs: timers that no request triggers (authorization expiry, and the end of
+//! a registration that was not renewed for a year).
 
 use crate::clock::Clock;
 use crate::store::{instances, Store};
@@ -32,7 +33,32 @@ pub async fn apply_timers(store: &Store, clock: &Clock) -> usize {
     if total > 0 {
         tracing::info!(expired = total, "authorizations expired");
     }
-    total
+    let mut ended = 0;
+    loop {
+        let now = clock.unix();
+        match store
+            .write(move |tx| instances::expire_registrations(tx, now, BATCH))
+            .await
+        {
+            Ok(n) => {
+                ended += n;
+                if n < BATCH as usize {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "expiring registrations failed");
+                break;
+            }
+        }
+    }
+    if ended > 0 {
+        tracing::info!(
+            ended,
+            "registrations expired; instances treated as deregistered"
+        );
+    }
+    total + ended
 }
 
 /// Rewrites today's usage history rows (reports and charts read them).

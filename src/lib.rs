@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod fuzzing;
 pub mod jobs;
 pub mod service;
 pub mod store;

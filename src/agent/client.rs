@@ -18,13 +18,42 @@ pub struct Client {
 pub struct Answer {
     pub status: u16,
     pub body: Value,
+    /// The key the answer verified with: the pinned one, or the new key the pinned one
+    /// handed over to in the answer's `authority_key_rotation` (see `crypto::rotation`).
+    pub authority: VerifyingKey,
+}
+
+/// The new authority key an answer announces, when the pinned key vouches for it in the
+/// answer's rotation statement and the overlap lasts past `now`.
+fn handed_over(bytes: &[u8], pinned: &VerifyingKey, now: i64) -> Option<VerifyingKey> {
+    let body: Value = serde_json::from_slice(bytes).ok()?;
+    let new = agent_sig::decode_public_key(body["authority_public_key"].as_str()?)?;
+    let vouch: crate::crypto::rotation::Vouch =
+        serde_json::from_value(body["authority_key_rotation"].clone()).ok()?;
+    vouch.hands_over(pinned, &new, now).then_some(new)
 }
 
 impl Client {
     pub fn new(url: &str, ca_cert_pem: Option<&str>, insecure: bool) -> Result<Self, AgentError> {
+        Self::with_proxy(url, ca_cert_pem, insecure, None)
+    }
+
+    /// A client whose every request goes through the HTTP CONNECT proxy `proxy`
+    /// (`http://[user:pass@]host:port`; the credentials travel as Proxy-Authorization).
+    pub fn with_proxy(
+        url: &str,
+        ca_cert_pem: Option<&str>,
+        insecure: bool,
+        proxy: Option<&str>,
+    ) -> Result<Self, AgentError> {
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .danger_accept_invalid_certs(insecure);
+        if let Some(p) = proxy {
+            let proxy = reqwest::Proxy::all(p)
+                .map_err(|e| AgentError::Usage(format!("--proxy {p} is not a proxy URL: {e}")))?;
+            builder = builder.proxy(proxy);
+        }
         if let Some(pem) = ca_cert_pem {
             let cert = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
                 AgentError::Usage(format!("--ca-cert is not a PEM certificate: {e}"))
@@ -40,10 +69,13 @@ impl Client {
         })
     }
 
+    /// Checks the answer's signature against `authority`, or (with `now`, for signed
+    /// requests) against a new key that `authority` handed over to.
     fn finish(
         &self,
         res: reqwest::blocking::Response,
         authority: &VerifyingKey,
+        now: Option<i64>,
     ) -> Result<Answer, AgentError> {
         let status = res.status().as_u16();
         let signature = res
@@ -52,10 +84,19 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let bytes = res.bytes().map_err(|e| self.network(e))?;
-        let valid = signature.is_some_and(|s| agent_sig::verify_b64(authority, &bytes, &s));
-        if !valid {
-            return Err(AgentError::BadResponseSignature);
-        }
+        let verifies = |key: &VerifyingKey| {
+            signature
+                .as_deref()
+                .is_some_and(|s| agent_sig::verify_b64(key, &bytes, s))
+        };
+        let authority = if verifies(authority) {
+            *authority
+        } else {
+            match now.and_then(|now| handed_over(&bytes, authority, now)) {
+                Some(new) if verifies(&new) => new,
+                _ => return Err(AgentError::BadResponseSignature),
+            }
+        };
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status >= 400 {
             return Err(AgentError::Refused {
@@ -67,7 +108,11 @@ impl Client {
                 message: body["error"]["message"].as_str().unwrap_or("").to_string(),
             });
         }
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            authority,
+        })
     }
 
     fn network(&self, e: reqwest::Error) -> AgentError {
@@ -122,7 +167,7 @@ impl Client {
             .json(body)
             .send()
             .map_err(|e| self.network(e))?;
-        self.finish(res, authority)
+        self.finish(res, authority, None)
     }
 
     /// A GET signed by the instance key (the signed body is empty).
@@ -144,7 +189,7 @@ impl Client {
             .header(SIGNATURE_HEADER, signature)
             .send()
             .map_err(|e| self.network(e))?;
-        self.finish(res, authority)
+        self.finish(res, authority, Some(now))
     }
 
     /// A JSON POST signed by the instance key.
@@ -170,6 +215,6 @@ impl Client {
             .body(bytes)
             .send()
             .map_err(|e| self.network(e))?;
-        self.finish(res, authority)
+        self.finish(res, authority, Some(now))
     }
 }

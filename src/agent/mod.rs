@@ -2,8 +2,10 @@
 //! client, and the operations `satellite-agent` offers (CONTRACT.md section 4).
 
 pub mod client;
+pub mod lifecycle;
 pub mod export;
 pub mod ops;
+pub mod run;
 pub mod state;
 
 /// Everything that can go wrong for the agent; the binary prints it and exits 1.

@@ -1,12 +1,13 @@
 //! What `satellite-agent` does. Each operation returns the lines to print, in order.
 
 use super::client::Client;
+use super::lifecycle::licensing_state;
 use super::state::{AgentState, Authorization, Entitlement, Registration, StateDir};
 use super::AgentError;
 use crate::clock::rfc3339;
 use crate::crypto::agent_sig;
 use crate::crypto::idcert::{self, SignedCertificate};
-use crate::domain::timers::{days_left, EVALUATION};
+use crate::domain::timers::days_left;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 
@@ -22,6 +23,10 @@ pub struct RegisterArgs<'a> {
     pub product_name: &'a str,
     pub product_version: &'a str,
     pub hostname: Option<String>,
+    /// Move the registration here from another virtual account of the same account.
+    pub reregister: bool,
+    /// HTTP CONNECT proxy, kept in the state for every later command.
+    pub proxy: Option<String>,
 }
 
 fn parse_time(v: &Value) -> Option<i64> {
@@ -63,7 +68,12 @@ fn accept_certificate(
 
 pub fn register(dir: &StateDir, now: i64, args: RegisterArgs<'_>) -> Result<Lines, AgentError> {
     let (_, mut state) = dir.open(now)?;
-    let client = Client::new(args.url, args.ca_cert_pem.as_deref(), args.insecure)?;
+    let client = Client::with_proxy(
+        args.url,
+        args.ca_cert_pem.as_deref(),
+        args.insecure,
+        args.proxy.as_deref(),
+    )?;
     let (authority_id, authority) = client.authority()?;
     if let Some(previous) = &state.registration {
         if previous.authority_public_key != crate::crypto::keys::public_key_b64(&authority)
@@ -77,13 +87,16 @@ pub fn register(dir: &StateDir, now: i64, args: RegisterArgs<'_>) -> Result<Line
     }
     // A new key for every registration: re-registering rotates it.
     let key = SigningKey::generate(&mut rand_core::OsRng);
-    let body = json!({
+    let mut body = json!({
         "token": args.token,
         "udi": { "pid": args.pid, "sn": args.sn },
         "public_key": crate::crypto::keys::public_key_b64(&key.verifying_key()),
         "product": { "name": args.product_name, "version": args.product_version },
         "hostname": args.hostname,
     });
+    if args.reregister {
+        body["reregister"] = json!(true);
+    }
     let answer = client.post("/agent/v1/register", &body, &authority)?;
     let (cert, payload) = accept_certificate(&answer.body, &authority, &key)?;
     dir.replace_key(&key)?;
@@ -100,6 +113,7 @@ pub fn register(dir: &StateDir, now: i64, args: RegisterArgs<'_>) -> Result<Line
         id_certificate: cert,
         cert_renew_after: parse_time(&answer.body["renew_after"]).unwrap_or(now),
         cert_expires_at: parse_time(&answer.body["expires_at"]).unwrap_or(now),
+        proxy: args.proxy,
     };
     let lines = vec![
         ("instance_id", reg.instance_id.clone()),
@@ -124,8 +138,13 @@ pub fn parse_license(arg: &str) -> Result<(String, i64), AgentError> {
     Ok((tag.to_string(), count))
 }
 
-fn client_for(reg: &Registration) -> Result<Client, AgentError> {
-    Client::new(&reg.url, reg.ca_cert_pem.as_deref(), reg.insecure)
+pub fn client_for(reg: &Registration) -> Result<Client, AgentError> {
+    Client::with_proxy(
+        &reg.url,
+        reg.ca_cert_pem.as_deref(),
+        reg.insecure,
+        reg.proxy.as_deref(),
+    )
 }
 
 pub fn report(dir: &StateDir, now: i64, licenses: &[(String, i64)]) -> Result<Lines, AgentError> {
@@ -134,7 +153,10 @@ pub fn report(dir: &StateDir, now: i64, licenses: &[(String, i64)]) -> Result<Li
     let authority = pinned(&reg)?;
     let body = json!({
         "report_id": uuid::Uuid::new_v4().to_string(),
-        "measured_at": rfc3339(now),
+        // Milliseconds: the server orders reports at full precision.
+        "measured_at": crate::clock::rfc3339_millis(
+            now * 1000 + i64::from(chrono::Utc::now().timestamp_subsec_millis())
+        ),
         "entitlements": licenses.iter().map(|(t, c)| json!({ "tag": t, "count": c })).collect::<Vec<_>>(),
     });
     let answer = client_for(&reg)?.signed_post(
@@ -181,18 +203,36 @@ pub fn report(dir: &StateDir, now: i64, licenses: &[(String, i64)]) -> Result<Li
 }
 
 pub fn renew(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
+    renew_with_hostname(dir, now, None)
+}
+
+/// Renews the id certificate, telling the server the product's hostname when it changed.
+pub fn renew_with_hostname(
+    dir: &StateDir,
+    now: i64,
+    hostname: Option<&str>,
+) -> Result<Lines, AgentError> {
     let (key, mut state) = dir.open(now)?;
     let mut reg = registered(&state)?.clone();
     let authority = pinned(&reg)?;
+    let body = match hostname {
+        Some(h) => json!({ "hostname": h }),
+        None => json!({}),
+    };
     let answer = client_for(&reg)?.signed_post(
         "/agent/v1/renew",
-        &json!({}),
+        &body,
         &reg.instance_id,
         &key,
         now,
         &authority,
     )?;
-    let (cert, _) = accept_certificate(&answer.body, &authority, &key)?;
+    // After a key rotation the answer is signed by the new key the pinned one vouched
+    // for: from now on that key is pinned.
+    let (cert, _) = accept_certificate(&answer.body, &answer.authority, &key)?;
+    if answer.authority != authority {
+        reg.authority_public_key = crate::crypto::keys::public_key_b64(&answer.authority);
+    }
     reg.id_certificate = cert;
     reg.cert_renew_after = parse_time(&answer.body["renew_after"]).unwrap_or(now);
     reg.cert_expires_at = parse_time(&answer.body["expires_at"]).unwrap_or(now);
@@ -206,42 +246,54 @@ pub fn renew(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
     Ok(lines)
 }
 
+/// Deregisters at the server, which releases the licenses at once. Only when the server
+/// cannot be reached (or no longer knows this instance) is the local state cleared
+/// anyway, with a warning: the server still counts the instance until an admin removes it.
 pub fn deregister(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
     let (key, mut state) = dir.open(now)?;
     let reg = registered(&state)?.clone();
     let authority = pinned(&reg)?;
-    client_for(&reg)?.signed_post(
+    let answer = client_for(&reg)?.signed_post(
         "/agent/v1/deregister",
         &json!({}),
         &reg.instance_id,
         &key,
         now,
         &authority,
-    )?;
+    );
+    let status = match answer {
+        Ok(_) => "deregistered",
+        Err(AgentError::Network { url, message }) => {
+            eprintln!(
+                "warning: cannot reach {url} ({message}); the local registration is cleared, \
+                 but the server still holds instance {} and its licenses: an admin must remove \
+                 it (Instances > Remove, or DELETE .../instances/{}).",
+                reg.instance_id, reg.instance_id
+            );
+            "deregistered_locally"
+        }
+        Err(e) if e.code() == Some("instance_not_registered") => "not_registered_at_server",
+        Err(e) => return Err(e),
+    };
     state.registration = None;
     state.authorization = None;
     dir.save(&state)?;
     super::export::forget(dir)?;
     Ok(vec![
         ("instance_id", reg.instance_id),
-        ("status", "deregistered".into()),
+        ("status", status.into()),
     ])
 }
 
-/// Works offline from the state dir: evaluation, registered, authorized or
-/// authorization-expired, with the days left in that state.
+/// Works offline from the state dir: the licensing state (`agent::lifecycle`) with the
+/// days left in it, and one line per license of the last authorization.
 pub fn status(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
     let (_, state) = dir.open(now)?;
+    let (label, deadline) = licensing_state(&state, now);
     let Some(reg) = &state.registration else {
-        let end = state.first_start + EVALUATION;
-        let label = if now < end {
-            "evaluation"
-        } else {
-            "evaluation-expired"
-        };
         return Ok(vec![
-            ("state", label.into()),
-            ("days_left", days_left(end, now).to_string()),
+            ("state", label.as_str().into()),
+            ("days_left", days_left(deadline, now).to_string()),
         ]);
     };
     // The stored certificate must still verify against the pinned key (proof offline).
@@ -251,17 +303,8 @@ pub fn status(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
             "the stored id certificate does not verify".into(),
         ));
     }
-    let (label, deadline) = if reg.cert_expires_at <= now {
-        ("registration-expired", reg.cert_expires_at)
-    } else {
-        match state.authorization.as_ref().and_then(|a| a.expires_at) {
-            Some(exp) if exp > now => ("authorized", exp),
-            Some(exp) => ("authorization-expired", exp),
-            None => ("registered", reg.cert_expires_at),
-        }
-    };
     let mut lines: Lines = vec![
-        ("state", label.into()),
+        ("state", label.as_str().into()),
         ("days_left", days_left(deadline, now).to_string()),
         ("instance_id", reg.instance_id.clone()),
         ("virtual_account", reg.virtual_account.clone()),
@@ -271,6 +314,13 @@ pub fn status(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
         lines.push(("last_status", a.status.clone()));
         if let Some(e) = a.expires_at {
             lines.push(("authorization_expires_at", rfc3339(e)));
+        }
+        // One line per license: the status the server last gave it.
+        for e in &a.entitlements {
+            lines.push((
+                "license",
+                format!("{} status={} count={}", e.tag, e.status, e.count),
+            ));
         }
     }
     lines.extend(super::export::status_lines(dir, &state)?);

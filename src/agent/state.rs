@@ -39,6 +39,9 @@ pub struct Registration {
     pub id_certificate: SignedCertificate,
     pub cert_renew_after: i64,
     pub cert_expires_at: i64,
+    /// The HTTP CONNECT proxy given at registration, used for every later call.
+    #[serde(default)]
+    pub proxy: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

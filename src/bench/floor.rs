@@ -130,7 +130,12 @@ fn open_table(path: &Path, rows: i64) -> rusqlite::Result<Connection> {
 
 /// Serves the floors until killed; prints `url=<url>` once listening.
 pub fn serve(dir: &Path, rows: i64, client_key: VerifyingKey) -> Result<(), String> {
-    crate::crypto::tls::ensure_certificate(dir).map_err(|e| e.to_string())?;
+    let identity = crate::crypto::tls::Identity {
+        authority_id: "bench-floor",
+        valid_days: 730,
+        now: chrono::Utc::now().timestamp(),
+    };
+    crate::crypto::tls::ensure_certificate(dir, &identity).map_err(|e| e.to_string())?;
     let tls = crate::crypto::tls::server_config(dir).map_err(|e| e.to_string())?;
     let authority = AuthorityKey::load_or_create(dir).map_err(|e| e.to_string())?;
     let conn = open_table(&dir.join("floor.db"), rows.max(1)).map_err(|e| e.to_string())?;
@@ -138,7 +143,7 @@ pub fn serve(dir: &Path, rows: i64, client_key: VerifyingKey) -> Result<(), Stri
         fixed_signature: authority.sign_b64(BODY),
         authority,
         client_key,
-        writer: Batcher::writer(conn),
+        writer: Batcher::writer(conn).map_err(|e| e.to_string())?,
         rows: rows.max(1),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;

@@ -155,7 +155,7 @@ async fn from_seeded(
 fn report_body(r: u64) -> Vec<u8> {
     serde_json::json!({
         "report_id": uuid::Uuid::new_v4().to_string(),
-        "measured_at": crate::clock::rfc3339(chrono::Utc::now().timestamp()),
+        "measured_at": crate::clock::rfc3339_millis(chrono::Utc::now().timestamp_millis()),
         "entitlements": [{ "tag": TAG, "count": r % 4 }],
     })
     .to_string()

@@ -149,7 +149,11 @@ pub fn run(args: Args) -> Result<bool, String> {
                 .arg("--bundle-dir")
                 .arg(&bundle_dir)
                 .env("SATELLITE_LOG", "warn")
-                .env("SATELLITE_INBOX_SCAN_SECONDS", "0");
+                .env("SATELLITE_INBOX_SCAN_SECONDS", "0")
+                // The bench is one address registering at full speed: rate limits off.
+                .env("SATELLITE_RATE_REGISTER_PER_MINUTE", "0")
+                .env("SATELLITE_RATE_CREDENTIAL_PER_MINUTE", "0")
+                .env("SATELLITE_RATE_LOGIN_PER_MINUTE", "0");
             let (process, url) = spawn_with_url(cmd, "the server")?;
             let pid = process.0.id();
             (Some(process), url, data, Some(pid))

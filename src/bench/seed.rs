@@ -1,11 +1,12 @@
-//! Seeds instances through `store::instances::register`, the code path real registrations
+//! Seeds instances through `service::instances::register`, the code path real registrations
 //! take, with keys derived from their index so the load phase can sign for them.
 
 use crate::crypto::secrets;
 use crate::domain::instance::Udi;
 use crate::domain::license::{LicenseSpec, LicenseType};
 use crate::domain::{Principal, Role};
-use crate::store::instances::{self, Registration, Report};
+use crate::service::instances::{self as registration, RegisterInput};
+use crate::store::instances::{self, Report};
 use crate::store::{accounts, licenses, tokens, Store, StoreError};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
@@ -104,7 +105,7 @@ pub fn register(
             (i..end)
                 .map(|n| {
                     let public_key = key_for(n).verifying_key().to_bytes();
-                    let reg = Registration {
+                    let reg = RegisterInput {
                         token: token.to_string(),
                         udi: Udi {
                             pid: "BENCH".into(),
@@ -115,11 +116,12 @@ pub fn register(
                         product_name: "bench".into(),
                         product_version: "1".into(),
                         hostname: None,
+                        reregister: false,
                     };
-                    let id = instances::register(tx, now, &reg)?.instance_id;
+                    let id = registration::register(tx, now, &reg)?.instance_id;
                     let first = Report {
                         report_id: format!("seed-{n}"),
-                        measured_at: now,
+                        measured_at_us: now * 1_000_000,
                         entitlements: vec![(TAG.to_string(), 1)],
                     };
                     let signer = instances::Signer {

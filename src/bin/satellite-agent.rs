@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use satellite::agent::export;
 use satellite::agent::ops::{self, Lines, RegisterArgs};
+use satellite::agent::run;
 use satellite::agent::state::StateDir;
 use satellite::agent::AgentError;
 use satellite::cli::Output;
@@ -52,6 +53,12 @@ enum Command {
         product_version: String,
         #[arg(long)]
         hostname: Option<String>,
+        /// Move this product here from another virtual account of the same account.
+        #[arg(long)]
+        reregister: bool,
+        /// HTTP CONNECT proxy (`http://[user:pass@]host:port`), kept for later commands.
+        #[arg(long)]
+        proxy: Option<String>,
     },
     /// Report current usage: --license TAG=COUNT, repeated.
     Report {
@@ -59,11 +66,23 @@ enum Command {
         licenses: Vec<String>,
     },
     /// Renew the id certificate.
-    Renew,
+    Renew {
+        /// The product's hostname now (recorded by the server when it changed).
+        #[arg(long)]
+        hostname: Option<String>,
+    },
     /// Show the licensing state, offline.
     Status,
     /// Deregister; the server releases this instance's licenses at once.
     Deregister,
+    /// Stay up: report the usage file's TAG=COUNT lines every interval, renew on time.
+    Run {
+        #[arg(long)]
+        usage_file: PathBuf,
+        /// Seconds between reports.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+        interval: u64,
+    },
     /// Export keys: request, return or cancel, for --license TAG (repeatable).
     Export {
         #[arg(value_enum)]
@@ -103,6 +122,8 @@ fn run(cli: Cli) -> Result<Lines, AgentError> {
             product,
             product_version,
             hostname,
+            reregister,
+            proxy,
         } => {
             let ca_cert_pem = ca_cert
                 .map(|p| {
@@ -123,6 +144,8 @@ fn run(cli: Cli) -> Result<Lines, AgentError> {
                     product_name: &product,
                     product_version: &product_version,
                     hostname,
+                    reregister,
+                    proxy,
                 },
             )
         }
@@ -133,9 +156,20 @@ fn run(cli: Cli) -> Result<Lines, AgentError> {
                 .collect::<Result<Vec<_>, _>>()?;
             ops::report(&dir, now, &parsed)
         }
-        Command::Renew => ops::renew(&dir, now),
+        Command::Renew { hostname } => ops::renew_with_hostname(&dir, now, hostname.as_deref()),
         Command::Status => ops::status(&dir, now),
         Command::Deregister => ops::deregister(&dir, now),
+        Command::Run {
+            usage_file,
+            interval,
+        } => {
+            let stop = on_termination()?;
+            let args = run::RunArgs {
+                usage_file,
+                interval: std::time::Duration::from_secs(interval),
+            };
+            run::run(&dir, &Clock::with_offset(offset), &args, &stop)
+        }
         Command::Export { action, licenses } => {
             let action = match action {
                 ExportVerb::Request => export::ExportAction::Request,
@@ -145,6 +179,36 @@ fn run(cli: Cli) -> Result<Lines, AgentError> {
             export::run(&dir, now, action, &licenses)
         }
     }
+}
+
+/// A channel that delivers once SIGTERM or SIGINT arrives (a small runtime on its own
+/// thread waits for them; the run loop itself stays blocking).
+fn on_termination() -> Result<std::sync::mpsc::Receiver<()>, AgentError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| AgentError::State(format!("cannot start the signal watcher: {e}")))?;
+    // Install the handlers before returning, so a signal sent right after start counts.
+    let (mut term, mut int) = runtime
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            ))
+        })
+        .map_err(|e| AgentError::State(format!("cannot watch for signals: {e}")))?;
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        });
+        let _ = tx.send(());
+    });
+    Ok(rx)
 }
 
 fn main() -> ExitCode {

@@ -70,7 +70,7 @@ pub fn user(settings: Settings, cmd: UserCommand, out: &Output) -> Result<(), Cl
             .read_line(&mut line)
             .map_err(|e| CliError(format!("cannot read password from stdin: {e}")))?;
         let line = line.trim_end_matches(['\n', '\r']).to_string();
-        names::password("password", &line).map_err(CliError::from_display)?;
+        names::password_for("password", &line, &username).map_err(CliError::from_display)?;
         (line, false)
     } else {
         (secrets::random_password(), true)

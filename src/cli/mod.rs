@@ -2,6 +2,7 @@
 
 mod admin;
 mod bundle;
+mod keys;
 mod output;
 mod serve;
 
@@ -55,6 +56,9 @@ enum Command {
     Restore { file: PathBuf },
     /// Recount every counter from the rows it summarizes; exit 1 on any mismatch.
     Check,
+    /// The authority key: rotate it with an overlap period.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 /// A command that failed: the message says what and what to do.
@@ -156,6 +160,9 @@ pub fn run() -> ExitCode {
             settings(&cli.global, no_flags()).and_then(|s| bundle::run(s, cmd, &out))
         }
         Command::Check => settings(&cli.global, no_flags()).and_then(|s| admin::check(s, &out)),
+        Command::Keys(cmd) => {
+            settings(&cli.global, no_flags()).and_then(|s| keys::run(s, cmd, &out))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

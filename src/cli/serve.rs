@@ -6,7 +6,7 @@ use crate::config::{ServerRole, Settings};
 use crate::crypto::{password, secrets, tls, AuthorityKey};
 use crate::domain::Role;
 use crate::store::{users, Store};
-use crate::web::{self, throttle::LoginThrottle, AppState};
+use crate::web::{self, throttle, AppState};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -130,7 +130,13 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
     let tls_config = if settings.insecure_http {
         None
     } else {
-        tls::ensure_certificate(data_dir)?;
+        let identity = tls::Identity {
+            authority_id: authority.authority_id(),
+            valid_days: settings.tls_cert_days,
+            now: clock.unix(),
+        };
+        tls::ensure_certificate(data_dir, &identity)?;
+        tls::warn_if_expiring(data_dir, clock.unix());
         Some(tls::server_config(data_dir)?)
     };
     let admin_password = ensure_initial_admin(&store, clock.unix())?;
@@ -174,7 +180,8 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         settings: settings.clone(),
         authority,
         clock,
-        login_throttle: LoginThrottle::default(),
+        login_throttle: throttle::LoginThrottle::from_settings(&settings),
+        rates: throttle::RateLimits::from_settings(&settings),
         sync: sync.clone(),
         agent_keys: Default::default(),
         metrics: Arc::new(
@@ -207,6 +214,18 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         }
         if settings.role == ServerRole::Satellite {
             actix_web::rt::spawn(crate::sync::scheduler::run_schedules(sync.clone()));
+        }
+        if !settings.insecure_http {
+            // Once a day: the warning keeps showing in the log until the certificate is renewed.
+            let (dir, clock) = (settings.data_dir.clone(), state.clock);
+            actix_web::rt::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(86_400));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    tls::warn_if_expiring(&dir, clock.unix());
+                }
+            });
         }
         if settings.inbox_scan_seconds > 0 {
             let every = std::time::Duration::from_secs(settings.inbox_scan_seconds);

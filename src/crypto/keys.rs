@@ -11,6 +11,8 @@ use std::path::Path;
 pub struct AuthorityKey {
     signing: SigningKey,
     authority_id: String,
+    /// The previous key's statement vouching for this one, after a rotation.
+    rotation: Option<super::rotation::Vouch>,
 }
 
 impl AuthorityKey {
@@ -28,7 +30,15 @@ impl AuthorityKey {
                 path: private_path.display().to_string(),
                 message: e.to_string(),
             })?;
-            return Ok(Self::from_signing_key(signing));
+            let mut key = Self::from_signing_key(signing);
+            // After a rotation the id is kept on disk: it no longer follows from the key.
+            if let Ok(id) = std::fs::read_to_string(dir.join("authority_id")) {
+                if !id.trim().is_empty() {
+                    key.authority_id = id.trim().to_string();
+                }
+            }
+            key.rotation = super::rotation::load(data_dir);
+            return Ok(key);
         }
         std::fs::create_dir_all(&dir)
             .map_err(CryptoError::io(format!("cannot create {}", dir.display())))?;
@@ -53,7 +63,13 @@ impl AuthorityKey {
         Self {
             signing,
             authority_id,
+            rotation: None,
         }
+    }
+
+    /// The statement by the previous key vouching for this one, if the key was rotated.
+    pub fn rotation(&self) -> Option<&super::rotation::Vouch> {
+        self.rotation.as_ref()
     }
 
     pub fn authority_id(&self) -> &str {

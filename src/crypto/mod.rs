@@ -1,9 +1,11 @@
 //! Keys on disk, signatures, TLS material, password hashes and random secrets.
 
 pub mod agent_sig;
+pub mod cert_expiry;
 pub mod idcert;
 pub mod keys;
 pub mod password;
+pub mod rotation;
 pub mod secrets;
 pub mod tls;
 

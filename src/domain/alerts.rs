@@ -134,6 +134,20 @@ pub fn export_key_pending(
     }
 }
 
+/// An instance whose authorization lapsed (no accepted usage report for 90 days): it holds
+/// no licenses until it reports again.
+pub fn authorization_lapsed(account: &str, va: &str, instance_id: &str, udi: &str) -> Alert {
+    Alert {
+        severity: Severity::Critical,
+        kind: "authorization_lapsed",
+        account: account.to_string(),
+        subject: format!("{va} / {instance_id}"),
+        message: format!(
+            "Product {udi} has not reported for 90 days; its authorization expired and its licenses were released."
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

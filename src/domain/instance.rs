@@ -108,19 +108,21 @@ pub enum ReportDisposition {
     Apply,
     /// Same report_id as the last applied one: counted once already.
     Retransmission,
-    /// Measured strictly before the last applied report: newer counts stand.
+    /// Not measured strictly after the last applied report: newer counts stand.
     Stale,
 }
 
+/// Times are microseconds since the epoch: agents send milliseconds or finer, and a
+/// replay measured earlier in the same second must not roll usage back.
 pub fn dispose_report(
     last_report_id: Option<&str>,
-    last_measured_at: Option<i64>,
+    last_measured_at_us: Option<i64>,
     report_id: &str,
-    measured_at: i64,
+    measured_at_us: i64,
 ) -> ReportDisposition {
     if last_report_id == Some(report_id) {
         ReportDisposition::Retransmission
-    } else if last_measured_at.is_some_and(|last| measured_at < last) {
+    } else if last_measured_at_us.is_some_and(|last| measured_at_us <= last) {
         ReportDisposition::Stale
     } else {
         ReportDisposition::Apply
@@ -200,7 +202,13 @@ mod tests {
             Retransmission
         );
         assert_eq!(dispose_report(Some("r1"), Some(10), "r2", 9), Stale);
-        assert_eq!(dispose_report(Some("r1"), Some(10), "r2", 10), Apply);
+        assert_eq!(dispose_report(Some("r1"), Some(10), "r2", 10), Stale);
+        assert_eq!(dispose_report(Some("r1"), Some(10), "r2", 11), Apply);
+        // Same second, earlier millisecond: a replay, refused.
+        assert_eq!(
+            dispose_report(Some("r6"), Some(1_000_500_000), "r5", 1_000_200_000),
+            Stale
+        );
         assert!(check_measured_at(1300, 1000).is_ok());
         assert!(check_measured_at(1301, 1000).is_err());
     }

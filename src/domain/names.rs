@@ -94,12 +94,84 @@ pub fn password(field: &'static str, raw: &str) -> Result<(), DomainError> {
             format!("Password is at most {PASSWORD_MAX} characters."),
         ));
     }
+    if is_trivial(raw) {
+        return Err(DomainError::invalid(
+            "weak_password",
+            field,
+            "Password is too easy to guess: use more different characters, not a repeated \
+             pattern or a run like abcdef... or 123456...",
+        ));
+    }
     Ok(())
+}
+
+/// The password rule for a named user: the general rule, and not the username itself.
+pub fn password_for(field: &'static str, raw: &str, username: &str) -> Result<(), DomainError> {
+    password(field, raw)?;
+    if raw.trim().to_lowercase() == username.trim().to_lowercase() {
+        return Err(DomainError::invalid(
+            "weak_password",
+            field,
+            "Password must not be the username.",
+        ));
+    }
+    Ok(())
+}
+
+/// Fewer than 5 different characters, one short unit repeated (`abcabcabcabc`), or one
+/// steady run (`abcdefghijkl`, `987654321098`): what a guesser tries first.
+fn is_trivial(raw: &str) -> bool {
+    let chars: Vec<char> = raw.chars().collect();
+    let distinct: std::collections::HashSet<char> = chars.iter().copied().collect();
+    if distinct.len() < 5 {
+        return true;
+    }
+    let len = chars.len();
+    let periodic = (1..=len / 2).any(|p| (p..len).all(|i| chars[i] == chars[i - p]));
+    if periodic {
+        return true;
+    }
+    // A run: every step between neighbours the same +1 or -1 (digits may wrap 9 -> 0).
+    let step = |a: char, b: char| -> i64 {
+        let d = i64::from(u32::from(b)) - i64::from(u32::from(a));
+        if a.is_ascii_digit() && b.is_ascii_digit() && d.abs() == 9 {
+            -d.signum()
+        } else {
+            d
+        }
+    };
+    let steps: Vec<i64> = chars.windows(2).map(|w| step(w[0], w[1])).collect();
+    steps.iter().all(|&d| d == 1) || steps.iter().all(|&d| d == -1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trivial_passwords_are_refused() {
+        for weak in [
+            "aaaaaaaaaaaa",
+            "abababababab",
+            "abcabcabcabc",
+            "abcdeabcdeab",
+            "abcdefghijkl",
+            "123456789012",
+            "987654321098",
+            "short",
+        ] {
+            assert!(password("p", weak).is_err(), "{weak}");
+        }
+        for fine in [
+            "correct horse battery staple",
+            "Tr0ub4dor&3xyz",
+            "k3y-Ring-walk",
+        ] {
+            assert!(password("p", fine).is_ok(), "{fine}");
+        }
+        assert!(password_for("p", "operator-1234", "Operator-1234").is_err());
+        assert!(password_for("p", "correct horse battery", "alice").is_ok());
+    }
 
     #[test]
     fn names_are_trimmed_and_checked() {

@@ -6,9 +6,11 @@
 
 pub mod access;
 pub mod api_clients;
+pub mod instances;
 pub mod export_keys;
 pub mod reports;
 pub mod settings;
+pub mod sign_in;
 
 use crate::domain::DomainError;
 use crate::store::StoreError;

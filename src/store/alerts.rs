@@ -91,6 +91,28 @@ pub fn collect(
             now,
         ));
     }
+    // Lapsed authorizations: the status counter says which VAs have any, so this never
+    // scans the whole instance table.
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.name, v.name, i.id, i.pid || ':' || i.sn FROM va_status_counts c
+         JOIN virtual_accounts v ON v.id = c.va_id JOIN accounts a ON a.id = v.account_id
+         JOIN instances i ON i.va_id = c.va_id AND i.status = c.status
+         WHERE c.status = ?2 AND c.n > 0 AND (?1 IS NULL OR a.id = ?1)
+         LIMIT 200",
+    )?;
+    let lapsed = crate::domain::instance::InstanceStatus::AuthorizationExpired.as_str();
+    let rows = stmt.query_map(rusqlite::params![who.account_filter(), lapsed], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (account, va, id, udi) = row?;
+        out.push(alerts::authorization_lapsed(&account, &va, &id, &udi));
+    }
     out.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.account.cmp(&b.account)));
     Ok(out)
 }

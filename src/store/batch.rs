@@ -45,7 +45,7 @@ enum Deliver {
 
 impl Batcher {
     /// Commits are durable as the connection is configured, and replies follow them.
-    pub fn writer(conn: Connection) -> Batcher {
+    pub fn writer(conn: Connection) -> Result<Batcher> {
         Self::spawn(conn, Deliver::Now)
     }
 
@@ -59,16 +59,18 @@ impl Batcher {
             .spawn(move || sync_loop(&wal, waiting))
             .map_err(|e| StoreError::Io(format!("cannot start the sync thread: {e}")))?;
         let deliver = Deliver::AfterSync(synced);
-        Ok(Self::spawn(conn, deliver))
+        Self::spawn(conn, deliver)
     }
 
-    fn spawn(conn: Connection, deliver: Deliver) -> Batcher {
+    /// Fails loudly when the thread cannot start: a store without its writer would
+    /// accept work that never commits.
+    fn spawn(conn: Connection, deliver: Deliver) -> Result<Batcher> {
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run(conn, queue, deliver))
-            .ok();
-        Batcher { jobs }
+            .map_err(|e| StoreError::Io(format!("cannot start the database writer thread: {e}")))?;
+        Ok(Batcher { jobs })
     }
 
     fn send(&self, job: Job) -> Result<()> {
@@ -209,7 +211,7 @@ mod tests {
         let writer = if pipelined {
             Batcher::pipelined_writer(conn, dir.path().join("w.db-wal")).unwrap()
         } else {
-            Batcher::writer(conn)
+            Batcher::writer(conn).unwrap()
         };
         let (tx, rx) = mpsc::channel();
         for v in [1, 2, 2, 3] {

@@ -18,13 +18,17 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn start(conn: Connection) -> Checkpointer {
+    /// Fails loudly when the thread cannot start: without checkpoints the WAL grows
+    /// without bound.
+    pub fn start(conn: Connection) -> Result<Checkpointer, super::StoreError> {
         let (alive, stop) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || run(conn, stop))
-            .ok();
-        Checkpointer { _alive: alive }
+            .map_err(|e| {
+                super::StoreError::Io(format!("cannot start the WAL checkpoint thread: {e}"))
+            })?;
+        Ok(Checkpointer { _alive: alive })
     }
 }
 

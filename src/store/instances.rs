@@ -6,7 +6,6 @@ use super::counters;
 use super::events::{self, NewEvent};
 use super::licenses;
 use super::page::{self, Page};
-use super::tokens;
 use super::{Result, StoreError};
 use crate::crypto::secrets;
 use crate::domain::compliance::{self, EntitlementStatus};
@@ -35,13 +34,13 @@ pub struct Instance {
     pub auth_expires_at: Option<i64>,
     pub status: String,
     pub last_report_id: Option<String>,
-    pub last_measured_at: Option<i64>,
+    pub last_measured_at_us: Option<i64>,
 }
 
 const COLUMNS: &str =
     "id, va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
     export_controlled, registered_at, last_contact, cert_renew_after, cert_expires_at,
-    auth_renew_after, auth_expires_at, status, last_report_id, last_measured_at";
+    auth_renew_after, auth_expires_at, status, last_report_id, last_measured_at_us";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     Ok(Instance {
@@ -65,7 +64,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         auth_expires_at: r.get(15)?,
         status: r.get(16)?,
         last_report_id: r.get(17)?,
-        last_measured_at: r.get(18)?,
+        last_measured_at_us: r.get(18)?,
     })
 }
 
@@ -224,7 +223,7 @@ fn set_status(
     add_history(tx, inst.id, now, status.as_str(), note)
 }
 
-fn add_history(tx: &Connection, id: &str, now: i64, status: &str, note: &str) -> Result<()> {
+pub fn add_history(tx: &Connection, id: &str, now: i64, status: &str, note: &str) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO instance_history (instance_id, at, status, note) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -232,27 +231,8 @@ fn add_history(tx: &Connection, id: &str, now: i64, status: &str, note: &str) ->
     Ok(())
 }
 
-/// What a registration needs besides the token.
-pub struct Registration {
-    pub token: String,
-    pub udi: Udi,
-    pub public_key: [u8; 32],
-    pub product_name: String,
-    pub product_version: String,
-    pub hostname: Option<String>,
-}
-
-pub struct Registered {
-    pub instance_id: String,
-    pub virtual_account: String,
-    pub export_controlled: bool,
-    pub issued_at: i64,
-    pub renew_after: i64,
-    pub expires_at: i64,
-    pub reregistered: bool,
-}
-
-fn va_and_account(conn: &Connection, va_id: i64) -> Result<(String, i64, String)> {
+/// The virtual account's name, its account's id and name.
+pub fn va_and_account(conn: &Connection, va_id: i64) -> Result<(String, i64, String)> {
     Ok(conn
         .prepare_cached(
             "SELECT v.name, a.id, a.name FROM virtual_accounts v JOIN accounts a ON a.id = v.account_id
@@ -261,123 +241,142 @@ fn va_and_account(conn: &Connection, va_id: i64) -> Result<(String, i64, String)
         .query_row([va_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
 }
 
-/// Registers a UDI with a token, or re-registers it (same id, new key) if the token's
-/// virtual account already has it. Either way one use of the token is counted.
-pub fn register(tx: &Connection, now: i64, reg: &Registration) -> Result<Registered> {
-    let token = tokens::redeem(tx, &reg.token, now)?;
-    let (va_name, account_id, account_name) = va_and_account(tx, token.va_id)?;
-    let (renew_after, expires_at) = timers::certificate_times(now);
-    let existing: Option<Instance> = {
-        let sql =
-            format!("SELECT {COLUMNS} FROM instances WHERE va_id = ?1 AND pid = ?2 AND sn = ?3");
-        tx.prepare_cached(&sql)?
-            .query_row(params![token.va_id, reg.udi.pid, reg.udi.sn], row)
-            .optional()?
-    };
-    let export = token.export_controlled;
-    let (id, reregistered) = match existing {
-        Some(inst) => {
-            if inst.export_controlled != export {
-                // Its usage moves between the export and non-export demand buckets.
-                counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
-                counters::add_instance_usage(tx, &inst.id, inst.va_id, export, 1)?;
-            }
-            tx.prepare_cached(
-                "UPDATE instances SET public_key = ?2, product_name = ?3, product_version = ?4,
-                   hostname = ?5, export_controlled = ?6, token_id = ?7, last_contact = ?8,
-                   cert_renew_after = ?9, cert_expires_at = ?10, uuid = coalesce(?11, uuid)
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                inst.id,
-                reg.public_key.as_slice(),
-                reg.product_name,
-                reg.product_version,
-                reg.hostname,
-                export,
-                token.id,
-                now,
-                renew_after,
-                expires_at,
-                reg.udi.uuid
-            ])?;
-            add_history(
-                tx,
-                &inst.id,
-                now,
-                &inst.status,
-                "re-registered with a new key",
-            )?;
-            (inst.id, true)
-        }
-        None => {
-            // Time first, then random: new ids land next to each other in every index
-            // keyed by id, instead of on a random page each among a million.
-            let id = format!("inst_{:09x}{}", now.max(0), secrets::random_secret(9));
-            tx.prepare_cached(
-                "INSERT INTO instances (id, va_id, pid, sn, uuid, public_key, product_name, product_version,
-                   hostname, export_controlled, token_id, registered_at, last_contact, cert_renew_after,
-                   cert_expires_at, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, 'registered')",
-            )?
-            .execute(params![
-                id,
-                token.va_id,
-                reg.udi.pid,
-                reg.udi.sn,
-                reg.udi.uuid,
-                reg.public_key.as_slice(),
-                reg.product_name,
-                reg.product_version,
-                reg.hostname,
-                export,
-                token.id,
-                now,
-                renew_after,
-                expires_at
-            ])?;
-            counters::bump_va(tx, token.va_id, 0, 1)?;
-            counters::bump_status(tx, token.va_id, InstanceStatus::Registered.as_str(), 1)?;
-            add_history(
-                tx,
-                &id,
-                now,
-                InstanceStatus::Registered.as_str(),
-                "registered",
-            )?;
-            (id, false)
-        }
-    };
-    events::record(
-        tx,
+/// The instance with this UDI identity, wherever it is (a UDI is unique server-wide).
+pub fn find_by_udi(conn: &Connection, pid: &str, sn: &str) -> Result<Option<Instance>> {
+    let sql = format!("SELECT {COLUMNS} FROM instances WHERE pid = ?1 AND sn = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![pid, sn], row)
+        .optional()?)
+}
+
+/// What a registration writes to the instance row (new or existing).
+pub struct Enrolment<'a> {
+    pub va_id: i64,
+    pub udi: &'a Udi,
+    pub public_key: &'a [u8; 32],
+    pub product_name: &'a str,
+    pub product_version: &'a str,
+    pub hostname: Option<&'a str>,
+    pub export_controlled: bool,
+    pub token_id: &'a str,
+    pub cert_renew_after: i64,
+    pub cert_expires_at: i64,
+}
+
+/// Inserts a new instance (status `registered`) with its counters and first history line.
+pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
+    // Time first, then random: new ids land next to each other in every index
+    // keyed by id, instead of on a random page each among a million.
+    let id = format!("inst_{:09x}{}", now.max(0), secrets::random_secret(9));
+    tx.prepare_cached(
+        "INSERT INTO instances (id, va_id, pid, sn, uuid, public_key, product_name, product_version,
+           hostname, export_controlled, token_id, registered_at, last_contact, cert_renew_after,
+           cert_expires_at, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, 'registered')",
+    )?
+    .execute(params![
+        id,
+        e.va_id,
+        e.udi.pid,
+        e.udi.sn,
+        e.udi.uuid,
+        e.public_key.as_slice(),
+        e.product_name,
+        e.product_version,
+        e.hostname,
+        e.export_controlled,
+        e.token_id,
         now,
-        NewEvent {
-            actor: &format!("token:{}", token.id),
-            action: if reregistered {
-                "instance.reregistered"
-            } else {
-                "instance.registered"
-            },
-            account: Some((account_id, &account_name)),
-            target: &id,
-            detail: json!({ "virtual_account": va_name, "pid": reg.udi.pid, "sn": reg.udi.sn }),
-        },
+        e.cert_renew_after,
+        e.cert_expires_at
+    ])?;
+    counters::bump_va(tx, e.va_id, 0, 1)?;
+    counters::bump_status(tx, e.va_id, InstanceStatus::Registered.as_str(), 1)?;
+    add_history(
+        tx,
+        &id,
+        now,
+        InstanceStatus::Registered.as_str(),
+        "registered",
     )?;
-    Ok(Registered {
-        instance_id: id,
-        virtual_account: va_name,
-        export_controlled: export,
-        issued_at: now,
-        renew_after,
-        expires_at,
-        reregistered,
-    })
+    Ok(id)
+}
+
+/// Rewrites an existing instance's registration: new key, product, hostname, token and
+/// certificate times. Its virtual account and usage are left to the caller.
+pub fn enrol_again(tx: &Connection, id: &str, now: i64, e: &Enrolment<'_>) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE instances SET public_key = ?2, product_name = ?3, product_version = ?4,
+           hostname = ?5, export_controlled = ?6, token_id = ?7, last_contact = ?8,
+           cert_renew_after = ?9, cert_expires_at = ?10, uuid = coalesce(?11, uuid)
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        e.public_key.as_slice(),
+        e.product_name,
+        e.product_version,
+        e.hostname,
+        e.export_controlled,
+        e.token_id,
+        now,
+        e.cert_renew_after,
+        e.cert_expires_at,
+        e.udi.uuid
+    ])?;
+    Ok(())
+}
+
+/// Moves an instance's stored usage between the export and non-export demand buckets of
+/// its pool (a re-registration with a token of the other kind).
+pub fn switch_export_bucket(tx: &Connection, inst: &Instance, export: bool) -> Result<()> {
+    if inst.export_controlled != export {
+        counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+        counters::add_instance_usage(tx, &inst.id, inst.va_id, export, 1)?;
+    }
+    Ok(())
+}
+
+/// Moves an instance to another virtual account holding nothing: its usage leaves the old
+/// pool at once, its authorization ends (it is `registered` again until it reports in the
+/// new VA), and the counters of both VAs follow, all in the caller's transaction.
+pub fn move_released(
+    tx: &Connection,
+    inst: &Instance,
+    to_va: i64,
+    now: i64,
+    note: &str,
+) -> Result<()> {
+    counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+    super::export_keys::release_instance(tx, &inst.id, now, "instance.transferred")?;
+    tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
+        .execute([&inst.id])?;
+    tx.prepare_cached(
+        "UPDATE instances SET va_id = ?2, status = ?3, auth_renew_after = NULL,
+           auth_expires_at = NULL, auth_expiry_day = NULL WHERE id = ?1",
+    )?
+    .execute(params![inst.id, to_va, InstanceStatus::Registered.as_str()])?;
+    counters::bump_va(tx, inst.va_id, 0, -1)?;
+    counters::bump_va(tx, to_va, 0, 1)?;
+    counters::bump_status(tx, inst.va_id, &inst.status, -1)?;
+    counters::bump_status(tx, to_va, InstanceStatus::Registered.as_str(), 1)?;
+    add_history(tx, &inst.id, now, InstanceStatus::Registered.as_str(), note)
+}
+
+/// Records a changed hostname (renewal); returns whether it changed.
+pub fn set_hostname(tx: &Connection, id: &str, hostname: &str) -> Result<bool> {
+    let n = tx
+        .prepare_cached("UPDATE instances SET hostname = ?2 WHERE id = ?1 AND hostname IS NOT ?2")?
+        .execute(params![id, hostname])?;
+    Ok(n > 0)
 }
 
 /// A usage report as validated by the web layer.
 pub struct Report {
     pub report_id: String,
-    pub measured_at: i64,
+    /// Microseconds since the epoch.
+    pub measured_at_us: i64,
     pub entitlements: Vec<(String, i64)>,
 }
 
@@ -398,7 +397,7 @@ struct Reporting {
     export_controlled: bool,
     status: String,
     last_report_id: Option<String>,
-    last_measured_at: Option<i64>,
+    last_measured_at_us: Option<i64>,
     auth_renew_after: Option<i64>,
     auth_expires_at: Option<i64>,
     auth_expiry_day: Option<i64>,
@@ -407,7 +406,7 @@ struct Reporting {
 fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
     tx.prepare_cached(
         "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
-                last_report_id, last_measured_at, auth_renew_after, auth_expires_at,
+                last_report_id, last_measured_at_us, auth_renew_after, auth_expires_at,
                 auth_expiry_day
          FROM instances WHERE id = ?1",
     )?
@@ -420,7 +419,7 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
             export_controlled: r.get(4)?,
             status: r.get(5)?,
             last_report_id: r.get(6)?,
-            last_measured_at: r.get(7)?,
+            last_measured_at_us: r.get(7)?,
             auth_renew_after: r.get(8)?,
             auth_expires_at: r.get(9)?,
             auth_expiry_day: r.get(10)?,
@@ -477,17 +476,17 @@ fn accept_report(
 ) -> Result<(i64, i64)> {
     let (renew, expires) = timers::authorization_times(now);
     let day = timers::expiry_day(expires);
-    let (rid, at) = (&report.report_id, report.measured_at);
+    let (rid, at) = (&report.report_id, report.measured_at_us);
     // By rowid: the row was just read, and this skips a second walk of the id index.
     if inst.auth_expiry_day == Some(day) {
         tx.prepare_cached(
-            "UPDATE instances SET last_report_id = ?2, last_measured_at = ?3, last_contact = ?4,
+            "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3, last_contact = ?4,
                auth_renew_after = ?5, auth_expires_at = ?6 WHERE rowid = ?1",
         )?
         .execute(params![inst.rowid, rid, at, now, renew, expires])?;
     } else {
         tx.prepare_cached(
-            "UPDATE instances SET last_report_id = ?2, last_measured_at = ?3, last_contact = ?4,
+            "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3, last_contact = ?4,
                auth_renew_after = ?5, auth_expires_at = ?6, auth_expiry_day = ?7 WHERE rowid = ?1",
         )?
         .execute(params![inst.rowid, rid, at, now, renew, expires, day])?;
@@ -507,9 +506,9 @@ pub fn apply_report(
     confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
     let disposition = dispose_report(
         inst.last_report_id.as_deref(),
-        inst.last_measured_at,
+        inst.last_measured_at_us,
         &report.report_id,
-        report.measured_at,
+        report.measured_at_us,
     );
     let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
     let counts: Vec<(String, i64)> = if disposition == ReportDisposition::Apply {
@@ -741,4 +740,71 @@ pub fn expire_authorizations(tx: &Connection, now: i64, limit: u32) -> Result<us
         )?;
     }
     Ok(due.len())
+}
+
+/// Treats instances whose registration (id certificate) ended unrenewed as deregistered:
+/// they are deleted and their licenses released, as if the product had deregistered.
+/// At most `limit` per call.
+pub fn expire_registrations(tx: &Connection, now: i64, limit: u32) -> Result<usize> {
+    let sql = format!("SELECT {COLUMNS} FROM instances WHERE cert_expires_at <= ?1 LIMIT ?2");
+    let due: Vec<Instance> = tx
+        .prepare_cached(&sql)?
+        .query_map(params![now, limit], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for inst in &due {
+        end_registration(tx, inst, now)?;
+    }
+    Ok(due.len())
+}
+
+/// Ends one instance whose registration expired: deleted, licenses released, event
+/// `instance.registration_expired`.
+pub fn end_registration(tx: &Connection, inst: &Instance, now: i64) -> Result<()> {
+    delete(tx, inst, now, "system", "instance.registration_expired")
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_escaped(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Instances of a virtual account by id for the instance list: `search` is a substring of
+/// the id, pid, sn, hostname, product name or status (spaces match the status's
+/// underscores); `status` keeps one status only.
+pub fn list_filtered(
+    conn: &Connection,
+    va_id: i64,
+    search: Option<&str>,
+    status: Option<InstanceStatus>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Page<Instance>> {
+    let search = search.map(str::trim).filter(|s| !s.is_empty());
+    let pattern = search.map(|s| format!("%{}%", like_escaped(s)));
+    let status_pattern = search.map(|s| format!("%{}%", like_escaped(&s.replace(' ', "_"))));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instances WHERE va_id = ?1 AND (?2 IS NULL OR id > ?2)
+           AND (?3 IS NULL OR id LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
+                OR sn LIKE ?3 ESCAPE '\\' OR hostname LIKE ?3 ESCAPE '\\'
+                OR product_name LIKE ?3 ESCAPE '\\' OR status LIKE ?5 ESCAPE '\\')
+           AND (?6 IS NULL OR status = ?6)
+         ORDER BY id LIMIT ?4"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(
+            params![
+                va_id,
+                after,
+                pattern,
+                limit + 1,
+                status_pattern,
+                status.map(InstanceStatus::as_str)
+            ],
+            row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(page::from_rows(rows, limit, |i| i.id.clone()))
 }

@@ -12,8 +12,19 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0005_settings.sql")),
     M::up(include_str!("migrations/0011_api_clients.sql")),
     M::up(include_str!("migrations/0012_usage_history.sql")),
+    M::up(include_str!("migrations/0009_measured_precision.sql")),
+    M::up(UDI_UNIQUE),
     M::up(include_str!("migrations/0007_export_keys.sql")),
 ];
+
+/// Makes a UDI unique across the server, merging duplicates (see the file).
+pub const UDI_UNIQUE: &str = include_str!("migrations/0008_udi_unique.sql");
+
+/// The schema version a database has just before the migration `sql` is applied: tests
+/// build "the previous version" by name, whatever other migrations come before it.
+pub fn version_before(sql: &str) -> Option<usize> {
+    MIGRATIONS_SLICE.iter().position(|m| *m == M::up(sql))
+}
 
 pub const MIGRATIONS: Migrations<'_> = Migrations::from_slice(MIGRATIONS_SLICE);
 

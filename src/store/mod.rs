@@ -151,7 +151,7 @@ impl Store {
             readers,
             writer: Arc::new(Mutex::new(writer)),
             group: batch::Batcher::pipelined_writer(group_conn, wal_path(path))?,
-            _checkpointer: checkpoint::Checkpointer::start(checkpoint_conn),
+            _checkpointer: checkpoint::Checkpointer::start(checkpoint_conn)?,
             read_slots: Arc::new(tokio::sync::Semaphore::new(READERS as usize)),
             path: path.to_owned(),
         })

@@ -218,29 +218,51 @@ pub fn create_satellite_token(
 }
 
 /// The account a satellite token is for; each token registers once.
-pub fn redeem_satellite_token(tx: &Connection, secret: &str, now: i64) -> Result<i64, String> {
+/// Why a satellite token was refused: the sender's fault, a permanent verdict (a database
+/// error, by contrast, comes back as the outer `Err` and is not the sender's fault).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRefusal {
+    Unknown,
+    Used,
+    Expired,
+}
+
+impl TokenRefusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            TokenRefusal::Unknown => "the registration token is not known to this upstream",
+            TokenRefusal::Used => "the registration token was used already",
+            TokenRefusal::Expired => "the registration token has expired",
+        }
+    }
+}
+
+pub fn redeem_satellite_token(
+    tx: &Connection,
+    secret: &str,
+    now: i64,
+) -> Result<std::result::Result<i64, TokenRefusal>> {
     let row: Option<(String, i64, i64, Option<i64>)> = tx
         .query_row(
             "SELECT id, account_id, expires_at, used_at FROM satellite_tokens WHERE secret_hash = ?1",
             [secrets::secret_hash(secret)],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
-        .optional()
-        .map_err(|e| e.to_string())?;
-    let (id, account_id, expires_at, used_at) =
-        row.ok_or("the registration token is not known to this upstream")?;
+        .optional()?;
+    let Some((id, account_id, expires_at, used_at)) = row else {
+        return Ok(Err(TokenRefusal::Unknown));
+    };
     if used_at.is_some() {
-        return Err("the registration token was used already".into());
+        return Ok(Err(TokenRefusal::Used));
     }
     if now >= expires_at {
-        return Err("the registration token has expired".into());
+        return Ok(Err(TokenRefusal::Expired));
     }
     tx.execute(
         "UPDATE satellite_tokens SET used_at = ?2 WHERE id = ?1",
         params![id, now],
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(account_id)
+    )?;
+    Ok(Ok(account_id))
 }
 
 #[derive(Clone, Debug)]
@@ -305,6 +327,24 @@ pub fn satellites(conn: &Connection, account_filter: Option<i64>) -> Result<Vec<
 }
 
 /// Registers (or re-registers, with a new key and fresh sequences) a satellite's account.
+/// Pins the upstream's new key after a verified key rotation.
+pub fn repin_upstream(tx: &Connection, account_id: i64, key: &[u8]) -> Result<()> {
+    tx.execute(
+        "UPDATE upstream_links SET upstream_public_key = ?2 WHERE account_id = ?1",
+        params![account_id, key],
+    )?;
+    Ok(())
+}
+
+/// Pins a satellite's new key after a verified key rotation.
+pub fn repin_satellite(tx: &Connection, id: i64, key: &[u8]) -> Result<()> {
+    tx.execute(
+        "UPDATE satellites SET public_key = ?2 WHERE id = ?1",
+        params![id, key],
+    )?;
+    Ok(())
+}
+
 pub fn register_satellite(
     tx: &Connection,
     account_id: i64,

@@ -27,6 +27,9 @@ pub struct Party {
     pub authority_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
+    /// After a key rotation: the previous key's statement vouching for `public_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rotation: Option<crate::crypto::rotation::Vouch>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -151,10 +154,12 @@ impl BundleWriter {
             from: Party {
                 authority_id: key.authority_id().to_string(),
                 public_key: Some(key.public_key_b64()),
+                key_rotation: key.rotation().cloned(),
             },
             to: header.to.map(|authority_id| Party {
                 authority_id,
                 public_key: None,
+                key_rotation: None,
             }),
             account: header.account,
             created_at: crate::clock::rfc3339(header.created_at),
@@ -215,6 +220,44 @@ impl BundleWriter {
     }
 }
 
+/// Where a bundle's bytes are. A body from an unauthenticated peer stays in memory until
+/// it verifies, so an anonymous sender never costs the server disk.
+#[derive(Clone, Debug)]
+pub enum BundleSource {
+    File(PathBuf),
+    Memory(std::sync::Arc<[u8]>),
+}
+
+impl BundleSource {
+    fn open(&self) -> Result<Box<dyn Read + '_>, SyncError> {
+        Ok(match self {
+            BundleSource::File(path) => Box::new(
+                File::open(path)
+                    .map_err(|e| SyncError::Io(format!("cannot open {}: {e}", path.display())))?,
+            ),
+            BundleSource::Memory(bytes) => Box::new(&bytes[..]),
+        })
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            BundleSource::File(p) => Some(p),
+            BundleSource::Memory(_) => None,
+        }
+    }
+
+    /// The manifest only (to route and to describe a bundle), verifying nothing.
+    pub fn peek(&self) -> Option<Manifest> {
+        let reader = self.open().ok()?;
+        let mut archive =
+            tar::Archive::new(flate2::read::GzDecoder::new(reader).take(UNVERIFIED_MAX));
+        let mut entry = archive.entries().ok()?.next()?.ok()?;
+        let mut buf = Vec::new();
+        (&mut entry).take(MANIFEST_MAX).read_to_end(&mut buf).ok()?;
+        serde_json::from_slice(&buf).ok()
+    }
+}
+
 /// What reading a bundle hands to whoever applies it.
 pub trait BundleSink {
     /// Decides which key must have signed this manifest (the pinned one, or for a
@@ -224,12 +267,30 @@ pub trait BundleSink {
         manifest: &Manifest,
         signer: &VerifyingKey,
     ) -> Result<VerifyingKey, SyncError>;
+    /// Each record of a data file, in order.
     fn record(&mut self, file: &str, record: serde_json::Value) -> Result<(), SyncError>;
+    /// Whether records are parsed and handed on (a verifying pass only counts lines).
+    fn wants_records(&self) -> bool {
+        true
+    }
+}
+
+/// A bundle that verified whole: its manifest, the exact bytes that were signed and the
+/// key that signed them.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub manifest: Manifest,
+    pub manifest_bytes: Vec<u8>,
+    pub key: VerifyingKey,
 }
 
 fn corrupt(e: std::io::Error) -> SyncError {
     SyncError::Rejected(format!("the bundle is truncated or not a gzip'd tar ({e})"))
 }
+
+/// Tar padding after the end-of-archive blocks that is still accepted (tar writers pad to
+/// a 10 KiB record); more is not a bundle, and a reader must not inflate it for ever.
+const PADDING_MAX: u64 = 1 << 20;
 
 struct Hashing<R> {
     inner: R,
@@ -246,26 +307,131 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// Inflated bytes a reader may take before the signature verified: the three leading
+/// members and their headers fit well within it. Without it a small gzip body from an
+/// anonymous peer (say, a tar "long name" header claiming gigabytes of zeros, which the
+/// tar reader collects in memory) could cost gigabytes of memory and CPU.
+const UNVERIFIED_MAX: u64 = MANIFEST_MAX + (1 << 20);
+
+/// Stops a read once its budget is spent; the budget is lifted once the signature has
+/// verified (a pinned sender's bundle may be as large as its data).
+struct Budget<R> {
+    inner: R,
+    left: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Budget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left.get();
+        if left == 0 {
+            return Err(std::io::Error::other(
+                "too much data before the signature verified",
+            ));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left.set(left - n as u64);
+        Ok(n)
+    }
+}
+
+/// Checks everything after the last member: only zero padding inside the tar, the gzip
+/// stream read to its end (so its CRC and length are checked), nothing after it.
+fn check_end<R: BufRead>(mut gz: flate2::bufread::GzDecoder<R>) -> Result<(), SyncError> {
+    let mut buf = [0u8; 8192];
+    let mut padding = 0u64;
+    loop {
+        let n = gz.read(&mut buf).map_err(corrupt)?;
+        if n == 0 {
+            break;
+        }
+        padding += n as u64;
+        if padding > PADDING_MAX || buf[..n].iter().any(|b| *b != 0) {
+            return Err(SyncError::Rejected(
+                "the bundle has data after its last member".into(),
+            ));
+        }
+    }
+    let mut rest = gz.into_inner();
+    let trailing = rest.fill_buf().map_err(corrupt)?;
+    if !trailing.is_empty() {
+        return Err(SyncError::Rejected(
+            "the bundle has data after the end of its gzip stream".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Verifies a bundle whole without applying anything: the gzip stream to its end, the
+/// signature against the key `trust` names, every member's hash, size and record count,
+/// no member unlisted, no links or special files. Nothing may be decided about a bundle
+/// (seen before, in order) until this passed.
+pub fn verify(
+    src: &BundleSource,
+    trust: impl FnMut(&Manifest, &VerifyingKey) -> Result<VerifyingKey, SyncError>,
+) -> Result<Verified, SyncError> {
+    struct Check<F>(F);
+    impl<F> BundleSink for Check<F>
+    where
+        F: FnMut(&Manifest, &VerifyingKey) -> Result<VerifyingKey, SyncError>,
+    {
+        fn trust(
+            &mut self,
+            m: &Manifest,
+            signer: &VerifyingKey,
+        ) -> Result<VerifyingKey, SyncError> {
+            (self.0)(m, signer)
+        }
+        fn record(&mut self, _: &str, _: serde_json::Value) -> Result<(), SyncError> {
+            Ok(())
+        }
+        fn wants_records(&self) -> bool {
+            false
+        }
+    }
+    scan(src, &mut Check(trust), &mut |_| {})
+}
+
 /// Reads, verifies and hands on every record; returns the manifest.
 pub fn read(
-    path: &Path,
+    src: &BundleSource,
     sink: &mut dyn BundleSink,
     mut progress: impl FnMut(u64),
 ) -> Result<Manifest, SyncError> {
-    let file = File::open(path)
-        .map_err(|e| SyncError::Io(format!("cannot open {}: {e}", path.display())))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
+    scan(src, sink, &mut progress).map(|v| v.manifest)
+}
+
+fn member_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, SyncError> {
+    if !entry.header().entry_type().is_file() {
+        return Err(SyncError::Rejected(
+            "the bundle holds a link or special file; only plain files are allowed".into(),
+        ));
+    }
+    Ok(entry
+        .path()
+        .map_err(corrupt)?
+        .to_string_lossy()
+        .into_owned())
+}
+
+fn scan(
+    src: &BundleSource,
+    sink: &mut dyn BundleSink,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Verified, SyncError> {
+    let gz = flate2::bufread::GzDecoder::new(BufReader::new(src.open()?));
+    let budget = std::rc::Rc::new(std::cell::Cell::new(UNVERIFIED_MAX));
+    let mut archive = tar::Archive::new(Budget {
+        inner: gz,
+        left: budget.clone(),
+    });
     let mut entries = archive.entries().map_err(corrupt)?;
     let mut next = |expect: &str, max: u64| -> Result<Vec<u8>, SyncError> {
         let mut entry = entries
             .next()
             .ok_or_else(|| SyncError::Rejected(format!("the bundle has no {expect}")))?
             .map_err(corrupt)?;
-        let name = entry
-            .path()
-            .map_err(corrupt)?
-            .to_string_lossy()
-            .into_owned();
+        let name = member_name(&entry)?;
         if name != expect {
             return Err(SyncError::Rejected(format!(
                 "expected {expect} as the next member, found {name}"
@@ -275,7 +441,10 @@ pub fn read(
             return Err(SyncError::Rejected(format!("{expect} is too large")));
         }
         let mut buf = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut buf).map_err(corrupt)?;
+        (&mut entry)
+            .take(max)
+            .read_to_end(&mut buf)
+            .map_err(corrupt)?;
         Ok(buf)
     };
     let manifest_bytes = next("manifest.json", MANIFEST_MAX)?;
@@ -308,24 +477,41 @@ pub fn read(
             "the manifest signature does not verify with the trusted key (tampered, or signed by another key)".into(),
         ));
     }
-    let mut seen: Vec<&str> = vec![];
+    // A registration request is signed by the key it introduces, so its signature proves
+    // nothing about the sender yet: it holds one small record and gets no more room.
+    // Any other kind verified against a pinned key and may be as large as its data.
+    budget.set(if manifest.kind == "registration-request" {
+        UNVERIFIED_MAX
+    } else {
+        u64::MAX
+    });
+    let parse = sink.wants_records();
+    let listed: std::collections::HashMap<&str, &FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f))
+        .collect();
+    if listed.len() != manifest.files.len() || listed.keys().any(|n| !n.starts_with("data/")) {
+        return Err(SyncError::Rejected(
+            "the manifest lists a file twice, or one outside data/".into(),
+        ));
+    }
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut done = 0u64;
     for entry in entries {
         let entry = entry.map_err(corrupt)?;
-        let name = entry
-            .path()
-            .map_err(corrupt)?
-            .to_string_lossy()
-            .into_owned();
-        let expected = manifest
-            .files
-            .iter()
-            .find(|f| f.name == name)
+        let name = member_name(&entry)?;
+        let expected = *listed
+            .get(name.as_str())
             .ok_or_else(|| SyncError::Rejected(format!("{name} is not listed in the manifest")))?;
-        if seen.contains(&expected.name.as_str()) {
+        if !seen.insert(expected.name.as_str()) {
             return Err(SyncError::Rejected(format!("{name} appears twice")));
         }
-        seen.push(&expected.name);
+        if entry.size() != expected.bytes {
+            return Err(SyncError::Rejected(format!(
+                "{name} does not match the manifest (size): tampered or truncated"
+            )));
+        }
         let file_key = name
             .trim_start_matches("data/")
             .trim_end_matches(".jsonl")
@@ -349,11 +535,13 @@ pub fn read(
             if n > LINE_MAX {
                 return Err(SyncError::Rejected(format!("{name} has a line over 1 MiB")));
             }
-            let value: serde_json::Value = serde_json::from_slice(&line).map_err(|e| {
-                SyncError::Rejected(format!("{name} line {}: not JSON ({e})", records + 1))
-            })?;
             records += 1;
-            sink.record(&file_key, value)?;
+            if parse {
+                let value: serde_json::Value = serde_json::from_slice(&line).map_err(|e| {
+                    SyncError::Rejected(format!("{name} line {records}: not JSON ({e})"))
+                })?;
+                sink.record(&file_key, value)?;
+            }
             done += 1;
             if done.is_multiple_of(4096) {
                 progress(done);
@@ -371,13 +559,100 @@ pub fn read(
     if let Some(missing) = manifest
         .files
         .iter()
-        .find(|f| !seen.contains(&f.name.as_str()))
+        .find(|f| !seen.contains(f.name.as_str()))
     {
         return Err(SyncError::Rejected(format!(
             "{} is missing: the bundle is truncated",
             missing.name
         )));
     }
+    check_end(archive.into_inner().inner)?;
     progress(done);
-    Ok(manifest)
+    Ok(Verified {
+        manifest,
+        manifest_bytes,
+        key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> AuthorityKey {
+        AuthorityKey::from_signing_key(ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]))
+    }
+
+    /// A small valid bundle's bytes.
+    pub(crate) fn sample() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = BundleWriter::new().unwrap();
+        let mut f = w.file("usage").unwrap();
+        f.write(&serde_json::json!({"instance_id": "i1", "tag": "ess", "count": 1}))
+            .unwrap();
+        w.close(f).unwrap();
+        let out = dir.path().join("b.tar.gz");
+        w.finish(
+            Header {
+                kind: "sync-request",
+                in_reply_to: None,
+                sequence: 1,
+                to: None,
+                account: "Acme".into(),
+                created_at: 0,
+            },
+            &key(),
+            &out,
+        )
+        .unwrap();
+        std::fs::read(out).unwrap()
+    }
+
+    fn check(bytes: Vec<u8>) -> Result<Verified, SyncError> {
+        let k = key().verifying_key();
+        verify(&BundleSource::Memory(bytes.into()), |_, _| Ok(k))
+    }
+
+    #[test]
+    fn a_whole_bundle_verifies() {
+        check(sample()).unwrap();
+    }
+
+    #[test]
+    fn a_cut_gzip_trailer_is_refused() {
+        let b = sample();
+        for cut in [1, 4, 8, 10] {
+            let err = check(b[..b.len() - cut].to_vec()).unwrap_err();
+            assert!(matches!(err, SyncError::Rejected(_)), "cut {cut}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_huge_header_before_the_signature_is_refused_early() {
+        // A GNU long-name header claiming 64 MiB of name: the tar reader would gather it
+        // all in memory; the budget stops it at a couple of MiB.
+        let mut tar = vec![];
+        let mut h = tar::Header::new_gnu();
+        h.set_path("././@LongLink").unwrap();
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_size(64 << 20);
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.resize(tar.len() + (64 << 20), b'a');
+        let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let err = check(gz.finish().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("before the signature"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_crc_and_trailing_bytes_are_refused() {
+        let mut b = sample();
+        let n = b.len();
+        b[n - 6] ^= 0xff;
+        assert!(matches!(check(b).unwrap_err(), SyncError::Rejected(_)));
+        let mut b = sample();
+        b.extend_from_slice(b"junk");
+        assert!(matches!(check(b).unwrap_err(), SyncError::Rejected(_)));
+    }
 }

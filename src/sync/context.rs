@@ -15,6 +15,7 @@ pub struct SyncContext {
     pub bundle_dir: PathBuf,
     pub clock: Clock,
     pub proxy: Option<String>,
+    pub limits: super::storage::Limits,
 }
 
 impl SyncContext {
@@ -31,6 +32,11 @@ impl SyncContext {
             bundle_dir: settings.bundle_dir.clone(),
             clock,
             proxy: settings.upstream_proxy.clone(),
+            limits: super::storage::Limits {
+                exchange_body_max_bytes: settings.exchange_body_max_bytes,
+                rejected_max_files: settings.rejected_max_files,
+                rejected_max_bytes: settings.rejected_max_bytes,
+            },
         }
     }
 

@@ -1,11 +1,17 @@
 //! Importing any bundle: who may send what, in which order, signed by whom. All of a
 //! bundle is applied in one transaction or none of it; a bundle seen before is a no-op.
+//!
+//! Two passes (CONTRACT.md section 6, "verification first and whole"): the first verifies
+//! the bundle to its last byte against the key this server trusts for its sender and
+//! decides nothing else; only then is it looked up ("seen before"), checked for order and
+//! applied in a second, transactional pass. So a tampered copy of an applied bundle is
+//! rejected, never answered as a duplicate, and an unverified sender gets nothing signed.
 
-use super::bundle::{self, BundleSink, Manifest};
+use super::bundle::{self, BundleSink, BundleSource, Manifest, Verified};
 use super::context::SyncContext;
 use super::outbound::{self, Written};
 use super::records::{self, parse};
-use super::SyncError;
+use super::{storage, SyncError};
 use crate::config::ServerRole;
 use crate::crypto::keys::public_key_b64;
 use crate::domain::instance::check_udi;
@@ -22,10 +28,32 @@ use std::path::{Path, PathBuf};
 /// Where the file came from decides what happens to it afterwards.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// In inbox/ (dropped by an operator, or an upload/exchange body saved there): moved.
+    /// In inbox/ (dropped by an operator, or an admin's upload saved there): moved.
     Inbox,
     /// A path given on the command line: copied, the original left alone.
     Path,
+}
+
+/// Where a bundle came from, which decides what is kept of it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A file an operator or admin put there (see `Source`).
+    File(Source),
+    /// The upstream's answer to our own exchange, held in memory.
+    Fetched,
+    /// An unauthenticated peer's body on `/sync/v1/exchange`, held in memory: nothing of
+    /// it is kept, and history is written only once its sender proved who it is.
+    Exchange,
+}
+
+/// How the key that verified a bundle was chosen.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// Pinned earlier for this sender: a verified bundle comes from a known peer.
+    Pinned,
+    /// Introduced by the bundle itself (registration): proves nothing about the sender
+    /// until the token or pending request checks out.
+    Introduced,
 }
 
 #[derive(Debug)]
@@ -51,6 +79,8 @@ struct Importer<'a> {
     ctx: &'a SyncContext,
     tx: &'a Connection,
     now: i64,
+    /// The key the first pass verified the bundle with; the second pass uses it again.
+    key: VerifyingKey,
     plan: Option<Plan>,
     catalog: Catalog,
     registration: records::Registration,
@@ -86,13 +116,136 @@ impl Importer<'_> {
     }
 }
 
+/// The key pinned for a sender, or the key it handed over to: after a key rotation the
+/// manifest carries a statement signed by the pinned key vouching for the signer's new
+/// key, good until its overlap ends (see `crypto::rotation`). The import then pins it.
+fn rotated(
+    ctx: &SyncContext,
+    pinned: &[u8],
+    m: &Manifest,
+    signer: &VerifyingKey,
+) -> Result<VerifyingKey, SyncError> {
+    let pinned = Importer::pinned(pinned)?;
+    let handed_over = pinned != *signer
+        && m.from.public_key.as_deref() == Some(public_key_b64(signer).as_str())
+        && m.from
+            .key_rotation
+            .as_ref()
+            .is_some_and(|v| v.hands_over(&pinned, signer, ctx.clock.unix()));
+    Ok(if handed_over { *signer } else { pinned })
+}
+
+/// The key this server trusts for the sender a manifest names, and how it was chosen.
+/// Decides nothing about the bundle beyond that: no "seen before", no order.
+fn sender_key(
+    ctx: &SyncContext,
+    c: &Connection,
+    m: &Manifest,
+    signer: &VerifyingKey,
+) -> Result<(VerifyingKey, Trust), SyncError> {
+    let announced = m.from.public_key.as_deref();
+    let introduced = || {
+        // For a registration the bundle introduces its own key; both copies must agree.
+        if announced == Some(public_key_b64(signer).as_str()) {
+            Ok((*signer, Trust::Introduced))
+        } else {
+            Err(reject(
+                "signer.pub.pem and the manifest's public key differ",
+            ))
+        }
+    };
+    match (ctx.role, m.kind.as_str()) {
+        (ServerRole::Satellite, "registration-response") => {
+            let link = sync_state::link_by_account(c, &m.account)?.ok_or_else(|| {
+                reject(format!(
+                    "foreign account: there is no account '{}' here",
+                    m.account
+                ))
+            })?;
+            if link.state == "pending"
+                && link.pending_request_id.as_deref() == m.in_reply_to.as_deref()
+            {
+                // Trust on first use: the response to our pending request pins its key.
+                return introduced();
+            }
+            match (&link.upstream_authority_id, &link.upstream_public_key) {
+                // A copy of the response that registered us verifies against the key it
+                // pinned (and is then a duplicate); nothing else does.
+                (Some(id), Some(key)) if *id == m.from.authority_id => {
+                    Ok((rotated(ctx, key, m, signer)?, Trust::Pinned))
+                }
+                _ => Err(reject(
+                    "it does not answer this account's pending registration request",
+                )),
+            }
+        }
+        (ServerRole::Satellite, "sync-response") => {
+            let link = sync_state::link_by_account(c, &m.account)?
+                .filter(|l| l.state == "registered")
+                .ok_or_else(|| {
+                    reject(format!(
+                        "foreign account: '{}' is not registered with an upstream here",
+                        m.account
+                    ))
+                })?;
+            if link.upstream_authority_id.as_deref() != Some(m.from.authority_id.as_str()) {
+                return Err(reject(format!(
+                    "foreign authority {}: not this account's upstream",
+                    m.from.authority_id
+                )));
+            }
+            let pinned = link.upstream_public_key.as_deref().unwrap_or_default();
+            let key = rotated(ctx, pinned, m, signer)?;
+            Ok((key, Trust::Pinned))
+        }
+        (ServerRole::Upstream, "registration-request") => {
+            // A satellite registered before is held to the key it pinned then.
+            match sync_state::satellite(c, &m.from.authority_id, &m.account)? {
+                Some(sat) => Ok((rotated(ctx, &sat.public_key, m, signer)?, Trust::Pinned)),
+                None => introduced(),
+            }
+        }
+        (ServerRole::Upstream, "sync-request") => {
+            let sat =
+                sync_state::satellite(c, &m.from.authority_id, &m.account)?.ok_or_else(|| {
+                    reject(format!(
+                        "foreign satellite: authority {} account '{}' is not registered here",
+                        m.from.authority_id, m.account
+                    ))
+                })?;
+            Ok((rotated(ctx, &sat.public_key, m, signer)?, Trust::Pinned))
+        }
+        (role, kind) => Err(reject(format!(
+            "wrong kind: a {} does not import {kind} bundles",
+            role.as_str()
+        ))),
+    }
+}
+
+/// The first pass: the whole bundle checked against its sender's trusted key.
+fn verify_sender(
+    ctx: &SyncContext,
+    src: &BundleSource,
+) -> (Result<Verified, SyncError>, Option<Trust>) {
+    let mut trust = None;
+    let verified = bundle::verify(src, |m, signer| {
+        let (key, how) = ctx
+            .store
+            .read_blocking(|c| Ok(sender_key(ctx, c, m, signer)))??;
+        trust = Some(how);
+        Ok(key)
+    });
+    (verified, trust)
+}
+
 impl BundleSink for Importer<'_> {
-    fn trust(&mut self, m: &Manifest, signer: &VerifyingKey) -> Result<VerifyingKey, SyncError> {
+    /// Runs only after the first pass verified the bundle whole: now it may be a
+    /// duplicate, out of order, or not an answer to anything.
+    fn trust(&mut self, m: &Manifest, _signer: &VerifyingKey) -> Result<VerifyingKey, SyncError> {
         if sync_state::applied_before(self.tx, &m.bundle_id)? {
             return Err(SyncError::Duplicate(m.bundle_id.clone()));
         }
-        let announced = m.from.public_key.as_deref();
-        let (plan, key) = match (self.ctx.role, m.kind.as_str()) {
+        let plan = match (self.ctx.role, m.kind.as_str()) {
             (ServerRole::Satellite, "registration-response") => {
                 let link = sync_state::link_by_account(self.tx, &m.account)?.ok_or_else(|| {
                     reject(format!(
@@ -108,13 +261,7 @@ impl BundleSink for Importer<'_> {
                     ));
                 }
                 self.check_to(m, true)?;
-                // Trust on first use: the response introduces the upstream's key, pinned from now on.
-                if announced != Some(public_key_b64(signer).as_str()) {
-                    return Err(reject(
-                        "signer.pub.pem and the manifest's public key differ",
-                    ));
-                }
-                (Plan::RegistrationResponse(link), *signer)
+                Plan::RegistrationResponse(link)
             }
             (ServerRole::Satellite, "sync-response") => {
                 let link = sync_state::link_by_account(self.tx, &m.account)?
@@ -132,9 +279,11 @@ impl BundleSink for Importer<'_> {
                     )));
                 }
                 self.check_to(m, true)?;
-                let answered = m.in_reply_to.as_deref().is_some_and(|id| {
-                    sync_state::sent(self.tx, id, link.account_id).unwrap_or(false)
-                });
+                // A database error here is not the sender's fault: it propagates as such.
+                let answered = match m.in_reply_to.as_deref() {
+                    Some(id) => sync_state::sent(self.tx, id, link.account_id)?,
+                    None => false,
+                };
                 if !answered {
                     return Err(reject("it does not answer a request this satellite sent"));
                 }
@@ -144,19 +293,13 @@ impl BundleSink for Importer<'_> {
                         m.sequence, link.last_response_sequence
                     )));
                 }
-                let key = Self::pinned(link.upstream_public_key.as_deref().unwrap_or_default())?;
-                (Plan::SyncResponse(link), key)
+                Plan::SyncResponse(link)
             }
             (ServerRole::Upstream, "registration-request") => {
                 self.check_to(m, false)?;
-                if announced != Some(public_key_b64(signer).as_str()) {
-                    return Err(reject(
-                        "signer.pub.pem and the manifest's public key differ",
-                    ));
-                }
                 // The registration token inside authenticates the request; the key it
                 // introduces is pinned when the token checks out.
-                (Plan::RegistrationRequest, *signer)
+                Plan::RegistrationRequest
             }
             (ServerRole::Upstream, "sync-request") => {
                 let sat = sync_state::satellite(self.tx, &m.from.authority_id, &m.account)?
@@ -173,8 +316,7 @@ impl BundleSink for Importer<'_> {
                         m.sequence, sat.last_sequence
                     )));
                 }
-                let key = Self::pinned(&sat.public_key)?;
-                (Plan::SyncRequest(sat), key)
+                Plan::SyncRequest(sat)
             }
             (role, kind) => {
                 return Err(reject(format!(
@@ -184,7 +326,7 @@ impl BundleSink for Importer<'_> {
             }
         };
         self.plan = Some(plan);
-        Ok(key)
+        Ok(self.key)
     }
 
     fn record(&mut self, file: &str, value: Value) -> Result<(), SyncError> {
@@ -294,15 +436,16 @@ impl BundleSink for Importer<'_> {
 
 /// Reads the manifest only (to route and to describe a file), verifying nothing.
 pub fn peek(path: &Path) -> Option<Manifest> {
-    let file = std::fs::File::open(path).ok()?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut entry = archive.entries().ok()?.next()?.ok()?;
-    let mut buf = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, 1 << 20), &mut buf).ok()?;
-    serde_json::from_slice(&buf).ok()
+    BundleSource::File(path.to_owned()).peek()
 }
 
-fn apply(ctx: &SyncContext, path: &Path, progress: &dyn Fn(u64)) -> Result<Outcome, SyncError> {
+/// The second pass, inside one transaction: seen before, order, then every record.
+fn apply(
+    ctx: &SyncContext,
+    src: &BundleSource,
+    verified: &Verified,
+    progress: &dyn Fn(u64),
+) -> Result<Outcome, SyncError> {
     let now = ctx.clock.unix();
     let started = std::time::Instant::now();
     ctx.store.write_blocking(|tx| {
@@ -310,6 +453,7 @@ fn apply(ctx: &SyncContext, path: &Path, progress: &dyn Fn(u64)) -> Result<Outco
             ctx,
             tx,
             now,
+            key: verified.key,
             plan: None,
             catalog: Catalog::default(),
             registration: records::Registration::default(),
@@ -317,7 +461,11 @@ fn apply(ctx: &SyncContext, path: &Path, progress: &dyn Fn(u64)) -> Result<Outco
             snapshot: None,
             counts: BTreeMap::new(),
         };
-        let manifest = bundle::read(path, &mut PrepareSnapshot(&mut imp), progress)?;
+        let manifest = bundle::read(src, &mut PrepareSnapshot(&mut imp), progress)?;
+        if manifest != verified.manifest {
+            // A file swapped between the passes: decide nothing on it.
+            return Err(reject("the bundle changed while it was being imported"));
+        }
         finish(imp, &manifest, started)
     })
 }
@@ -344,6 +492,28 @@ impl BundleSink for PrepareSnapshot<'_, '_> {
     }
 }
 
+/// The event for a peer's key pinned anew under its rotation statement.
+fn key_rotated(
+    tx: &Connection,
+    now: i64,
+    account: (i64, &str),
+    authority_id: &str,
+    key: &VerifyingKey,
+) -> Result<(), SyncError> {
+    crate::store::events::record(
+        tx,
+        now,
+        crate::store::events::NewEvent {
+            actor: "sync",
+            action: "sync.peer_key_rotated",
+            account: Some(account),
+            target: authority_id,
+            detail: json!({ "public_key": public_key_b64(key) }),
+        },
+    )?;
+    Ok(())
+}
+
 fn finish(
     imp: Importer<'_>,
     m: &Manifest,
@@ -353,6 +523,7 @@ fn finish(
         ctx,
         tx,
         now,
+        key,
         plan,
         catalog,
         registration,
@@ -384,6 +555,17 @@ fn finish(
             link.account_id
         }
         Plan::SyncResponse(link) => {
+            if link.upstream_public_key.as_deref() != Some(key.as_bytes().as_slice()) {
+                // Verified under a rotation statement: the new key is pinned from now on.
+                sync_state::repin_upstream(tx, link.account_id, key.as_bytes())?;
+                key_rotated(
+                    tx,
+                    now,
+                    (link.account_id, &link.account),
+                    &m.from.authority_id,
+                    &key,
+                )?;
+            }
             synced::apply_catalog(tx, link.account_id, &link.account, &catalog, now)?;
             let acked = acks
                 .iter()
@@ -408,7 +590,8 @@ fn finish(
             let token = registration
                 .token
                 .ok_or_else(|| reject("the request carries no registration token"))?;
-            let account_id = sync_state::redeem_satellite_token(tx, &token, now).map_err(reject)?;
+            let account_id = sync_state::redeem_satellite_token(tx, &token, now)?
+                .map_err(|refusal| reject(refusal.message()))?;
             let key = m
                 .from
                 .public_key
@@ -427,6 +610,16 @@ fn finish(
             account_id
         }
         Plan::SyncRequest(sat) => {
+            if sat.public_key != key.as_bytes() {
+                sync_state::repin_satellite(tx, sat.id, key.as_bytes())?;
+                key_rotated(
+                    tx,
+                    now,
+                    (sat.account_id, &sat.account),
+                    &sat.authority_id,
+                    &key,
+                )?;
+            }
             let snapshot = snapshot.ok_or_else(|| reject("no snapshot"))?;
             snapshot.finish(m.sequence)?;
             let sat =
@@ -478,39 +671,58 @@ fn answer_again(ctx: &SyncContext, m: &Manifest) -> Result<Option<Written>, Sync
     })
 }
 
-fn move_or_copy(from: &Path, dir: &Path, source: Source) -> Option<PathBuf> {
+/// Keeps a copy of a bundle in `dir` (archive/ or rejected/): a file is moved or copied
+/// as its source says; bytes held in memory are written under the bundle's kind and id.
+fn keep(
+    src: &BundleSource,
+    origin: Origin,
+    dir: &Path,
+    kind: &str,
+    bundle_id: &str,
+) -> Option<PathBuf> {
     std::fs::create_dir_all(dir).ok()?;
-    let name = from
-        .file_name()?
-        .to_string_lossy()
-        .trim_start_matches('.')
-        .to_string();
-    let to = dir.join(name);
-    let done = match source {
-        Source::Inbox => {
-            std::fs::rename(from, &to).or_else(|_| std::fs::copy(from, &to).map(|_| ()))
+    let to = match (src, origin) {
+        (BundleSource::File(from), Origin::File(source)) => {
+            let name = from
+                .file_name()?
+                .to_string_lossy()
+                .trim_start_matches('.')
+                .to_string();
+            let to = dir.join(name);
+            let done = match source {
+                Source::Inbox => {
+                    std::fs::rename(from, &to).or_else(|_| std::fs::copy(from, &to).map(|_| ()))
+                }
+                Source::Path => std::fs::copy(from, &to).map(|_| ()),
+            };
+            done.ok().map(|_| to)
         }
-        Source::Path => std::fs::copy(from, &to).map(|_| ()),
-    };
-    done.ok().map(|_| to)
+        (BundleSource::Memory(bytes), _) => {
+            let to = dir.join(format!(
+                "{}-{}.tar.gz",
+                storage::safe_name(kind),
+                storage::safe_name(bundle_id)
+            ));
+            std::fs::write(&to, &bytes[..]).ok().map(|_| to)
+        }
+        (BundleSource::File(_), _) => None,
+    }?;
+    // The age that caps go by is when the file was kept here, not when it was written.
+    storage::touch(&to);
+    Some(to)
 }
 
-fn log_rejection(ctx: &SyncContext, path: &Path, reason: &str) {
-    let m = peek(path);
+fn log_rejection(ctx: &SyncContext, m: Option<&Manifest>, reason: &str) {
     let now = ctx.clock.unix();
     let h = History {
         at: now,
-        account: m.as_ref().map(|m| m.account.clone()),
-        bundle_id: m
-            .as_ref()
-            .map(|m| m.bundle_id.clone())
-            .unwrap_or_else(|| "-".into()),
+        account: m.map(|m| m.account.clone()),
+        bundle_id: m.map(|m| m.bundle_id.clone()).unwrap_or_else(|| "-".into()),
         kind: m
-            .as_ref()
             .map(|m| m.kind.clone())
             .unwrap_or_else(|| "unknown".into()),
         direction: "in",
-        sequence: m.as_ref().map_or(0, |m| m.sequence),
+        sequence: m.map_or(0, |m| m.sequence),
         result: "rejected".into(),
         detail: reason.to_string(),
         ..Default::default()
@@ -521,46 +733,163 @@ fn log_rejection(ctx: &SyncContext, path: &Path, reason: &str) {
 }
 
 /// Imports a bundle file: verifies, applies, archives (or moves it to rejected/ with a
-/// `.reason` file beside it).
+/// `.reason` file beside it). An error that is not the sender's fault (the database, the
+/// disk) leaves the file where it is, to be tried again.
 pub fn import_file(
     ctx: &SyncContext,
     path: &Path,
     source: Source,
     progress: &dyn Fn(u64),
 ) -> Result<Outcome, SyncError> {
-    match apply(ctx, path, progress) {
+    import(
+        ctx,
+        &BundleSource::File(path.to_owned()),
+        Origin::File(source),
+        progress,
+    )
+}
+
+/// Imports an admin's upload saved under a hidden name in inbox/. Whatever the outcome the
+/// upload is gone from inbox/ afterwards: archived, in rejected/ within its caps, or
+/// (after an error that is not the sender's fault) deleted, for the admin to send again.
+pub fn import_upload(ctx: &SyncContext, path: &Path) -> Result<Outcome, SyncError> {
+    let result = import_file(ctx, path, Source::Inbox, &|_| {});
+    if path.exists() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// Imports the upstream's answer to our own exchange, held in memory.
+pub fn import_fetched(ctx: &SyncContext, body: std::sync::Arc<[u8]>) -> Result<Outcome, SyncError> {
+    import(ctx, &BundleSource::Memory(body), Origin::Fetched, &|_| {})
+}
+
+/// Imports an unauthenticated peer's body from `/sync/v1/exchange`. Until it verifies
+/// against a pinned key (or its registration token checks out) nothing of it is written:
+/// no file, no history row.
+pub fn import_exchange(
+    ctx: &SyncContext,
+    body: std::sync::Arc<[u8]>,
+) -> Result<Outcome, SyncError> {
+    import(ctx, &BundleSource::Memory(body), Origin::Exchange, &|_| {})
+}
+
+fn import(
+    ctx: &SyncContext,
+    src: &BundleSource,
+    origin: Origin,
+    progress: &dyn Fn(u64),
+) -> Result<Outcome, SyncError> {
+    let (verified, trust) = verify_sender(ctx, src);
+    let result = match verified {
+        Ok(v) => match apply(ctx, src, &v, progress) {
+            Err(SyncError::Duplicate(id)) => duplicate(ctx, &v.manifest, id),
+            other => other,
+        }
+        .map_err(|e| (e, Some(v.manifest))),
+        Err(e) => Err((e, None)),
+    };
+    match result {
         Ok(outcome) => {
-            move_or_copy(path, &ctx.dir("archive"), source);
-            tracing::info!(kind = %outcome.kind, bundle = %outcome.bundle_id, "bundle applied");
+            // Files leave inbox/ either way; bytes in memory are archived only when applied.
+            if matches!(origin, Origin::File(_)) || outcome.result == "applied" {
+                keep(
+                    src,
+                    origin,
+                    &ctx.dir("archive"),
+                    &outcome.kind,
+                    &outcome.bundle_id,
+                );
+            }
+            tracing::info!(kind = %outcome.kind, bundle = %outcome.bundle_id, result = outcome.result, "bundle imported");
             Ok(outcome)
         }
-        Err(SyncError::Duplicate(id)) => {
-            let m = peek(path);
-            let answer = match &m {
-                Some(m) => answer_again(ctx, m)?,
-                None => None,
-            };
-            move_or_copy(path, &ctx.dir("archive"), source);
-            Ok(Outcome {
-                result: "duplicate",
-                kind: m.as_ref().map(|m| m.kind.clone()).unwrap_or_default(),
-                bundle_id: id,
-                account: m.map(|m| m.account).unwrap_or_default(),
-                summary: json!({ "message": "this bundle was imported before; nothing changed" }),
-                answer,
-            })
-        }
-        Err(SyncError::Rejected(reason)) => {
-            log_rejection(ctx, path, &reason);
-            if let Some(to) = move_or_copy(path, &ctx.dir("rejected"), source) {
-                let mut reason_path = to.into_os_string();
-                reason_path.push(".reason");
-                let _ = std::fs::write(PathBuf::from(reason_path), format!("{reason}\n"));
-            }
+        Err((SyncError::Rejected(reason), verified)) => {
+            rejected(ctx, src, origin, trust, verified.as_ref(), &reason);
             tracing::warn!(%reason, "bundle rejected");
             Err(SyncError::Rejected(reason))
         }
-        Err(other) => Err(other),
+        // Not the sender's fault (database, disk): no verdict, the file stays for a retry.
+        Err((other, _)) => Err(other),
+    }
+}
+
+fn duplicate(ctx: &SyncContext, m: &Manifest, id: String) -> Result<Outcome, SyncError> {
+    Ok(Outcome {
+        result: "duplicate",
+        kind: m.kind.clone(),
+        bundle_id: id,
+        account: m.account.clone(),
+        summary: json!({ "message": "this bundle was imported before; nothing changed" }),
+        answer: answer_again(ctx, m)?,
+    })
+}
+
+/// What is kept of a rejected bundle. An exchange body is never kept, and its rejection
+/// is written to history only when the bundle verified against a key pinned for its
+/// sender (so no stranger can write rows with text of its choosing). Files (and the
+/// upstream's answers to us) go to rejected/ with their reason, within the caps.
+fn rejected(
+    ctx: &SyncContext,
+    src: &BundleSource,
+    origin: Origin,
+    trust: Option<Trust>,
+    verified: Option<&Manifest>,
+    reason: &str,
+) {
+    if origin == Origin::Exchange {
+        if let (Some(m), Some(Trust::Pinned)) = (verified, trust) {
+            log_rejection(ctx, Some(m), reason);
+        }
+        return;
+    }
+    let peeked;
+    let m = match verified {
+        Some(m) => Some(m),
+        None => {
+            peeked = src.peek();
+            peeked.as_ref()
+        }
+    };
+    log_rejection(ctx, m, reason);
+    let dir = ctx.dir("rejected");
+    let size = match src {
+        BundleSource::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+        BundleSource::Memory(b) => b.len() as u64,
+    };
+    let kept = if size <= ctx.limits.rejected_max_bytes && ctx.limits.rejected_max_files > 0 {
+        keep(
+            src,
+            origin,
+            &dir,
+            m.map_or("unknown", |m| m.kind.as_str()),
+            m.map_or("-", |m| m.bundle_id.as_str()),
+        )
+    } else {
+        // Too large to keep at all: an inbox file is dropped, only its reason stays.
+        if let (BundleSource::File(p), Origin::File(Source::Inbox)) = (src, origin) {
+            let _ = std::fs::remove_file(p);
+        }
+        None
+    };
+    let name = match (&kept, src) {
+        (Some(p), _) => p.file_name().map(|n| n.to_string_lossy().into_owned()),
+        (None, BundleSource::File(p)) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().trim_start_matches('.').to_string()),
+        (None, BundleSource::Memory(_)) => None,
+    }
+    .unwrap_or_else(|| format!("{}.tar.gz", uuid::Uuid::new_v4()));
+    let note = if kept.is_some() {
+        format!("{reason}\n")
+    } else {
+        format!(
+            "{reason}\n(the bundle itself was not kept: {size} bytes is over rejected_max_bytes)\n"
+        )
+    };
+    if let Err(e) = storage::keep_rejected(&dir, &name, &note, &ctx.limits) {
+        tracing::error!(error = %e, "cannot record why a bundle was rejected");
     }
 }
 
@@ -593,7 +922,7 @@ pub fn verify_file(ctx: &SyncContext, path: &Path) -> Result<(Manifest, bool), S
             match pinned {
                 Some(bytes) => {
                     self.pinned = true;
-                    Importer::pinned(&bytes)
+                    rotated(self.ctx, &bytes, m, signer)
                 }
                 None => Ok(*signer),
             }
@@ -601,8 +930,11 @@ pub fn verify_file(ctx: &SyncContext, path: &Path) -> Result<(Manifest, bool), S
         fn record(&mut self, _: &str, _: Value) -> Result<(), SyncError> {
             Ok(())
         }
+        fn wants_records(&self) -> bool {
+            false
+        }
     }
     let mut v = Verifier { ctx, pinned: false };
-    let manifest = bundle::read(path, &mut v, |_| {})?;
+    let manifest = bundle::read(&BundleSource::File(path.to_owned()), &mut v, |_| {})?;
     Ok((manifest, v.pinned))
 }

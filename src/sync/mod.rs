@@ -31,6 +31,20 @@ pub enum SyncError {
 }
 
 impl SyncError {
+    /// A verdict on the bundle or the request (the sender's doing, final), as opposed to
+    /// a failure here or on the way (database, disk, network) that a retry may get past.
+    /// Only a verdict moves a bundle to rejected/; anything else leaves it where it is.
+    pub fn is_verdict(&self) -> bool {
+        match self {
+            SyncError::Rejected(_)
+            | SyncError::Duplicate(_)
+            | SyncError::Invalid(_)
+            | SyncError::Refused(_)
+            | SyncError::Untrusted(_) => true,
+            SyncError::Store(_) | SyncError::Io(_) | SyncError::Network(_) => false,
+        }
+    }
+
     pub(crate) fn io(what: &'static str) -> impl Fn(std::io::Error) -> SyncError {
         move |e| SyncError::Io(format!("{what}: {e}"))
     }
@@ -49,3 +63,19 @@ pub mod outbound;
 pub use context::SyncContext;
 pub mod scheduler;
 pub mod transport;
+
+pub mod storage;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_and_disk_errors_are_no_verdict() {
+        assert!(SyncError::Rejected("tampered".into()).is_verdict());
+        let sqlite = rusqlite::Error::InvalidQuery;
+        assert!(!SyncError::from(sqlite).is_verdict());
+        assert!(!SyncError::Io("disk full".into()).is_verdict());
+        assert!(!SyncError::Network("timeout".into()).is_verdict());
+    }
+}

@@ -104,8 +104,11 @@ pub fn scan_inbox(ctx: &SyncContext) -> usize {
             Ok(o) => {
                 tracing::info!(file = %path.display(), result = o.result, kind = %o.kind, "inbox bundle imported")
             }
+            Err(e) if e.is_verdict() => {
+                tracing::warn!(file = %path.display(), error = %e, "inbox bundle rejected")
+            }
             Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "inbox bundle not imported")
+                tracing::error!(file = %path.display(), error = %e, "inbox bundle not imported; left in inbox/ to try again")
             }
         }
     }

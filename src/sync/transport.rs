@@ -2,12 +2,12 @@
 //! proxy when configured, with the upstream's certificate verified end to end.
 
 use super::context::SyncContext;
-use super::import::{self, Outcome, Source};
+use super::import::{self, Outcome};
 use super::outbound::{self, Written};
 use super::SyncError;
 use crate::store::sync_state::{self, Link};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Delays between attempts when the network fails (the request file is resent as is, so
@@ -44,12 +44,26 @@ fn client(
         .map_err(|e| SyncError::Io(format!("cannot build HTTPS client: {e}")))
 }
 
-/// Sends one request bundle and saves the answer in inbox/ under a hidden name (the inbox
-/// scanner skips dot files) for `import_file` to take.
-fn post(ctx: &SyncContext, link: &Link, request: &Path) -> Result<PathBuf, SyncError> {
+/// Whether `url` is an `https://` URL with a host: the only kind an upstream may have,
+/// since registration tokens and bundles travel in its requests.
+pub fn is_https(url: &str) -> bool {
+    url.get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        && url.len() > 8
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Sends one request bundle; answers the upstream's response bundle, held in memory
+/// (bounded by the response's own size limit) until it verifies.
+fn post(ctx: &SyncContext, link: &Link, request: &Path) -> Result<Arc<[u8]>, SyncError> {
     let url = link.url.as_deref().ok_or_else(|| {
         SyncError::Io("this account has no upstream URL (disconnected mode)".into())
     })?;
+    if !is_https(url) {
+        return Err(SyncError::Refused(format!(
+            "the upstream URL {url} is not https://; register again with its https:// address"
+        )));
+    }
     let body = std::fs::read(request).map_err(SyncError::io("reading the request bundle"))?;
     let res = client(ctx, link.ca_cert_pem.as_deref())?
         .post(format!("{}/sync/v1/exchange", url.trim_end_matches('/')))
@@ -81,13 +95,7 @@ fn post(ctx: &SyncContext, link: &Link, request: &Path) -> Result<PathBuf, SyncE
             "the upstream refused the bundle ({status}): {message}"
         )));
     }
-    let dir = ctx.dir("inbox");
-    std::fs::create_dir_all(&dir).map_err(SyncError::io("creating inbox/"))?;
-    let path = dir.join(format!(".exchange-{}.tar.gz", uuid::Uuid::new_v4()));
-    let mut f = std::fs::File::create(&path).map_err(SyncError::io("saving the response"))?;
-    f.write_all(&bytes)
-        .map_err(SyncError::io("saving the response"))?;
-    Ok(path)
+    Ok(Arc::from(&bytes[..]))
 }
 
 /// Sends a request with retries and imports the answer.
@@ -104,7 +112,7 @@ fn exchange(ctx: &SyncContext, link: &Link, request: &Written) -> Result<Outcome
             Err(e) => return Err(e),
         }
     };
-    import::import_file(ctx, &answer, Source::Inbox, &|_| {})
+    import::import_fetched(ctx, answer)
 }
 
 /// Connected registration: request, exchange, apply the response; the link is registered.
@@ -115,6 +123,13 @@ pub fn connect(
     url: &str,
     ca_cert_pem: Option<&str>,
 ) -> Result<Outcome, SyncError> {
+    if !is_https(url) {
+        return Err(SyncError::Invalid(crate::domain::DomainError::invalid(
+            "invalid_url",
+            "url",
+            "url must be the upstream's https:// address.",
+        )));
+    }
     let request =
         outbound::registration_request(ctx, account, "connected", token, Some(url), ca_cert_pem)?;
     let link = ctx

@@ -7,7 +7,7 @@ use crate::domain::Principal;
 use crate::store::{api_clients, sessions, users::User};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
-use actix_web::{http::header, FromRequest, HttpRequest};
+use actix_web::{http::header, FromRequest, HttpMessage, HttpRequest};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -75,6 +75,15 @@ impl FromRequest for SessionUser {
                 .read(move |c| sessions::find(c, &hash, now))
                 .await?
                 .ok_or_else(login)?;
+            // Idle timeout: each use moves the deadline out, written at most once a minute.
+            let idle = state.settings.session_idle_minutes.max(1) * 60;
+            if session.expires_at - now < idle - 60 {
+                let hash = session.token_hash.clone();
+                state
+                    .store
+                    .write(move |tx| sessions::touch(tx, &hash, now, idle))
+                    .await?;
+            }
             if session.user.must_change_password && path != "/account/password" && path != "/logout"
             {
                 return Err(PageError::Redirect("/account/password".into()));
@@ -95,12 +104,53 @@ impl FromRequest for SessionUser {
     }
 }
 
-/// Keeps `next` a local path so the login redirect cannot send people elsewhere.
+/// Keeps `next` a local path so the login redirect cannot send people elsewhere: anything
+/// but a same-site absolute path becomes `/`.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        // Names may hold spaces; a Location header carries them encoded.
+        Some(n) if is_safe_next(n) => n.replace(' ', "%20"),
         _ => "/".to_string(),
     }
+}
+
+/// Longest `next` kept; a real page path is far shorter.
+const NEXT_MAX: usize = 2048;
+
+/// A same-site absolute path: `/` then not `/` nor `\`; visible ASCII only (no control
+/// characters, no spaces: browsers drop tabs and newlines, turning `/\t/evil` into
+/// `//evil`); no backslash anywhere; and no percent-encoded control character, slash or
+/// backslash that a decoding hop could turn into one of those.
+pub fn is_safe_next(n: &str) -> bool {
+    let b = n.as_bytes();
+    if b.is_empty() || b.len() > NEXT_MAX || b[0] != b'/' {
+        return false;
+    }
+    if matches!(b.get(1), Some(b'/') | Some(b'\\')) {
+        return false;
+    }
+    if !b.iter().all(|c| (0x20..=0x7e).contains(c) && *c != b'\\') {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let decoded = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match decoded {
+                Some(c) if !(0x20..0x7f).contains(&c) || c == b'\\' || c == b'/' || c == b'%' => {
+                    return false
+                }
+                Some(_) => i += 3,
+                None => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
 }
 
 fn encode_next(path: &str) -> String {
@@ -117,41 +167,144 @@ fn encode_next(path: &str) -> String {
 /// A machine client authenticated by `Authorization: Bearer <token>`.
 pub struct ApiCaller(pub Principal);
 
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// Resolves a bearer token to its principal, or the contract's 401.
+async fn principal_for(state: &State, token: Option<String>) -> Result<Principal, AppError> {
+    let token = token.ok_or_else(|| {
+        AppError::unauthorized(
+            "unauthorized",
+            "Send Authorization: Bearer <token> from POST /oauth/token.",
+        )
+    })?;
+    let now = state.clock.unix();
+    state
+        .store
+        .read(move |c| api_clients::principal_for_token(c, &token, now))
+        .await?
+        .ok_or_else(|| {
+            AppError::unauthorized("unauthorized", "The bearer token is invalid or expired.")
+        })
+}
+
+/// Middleware: every `/api/v1` call proves its bearer token before any extractor reads
+/// the body, so `Bearer garbage` with a bad body is a 401, never a 400. The principal is
+/// kept in the request for `ApiCaller`.
+pub async fn bearer_first(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    if !req.path().starts_with("/api/v1/") {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let state = match state_of(req.request()) {
+        Ok(s) => s,
+        Err(e) => return Ok(req.error_response(e)),
+    };
+    match principal_for(&state, bearer_token(req.request())).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(ApiCaller(principal));
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        Err(e) => Ok(req.error_response(e)),
+    }
+}
+
 impl FromRequest for ApiCaller {
     type Error = AppError;
     type Future = BoxFuture<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Normally `bearer_first` has checked the token already.
+        if let Some(ApiCaller(p)) = req.extensions().get::<ApiCaller>() {
+            let p = p.clone();
+            return Box::pin(async move { Ok(ApiCaller(p)) });
+        }
         let state = state_of(req);
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(|t| t.trim().to_string());
-        Box::pin(async move {
-            let state = state?;
-            let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
-                AppError::unauthorized(
-                    "unauthorized",
-                    "Send Authorization: Bearer <token> from POST /oauth/token.",
-                )
-            })?;
-            let now = state.clock.unix();
-            state
-                .store
-                .read(move |c| api_clients::principal_for_token(c, &token, now))
-                .await?
-                .map(ApiCaller)
-                .ok_or_else(|| {
-                    AppError::unauthorized(
-                        "unauthorized",
-                        "The bearer token is invalid or expired.",
-                    )
-                })
-        })
+        let token = bearer_token(req);
+        Box::pin(async move { principal_for(&state?, token).await.map(ApiCaller) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn next_accepts_local_paths_only() {
+        for ok in ["/", "/accounts/Acme", "/instances?q=a&after=3", "/a%20b"] {
+            assert!(is_safe_next(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "//evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example/",
+            "/\n",
+            "/\r/x",
+            "\t//evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "evil.example",
+            "/%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/%09/evil.example",
+            "/%0d%0aSet-Cookie:x",
+            "/%",
+            "/%zz",
+            "/caf\u{e9}",
+        ] {
+            assert!(!is_safe_next(bad), "{bad:?}");
+            assert_eq!(safe_next(Some(bad)), "/");
+        }
+        assert_eq!(safe_next(None), "/");
+        assert_eq!(
+            safe_next(Some("/accounts/Acme Corp")),
+            "/accounts/Acme%20Corp"
+        );
+    }
+
+    proptest! {
+        /// Whatever comes in, what goes out is `/` or a path a browser resolves on this
+        /// site, and it always fits in a Location header.
+        #[test]
+        fn next_is_always_same_site(raw in ".{0,64}") {
+            let out = safe_next(Some(&raw));
+            prop_assert!(out.starts_with('/'));
+            prop_assert!(!out.starts_with("//") && !out.starts_with("/\\"));
+            prop_assert!(out.bytes().all(|c| (0x21..=0x7e).contains(&c) && c != b'\\'));
+            prop_assert!(actix_web::http::header::HeaderValue::from_str(&out).is_ok());
+            prop_assert!(out == "/" || out == raw.replace(' ', "%20"));
+        }
+
+        #[test]
+        fn next_refuses_every_control_character(
+            prefix in "/[a-z]{0,8}",
+            c in proptest::char::range('\u{0}', '\u{1f}'),
+            suffix in "[a-z/]{0,8}",
+        ) {
+            let raw = format!("{prefix}{c}{suffix}");
+            prop_assert_eq!(safe_next(Some(&raw)), "/");
+        }
+
+        #[test]
+        fn next_refuses_encoded_separators(
+            prefix in "/[a-z]{0,8}",
+            code in prop::sample::select(vec!["%2f", "%2F", "%5c", "%5C", "%09", "%0a", "%0D", "%00", "%25"]),
+        ) {
+            let raw = format!("{prefix}{code}/evil.example");
+            prop_assert_eq!(safe_next(Some(&raw)), "/");
+        }
     }
 }

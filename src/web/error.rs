@@ -86,11 +86,8 @@ impl AppError {
     pub fn from_json_error(e: actix_web::error::JsonPayloadError) -> Self {
         use actix_web::error::JsonPayloadError as J;
         match e {
-            J::Overflow { .. } | J::OverflowKnownLength { .. } => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("Request body is larger than {} bytes.", super::BODY_LIMIT),
-            ),
+            J::Overflow { .. } | J::OverflowKnownLength { .. } => super::limits::too_large(None),
+            J::Payload(p) => super::limits::payload_error(&p),
             J::ContentType => Self::bad_request("Content-Type must be application/json."),
             other => Self::bad_request(format!("Request body is not valid: {other}")),
         }

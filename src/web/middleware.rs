@@ -81,3 +81,15 @@ pub async fn security_headers(
     }
     Ok(res)
 }
+
+/// `HEAD` on a page answers what `GET` would, headers and status, without the body (the
+/// HTTP layer leaves the body out of a HEAD response). Machine paths keep their own routes.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.method() == actix_web::http::Method::HEAD && !super::api::is_machine_path(req.path()) {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    next.call(req).await
+}

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod download;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod pages;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub authority: Arc<AuthorityKey>,
     pub clock: Clock,
     pub login_throttle: throttle::LoginThrottle,
+    /// Per-address and per-credential rate limits (web/throttle.rs).
+    pub rates: throttle::RateLimits,
     pub sync: crate::sync::SyncContext,
     /// Parsed keys of instances that signed requests lately (a hint; see agent/keys.rs).
     pub agent_keys: agent::keys::KeyCache,
@@ -42,8 +45,9 @@ pub type State = web::Data<AppState>;
 /// How long requests in flight may take to finish once a stop is asked for.
 pub const SHUTDOWN_GRACE_SECONDS: u64 = 25;
 
-/// Largest JSON or form body accepted; larger ones get 413.
-pub const BODY_LIMIT: usize = 256 * 1024;
+/// What extractors may buffer at most; each route's real limit is a setting applied by
+/// `limits::guard_bodies` (larger bodies get 413).
+pub const BODY_LIMIT: usize = limits::EXTRACTOR_CEILING;
 
 /// Registers every route, extractor config and middleware on an app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -55,7 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(
         web::FormConfig::default()
             .limit(BODY_LIMIT)
-            .error_handler(|e, _| AppError::bad_request(e.to_string()).into()),
+            .error_handler(|e, _| limits::form_error(e).into()),
     )
     .app_data(
         web::QueryConfig::default()
@@ -108,19 +112,36 @@ pub fn serve(
     tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let tls_on = tls.is_some();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let budget = limits::ConnectionBudget::from_settings(&state.settings, workers);
+    let per_address = limits::PerAddress::new(state.settings.max_connections_per_address);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .configure(configure)
             .default_service(web::to(not_found))
+            // The last wrapped runs first. Before routing: HEAD as GET, then (inside the
+            // agent response signing) the per-address rate limit, the `/api/v1` bearer
+            // token, and the body limit and deadline (docs/security.md).
+            .wrap(actix_web::middleware::from_fn(limits::guard_bodies))
+            .wrap(actix_web::middleware::from_fn(auth::bearer_first))
+            .wrap(actix_web::middleware::from_fn(throttle::limit_by_address))
             .wrap(actix_web::middleware::from_fn(
                 agent::signing::sign_agent_responses,
             ))
+            .wrap(actix_web::middleware::from_fn(middleware::head_as_get))
             .wrap(actix_web::middleware::from_fn(middleware::security_headers))
             .wrap(actix_web::middleware::from_fn(metrics::record))
             .wrap(actix_web::middleware::from_fn(middleware::request_context))
     })
-    .workers(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    .on_connect(move |conn, ext| per_address.on_connect(conn, ext))
+    .workers(workers)
+    .max_connections(budget.max_connections_per_worker)
+    .client_request_timeout(budget.header_timeout)
+    .client_disconnect_timeout(budget.disconnect_timeout)
+    .keep_alive(budget.keep_alive)
+    .tls_handshake_timeout(budget.tls_handshake_timeout)
+    .max_connection_rate(budget.max_handshakes_per_worker)
     // The caller decides when to stop (SIGTERM and SIGINT alike, see cli/serve.rs);
     // requests in flight get this long to finish, inside the 30 s the contract allows.
     .disable_signals()

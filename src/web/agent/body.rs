@@ -18,15 +18,12 @@ impl FromRequest for RawBody {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             bytes.await.map(RawBody).map_err(|e| {
+                // The body guard (web/limits.rs) ends a body that is too large or too slow
+                // with a payload error; the extractor's own ceiling gives 413 as well.
                 if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                    AppError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        format!(
-                            "Request body is larger than {} bytes.",
-                            crate::web::BODY_LIMIT
-                        ),
-                    )
+                    crate::web::limits::too_large(None)
+                } else if let Some(p) = e.as_error::<actix_web::error::PayloadError>() {
+                    crate::web::limits::payload_error(p)
                 } else {
                     AppError::bad_request(format!("Request body could not be read: {e}"))
                 }

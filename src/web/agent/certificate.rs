@@ -15,6 +15,10 @@ pub struct CertificateResponse {
     pub renew_after: String,
     pub expires_at: String,
     pub authority_public_key: String,
+    /// After a key rotation: the previous key's statement vouching for
+    /// `authority_public_key`, so agents that pinned the old key can move over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authority_key_rotation: Option<crate::crypto::rotation::Vouch>,
 }
 
 pub struct Issue<'a> {
@@ -50,5 +54,6 @@ pub fn issue(authority: &AuthorityKey, i: Issue<'_>) -> CertificateResponse {
         renew_after: payload.renew_after.clone(),
         expires_at: payload.expires_at.clone(),
         authority_public_key: authority.public_key_b64(),
+        authority_key_rotation: authority.rotation().cloned(),
     }
 }

@@ -2,10 +2,18 @@
 
 use super::body::RawBody;
 use super::certificate::{self, Issue};
+use super::register::parse_json;
 use super::verify::signed_instance;
+use crate::domain::registration::check_hostname;
+use crate::service;
 use crate::store::instances;
 use crate::web::{AppError, State};
 use actix_web::{HttpRequest, HttpResponse};
+
+#[derive(Default, serde::Deserialize)]
+struct RenewBody {
+    hostname: Option<String>,
+}
 
 pub async fn renew(
     state: State,
@@ -13,10 +21,24 @@ pub async fn renew(
     RawBody(body): RawBody,
 ) -> Result<HttpResponse, AppError> {
     let instance = signed_instance(&state, &req, &body).await?;
+    // No body and `{}` both mean "nothing changed".
+    let asked: RenewBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RenewBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    check_hostname(asked.hostname.as_deref())?;
     let now = state.clock.unix();
     let (instance, va_name) = state
         .store
-        .write(move |tx| instances::renew_certificate(tx, now, instance.signer()))
+        .write(move |tx| {
+            Ok(service::instances::renew(
+                tx,
+                now,
+                instance.signer(),
+                asked.hostname.as_deref(),
+            )?)
+        })
         .await?;
     let answer = certificate::issue(
         &state.authority,

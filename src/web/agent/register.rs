@@ -4,7 +4,8 @@ use super::body::RawBody;
 use super::certificate::{self, Issue};
 use crate::crypto::agent_sig;
 use crate::domain::instance;
-use crate::store::instances::{self, Registration};
+use crate::domain::registration::check_hostname;
+use crate::service::instances::{self, RegisterInput};
 use crate::web::{AppError, State};
 use actix_web::HttpResponse;
 use serde::Deserialize;
@@ -36,6 +37,8 @@ struct RegisterBody {
     public_key: String,
     product: ProductBody,
     hostname: Option<String>,
+    #[serde(default)]
+    reregister: bool,
 }
 
 pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, AppError> {
@@ -43,9 +46,15 @@ pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, AppError>
         .map_err(|e| AppError::bad_request(format!("Request body is not valid: {e}")))
 }
 
-pub async fn register(state: State, RawBody(body): RawBody) -> Result<HttpResponse, AppError> {
-    // Shape and fields first, the token last: a malformed request never spends a use.
-    let b: RegisterBody = parse_json(&body)?;
+/// A register body, checked: shape and every field, the token not yet looked at.
+struct Checked {
+    b: RegisterBody,
+    udi: instance::Udi,
+    key: ed25519_dalek::VerifyingKey,
+}
+
+fn check_body(body: &[u8]) -> Result<Checked, AppError> {
+    let b: RegisterBody = parse_json(body)?;
     let udi = instance::check_udi(&b.udi.pid, &b.udi.sn, b.udi.uuid.as_deref())?;
     let key = agent_sig::decode_public_key(&b.public_key).ok_or_else(|| {
         AppError::unprocessable(
@@ -54,29 +63,37 @@ pub async fn register(state: State, RawBody(body): RawBody) -> Result<HttpRespon
         )
     })?;
     instance::check_product(&b.product.name, &b.product.version)?;
-    if b.hostname
-        .as_ref()
-        .is_some_and(|h| h.len() > 255 || h.chars().any(char::is_control))
-    {
-        return Err(AppError::unprocessable(
-            "invalid_hostname",
-            "hostname is at most 255 printable characters.",
+    check_hostname(b.hostname.as_deref())?;
+    Ok(Checked { b, udi, key })
+}
+
+pub async fn register(state: State, RawBody(body): RawBody) -> Result<HttpResponse, AppError> {
+    // Shape and fields first, the token last: a malformed request never spends a use.
+    let Checked { b, udi, key } = check_body(&body)?;
+    // Per token as well as per address (web/throttle.rs): a token shared by a fleet is
+    // used at a human pace, a guessed one is not.
+    let token_key = crate::web::throttle::credential_key("token", &b.token);
+    if let Err(wait) = state.rates.credential.check(&token_key) {
+        return Err(AppError::too_many_requests(
+            format!("Too many registrations with this token; retry in {wait} s."),
+            wait,
         ));
     }
-    let registration = Registration {
+    let registration = RegisterInput {
         token: b.token,
         udi: udi.clone(),
         public_key: key.to_bytes(),
         product_name: b.product.name,
         product_version: b.product.version,
         hostname: b.hostname,
+        reregister: b.reregister,
     };
     let now = state.clock.unix();
     let done = state
         .store
-        .write(move |tx| instances::register(tx, now, &registration))
+        .write(move |tx| Ok(instances::register(tx, now, &registration)?))
         .await?;
-    tracing::info!(instance = %done.instance_id, reregistered = done.reregistered, "instance registered");
+    tracing::info!(instance = %done.instance_id, placement = ?done.placement, "instance registered");
     let answer = certificate::issue(
         &state.authority,
         Issue {
@@ -91,4 +108,34 @@ pub async fn register(state: State, RawBody(body): RawBody) -> Result<HttpRespon
         },
     );
     Ok(HttpResponse::Created().json(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary bytes as a register body: a typed 4xx, never a panic.
+        #[test]
+        fn arbitrary_bytes_are_a_typed_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(e) = check_body(&bytes) {
+                prop_assert!(e.status.is_client_error());
+            }
+        }
+
+        #[test]
+        fn arbitrary_fields_are_typed(
+            pid in ".{0,80}", sn in ".{0,80}", key in ".{0,60}",
+            name in ".{0,80}", version in ".{0,40}", hostname in proptest::option::of(".{0,300}"),
+        ) {
+            let body = serde_json::json!({
+                "token": "t", "udi": {"pid": pid, "sn": sn}, "public_key": key,
+                "product": {"name": name, "version": version}, "hostname": hostname,
+            });
+            if let Err(e) = check_body(body.to_string().as_bytes()) {
+                prop_assert!(e.status.is_client_error());
+            }
+        }
+    }
 }

@@ -53,10 +53,11 @@ fn validate(b: UsageBody, now: i64) -> Result<Report, AppError> {
             "report_id is 1-128 characters.",
         ));
     }
-    let measured_at = chrono::DateTime::parse_from_rfc3339(&b.measured_at)
-        .map_err(|_| AppError::bad_request("measured_at must be an RFC 3339 timestamp."))?
-        .timestamp();
-    instance::check_measured_at(measured_at, now)?;
+    let measured = chrono::DateTime::parse_from_rfc3339(&b.measured_at)
+        .map_err(|_| AppError::bad_request("measured_at must be an RFC 3339 timestamp."))?;
+    instance::check_measured_at(measured.timestamp(), now)?;
+    // Full precision (microseconds): reports in the same second are still ordered.
+    let measured_at_us = measured.timestamp_micros();
     if b.entitlements.len() > MAX_ENTITLEMENTS {
         return Err(AppError::unprocessable(
             "too_many_entitlements",
@@ -87,7 +88,7 @@ fn validate(b: UsageBody, now: i64) -> Result<Report, AppError> {
     }
     Ok(Report {
         report_id: b.report_id,
-        measured_at,
+        measured_at_us,
         entitlements,
     })
 }
@@ -122,4 +123,51 @@ pub async fn report(
             expires_at: outcome.auth_expires_at.map(rfc3339),
         },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn outcome(bytes: &[u8]) -> Result<Report, AppError> {
+        validate(parse_json(bytes)?, 1_700_000_000)
+    }
+
+    proptest! {
+        /// Arbitrary bytes as a usage body: a typed 4xx, never a panic.
+        #[test]
+        fn arbitrary_bytes_are_a_typed_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(e) = outcome(&bytes) {
+                prop_assert!(e.status.is_client_error(), "{}", e.status);
+            }
+        }
+
+        /// Well-formed JSON with arbitrary field values: accepted, or a typed 4xx.
+        #[test]
+        fn arbitrary_fields_are_typed(
+            report_id in ".{0,200}",
+            measured_at in prop_oneof![Just("2023-11-14T22:13:20.500Z".to_string()), ".{0,40}"],
+            tags in proptest::collection::vec((".{0,40}", any::<i64>()), 0..8),
+        ) {
+            let body = serde_json::json!({
+                "report_id": report_id,
+                "measured_at": measured_at,
+                "entitlements": tags.iter().map(|(t, c)| serde_json::json!({"tag": t, "count": c})).collect::<Vec<_>>(),
+            });
+            match outcome(body.to_string().as_bytes()) {
+                Ok(r) => {
+                    prop_assert!(r.entitlements.iter().all(|(_, c)| (0..=license::QUANTITY_MAX).contains(c)));
+                }
+                Err(e) => prop_assert!(e.status.is_client_error()),
+            }
+        }
+    }
+
+    #[test]
+    fn measured_at_keeps_milliseconds() {
+        let body =
+            br#"{"report_id":"r","measured_at":"2023-11-14T22:13:20.500Z","entitlements":[]}"#;
+        assert_eq!(outcome(body).unwrap().measured_at_us, 1_700_000_000_500_000);
+    }
 }

@@ -83,23 +83,31 @@ fn bad_signature() -> AppError {
     instance::bad_signature().into()
 }
 
-/// Registration still current, timestamp within the window, signature valid.
-fn check(known: &KnownKey, req: &HttpRequest, body: &[u8], now: i64) -> Result<(), AppError> {
-    instance::check_registration_current(known.cert_expires_at, now)?;
+/// The timestamp header: ASCII digits only, unix seconds within the window of `now`.
+fn check_timestamp(text: Option<&str>, now: i64) -> Result<i64, AppError> {
     let stale = || {
         AppError::unauthorized(
             "stale_timestamp",
             "X-Satellite-Timestamp must be unix seconds within 300 s of the server's clock.",
         )
     };
-    let timestamp = header(req, TIMESTAMP_HEADER).ok_or_else(stale)?;
-    if timestamp.is_empty() || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
+    let text = text.ok_or_else(stale)?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(stale());
     }
-    let ts: i64 = timestamp.parse().map_err(|_| stale())?;
-    if (now - ts).abs() > CLOCK_WINDOW {
+    let ts: i64 = text.parse().map_err(|_| stale())?;
+    if now.checked_sub(ts).is_none_or(|d| d.abs() > CLOCK_WINDOW) {
         return Err(stale());
     }
+    Ok(ts)
+}
+
+/// Registration still current, timestamp within the window, signature valid.
+fn check(known: &KnownKey, req: &HttpRequest, body: &[u8], now: i64) -> Result<(), AppError> {
+    instance::check_registration_current(known.cert_expires_at, now)?;
+    let timestamp = header(req, TIMESTAMP_HEADER);
+    check_timestamp(timestamp, now)?;
+    let timestamp = timestamp.unwrap_or_default();
     let signature = header(req, SIGNATURE_HEADER).ok_or_else(bad_signature)?;
     let message =
         agent_sig::request_message(req.method().as_str(), req.uri().path(), timestamp, body);
@@ -107,4 +115,38 @@ fn check(known: &KnownKey, req: &HttpRequest, body: &[u8], now: i64) -> Result<(
         return Err(bad_signature());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any header text is a typed answer: accepted only when it is digits within the
+        /// window, else `stale_timestamp`; never a panic (overflow included).
+        #[test]
+        fn timestamp_header_is_typed(text in ".{0,40}", now in any::<i64>()) {
+            match check_timestamp(Some(&text), now) {
+                Ok(ts) => {
+                    prop_assert!(text.bytes().all(|b| b.is_ascii_digit()));
+                    prop_assert!((now - ts).abs() <= CLOCK_WINDOW);
+                }
+                Err(e) => prop_assert_eq!(e.code, "stale_timestamp"),
+            }
+        }
+
+        #[test]
+        fn timestamp_digits_near_now_pass(delta in -300i64..=300, now in 1_000_000i64..4_000_000_000) {
+            prop_assert_eq!(check_timestamp(Some(&(now + delta).to_string()), now).ok(), Some(now + delta));
+        }
+
+        /// Arbitrary signature header text never verifies and never panics.
+        #[test]
+        fn signature_header_is_typed(sig in ".{0,120}", body in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key();
+            let message = agent_sig::request_message("POST", "/agent/v1/usage", "1", &body);
+            prop_assert!(!agent_sig::verify_b64(&key, &message, &sig));
+        }
+    }
 }

@@ -39,6 +39,8 @@ pub struct InstanceDto {
     pub last_contact: String,
     /// registered, authorized, out_of_compliance, not_authorized, authorization_expired.
     pub status: String,
+    /// null when the product gave none.
+    pub hostname: Option<String>,
     pub licenses: Vec<UsageDto>,
 }
 
@@ -58,6 +60,7 @@ pub fn dto(i: &Instance, va_name: &str, usage: Vec<(String, i64)>) -> InstanceDt
         registered_at: rfc3339(i.registered_at),
         last_contact: rfc3339(i.last_contact),
         status: i.status.clone(),
+        hostname: i.hostname.clone(),
         licenses: usage
             .into_iter()
             .map(|(tag, count)| UsageDto { tag, count })

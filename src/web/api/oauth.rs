@@ -33,6 +33,15 @@ pub async fn token(state: State, form: web::Form<TokenRequest>) -> Result<HttpRe
             "grant_type must be client_credentials.",
         ));
     }
+    // Per client id as well as per address (web/throttle.rs): guessing one client's
+    // secret from many addresses is slowed too.
+    let key = crate::web::throttle::credential_key("client", &form.client_id);
+    if let Err(wait) = state.rates.credential.check(&key) {
+        return Err(AppError::too_many_requests(
+            format!("Too many token requests for this client; retry in {wait} s."),
+            wait,
+        ));
+    }
     let now = state.clock.unix();
     let issued = state
         .store

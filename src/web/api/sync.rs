@@ -6,10 +6,10 @@ use crate::clock::rfc3339;
 use crate::config::ServerRole;
 use crate::domain::{schedule, DomainError, Principal};
 use crate::store::{accounts, page, sync_state};
-use crate::sync::import::{self, Outcome, Source};
+use crate::sync::import::{self, Outcome};
 use crate::sync::{outbound, transport, SyncError};
 use crate::web::auth::ApiCaller;
-use crate::web::upload::save_body;
+use crate::web::upload::{body_in_memory, declared_length, save_body};
 use crate::web::{AppError, State};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -41,21 +41,69 @@ impl From<SyncError> for AppError {
     }
 }
 
-/// Sends a bundle file as the response body.
+/// Chunks of a file read on a blocking thread, handed to the response as they come.
+struct FileChunks(tokio::sync::mpsc::Receiver<std::io::Result<web::Bytes>>);
+
+impl futures_core::Stream for FileChunks {
+    type Item = std::io::Result<web::Bytes>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Sends a bundle file as the response body, streamed in 64 KiB chunks (a bundle can be
+/// far larger than memory should hold). The file's place on disk is nobody's business.
 pub fn bundle_response(path: &Path) -> Result<HttpResponse, AppError> {
-    let bytes = std::fs::read(path).map_err(AppError::internal)?;
+    let file = std::fs::File::open(path).map_err(AppError::internal)?;
+    stream_file(file, path)
+}
+
+/// As `bundle_response`, and the file is deleted once open: an answer over the exchange is
+/// delivered in the response (a lost one is recovered by sending the request again), so
+/// outbox/ does not grow with every exchange, nor with replays of a captured request.
+fn bundle_response_once(path: &Path) -> Result<HttpResponse, AppError> {
+    let file = std::fs::File::open(path).map_err(AppError::internal)?;
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(error = %e, file = %path.display(), "cannot remove a delivered answer");
+    }
+    stream_file(file, path)
+}
+
+fn stream_file(mut file: std::fs::File, path: &Path) -> Result<HttpResponse, AppError> {
+    use std::io::Read;
+    let len = file.metadata().map_err(AppError::internal)?.len();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "bundle.tar.gz".into());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || loop {
+        let mut buf = vec![0u8; 64 << 10];
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.blocking_send(Ok(web::Bytes::from(buf))).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                break;
+            }
+        }
+    });
     Ok(HttpResponse::Ok()
         .content_type("application/gzip")
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{name}\""),
         ))
-        .insert_header(("x-bundle-path", path.display().to_string()))
-        .body(bytes))
+        .no_chunking(len)
+        .streaming(FileChunks(rx)))
 }
 
 fn require_sync(who: &Principal) -> Result<(), AppError> {
@@ -84,11 +132,12 @@ fn require_role(state: &State, role: ServerRole, what: &str) -> Result<(), AppEr
     }
 }
 
-/// Imports an uploaded body; answers JSON, or the response bundle on the upstream.
+/// Imports an authenticated admin's uploaded body (streamed to disk, gone from inbox/
+/// afterwards whatever happens); answers JSON, or the response bundle on the upstream.
 pub async fn import_upload(state: &State, payload: web::Payload) -> Result<Outcome, AppError> {
     let path = save_body(payload, &state.sync.dir("inbox")).await?;
     let ctx = state.sync.clone();
-    Ok(web::block(move || import::import_file(&ctx, &path, Source::Inbox, &|_| {})).await??)
+    Ok(web::block(move || import::import_upload(&ctx, &path)).await??)
 }
 
 fn outcome_json(o: &Outcome) -> serde_json::Value {
@@ -96,12 +145,21 @@ fn outcome_json(o: &Outcome) -> serde_json::Value {
 }
 
 /// `POST /sync/v1/exchange`: a satellite's request in, our response out. The bundle's
-/// signature is the credential.
-pub async fn exchange(state: State, payload: web::Payload) -> Result<HttpResponse, AppError> {
+/// signature is the credential, so until it verifies the peer is anonymous: its body is
+/// bounded (`exchange_body_max_bytes`), held in memory, and nothing of it is kept.
+pub async fn exchange(
+    state: State,
+    req: actix_web::HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
     require_role(&state, ServerRole::Upstream, "The sync exchange")?;
-    let outcome = import_upload(&state, payload).await?;
+    // The per-address rate limit (web/throttle.rs) has already run, before the body.
+    let limit = state.sync.limits.exchange_body_max_bytes;
+    let body = body_in_memory(&mut payload, declared_length(&req), limit).await?;
+    let ctx = state.sync.clone();
+    let outcome = web::block(move || import::import_exchange(&ctx, body)).await??;
     match &outcome.answer {
-        Some(w) => bundle_response(&w.path),
+        Some(w) => bundle_response_once(&w.path),
         None => Err(AppError::unprocessable(
             "bundle_rejected",
             "Only request bundles can be exchanged.",
@@ -255,14 +313,16 @@ pub async fn register(
     }
     match b.mode.as_str() {
         "connected" => {
+            // Only https: the registration token travels in this request.
             let url = b
                 .url
-                .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                .map(|u| u.trim().to_string())
+                .filter(|u| transport::is_https(u))
                 .ok_or_else(|| {
                     AppError::from(DomainError::invalid(
                         "invalid_url",
                         "url",
-                        "url is the upstream's https:// address.",
+                        "url must be the upstream's https:// address (plain http:// would send the registration token in cleartext).",
                     ))
                 })?;
             let ca = b.ca_cert_pem.filter(|p| !p.trim().is_empty());

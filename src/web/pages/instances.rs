@@ -4,6 +4,8 @@
 use super::accounts::CsrfForm;
 use super::va_view::label;
 use crate::clock;
+use crate::domain::instance::InstanceStatus;
+use crate::domain::lifecycle;
 use crate::store::instances::{self, Instance};
 use crate::store::{accounts, page};
 use crate::web::auth::SessionUser;
@@ -24,11 +26,20 @@ pub struct InstanceRow {
     pub status: String,
     pub status_label: String,
     pub last_contact: String,
+    /// (css class, label) of what an admin should notice (lapsing authorization, ...).
+    pub flags: Vec<(&'static str, &'static str)>,
 }
 
 impl InstanceRow {
-    fn new(i: &Instance, va_url: &str) -> Self {
+    fn new(i: &Instance, va_url: &str, now: i64) -> Self {
+        let flags = InstanceStatus::parse(&i.status)
+            .map(|s| lifecycle::flags(s, i.auth_expires_at, i.cert_expires_at, now))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| (f.as_str(), f.label()))
+            .collect();
         Self {
+            flags,
             id: i.id.clone(),
             url: format!("{va_url}/instances/{}", path_segment(&i.id)),
             pid: i.udi.pid.clone(),
@@ -59,6 +70,9 @@ struct ListPage {
     va: String,
     va_url: String,
     search: String,
+    /// (value, label, selected) of the status filter.
+    statuses: Vec<(&'static str, String, bool)>,
+    status: String,
     instances: Vec<InstanceRow>,
     next_url: Option<String>,
 }
@@ -66,6 +80,7 @@ struct ListPage {
 #[derive(Deserialize)]
 struct ListQuery {
     search: Option<String>,
+    status: Option<String>,
     after: Option<String>,
 }
 
@@ -79,20 +94,31 @@ async fn list(
     let ((a, va), q) = (path.into_inner(), q.into_inner());
     let who = user.principal.clone();
     let search = q.search.clone().unwrap_or_default();
+    // The filter is parsed at the edge: an unknown status is a bad link, not "no rows".
+    let wanted = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(
+            InstanceStatus::parse(s)
+                .ok_or_else(|| AppError::bad_request(format!("Unknown instance status '{s}'.")))?,
+        ),
+    };
     let (account, va, page) = state
         .store
         .read(move |c| {
             let (account, va) = accounts::find_with_va(c, &who, &a, &va)?;
-            let page = instances::list(
+            let page = instances::list_filtered(
                 c,
                 va.id,
                 q.search.as_deref(),
+                wanted,
                 q.after.as_deref(),
                 page::DEFAULT_LIMIT,
             )?;
             Ok((account, va, page))
         })
         .await?;
+    let now = state.clock.unix();
+    let status = wanted.map(InstanceStatus::as_str).unwrap_or_default();
     let base = va_url(&account.name, &va.name);
     let view = ListPage {
         layout: Layout::new(&req, &user, "accounts", "Product instances"),
@@ -101,15 +127,21 @@ async fn list(
         instances: page
             .items
             .iter()
-            .map(|i| InstanceRow::new(i, &base))
+            .map(|i| InstanceRow::new(i, &base, now))
             .collect(),
         next_url: page.next_after.map(|a| {
             format!(
-                "{base}/instances?after={}&search={}",
+                "{base}/instances?after={}&search={}&status={}",
                 path_segment(&a),
-                path_segment(&search)
+                path_segment(&search),
+                status
             )
         }),
+        statuses: InstanceStatus::ALL
+            .into_iter()
+            .map(|s| (s.as_str(), label(s.as_str()), s.as_str() == status))
+            .collect(),
+        status: status.to_string(),
         va: va.name,
         va_url: base,
         search,
@@ -205,7 +237,7 @@ async fn show_page(
         cert_expires: clock::human(inst.cert_expires_at),
         auth_renew: opt(inst.auth_renew_after),
         auth_expires: opt(inst.auth_expires_at),
-        i: InstanceRow::new(&inst, &base),
+        i: InstanceRow::new(&inst, &base, state.clock.unix()),
         va_url: base,
         usage,
         history: history

@@ -1,4 +1,5 @@
-//! Log in and out. Failed attempts are throttled per username and per address.
+//! Log in and out. Failed attempts back off per (address, username) pair (web/throttle.rs)
+//! and are kept in the event log; the route is also rate limited per address.
 
 use crate::crypto::{password, secrets};
 use crate::store::{sessions, users};
@@ -84,20 +85,16 @@ async fn submit(
         )?);
     }
     let username = form.username.trim().to_lowercase();
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let address = crate::web::throttle::peer_address(&req);
     let now = state.clock.unix();
     if let Err(wait) = state.login_throttle.check(&username, &address, now) {
-        let minutes = wait.div_ceil(60);
         let mut res = login_page(
             &req,
             StatusCode::TOO_MANY_REQUESTS,
             next,
             form.username,
             Some(format!(
-                "Too many failed attempts. Try again in {minutes} minute(s)."
+                "Too many failed attempts from here. Try again in {wait} second(s)."
             )),
         )?;
         res.headers_mut().insert(
@@ -120,10 +117,25 @@ async fn submit(
     let user = match user {
         Some(u) if matches => u,
         _ => {
-            state
+            let out = state
                 .login_throttle
                 .record_failure(&username, &address, now);
-            tracing::info!(%username, "login failed");
+            tracing::info!(%username, %address, failures = out.failures, wait_seconds = out.wait_seconds, "login failed");
+            let (who, from) = (username.clone(), address.clone());
+            state
+                .store
+                .write(move |tx| {
+                    crate::service::sign_in::record_failure(
+                        tx,
+                        now,
+                        &who,
+                        &from,
+                        out.failures,
+                        out.wait_seconds,
+                    )
+                    .map_err(Into::into)
+                })
+                .await?;
             return Ok(login_page(
                 &req,
                 StatusCode::UNAUTHORIZED,
@@ -133,14 +145,15 @@ async fn submit(
             )?);
         }
     };
-    state.login_throttle.record_success(&username);
+    state.login_throttle.record_success(&username, &address);
     let token = secrets::random_secret(32);
     let token_hash = secrets::secret_hash(&token);
     let csrf = secrets::random_secret(24);
     let user_id = user.id;
+    let idle = state.settings.session_idle_minutes.max(1) * 60;
     state
         .store
-        .write(move |tx| sessions::create(tx, user_id, &token_hash, &csrf, now))
+        .write(move |tx| sessions::create(tx, user_id, &token_hash, &csrf, now, idle))
         .await?;
     tracing::info!(username = %user.username, "logged in");
     let to = if user.must_change_password {

@@ -48,7 +48,9 @@ async fn submit(
     let current = form.current.clone();
     let errors = if !web::block(move || password::verify(&current, &stored)).await? {
         FormErrors::single("current", "That is not your current password.")
-    } else if let Err(e) = names::password("new_password", &form.new_password) {
+    } else if let Err(e) =
+        names::password_for("new_password", &form.new_password, &user.user.username)
+    {
         FormErrors::from_error(e.into())?
     } else if form.new_password != form.confirm {
         FormErrors::single("confirm", "The two new passwords differ.")

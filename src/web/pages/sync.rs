@@ -8,7 +8,6 @@ use crate::clock;
 use crate::config::ServerRole;
 use crate::crypto::keys::fingerprint;
 use crate::store::{accounts, sync_state};
-use crate::sync::import::Source;
 use crate::web::api::sync::{self as api, bundle_response, UpstreamRequest};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
@@ -244,9 +243,7 @@ async fn upstream_upload(
     }
     let path = bundle_form(&user, form, &state.sync.dir("inbox")).await?;
     let ctx = state.sync.clone();
-    let outcome =
-        web::block(move || crate::sync::import::import_file(&ctx, &path, Source::Inbox, &|_| {}))
-            .await?;
+    let outcome = web::block(move || crate::sync::import::import_upload(&ctx, &path)).await?;
     match outcome.map_err(AppError::from) {
         Ok(o) => match o.answer {
             Some(w) => Ok(bundle_response(&w.path)?),
@@ -506,9 +503,7 @@ async fn import(
     }
     let file = bundle_form(&user, form, &state.sync.dir("inbox")).await?;
     let ctx = state.sync.clone();
-    let outcome =
-        web::block(move || crate::sync::import::import_file(&ctx, &file, Source::Inbox, &|_| {}))
-            .await?;
+    let outcome = web::block(move || crate::sync::import::import_upload(&ctx, &file)).await?;
     match outcome.map_err(AppError::from) {
         Ok(o) => Ok(render::redirect_with_flash(
             &format!("/accounts/{}/sync", path_segment(&name)),

@@ -114,13 +114,27 @@ impl RawAgent {
         pid: &str,
         sn: &str,
     ) -> (RawAnswer, Option<RawAgent>) {
+        Self::register_with(base, token, pid, sn, json!({})).await
+    }
+
+    /// Like `register`, with `extra` fields merged into the body (`reregister`, `hostname`).
+    pub async fn register_with(
+        base: &str,
+        token: &str,
+        pid: &str,
+        sn: &str,
+        extra: Value,
+    ) -> (RawAnswer, Option<RawAgent>) {
         let key = SigningKey::generate(&mut rand_core::OsRng);
-        let body = json!({
+        let mut body = json!({
             "token": token,
             "udi": { "pid": pid, "sn": sn },
             "public_key": base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()),
             "product": { "name": "raw", "version": "1" },
         });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
         let answer =
             Self::post_unsigned(base, "/agent/v1/register", body.to_string().as_bytes()).await;
         let agent = (answer.status == StatusCode::CREATED).then(|| RawAgent {

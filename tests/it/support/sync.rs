@@ -16,7 +16,12 @@ impl Pair {
     /// An upstream with account Acme / VA Lab holding `ess` x5 and `adv` x2 (covers ess),
     /// and a satellite with an account Acme not yet registered.
     pub async fn start() -> Pair {
-        let upstream = Licensed::start().await;
+        Self::start_with(vec![], vec![]).await
+    }
+
+    /// As `start`, with extra environment for the upstream and the satellite.
+    pub async fn start_with(up_env: Vec<(String, String)>, sat_env: Vec<(String, String)>) -> Pair {
+        let upstream = Licensed::start_with(up_env).await;
         upstream.perpetual("ess", 5).await;
         upstream
             .license(
@@ -24,7 +29,10 @@ impl Pair {
                              "start": "2020-01-01", "substitutes": ["ess"] }),
             )
             .await;
-        let satellite = Server::start();
+        let satellite = Server::start_with(super::ServerOptions {
+            env: sat_env,
+            ..Default::default()
+        });
         let sat_api = satellite.admin_api().await;
         sat_api.create_account("Acme").await;
         Pair {

@@ -1,0 +1,46 @@
+//! What the log keeps of sign-in attempts: a failed login, and the backoff it started.
+//! These are the one use case with no capability: the caller is, by definition, not yet
+//! anyone. The username is the one typed (it may name no user) and is cut to 64 chars.
+
+use super::Result;
+use crate::store::events::{self, NewEvent};
+use rusqlite::Connection;
+use serde_json::json;
+
+/// A failed login from `address`; `wait_seconds` > 0 when it started (or lengthened) the
+/// backoff of this (address, username) pair.
+pub fn record_failure(
+    tx: &Connection,
+    now: i64,
+    username: &str,
+    address: &str,
+    failures: u32,
+    wait_seconds: i64,
+) -> Result<()> {
+    let username: String = username.chars().take(64).collect();
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &username,
+            action: "user.login_failed",
+            account: None,
+            target: &username,
+            detail: json!({ "address": address, "failures": failures }),
+        },
+    )?;
+    if wait_seconds > 0 {
+        events::record(
+            tx,
+            now,
+            NewEvent {
+                actor: &username,
+                action: "user.login_backoff",
+                account: None,
+                target: &username,
+                detail: json!({ "address": address, "failures": failures, "wait_seconds": wait_seconds }),
+            },
+        )?;
+    }
+    Ok(())
+}
