@@ -2,8 +2,8 @@
 //! client, and the operations `satellite-agent` offers (CONTRACT.md section 4).
 
 pub mod client;
-pub mod lifecycle;
 pub mod export;
+pub mod lifecycle;
 pub mod ops;
 pub mod run;
 pub mod state;

@@ -6,8 +6,8 @@
 
 pub mod access;
 pub mod api_clients;
-pub mod instances;
 pub mod export_keys;
+pub mod instances;
 pub mod reports;
 pub mod settings;
 pub mod sign_in;
