@@ -164,31 +164,41 @@ pub fn run(
     keep(dir, &reg.instance_id, answered)
 }
 
-/// `status` lines for kept keys: a pending one is `export_key_pending`; a granted one shows
-/// the last report's status for its tag (authorized when it was never reported). The
-/// count is the last reported one, else the key's one unit.
-pub fn status_lines(dir: &StateDir, state: &AgentState) -> Result<Lines, AgentError> {
+/// Adds kept keys to `status`, one `license=` line per tag: a pending key makes its tag
+/// `export_key_pending` (replacing the last report's status for it); a granted key of a
+/// tag never reported adds `status=authorized count=1` (its one unit); a granted key of a
+/// reported tag leaves that line as the server answered it.
+pub fn amend_status(
+    dir: &StateDir,
+    state: &AgentState,
+    mut lines: Lines,
+) -> Result<Lines, AgentError> {
     let kept = load(dir)?;
     let current = state.registration.as_ref().map(|r| r.instance_id.as_str());
     if current != Some(kept.instance_id.as_str()) {
-        return Ok(vec![]);
+        return Ok(lines);
     }
-    let reported = |tag: &str| {
-        state
-            .authorization
-            .as_ref()
-            .and_then(|a| a.entitlements.iter().find(|e| e.tag == tag))
-    };
-    let mut lines: Lines = vec![];
     for (tag, k) in &kept.keys {
-        let last = reported(tag);
-        let count = last.map_or(1, |e| e.count);
-        let status = match k.status.as_str() {
-            "pending" => "export_key_pending".to_string(),
-            "granted" => last.map_or("authorized".to_string(), |e| e.status.clone()),
-            _ => continue,
-        };
-        lines.push(("license", format!("{tag} status={status} count={count}")));
+        let prefix = format!("{tag} status=");
+        let existing = lines
+            .iter_mut()
+            .find(|(key, v)| *key == "license" && v.starts_with(&prefix));
+        match (k.status.as_str(), existing) {
+            ("pending", Some(line)) => {
+                let count = line.1.rsplit_once(" count=").map_or("1", |(_, c)| c);
+                line.1 = format!("{tag} status=export_key_pending count={count}");
+            }
+            ("pending", None) => {
+                lines.push((
+                    "license",
+                    format!("{tag} status=export_key_pending count=1"),
+                ));
+            }
+            ("granted", None) => {
+                lines.push(("license", format!("{tag} status=authorized count=1")));
+            }
+            _ => {}
+        }
     }
     Ok(lines)
 }

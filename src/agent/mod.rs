@@ -5,6 +5,7 @@ pub mod client;
 pub mod export;
 pub mod lifecycle;
 pub mod ops;
+pub mod reserve;
 pub mod run;
 pub mod state;
 

@@ -323,6 +323,5 @@ pub fn status(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
             ));
         }
     }
-    lines.extend(super::export::status_lines(dir, &state)?);
-    Ok(lines)
+    super::export::amend_status(dir, &state, lines)
 }

@@ -10,6 +10,7 @@ pub mod license;
 pub mod lifecycle;
 pub mod names;
 pub mod registration;
+pub mod reservation;
 pub mod roles;
 pub mod schedule;
 pub mod timers;

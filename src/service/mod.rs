@@ -9,6 +9,7 @@ pub mod api_clients;
 pub mod export_keys;
 pub mod instances;
 pub mod reports;
+pub mod reservations;
 pub mod settings;
 pub mod sign_in;
 

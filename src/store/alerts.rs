@@ -113,6 +113,19 @@ pub fn collect(
         let (account, va, id, udi) = row?;
         out.push(alerts::authorization_lapsed(&account, &va, &id, &udi));
     }
+    let before = now - alerts::RESERVATION_PENDING_AFTER;
+    for (account, r) in
+        super::reservations::waiting_since_before(conn, who.account_filter(), before)?
+    {
+        out.extend(alerts::reservation_pending(
+            &account,
+            &r.virtual_account,
+            &r.id,
+            &format!("P:{},S:{}", r.pid, r.sn),
+            r.waiting_since,
+            now,
+        ));
+    }
     out.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.account.cmp(&b.account)));
     Ok(out)
 }

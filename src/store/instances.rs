@@ -511,8 +511,19 @@ pub fn apply_report(
         report.measured_at_us,
     );
     let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
+    // A UDI holding a live reservation draws nothing from the pool for its reserved tags.
+    let reserved = super::reservations::held_by_instance(tx, id)?;
+    let is_reserved = |tag: &str| {
+        reserved
+            .as_ref()
+            .is_some_and(|(universal, tags)| *universal || tags.iter().any(|t| t == tag))
+    };
     let counts: Vec<(String, i64)> = if disposition == ReportDisposition::Apply {
-        replace_usage(tx, id, &inst, &report.entitlements)?;
+        let drawn: Vec<(String, i64)> = (report.entitlements.iter())
+            .filter(|(tag, _)| !is_reserved(tag))
+            .cloned()
+            .collect();
+        replace_usage(tx, id, &inst, &drawn)?;
         let (renew, expires) = accept_report(tx, now, &inst, report)?;
         (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
         report.entitlements.clone()
@@ -533,6 +544,9 @@ pub fn apply_report(
     let entitlements: Vec<(String, i64, EntitlementStatus)> = counts
         .into_iter()
         .map(|(tag, count)| {
+            if is_reserved(&tag) {
+                return (tag, count, EntitlementStatus::Reserved);
+            }
             let s = compliance::entitlement_status(
                 &pools,
                 &evaluation,
@@ -551,7 +565,10 @@ pub fn apply_report(
             va_id: inst.va_id,
             status: &inst.status,
         };
-        let to = InstanceStatus::from_entitlement(status);
+        let to = match InstanceStatus::from_entitlement(status) {
+            InstanceStatus::Authorized if reserved.is_some() => InstanceStatus::Reserved,
+            other => other,
+        };
         set_status(tx, from, to, now, "usage report")?;
     }
     Ok(ReportOutcome {

@@ -15,6 +15,7 @@ pub mod licenses;
 pub mod migrations;
 pub mod page;
 pub mod reports;
+pub mod reservations;
 pub mod sessions;
 pub mod settings;
 pub mod sync_state;

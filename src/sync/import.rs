@@ -356,6 +356,17 @@ impl BundleSink for Importer<'_> {
                 .map_err(|e| reject(format!("license {}: {e}", l.tag)))?;
                 self.catalog.licenses.push((l.virtual_account, spec));
             }
+            "reserved" if !upstream_request => {
+                let r: records::Reserved = parse(file, value)?;
+                crate::domain::license::tag("tag", &r.tag)
+                    .map_err(|e| reject(format!("reserved: {e}")))?;
+                if !(0..=crate::domain::license::QUANTITY_MAX).contains(&r.held) {
+                    return Err(reject(format!("reserved {}: count out of range", r.tag)));
+                }
+                self.catalog
+                    .reserved
+                    .push((r.virtual_account, r.tag, r.held));
+            }
             "instances" if upstream_request => {
                 let i: records::Instance = parse(file, value)?;
                 let udi = check_udi(&i.udi.pid, &i.udi.sn, i.udi.uuid.as_deref())
@@ -422,6 +433,23 @@ impl BundleSink for Importer<'_> {
                         "export key names instance {} that the bundle does not list before it",
                         k.instance_id
                     )));
+                }
+            }
+            "reservations" if upstream_request => {
+                let r: records::Reservation = parse(file, value)?;
+                let va = names::name("virtual_account", &r.virtual_account)
+                    .map_err(|e| reject(format!("reservation {}: {e}", r.id)))?;
+                let snapshot = self
+                    .snapshot
+                    .as_mut()
+                    .ok_or_else(|| reject("reservations before the manifest"))?;
+                for l in &r.licenses {
+                    crate::domain::license::tag("tag", &l.tag)
+                        .map_err(|e| reject(format!("reservation {}: {e}", r.id)))?;
+                    if !(0..=crate::domain::license::QUANTITY_MAX).contains(&l.held) {
+                        return Err(reject(format!("reservation {}: count out of range", r.id)));
+                    }
+                    snapshot.reservation(&va, &l.tag, l.held)?;
                 }
             }
             other => {

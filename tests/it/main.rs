@@ -14,6 +14,8 @@ mod lifecycle;
 mod operations;
 mod pages;
 mod reports;
+mod reservations;
+mod reservations_browser;
 mod scoping;
 mod settings;
 mod sync;

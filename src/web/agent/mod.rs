@@ -1,6 +1,7 @@
 //! The agent protocol (`/agent/v1`, CONTRACT.md section 4): what product instances call.
 //! Every response under `/agent/v1`, errors included, carries the authority's signature.
 
+mod authority_pem;
 mod body;
 mod certificate;
 mod export;
@@ -38,6 +39,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/agent/v1/register",
         web::post().to(register::register),
     ))
+    .service(
+        web::resource("/agent/v1/authority.pem")
+            .route(web::get().to(authority_pem::get))
+            .default_service(web::to(method_not_allowed)),
+    )
     .service(post_only("/agent/v1/usage", web::post().to(usage::report)))
     .service(post_only(
         "/agent/v1/renew",

@@ -10,6 +10,7 @@ pub mod licenses;
 pub mod oauth;
 pub mod openapi;
 pub mod reports;
+pub mod reservations;
 pub mod settings;
 pub mod sync;
 pub mod tokens;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(events::configure)
         .configure(api_clients::configure)
         .configure(reports::configure)
+        .configure(reservations::configure)
         .configure(settings::configure)
         .configure(export_keys::configure);
 }

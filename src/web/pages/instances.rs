@@ -177,6 +177,8 @@ struct ShowPage {
     other_vas: Vec<String>,
     errors: FormErrors,
     problem: Option<String>,
+    /// The live reservation its UDI holds: (url, id, state, what it reserves).
+    reservation: Option<(String, String, String, String)>,
     /// The instance's newest export key per tag: (tag, state, reason).
     export_keys: Vec<(String, &'static str, String)>,
 }
@@ -204,9 +206,29 @@ async fn show_page(
                 .filter(|v| v.id != va.id)
                 .map(|v| v.name)
                 .collect();
-            Ok((account, va, inst, usage, history, others))
+            let held = crate::store::reservations::live_for_udi(c, &inst.udi.pid, &inst.udi.sn)?
+                .map(|r| {
+                    let what = if r.universal {
+                        "universal (every feature)".to_string()
+                    } else {
+                        crate::store::reservations::licenses_of(c, &r.id)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|h| format!("{} × {}", h.tag, h.count))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let url = format!(
+                        "/accounts/{}/reservations/{}",
+                        path_segment(&account.name),
+                        path_segment(&r.id)
+                    );
+                    (url, r.id, r.state.as_str().to_string(), what)
+                });
+            Ok((account, va, inst, usage, history, (others, held)))
         })
         .await?;
+    let (other_vas, reservation) = other_vas;
     let (who, a, id) = (
         user.principal.clone(),
         account.name.clone(),
@@ -251,6 +273,7 @@ async fn show_page(
         other_vas,
         errors,
         problem,
+        reservation,
         export_keys,
     };
     Ok(render::page_with_status(req, status, &view)?)

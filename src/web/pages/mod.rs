@@ -10,6 +10,7 @@ pub mod export_keys;
 pub mod instances;
 pub mod login;
 pub mod password;
+pub mod reservations;
 pub mod settings;
 pub mod sync;
 pub mod upload;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(sync::configure)
         .configure(api_clients::configure)
         .configure(backups::configure)
+        .configure(reservations::configure)
         .configure(settings::configure)
         .configure(export_keys::configure);
 }
