@@ -4,7 +4,7 @@
 
 use super::client::Client;
 use super::ops::Lines;
-use super::state::{AgentState, StateDir};
+use super::state::{AgentState, Registration, StateDir};
 use super::AgentError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -37,13 +37,22 @@ pub struct HeldKey {
     pub reason: Option<String>,
 }
 
-/// The keys by tag, of the instance they were asked for (a registration that yields
-/// another instance id leaves them behind).
+/// The keys by tag, of the instance and virtual account they were asked for: the server
+/// releases them when a re-registration moves the instance, and a registration that
+/// yields another instance id leaves them behind.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Keys {
     #[serde(default)]
     pub instance_id: String,
+    #[serde(default)]
+    pub virtual_account: String,
     pub keys: BTreeMap<String, HeldKey>,
+}
+
+impl Keys {
+    fn belong_to(&self, reg: &Registration) -> bool {
+        self.instance_id == reg.instance_id && self.virtual_account == reg.virtual_account
+    }
 }
 
 pub fn load(dir: &StateDir) -> Result<Keys, AgentError> {
@@ -76,13 +85,14 @@ pub fn forget(dir: &StateDir) -> Result<(), AgentError> {
 /// Keeps what the server answered about keys (an answer lists keys by tag).
 fn keep(
     dir: &StateDir,
-    instance_id: &str,
+    reg: &Registration,
     answered: &[serde_json::Value],
 ) -> Result<Lines, AgentError> {
     let mut kept = load(dir)?;
-    if kept.instance_id != instance_id {
+    if !kept.belong_to(reg) {
         kept = Keys {
-            instance_id: instance_id.to_string(),
+            instance_id: reg.instance_id.clone(),
+            virtual_account: reg.virtual_account.clone(),
             ..Keys::default()
         };
     }
@@ -131,7 +141,7 @@ pub fn refresh_pending(dir: &StateDir, now: i64) -> Result<(), AgentError> {
     let answered = answer.body["keys"]
         .as_array()
         .ok_or_else(|| AgentError::Protocol("the answer lists no keys".into()))?;
-    keep(dir, &reg.instance_id, answered).map(|_| ())
+    keep(dir, reg, answered).map(|_| ())
 }
 
 /// Sends the request, keeps the answer, prints one `license=TAG status=…` line per key.
@@ -161,7 +171,7 @@ pub fn run(
     let answered = answer.body["keys"]
         .as_array()
         .ok_or_else(|| AgentError::Protocol("the answer lists no keys".into()))?;
-    keep(dir, &reg.instance_id, answered)
+    keep(dir, reg, answered)
 }
 
 /// Adds kept keys to `status`, one `license=` line per tag: a pending key makes its tag
@@ -174,8 +184,11 @@ pub fn amend_status(
     mut lines: Lines,
 ) -> Result<Lines, AgentError> {
     let kept = load(dir)?;
-    let current = state.registration.as_ref().map(|r| r.instance_id.as_str());
-    if current != Some(kept.instance_id.as_str()) {
+    if !state
+        .registration
+        .as_ref()
+        .is_some_and(|r| kept.belong_to(r))
+    {
         return Ok(lines);
     }
     for (tag, k) in &kept.keys {

@@ -630,6 +630,50 @@ async fn keys_are_released_on_deregistration_and_removal() {
         "Released: the instance moved to another virtual account."
     );
     l.assert_counters_exact();
+
+    // A re-registration that moves the product to another VA releases its keys too.
+    let (s, _) = l
+        .api
+        .patch(
+            &format!("{VA}/settings"),
+            json!({ "export_approval": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let d = registered(&l, "D4").await;
+    assert_eq!(
+        export(&d, "request", "exp").stdout.trim(),
+        "license=exp status=granted"
+    );
+    assert_eq!(pool(&l, "exp").await, (1, 1));
+    let (s, b) = l
+        .api
+        .post(
+            "/api/v1/accounts/Acme/virtual-accounts/Other/tokens",
+            json!({ "expires_in_days": 30, "export_controlled": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let ca = l.server.data_dir.join("tls/cert.pem");
+    let out = d.run(&[
+        "register",
+        "--url",
+        &l.server.url,
+        "--token",
+        b["token"].as_str().unwrap(),
+        "--pid",
+        "CUCM",
+        "--sn",
+        "D4",
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--reregister",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(pool(&l, "exp").await, (0, 2));
+    let status = d.run(&["status"]);
+    assert!(!status.stdout.contains("license=exp"), "{}", status.stdout);
+    l.assert_counters_exact();
 }
 
 #[tokio::test]
