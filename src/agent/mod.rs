@@ -2,6 +2,7 @@
 //! client, and the operations `satellite-agent` offers (CONTRACT.md section 4).
 
 pub mod client;
+pub mod export;
 pub mod lifecycle;
 pub mod ops;
 pub mod reserve;

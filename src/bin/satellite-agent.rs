@@ -2,6 +2,7 @@
 //! Exit codes: 0 ok, 1 operation failed, 2 usage.
 
 use clap::{Parser, Subcommand};
+use satellite::agent::export;
 use satellite::agent::ops::{self, Lines, RegisterArgs};
 use satellite::agent::run;
 use satellite::agent::state::StateDir;
@@ -82,6 +83,13 @@ enum Command {
         #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
         interval: u64,
     },
+    /// Export keys: request, return or cancel, for --license TAG (repeatable).
+    Export {
+        #[arg(value_enum)]
+        action: ExportVerb,
+        #[arg(long = "license", required = true)]
+        licenses: Vec<String>,
+    },
     /// License reservation for a product that never reaches the server (SLR/PLR).
     #[command(subcommand)]
     Reserve(Reserve),
@@ -145,6 +153,13 @@ fn reserve(
         }
         Reserve::Cancel => res::cancel(state_dir),
     }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportVerb {
+    Request,
+    Return,
+    Cancel,
 }
 
 fn run(cli: Cli) -> Result<Lines, AgentError> {
@@ -218,6 +233,14 @@ fn run(cli: Cli) -> Result<Lines, AgentError> {
                 interval: std::time::Duration::from_secs(interval),
             };
             run::run(&dir, &Clock::with_offset(offset), &args, &stop)
+        }
+        Command::Export { action, licenses } => {
+            let action = match action {
+                ExportVerb::Request => export::ExportAction::Request,
+                ExportVerb::Return => export::ExportAction::Return,
+                ExportVerb::Cancel => export::ExportAction::Cancel,
+            };
+            export::run(&dir, now, action, &licenses)
         }
         Command::Reserve(r) => reserve(&dir, &state_dir, now, r),
     }

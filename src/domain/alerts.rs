@@ -113,6 +113,27 @@ pub fn token_expiring(
     })
 }
 
+/// An export key request waiting for an admin's approval.
+pub fn export_key_pending(
+    account: &str,
+    va: &str,
+    instance_id: &str,
+    tag: &str,
+    requested_at: i64,
+    now: i64,
+) -> Alert {
+    Alert {
+        severity: Severity::Warning,
+        kind: "export_key_pending",
+        account: account.to_string(),
+        subject: format!("{va} / {instance_id} / {tag}"),
+        message: format!(
+            "An export key request has waited {} day(s) for approval.",
+            (now - requested_at).max(0) / DAY
+        ),
+    }
+}
+
 /// An instance whose authorization lapsed (no accepted usage report for 90 days): it holds
 /// no licenses until it reports again.
 pub fn authorization_lapsed(account: &str, va: &str, instance_id: &str, udi: &str) -> Alert {

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod compliance;
 pub mod error;
+pub mod export_key;
 pub mod instance;
 pub mod license;
 pub mod lifecycle;

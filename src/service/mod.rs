@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api_clients;
+pub mod export_keys;
 pub mod instances;
 pub mod reports;
 pub mod reservations;

@@ -81,6 +81,16 @@ pub fn collect(
         let (account, va, id, expires) = row?;
         out.extend(alerts::token_expiring(&account, &va, &id, expires, now));
     }
+    for k in super::export_keys::pending(conn, who.account_filter())? {
+        out.push(alerts::export_key_pending(
+            &k.account,
+            &k.virtual_account,
+            &k.instance_id,
+            &k.tag,
+            k.requested_at,
+            now,
+        ));
+    }
     // Lapsed authorizations: the status counter says which VAs have any, so this never
     // scans the whole instance table.
     let mut stmt = conn.prepare_cached(

@@ -107,5 +107,6 @@ pub fn recount(conn: &Connection) -> Result<Vec<String>> {
             .collect::<rusqlite::Result<_>>()?;
         problems.extend(rows.into_iter().map(|r| format!("{name}: {r}")));
     }
+    problems.extend(super::export_keys::orphans(conn)?);
     Ok(problems)
 }

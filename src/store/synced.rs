@@ -321,6 +321,15 @@ impl<'a> Snapshot<'a> {
         Ok(true)
     }
 
+    /// A granted export key; like usage, it must follow its instance in the bundle.
+    pub fn export_key(&mut self, instance_id: &str, tag: &str) -> Result<bool> {
+        let Some(&(va, _)) = self.export.get(instance_id) else {
+            return Ok(false);
+        };
+        super::export_keys::put_satellite_key(self.tx, self.satellite_id, instance_id, va, tag)?;
+        Ok(true)
+    }
+
     /// Counts held by one of the satellite's reservations.
     pub fn reservation(&mut self, va_name: &str, tag: &str, held: i64) -> Result<()> {
         let va = self.va(va_name)?;

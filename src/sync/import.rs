@@ -413,6 +413,28 @@ impl BundleSink for Importer<'_> {
                     )));
                 }
             }
+            "export_keys" if upstream_request => {
+                let k: records::ExportKey = parse(file, value)?;
+                crate::domain::license::tag("tag", &k.tag)
+                    .map_err(|e| reject(format!("export key: {e}")))?;
+                let state: crate::domain::export_key::ExportKeyState = k
+                    .state
+                    .parse()
+                    .map_err(|e| reject(format!("export key of {}: {e}", k.instance_id)))?;
+                let snapshot = self
+                    .snapshot
+                    .as_mut()
+                    .ok_or_else(|| reject("export keys before the manifest"))?;
+                // Only granted keys count; other states are history the satellite keeps.
+                if state == crate::domain::export_key::ExportKeyState::Granted
+                    && !snapshot.export_key(&k.instance_id, &k.tag)?
+                {
+                    return Err(reject(format!(
+                        "export key names instance {} that the bundle does not list before it",
+                        k.instance_id
+                    )));
+                }
+            }
             "reservations" if upstream_request => {
                 let r: records::Reservation = parse(file, value)?;
                 let va = names::name("virtual_account", &r.virtual_account)

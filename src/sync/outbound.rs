@@ -100,6 +100,7 @@ pub fn sync_request(
     let mut writer = BundleWriter::new()?;
     let mut instances = writer.file("instances")?;
     let mut usage = writer.file("usage")?;
+    let mut keys = writer.file("export_keys")?;
     let mut done = 0u64;
     ctx.store.read_blocking(|c| {
         synced::for_each_instance(c, link.account_id, |i| {
@@ -137,10 +138,22 @@ pub fn sync_request(
                     count,
                 })
                 .map_err(|e| StoreError::Io(e.to_string()))
+        })?;
+        crate::store::export_keys::for_each_granted(c, link.account_id, |instance_id, tag| {
+            keys.write(&records::ExportKey {
+                instance_id,
+                tag,
+                state: crate::domain::export_key::ExportKeyState::Granted
+                    .as_str()
+                    .to_string(),
+            })
+            .map_err(|e| StoreError::Io(e.to_string()))
         })
     })?;
     progress(done);
     writer.close(instances)?;
+    // Keys before usage: both follow their instances, and usage stays the last member.
+    writer.close(keys)?;
     // Live reservations travel too, so the upstream holds back the same counts.
     let mut reservations = writer.file("reservations")?;
     for (r, held) in ctx

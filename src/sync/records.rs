@@ -72,6 +72,15 @@ pub struct Usage {
     pub count: i64,
 }
 
+/// `data/export_keys.jsonl`: a granted export key of an instance listed before it (only
+/// granted keys travel: they are what the pool counts).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportKey {
+    pub instance_id: String,
+    pub tag: String,
+    pub state: String,
+}
+
 /// One tag of a reservation record: what the code grants and what the pool holds back.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReservedLicense {

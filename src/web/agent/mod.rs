@@ -4,6 +4,7 @@
 mod authority_pem;
 mod body;
 mod certificate;
+mod export;
 pub mod keys;
 mod lifecycle;
 mod register;
@@ -51,5 +52,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(post_only(
         "/agent/v1/deregister",
         web::post().to(lifecycle::deregister),
+    ))
+    .service(
+        web::resource("/agent/v1/export")
+            .route(web::get().to(export::list))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(post_only(
+        "/agent/v1/export/request",
+        web::post().to(export::request),
+    ))
+    .service(post_only(
+        "/agent/v1/export/return",
+        web::post().to(export::give_back),
+    ))
+    .service(post_only(
+        "/agent/v1/export/cancel",
+        web::post().to(export::cancel),
     ));
 }

@@ -4,12 +4,14 @@ pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
 pub mod events;
+pub mod export_keys;
 pub mod instances;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
 pub mod reports;
 pub mod reservations;
+pub mod settings;
 pub mod sync;
 pub mod tokens;
 pub mod virtual_accounts;
@@ -39,7 +41,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(events::configure)
         .configure(api_clients::configure)
         .configure(reports::configure)
-        .configure(reservations::configure);
+        .configure(reservations::configure)
+        .configure(settings::configure)
+        .configure(export_keys::configure);
 }
 
 /// `?limit=&after=` on every list.

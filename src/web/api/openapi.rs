@@ -40,6 +40,9 @@ impl Modify for BearerAuth {
         reports::licenses, reports::instances, reports::usage_history,
         reservations::list, reservations::show, reservations::create, reservations::update,
         reservations::confirm, reservations::cancel, reservations::remove, reservations::return_code,
+        super::settings::get_account, super::settings::patch_account,
+        super::settings::get_va, super::settings::patch_va,
+        super::export_keys::list, super::export_keys::approve, super::export_keys::deny,
     ),
     modifiers(&BearerAuth)
 )]

@@ -179,6 +179,8 @@ struct ShowPage {
     problem: Option<String>,
     /// The live reservation its UDI holds: (url, id, state, what it reserves).
     reservation: Option<(String, String, String, String)>,
+    /// The instance's newest export key per tag: (tag, state, reason).
+    export_keys: Vec<(String, &'static str, String)>,
 }
 
 async fn show_page(
@@ -227,6 +229,21 @@ async fn show_page(
         })
         .await?;
     let (other_vas, reservation) = other_vas;
+    let (who, a, id) = (
+        user.principal.clone(),
+        account.name.clone(),
+        inst.id.clone(),
+    );
+    let export_keys = state
+        .store
+        .read(move |c| {
+            let cap = crate::service::access::read_account(c, &who, &a)?;
+            Ok(crate::service::export_keys::for_instance(c, &cap, &id)?)
+        })
+        .await?
+        .into_iter()
+        .map(|k| (k.tag, k.state.as_str(), k.reason.unwrap_or_default()))
+        .collect();
     let base = va_url(&account.name, &va.name);
     let opt = |t: Option<i64>| t.map(clock::human).unwrap_or_else(|| "—".into());
     let view = ShowPage {
@@ -257,6 +274,7 @@ async fn show_page(
         errors,
         problem,
         reservation,
+        export_keys,
     };
     Ok(render::page_with_status(req, status, &view)?)
 }

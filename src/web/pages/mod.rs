@@ -6,10 +6,12 @@ pub mod api_clients;
 pub mod backups;
 pub mod dashboard;
 pub mod events;
+pub mod export_keys;
 pub mod instances;
 pub mod login;
 pub mod password;
 pub mod reservations;
+pub mod settings;
 pub mod sync;
 pub mod upload;
 pub mod users;
@@ -31,7 +33,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(sync::configure)
         .configure(api_clients::configure)
         .configure(backups::configure)
-        .configure(reservations::configure);
+        .configure(reservations::configure)
+        .configure(settings::configure)
+        .configure(export_keys::configure);
 }
 
 /// The `?after=` cursor of paginated pages.
