@@ -5,8 +5,10 @@
 //! API, the agent API, the CLI and sync call these; none calls another's handlers.
 
 pub mod access;
+pub mod alerts;
 pub mod api_clients;
 pub mod instances;
+pub mod notifications;
 pub mod reports;
 pub mod settings;
 pub mod sign_in;

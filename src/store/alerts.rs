@@ -36,7 +36,7 @@ pub fn collect(
         for l in ls {
             if let Some(p) = evaluation.pools.get(&l.spec.tag) {
                 if p.status == PoolStatus::Insufficient {
-                    out.push(alerts::licenses_short(
+                    out.push(alerts::license_short(
                         &account,
                         &va.name,
                         &l.spec.name,

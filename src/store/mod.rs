@@ -12,6 +12,7 @@ pub mod events;
 pub mod instances;
 pub mod licenses;
 pub mod migrations;
+pub mod notifications;
 pub mod page;
 pub mod reports;
 pub mod sessions;

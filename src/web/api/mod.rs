@@ -6,6 +6,7 @@ pub mod api_clients;
 pub mod events;
 pub mod instances;
 pub mod licenses;
+pub mod notifications;
 pub mod oauth;
 pub mod openapi;
 pub mod reports;
@@ -37,7 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(alerts::configure)
         .configure(events::configure)
         .configure(api_clients::configure)
-        .configure(reports::configure);
+        .configure(reports::configure)
+        .configure(notifications::configure);
 }
 
 /// `?limit=&after=` on every list.
