@@ -501,3 +501,79 @@ async fn notifications_go_once_by_email_and_signed_webhook_with_retries() {
         "{tested}"
     );
 }
+
+#[tokio::test]
+async fn browser_sets_notifications_tests_them_and_acknowledges_an_alert() {
+    let smtp = SmtpReceiver::start().await;
+    let hook = WebhookReceiver::start("page-hook-secret").await;
+    let l = Licensed::start_with(notify_env(&smtp)).await;
+    let Some(browser) = crate::support::webdriver::Browser::start().await else {
+        return;
+    };
+    l.perpetual("ess", 1).await;
+    let url = l.server.url.clone();
+    let initial = l.server.admin_password.clone().unwrap();
+    browser.goto(&format!("{url}/login")).await;
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", &initial).await;
+    browser.click("#login").await;
+    browser.fill("#current", &initial).await;
+    browser
+        .fill("#new_password", "browser chosen passphrase")
+        .await;
+    browser.fill("#confirm", "browser chosen passphrase").await;
+    browser.click("#change-password").await;
+
+    browser.goto(&format!("{url}/accounts/Acme")).await;
+    browser.click("#notifications-link").await;
+    browser.fill("#emails", "bad address").await;
+    browser.click("#save-notifications").await;
+    assert!(browser.source().await.contains("is not an email address"));
+    browser.fill("#emails", "ops@example.test").await;
+    browser.fill("#webhook-url", &hook.url).await;
+    browser.fill("#webhook-secret", &hook.secret).await;
+    browser.click("input[value=license_short]").await;
+    browser.click("#save-notifications").await;
+    assert_eq!(browser.text(".flash").await, "Notification settings saved.");
+    assert!(
+        !browser.source().await.contains(&hook.secret),
+        "secret shown"
+    );
+    browser.click("#send-test").await;
+    assert_eq!(browser.text("#test-email").await, "sent");
+    assert_eq!(browser.text("#test-webhook").await, "sent");
+    browser.screenshot("notify-01-settings").await;
+    let (_, saved) = l.api.get("/api/v1/accounts/Acme/notifications").await;
+    assert_eq!(saved["kinds"], json!(["license_short"]));
+    assert_eq!(saved["emails"], json!(["ops@example.test"]));
+
+    let token = l.simple_token().await;
+    let agent = Agent::new();
+    assert_eq!(agent.register(&l.server, &token, "C9300", "FOC-B1").code, 0);
+    agent.report(&[("ess", 2)]);
+    browser.goto(&format!("{url}/alerts")).await;
+    let table = browser.text("#alerts").await;
+    assert!(
+        table.contains("license short") && table.contains("major"),
+        "{table}"
+    );
+    browser.click(".ack-button").await;
+    assert!(browser
+        .text(".flash")
+        .await
+        .starts_with("Alert acknowledged"));
+    assert!(browser
+        .text("#alerts")
+        .await
+        .contains("acknowledged by user:admin"));
+    browser.screenshot("notify-02-alert-acknowledged").await;
+    browser.click("#alerts tbody a").await;
+    assert!(
+        browser
+            .current_url()
+            .await
+            .ends_with("/accounts/Acme/virtual-accounts/Lab"),
+        "the alert links to its VA"
+    );
+    browser.quit().await;
+}

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod events;
 pub mod instances;
 pub mod login;
+pub mod notifications;
 pub mod password;
 pub mod sync;
 pub mod upload;
@@ -29,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(alerts::configure)
         .configure(sync::configure)
         .configure(api_clients::configure)
-        .configure(backups::configure);
+        .configure(backups::configure)
+        .configure(notifications::configure);
 }
 
 /// The `?after=` cursor of paginated pages.
