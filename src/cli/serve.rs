@@ -182,13 +182,18 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         lines.push(("admin_password", pw.clone()));
     }
     out.emit(&lines);
-    match &admin_password {
-        Some(_) => eprintln!(
+    let banner = match &admin_password {
+        Some(_) => format!(
             "satellite ({} role) is up. Log in at {url} as 'admin' with the admin_password \
              above (shown once; you will choose a new one).",
             settings.role.as_str()
         ),
-        None => eprintln!("satellite ({} role) is up at {url}", settings.role.as_str()),
+        None => format!("satellite ({} role) is up at {url}", settings.role.as_str()),
+    };
+    // In JSON every stderr line is a log object, so the banner is one too.
+    match settings.log_format {
+        crate::config::LogFormat::Text => eprintln!("{banner}"),
+        crate::config::LogFormat::Json => tracing::info!("{banner}"),
     }
     tracing::info!(authority_id = authority.authority_id(), role = settings.role.as_str(), %url, "starting");
     let sync = crate::sync::SyncContext::new(store.clone(), authority.clone(), &settings, clock);

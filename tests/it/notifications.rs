@@ -577,3 +577,94 @@ async fn browser_sets_notifications_tests_them_and_acknowledges_an_alert() {
     );
     browser.quit().await;
 }
+
+/// `serve --log-format json` (here by its setting): every stderr line is one JSON object
+/// with timestamp, level and message, request lines carry request_id, and none of the
+/// secrets a full flow used appears anywhere in the log.
+#[tokio::test]
+async fn json_logs_carry_request_ids_and_no_secrets() {
+    let l = Licensed::start_with(vec![
+        ("SATELLITE_LOG_FORMAT".into(), "json".into()),
+        ("SATELLITE_LOG".into(), "debug".into()),
+    ])
+    .await;
+    l.perpetual("ess", 1).await;
+    let mut secrets = vec![l.api.token.clone()];
+    let initial = l.server.admin_password.clone().unwrap();
+    secrets.push(initial.clone());
+
+    // Logins: the initial admin password, and a user with a chosen password (a wrong
+    // attempt too: refused logins are logged, their passwords are not).
+    let s = crate::support::Session::new(&l.server.url);
+    let res = s.login("admin", &initial).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let s = crate::support::Session::new(&l.server.url);
+    s.login("admin", "wrong-password-guess-42").await;
+    secrets.push("wrong-password-guess-42".into());
+    l.server.session("account-admin", Some("Acme")).await;
+    secrets.push("correct horse battery staple".into());
+
+    // A registration token, a real agent registering and reporting.
+    let token = l.simple_token().await;
+    secrets.push(token.clone());
+    let agent = Agent::new();
+    assert_eq!(agent.register(&l.server, &token, "C9300", "FOC-L1").code, 0);
+    assert_eq!(agent.report(&[("ess", 2)]).code, 0);
+
+    // Notification settings with a webhook secret.
+    let (s, b) = l
+        .api
+        .put(
+            "/api/v1/accounts/Acme/notifications",
+            json!({"emails": ["ops@example.test"], "webhook_url": "http://127.0.0.1:9/hook",
+                   "webhook_secret": "log-test-webhook-secret", "kinds": []}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    secrets.push("log-test-webhook-secret".into());
+
+    // An API client: its secret, and the bearer token it gets.
+    let (s, client) = l
+        .api
+        .post(
+            "/api/v1/api-clients",
+            json!({"name": "log-probe", "role": "viewer", "account": "Acme"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{client}");
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    let probe = crate::support::Api::login(
+        &l.server.url,
+        client["client_id"].as_str().unwrap(),
+        &secret,
+    )
+    .await;
+    let (s, _) = probe.get("/api/v1/alerts").await;
+    assert_eq!(s, StatusCode::OK);
+    secrets.push(secret);
+    secrets.push(probe.token.clone());
+
+    let log = l.server.log();
+    let mut requests = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        for key in ["timestamp", "level", "message"] {
+            assert!(v.get(key).is_some(), "no {key}: {line}");
+        }
+        if v["message"] == "served" {
+            requests += 1;
+            assert!(
+                v["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+                "{line}"
+            );
+        }
+    }
+    assert!(requests >= 10, "request lines were logged: {requests}");
+    for secret in &secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the log holds a secret: {secret}"
+        );
+    }
+}
