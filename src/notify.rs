@@ -248,14 +248,15 @@ pub async fn tick(
     let due = match store
         .read(move |c| {
             let due = notifications::due(c, now, BATCH)?;
+            if due.is_empty() {
+                return Ok(vec![]);
+            }
+            let names: std::collections::HashMap<i64, String> =
+                crate::store::accounts::all_names(c)?.into_iter().collect();
             let mut out = vec![];
             for d in due {
                 let s = notifications::settings(c, d.account_id)?;
-                let account = crate::store::accounts::all_names(c)?
-                    .into_iter()
-                    .find(|(id, _)| *id == d.account_id)
-                    .map(|(_, n)| n)
-                    .unwrap_or_default();
+                let account = names.get(&d.account_id).cloned().unwrap_or_default();
                 out.push((d, s, account));
             }
             Ok(out)
