@@ -15,15 +15,94 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-/// A minimal SMTP server (RFC 5321 without extensions: what lettre needs with
-/// `smtp_tls=none`); each message's DATA is captured.
+/// A minimal SMTP server (RFC 5321 without extensions but STARTTLS: what lettre needs);
+/// each message's DATA is captured. With a certificate it offers STARTTLS and refuses
+/// mail before it (as a server that requires TLS does).
 struct SmtpReceiver {
     port: u16,
     messages: Arc<Mutex<Vec<String>>>,
 }
 
+/// One SMTP conversation; answers true when the client asked for STARTTLS (and was told
+/// to go ahead), so the caller can wrap the connection and talk again.
+async fn smtp_talk<S>(
+    r: &mut BufReader<S>,
+    offer_tls: bool,
+    store: &Arc<Mutex<Vec<String>>>,
+) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return false;
+        }
+        let verb = line.trim_end().to_ascii_uppercase();
+        let reply: &[u8] = if verb.starts_with("EHLO") {
+            if offer_tls {
+                b"250-test-smtp\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
+            } else {
+                b"250-test-smtp\r\n250 8BITMIME\r\n"
+            }
+        } else if verb == "STARTTLS" && offer_tls {
+            r.write_all(b"220 go ahead\r\n").await.unwrap();
+            return true;
+        } else if offer_tls && (verb.starts_with("MAIL") || verb.starts_with("RCPT")) {
+            b"530 must issue STARTTLS first\r\n"
+        } else if verb.starts_with("HELO")
+            || verb.starts_with("MAIL FROM")
+            || verb.starts_with("RCPT TO")
+            || verb.starts_with("RSET")
+            || verb.starts_with("NOOP")
+        {
+            b"250 OK\r\n"
+        } else if verb == "DATA" {
+            r.write_all(b"354 go ahead\r\n").await.unwrap();
+            let mut data = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return false;
+                }
+                if line == ".\r\n" {
+                    break;
+                }
+                data.push_str(&line);
+            }
+            store.lock().unwrap().push(data);
+            b"250 queued\r\n"
+        } else if verb == "QUIT" {
+            let _ = r.write_all(b"221 bye\r\n").await;
+            return false;
+        } else {
+            b"502 not implemented\r\n"
+        };
+        r.write_all(reply).await.unwrap();
+    }
+}
+
 impl SmtpReceiver {
     async fn start() -> SmtpReceiver {
+        Self::start_with_tls(None).await
+    }
+
+    /// `tls`: a certificate and key (DER) to offer STARTTLS with.
+    async fn start_with_tls(tls: Option<(Vec<u8>, Vec<u8>)>) -> SmtpReceiver {
+        let acceptor = tls.map(|(cert, key)| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.into()],
+                    rustls_pki_types::PrivateKeyDer::Pkcs8(key.into()),
+                )
+                .unwrap();
+            tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let messages = Arc::new(Mutex::new(vec![]));
@@ -33,49 +112,16 @@ impl SmtpReceiver {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
-                let store = store.clone();
+                let (store, acceptor) = (store.clone(), acceptor.clone());
                 tokio::spawn(async move {
-                    let (r, mut w) = socket.into_split();
-                    let mut r = BufReader::new(r);
-                    w.write_all(b"220 test-smtp ESMTP\r\n").await.unwrap();
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    let mut r = BufReader::new(socket);
+                    r.write_all(b"220 test-smtp ESMTP\r\n").await.unwrap();
+                    let upgrade = smtp_talk(&mut r, acceptor.is_some(), &store).await;
+                    if let (true, Some(acceptor)) = (upgrade, acceptor) {
+                        let Ok(tls) = acceptor.accept(r.into_inner()).await else {
                             return;
-                        }
-                        let verb = line.trim_end().to_ascii_uppercase();
-                        let reply: &[u8] = if verb.starts_with("EHLO") {
-                            b"250-test-smtp\r\n250 8BITMIME\r\n"
-                        } else if verb.starts_with("HELO")
-                            || verb.starts_with("MAIL FROM")
-                            || verb.starts_with("RCPT TO")
-                            || verb.starts_with("RSET")
-                            || verb.starts_with("NOOP")
-                        {
-                            b"250 OK\r\n"
-                        } else if verb == "DATA" {
-                            w.write_all(b"354 go ahead\r\n").await.unwrap();
-                            let mut data = String::new();
-                            loop {
-                                line.clear();
-                                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                                    return;
-                                }
-                                if line == ".\r\n" {
-                                    break;
-                                }
-                                data.push_str(&line);
-                            }
-                            store.lock().unwrap().push(data);
-                            b"250 queued\r\n"
-                        } else if verb == "QUIT" {
-                            let _ = w.write_all(b"221 bye\r\n").await;
-                            return;
-                        } else {
-                            b"502 not implemented\r\n"
                         };
-                        w.write_all(reply).await.unwrap();
+                        smtp_talk(&mut BufReader::new(tls), false, &store).await;
                     }
                 });
             }
@@ -667,4 +713,58 @@ async fn json_logs_carry_request_ids_and_no_secrets() {
             "the log holds a secret: {secret}"
         );
     }
+}
+
+/// The default `smtp_tls=starttls`: mail goes over TLS, trusting the receiver's
+/// self-signed certificate through `smtp_ca_file`; without that CA, sending fails and says
+/// so.
+#[tokio::test]
+async fn email_goes_over_starttls_with_an_extra_ca() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let smtp = SmtpReceiver::start_with_tls(Some((
+        cert.cert.der().to_vec(),
+        cert.key_pair.serialize_der(),
+    )))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("smtp-ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let mut env: Vec<(String, String)> = notify_env(&smtp)
+        .into_iter()
+        .filter(|(k, _)| k != "SATELLITE_SMTP_TLS" && k != "SATELLITE_SMTP_HOST")
+        .collect();
+    env.push(("SATELLITE_SMTP_HOST".into(), "localhost".into()));
+    let l = Licensed::start_with(env.clone()).await;
+    let base = "/api/v1/accounts/Acme/notifications";
+    let (s, _) = l
+        .api
+        .put(base, json!({"emails": ["ops@example.test"], "kinds": []}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, tested) = l.api.post(&format!("{base}/test"), json!({})).await;
+    assert!(
+        tested["email"]
+            .as_str()
+            .unwrap()
+            .contains("invalid peer certificate"),
+        "an unknown certificate is refused: {tested}"
+    );
+    assert!(smtp.messages().is_empty());
+
+    env.push((
+        "SATELLITE_SMTP_CA_FILE".into(),
+        ca.to_string_lossy().to_string(),
+    ));
+    let Licensed { server, api: _ } = l;
+    let server = server.restart(ServerOptions {
+        env,
+        ..ServerOptions::upstream()
+    });
+    let api = server.admin_api().await;
+    let (_, tested) = api.post(&format!("{base}/test"), json!({})).await;
+    assert_eq!(tested["email"], "sent", "{tested}");
+    assert_eq!(tested["webhook"], "failed: no webhook set");
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].contains("test notification"), "{}", messages[0]);
 }
