@@ -436,6 +436,22 @@ async fn notifications_go_once_by_email_and_signed_webhook_with_retries() {
         assert_eq!(body["webhook_secret_set"], true);
         assert_eq!(body["webhook_url"], hook.url.as_str());
     }
+    // Scoped like the rest: a viewer reads but may not change or test; another account's
+    // admin does not see it at all.
+    let viewer = l.server.api("viewer", Some("Acme")).await;
+    let (s, seen) = viewer.get(base).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!seen.to_string().contains(&hook.secret));
+    let (s, _) = viewer.put(base, json!({"emails": [], "kinds": []})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = viewer.post(&format!("{base}/test"), json!({})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    l.api.create_account("Other").await;
+    let other = l.server.api("account-admin", Some("Other")).await;
+    let (s, b) = other.get(base).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    assert_eq!(b["error"]["code"], "not_found");
+
     // Saving again without the secret keeps it (the form does this).
     let (s, _) = l
         .api
