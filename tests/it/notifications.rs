@@ -335,6 +335,15 @@ async fn alerts_have_stable_ids_and_are_acknowledged() {
         .post(&format!("/api/v1/alerts/{id}/acknowledge"), json!({}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, html) = l
+        .server
+        .session("viewer", Some("Acme"))
+        .await
+        .page("/alerts")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("license short"), "{html}");
+    assert!(!html.contains("ack-button"), "no button for a viewer");
     let (s, b) = l
         .api
         .post("/api/v1/alerts/0000000000000000/acknowledge", json!({}))

@@ -70,6 +70,8 @@ impl From<&AlertOut> for AlertView {
 struct AlertsPage {
     layout: Layout,
     alerts: Vec<AlertView>,
+    /// Viewers and operators see alerts but may not acknowledge them.
+    can_ack: bool,
 }
 
 async fn list(
@@ -83,6 +85,11 @@ async fn list(
     let page = AlertsPage {
         layout: Layout::new(&req, &user, "alerts", "Alerts"),
         alerts: alerts.iter().map(AlertView::from).collect(),
+        // An account admin sees only its account, so the role alone decides.
+        can_ack: matches!(
+            user.principal.role,
+            crate::domain::Role::SystemAdmin | crate::domain::Role::AccountAdmin
+        ),
     };
     Ok(render::page(&req, &page)?)
 }
