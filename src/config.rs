@@ -61,6 +61,45 @@ impl EnvValue for ServerRole {
     }
 }
 
+/// How `serve` writes its log lines to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl EnvValue for LogFormat {
+    fn from_env(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json".into()),
+        }
+    }
+}
+
+/// How the SMTP connection is secured: STARTTLS on a plain port, TLS from the first byte,
+/// or not at all (a relay on localhost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Tls,
+    None,
+}
+
+impl EnvValue for SmtpTls {
+    fn from_env(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "starttls" => Ok(SmtpTls::Starttls),
+            "tls" => Ok(SmtpTls::Tls),
+            "none" => Ok(SmtpTls::None),
+            _ => Err("expected starttls, tls or none".into()),
+        }
+    }
+}
+
 fn env_value<T: EnvValue>(
     var: &impl Fn(&str) -> Option<String>,
     name: &str,
@@ -174,6 +213,19 @@ settings! {
         rejected_max_files: u64 = crate::sync::storage::Limits::default().rejected_max_files,
         /// Most bytes of rejected bundles kept in rejected/.
         rejected_max_bytes: u64 = crate::sync::storage::Limits::default().rejected_max_bytes,
+        /// `text` or `json` (one object per line) log lines on stderr.
+        log_format: LogFormat = LogFormat::Text,
+        /// How often new alerts are looked for and due notifications sent, in seconds
+        /// (0 turns notifications off). Alerts are sent within 60 s when this is under 60.
+        notify_interval_seconds: u64 = 15,
+        /// First retry delay of a failed notification; doubles per failure (up to an hour).
+        notify_retry_seconds: u64 = 30,
+        /// Attempts per notification before it is given up (recorded as failed).
+        notify_max_attempts: u32 = 10,
+        /// SMTP server port.
+        smtp_port: u32 = 587,
+        /// `starttls`, `tls` or `none`.
+        smtp_tls: SmtpTls = SmtpTls::Starttls,
     }
     optional {
         /// HTTP(S) proxy for connected sync, e.g. `http://proxy.example:3128`.
@@ -187,6 +239,14 @@ settings! {
         backup_cron: String,
         /// Where scheduled backups go (default: `backups/` in the data dir).
         backup_dir: PathBuf,
+        /// SMTP server for alert email (none: email notifications fail, webhooks still go).
+        smtp_host: String,
+        /// The From address of alert email (default `satellite@<smtp_host>`).
+        smtp_from: String,
+        smtp_username: String,
+        smtp_password: String,
+        /// Extra CA certificate (PEM) to trust for the SMTP server's TLS.
+        smtp_ca_file: PathBuf,
     }
 }
 

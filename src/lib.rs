@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod domain;
 pub mod fuzzing;
 pub mod jobs;
+pub mod notify;
 pub mod service;
 pub mod store;
 pub mod sync;

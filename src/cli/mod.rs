@@ -98,6 +98,7 @@ pub(crate) struct FlagLayer {
     pub bundle_dir: Option<PathBuf>,
     pub insecure_http: bool,
     pub metrics_listen: Option<String>,
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 fn settings(global: &GlobalArgs, flags: FlagLayer) -> Result<Settings, CliError> {
@@ -117,6 +118,7 @@ fn settings(global: &GlobalArgs, flags: FlagLayer) -> Result<Settings, CliError>
         bundle_dir: flags.bundle_dir,
         insecure_http: flags.insecure_http.then_some(true),
         metrics_listen: flags.metrics_listen,
+        log_format: flags.log_format,
         ..Default::default()
     };
     Ok(Settings::resolve(file, env, flags))
@@ -141,6 +143,7 @@ pub fn run() -> ExitCode {
                 bundle_dir: args.bundle_dir.clone(),
                 insecure_http: args.insecure_http,
                 metrics_listen: args.metrics_listen.clone(),
+                log_format: args.log_format,
             };
             settings(&cli.global, flags).and_then(|s| serve::run(s, &out))
         }

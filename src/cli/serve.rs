@@ -29,17 +29,34 @@ pub struct ServeArgs {
     /// Env: SATELLITE_METRICS_LISTEN
     #[arg(long)]
     pub metrics_listen: Option<String>,
+    /// Log lines on stderr as `text` or `json` (one object per line). Env: SATELLITE_LOG_FORMAT
+    #[arg(long, value_enum)]
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
-pub fn init_logging(filter: &str) {
+/// Text for people, or JSON lines for collectors: each one object with `timestamp`,
+/// `level`, `fields.message`'s text lifted to `message`, and the request span's
+/// `request_id` lifted to the top.
+pub fn init_logging(filter: &str, format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+    let _ = match format {
+        crate::config::LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .try_init(),
+        crate::config::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init(),
+    };
 }
 
 /// Creates the `admin` user on first start; returns its one-time password.
@@ -98,7 +115,7 @@ async fn stop_on_signal(servers: Vec<actix_web::dev::ServerHandle>) {
 }
 
 pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
-    init_logging(&settings.log);
+    init_logging(&settings.log, settings.log_format);
     let data_dir = &settings.data_dir;
     std::fs::create_dir_all(data_dir).map_err(|e| {
         CliError(format!(
@@ -165,13 +182,18 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         lines.push(("admin_password", pw.clone()));
     }
     out.emit(&lines);
-    match &admin_password {
-        Some(_) => eprintln!(
+    let banner = match &admin_password {
+        Some(_) => format!(
             "satellite ({} role) is up. Log in at {url} as 'admin' with the admin_password \
              above (shown once; you will choose a new one).",
             settings.role.as_str()
         ),
-        None => eprintln!("satellite ({} role) is up at {url}", settings.role.as_str()),
+        None => format!("satellite ({} role) is up at {url}", settings.role.as_str()),
+    };
+    // In JSON every stderr line is a log object, so the banner is one too.
+    match settings.log_format {
+        crate::config::LogFormat::Text => eprintln!("{banner}"),
+        crate::config::LogFormat::Json => tracing::info!("{banner}"),
     }
     tracing::info!(authority_id = authority.authority_id(), role = settings.role.as_str(), %url, "starting");
     let sync = crate::sync::SyncContext::new(store.clone(), authority.clone(), &settings, clock);
@@ -202,6 +224,11 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         .transpose()?;
     actix_web::rt::System::new().block_on(async move {
         actix_web::rt::spawn(crate::jobs::run_timers(state.store.clone(), state.clock));
+        actix_web::rt::spawn(crate::notify::run(
+            state.store.clone(),
+            state.clock,
+            settings.clone(),
+        ));
         if let Some(schedule) = backup_schedule {
             actix_web::rt::spawn(crate::backup::run_scheduled(
                 state.store.clone(),

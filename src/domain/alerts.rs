@@ -1,26 +1,129 @@
 //! Alerts: conditions an admin should act on. Computed from the current state on demand,
-//! so an alert disappears by itself when its cause is gone.
+//! so an alert disappears by itself when its cause is gone. Each has a stable id (its kind
+//! and what it is about), so first-seen times, acknowledgements and notifications can be
+//! kept against it while the cause lasts.
 
 use super::timers::DAY;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
+/// The contract's two severities (CONTRACT section 3); each kind has exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
-    Critical,
-    Warning,
-    Info,
+    Major,
+    Minor,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Major => "major",
+            Severity::Minor => "minor",
+        }
+    }
+}
+
+/// Every alert kind of the contract, with its one string and its severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    SyncOverdue,
+    RegistrationExpiring,
+    LicenseShort,
+    LicenseExpiring,
+    TokenExpiring,
+    AuthorizationLapsed,
+    ReservationPending,
+    ExportKeyPending,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 8] = [
+        AlertKind::SyncOverdue,
+        AlertKind::RegistrationExpiring,
+        AlertKind::LicenseShort,
+        AlertKind::LicenseExpiring,
+        AlertKind::TokenExpiring,
+        AlertKind::AuthorizationLapsed,
+        AlertKind::ReservationPending,
+        AlertKind::ExportKeyPending,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::SyncOverdue => "sync_overdue",
+            AlertKind::RegistrationExpiring => "registration_expiring",
+            AlertKind::LicenseShort => "license_short",
+            AlertKind::LicenseExpiring => "license_expiring",
+            AlertKind::TokenExpiring => "token_expiring",
+            AlertKind::AuthorizationLapsed => "authorization_lapsed",
+            AlertKind::ReservationPending => "reservation_pending",
+            AlertKind::ExportKeyPending => "export_key_pending",
+        }
+    }
+
+    /// The contract's table: what stops licensing now is major, what is coming is minor.
+    pub fn severity(self) -> Severity {
+        match self {
+            AlertKind::SyncOverdue | AlertKind::LicenseShort | AlertKind::AuthorizationLapsed => {
+                Severity::Major
+            }
+            _ => Severity::Minor,
+        }
+    }
+}
+
+impl std::str::FromStr for AlertKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        AlertKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("'{s}' is not an alert kind"))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Alert {
     pub severity: Severity,
-    /// `sync_overdue`, `registration_expiring`, `licenses_short`, `license_expiring`,
-    /// `token_expiring`.
-    pub kind: &'static str,
+    pub kind: AlertKind,
     pub account: String,
+    /// The VA it is about, when it is about one (pages link to it).
+    pub virtual_account: Option<String>,
+    /// The instance it is about, when it is about one (pages link to it).
+    pub instance: Option<String>,
     pub subject: String,
     pub message: String,
+}
+
+impl Alert {
+    fn new(kind: AlertKind, account: &str, subject: String, message: String) -> Alert {
+        Alert {
+            severity: kind.severity(),
+            kind,
+            account: account.to_string(),
+            virtual_account: None,
+            instance: None,
+            subject,
+            message,
+        }
+    }
+
+    fn in_va(mut self, va: &str) -> Alert {
+        self.virtual_account = Some(va.to_string());
+        self
+    }
+
+    /// Stable while the cause lasts: the same kind about the same thing has the same id.
+    pub fn id(&self) -> String {
+        let mut h = Sha256::new();
+        for part in [self.kind.as_str(), &self.account, &self.subject] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(&h.finalize()[..8])
+    }
 }
 
 pub const LICENSE_EXPIRY_WINDOW: i64 = 30 * DAY;
@@ -37,40 +140,38 @@ pub fn sync_overdue(
 ) -> Option<Alert> {
     let since = last_sync.unwrap_or(registered_at);
     let days = (now - since) / DAY;
-    (days >= overdue_days).then(|| Alert {
-        severity: Severity::Critical,
-        kind: "sync_overdue",
-        account: account.to_string(),
-        subject: account.to_string(),
-        message: format!("Not synced with the upstream for {days} days (limit {overdue_days})."),
+    (days >= overdue_days).then(|| {
+        Alert::new(
+            AlertKind::SyncOverdue,
+            account,
+            account.to_string(),
+            format!("Not synced with the upstream for {days} days (limit {overdue_days})."),
+        )
     })
 }
 
 pub fn registration_expiring(account: &str, expires_at: i64, now: i64) -> Option<Alert> {
-    (expires_at - now <= REGISTRATION_EXPIRY_WINDOW).then(|| Alert {
-        severity: if expires_at <= now {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        },
-        kind: "registration_expiring",
-        account: account.to_string(),
-        subject: account.to_string(),
-        message: format!(
-            "The upstream registration expires in {} day(s); sync to renew it.",
-            ((expires_at - now).max(0) + DAY - 1) / DAY
-        ),
+    (expires_at - now <= REGISTRATION_EXPIRY_WINDOW).then(|| {
+        Alert::new(
+            AlertKind::RegistrationExpiring,
+            account,
+            account.to_string(),
+            format!(
+                "The upstream registration expires in {} day(s); sync to renew it.",
+                ((expires_at - now).max(0) + DAY - 1) / DAY
+            ),
+        )
     })
 }
 
-pub fn licenses_short(account: &str, va: &str, license: &str, in_use: i64, quantity: i64) -> Alert {
-    Alert {
-        severity: Severity::Critical,
-        kind: "licenses_short",
-        account: account.to_string(),
-        subject: format!("{va} / {license}"),
-        message: format!("{in_use} in use of {quantity}."),
-    }
+pub fn license_short(account: &str, va: &str, license: &str, in_use: i64, quantity: i64) -> Alert {
+    Alert::new(
+        AlertKind::LicenseShort,
+        account,
+        format!("{va} / {license}"),
+        format!("{in_use} in use of {quantity}."),
+    )
+    .in_va(va)
 }
 
 /// A term or subscription license ending within 30 days (`end` is the last valid day's
@@ -83,12 +184,14 @@ pub fn license_expiring(
     now: i64,
 ) -> Option<Alert> {
     let left = end_day + DAY - now;
-    (left > 0 && left <= LICENSE_EXPIRY_WINDOW).then(|| Alert {
-        severity: Severity::Warning,
-        kind: "license_expiring",
-        account: account.to_string(),
-        subject: format!("{va} / {license}"),
-        message: format!("Expires in {} day(s).", (left + DAY - 1) / DAY),
+    (left > 0 && left <= LICENSE_EXPIRY_WINDOW).then(|| {
+        Alert::new(
+            AlertKind::LicenseExpiring,
+            account,
+            format!("{va} / {license}"),
+            format!("Expires in {} day(s).", (left + DAY - 1) / DAY),
+        )
+        .in_va(va)
     })
 }
 
@@ -101,15 +204,17 @@ pub fn token_expiring(
     now: i64,
 ) -> Option<Alert> {
     let left = expires_at - now;
-    (left > 0 && left <= TOKEN_EXPIRY_WINDOW).then(|| Alert {
-        severity: Severity::Info,
-        kind: "token_expiring",
-        account: account.to_string(),
-        subject: format!("{va} / {token_id}"),
-        message: format!(
-            "Registration token expires in {} day(s).",
-            (left + DAY - 1) / DAY
-        ),
+    (left > 0 && left <= TOKEN_EXPIRY_WINDOW).then(|| {
+        Alert::new(
+            AlertKind::TokenExpiring,
+            account,
+            format!("{va} / {token_id}"),
+            format!(
+                "Registration token expires in {} day(s).",
+                (left + DAY - 1) / DAY
+            ),
+        )
+        .in_va(va)
     })
 }
 
@@ -122,30 +227,34 @@ pub fn export_key_pending(
     requested_at: i64,
     now: i64,
 ) -> Alert {
-    Alert {
-        severity: Severity::Warning,
-        kind: "export_key_pending",
-        account: account.to_string(),
-        subject: format!("{va} / {instance_id} / {tag}"),
-        message: format!(
+    let mut alert = Alert::new(
+        AlertKind::ExportKeyPending,
+        account,
+        format!("{va} / {instance_id} / {tag}"),
+        format!(
             "An export key request has waited {} day(s) for approval.",
             (now - requested_at).max(0) / DAY
         ),
-    }
+    )
+    .in_va(va);
+    alert.instance = Some(instance_id.to_string());
+    alert
 }
 
 /// An instance whose authorization lapsed (no accepted usage report for 90 days): it holds
 /// no licenses until it reports again.
 pub fn authorization_lapsed(account: &str, va: &str, instance_id: &str, udi: &str) -> Alert {
-    Alert {
-        severity: Severity::Critical,
-        kind: "authorization_lapsed",
-        account: account.to_string(),
-        subject: format!("{va} / {instance_id}"),
-        message: format!(
+    let mut alert = Alert::new(
+        AlertKind::AuthorizationLapsed,
+        account,
+        format!("{va} / {instance_id}"),
+        format!(
             "Product {udi} has not reported for 90 days; its authorization expired and its licenses were released."
         ),
-    }
+    )
+    .in_va(va);
+    alert.instance = Some(instance_id.to_string());
+    alert
 }
 
 pub const RESERVATION_PENDING_AFTER: i64 = 7 * DAY;
@@ -160,15 +269,17 @@ pub fn reservation_pending(
     now: i64,
 ) -> Option<Alert> {
     let waited = now - waiting_since;
-    (waited >= RESERVATION_PENDING_AFTER).then(|| Alert {
-        severity: Severity::Warning,
-        kind: "reservation_pending",
-        account: account.to_string(),
-        subject: format!("{va} / {reservation_id}"),
-        message: format!(
-            "Reservation for {udi} has waited {} days for its confirmation code.",
-            waited / DAY
-        ),
+    (waited >= RESERVATION_PENDING_AFTER).then(|| {
+        Alert::new(
+            AlertKind::ReservationPending,
+            account,
+            format!("{va} / {reservation_id}"),
+            format!(
+                "Reservation for {udi} has waited {} days for its confirmation code.",
+                waited / DAY
+            ),
+        )
+        .in_va(va)
     })
 }
 
@@ -181,7 +292,7 @@ mod tests {
         assert!(sync_overdue("a", Some(0), 0, 29 * DAY, 30).is_none());
         assert_eq!(
             sync_overdue("a", Some(0), 0, 30 * DAY, 30).unwrap().kind,
-            "sync_overdue"
+            AlertKind::SyncOverdue
         );
         assert!(
             sync_overdue("a", None, 10 * DAY, 30 * DAY, 30).is_none(),
@@ -197,10 +308,22 @@ mod tests {
         assert!(token_expiring("a", "v", "t", 30 * DAY, 0).is_none());
         assert_eq!(
             registration_expiring("a", DAY, 2 * DAY).unwrap().severity,
-            Severity::Critical
+            Severity::Minor
         );
         assert!(registration_expiring("a", 100 * DAY, 0).is_none());
         assert!(reservation_pending("a", "v", "r", "P:x,S:y", 0, 7 * DAY - 1).is_none());
         assert!(reservation_pending("a", "v", "r", "P:x,S:y", 0, 7 * DAY).is_some());
+    }
+
+    #[test]
+    fn ids_are_stable_and_kinds_round_trip() {
+        let a = license_short("acme", "va", "L", 3, 2);
+        let b = license_short("acme", "va", "L", 4, 2);
+        assert_eq!(a.id(), b.id(), "the message may change, the id does not");
+        assert_ne!(a.id(), license_short("acme", "va", "M", 3, 2).id());
+        assert_eq!(a.severity, Severity::Major);
+        for k in AlertKind::ALL {
+            assert_eq!(k.as_str().parse::<AlertKind>(), Ok(k));
+        }
     }
 }

@@ -5,9 +5,11 @@
 //! API, the agent API, the CLI and sync call these; none calls another's handlers.
 
 pub mod access;
+pub mod alerts;
 pub mod api_clients;
 pub mod export_keys;
 pub mod instances;
+pub mod notifications;
 pub mod reports;
 pub mod reservations;
 pub mod settings;

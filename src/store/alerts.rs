@@ -1,5 +1,6 @@
 //! Collects the alerts visible to a caller from the current state (rules in
-//! `domain::alerts`); nothing is stored, so alerts clear when their cause does.
+//! `domain::alerts`); alerts clear when their cause does (`store::notifications` keeps
+//! only first-seen times and acknowledgements, keyed by the alert's stable id).
 
 use super::{accounts, licenses, sync_state, Result};
 use crate::domain::alerts::{self, Alert};
@@ -36,7 +37,7 @@ pub fn collect(
         for l in ls {
             if let Some(p) = evaluation.pools.get(&l.spec.tag) {
                 if p.status == PoolStatus::Insufficient {
-                    out.push(alerts::licenses_short(
+                    out.push(alerts::license_short(
                         &account,
                         &va.name,
                         &l.spec.name,
@@ -98,7 +99,7 @@ pub fn collect(
          JOIN virtual_accounts v ON v.id = c.va_id JOIN accounts a ON a.id = v.account_id
          JOIN instances i ON i.va_id = c.va_id AND i.status = c.status
          WHERE c.status = ?2 AND c.n > 0 AND (?1 IS NULL OR a.id = ?1)
-         LIMIT 200",
+         ORDER BY i.id LIMIT 200",
     )?;
     let lapsed = crate::domain::instance::InstanceStatus::AuthorizationExpired.as_str();
     let rows = stmt.query_map(rusqlite::params![who.account_filter(), lapsed], |r| {

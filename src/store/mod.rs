@@ -13,6 +13,7 @@ pub mod export_keys;
 pub mod instances;
 pub mod licenses;
 pub mod migrations;
+pub mod notifications;
 pub mod page;
 pub mod reports;
 pub mod reservations;

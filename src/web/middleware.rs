@@ -28,7 +28,8 @@ pub async fn request_context(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = next_request_id();
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    // The path only: query strings may carry values that are not for the log.
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
     let result = REQUEST_ID
         .scope(id.clone(), next.call(req).instrument(span.clone()))
@@ -36,7 +37,8 @@ pub async fn request_context(
     let mut res = result?;
     let status = res.status().as_u16();
     span.in_scope(|| {
-        tracing::info!(status, ms = started.elapsed().as_millis() as u64, "served");
+        // request_id on the line itself too, so JSON lines carry it at the top level.
+        tracing::info!(request_id = %id, status, ms = started.elapsed().as_millis() as u64, "served");
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut()

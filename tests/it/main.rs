@@ -11,6 +11,7 @@ mod hardening;
 mod key_rotation;
 mod licensing;
 mod lifecycle;
+mod notifications;
 mod operations;
 mod pages;
 mod reports;

@@ -7,6 +7,7 @@ pub mod events;
 pub mod export_keys;
 pub mod instances;
 pub mod licenses;
+pub mod notifications;
 pub mod oauth;
 pub mod openapi;
 pub mod reports;
@@ -43,7 +44,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(reports::configure)
         .configure(reservations::configure)
         .configure(settings::configure)
-        .configure(export_keys::configure);
+        .configure(export_keys::configure)
+        .configure(notifications::configure);
 }
 
 /// `?limit=&after=` on every list.

@@ -2,8 +2,8 @@
 
 use super::reservations;
 use super::{
-    accounts, alerts, api_clients, events, instances, licenses, oauth, reports, sync, tokens,
-    virtual_accounts,
+    accounts, alerts, api_clients, events, instances, licenses, notifications, oauth, reports,
+    sync, tokens, virtual_accounts,
 };
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -35,6 +35,10 @@ impl Modify for BearerAuth {
         sync::import_bundle, sync::satellite_token, sync::get_upstream, sync::post_upstream,
         sync::export_bundle, sync::sync_now, sync::get_schedule, sync::put_schedule, sync::history,
         alerts::list,
+        alerts::acknowledge,
+        notifications::get,
+        notifications::put,
+        notifications::test,
         events::list,
         api_clients::list, api_clients::create, api_clients::revoke,
         reports::licenses, reports::instances, reports::usage_history,

@@ -9,6 +9,7 @@ pub mod events;
 pub mod export_keys;
 pub mod instances;
 pub mod login;
+pub mod notifications;
 pub mod password;
 pub mod reservations;
 pub mod settings;
@@ -35,7 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(backups::configure)
         .configure(reservations::configure)
         .configure(settings::configure)
-        .configure(export_keys::configure);
+        .configure(export_keys::configure)
+        .configure(notifications::configure);
 }
 
 /// The `?after=` cursor of paginated pages.
