@@ -9,6 +9,7 @@ pub mod events;
 pub mod instances;
 pub mod login;
 pub mod password;
+pub mod reports;
 pub mod sync;
 pub mod upload;
 pub mod users;
@@ -29,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(alerts::configure)
         .configure(sync::configure)
         .configure(api_clients::configure)
-        .configure(backups::configure);
+        .configure(backups::configure)
+        .configure(reports::configure);
 }
 
 /// The `?after=` cursor of paginated pages.

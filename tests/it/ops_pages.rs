@@ -1,0 +1,123 @@
+//! Operations pages (issue #16): report pages and their CSV downloads under the session,
+//! scoped by role exactly like the API.
+
+use crate::support::agent::Agent;
+use crate::support::{Licensed, Session};
+use reqwest::StatusCode;
+
+/// GETs a page CSV download with the session's cookie and parses it back.
+async fn page_csv(s: &Session, path: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let res = s.get(path).await;
+    assert_eq!(res.status(), StatusCode::OK, "{path}");
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let text = res.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+#[tokio::test]
+async fn report_pages_preview_and_download_csv_scoped_by_role() {
+    let l = Licensed::start().await;
+    l.perpetual("ess", 3).await;
+    l.perpetual("=adv", 1).await;
+    let token = l.simple_token().await;
+    let a = Agent::new();
+    assert_eq!(a.register(&l.server, &token, "C9300", "FOC-P1").code, 0);
+    assert_eq!(a.report(&[("ess", 2)]).code, 0);
+    l.api.create_account("Other").await;
+    l.api.create_va("Other", "Edge").await;
+
+    let admin = l.server.session("system-admin", None).await;
+    let (s, html) = admin.page("/reports").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("href=\"/reports\""), "nav link");
+    assert!(html.contains("id=\"report-table\""));
+    assert!(html.contains("Showing 2 of 2 rows."), "{html}");
+    assert!(html.contains("href=\"/reports/licenses.csv\""));
+
+    // The page CSV is the API's CSV for the same scope, byte for byte in meaning.
+    let (header, rows) = page_csv(&admin, "/reports/licenses.csv?account=Acme").await;
+    assert_eq!(header[0], "account");
+    assert_eq!(header.len(), 12);
+    assert_eq!(rows.len(), 2);
+    let ess = rows.iter().find(|r| r[2] == "ess").unwrap();
+    assert_eq!((ess[6].as_str(), ess[8].as_str()), ("2", "1"));
+    assert!(rows.iter().any(|r| r[2] == "'=adv"), "formula neutralised");
+
+    let (header, rows) = page_csv(&admin, "/reports/instances.csv?status=authorized").await;
+    assert_eq!(header[2], "id");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][4], "FOC-P1");
+    let (_, rows) = page_csv(&admin, "/reports/instances.csv?status=registered").await;
+    assert!(rows.is_empty());
+
+    let (header, rows) = page_csv(&admin, "/reports/usage-history.csv?account=Acme&tag=ess").await;
+    assert_eq!(
+        header,
+        [
+            "date",
+            "account",
+            "virtual_account",
+            "tag",
+            "purchased",
+            "in_use",
+            "reserved",
+            "available"
+        ]
+    );
+    assert_eq!(rows.len(), 1, "today, live");
+    assert_eq!(rows[0][5], "2");
+
+    // A viewer of another account sees none of Acme, on the page and in the CSV.
+    let other = l.server.session("viewer", Some("Other")).await;
+    let (_, rows) = page_csv(&other, "/reports/licenses.csv").await;
+    assert!(rows.is_empty(), "{rows:?}");
+    let (_, rows) = page_csv(&other, "/reports/instances.csv").await;
+    assert!(rows.is_empty());
+    let (s, html) = other.page("/reports?report=licenses&account=Acme").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(html.contains("id=\"err-account\""), "{html}");
+    assert_eq!(
+        other
+            .get("/reports/licenses.csv?account=Acme")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // A viewer of Acme sees Acme's rows.
+    let viewer = l.server.session("viewer", Some("Acme")).await;
+    let (_, rows) = page_csv(&viewer, "/reports/licenses.csv").await;
+    assert_eq!(rows.len(), 2);
+
+    // Bad filters: the error next to the field, never a 500.
+    let (s, html) = admin
+        .page("/reports?report=usage-history&from=2026-13-01")
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"err-from\""), "{html}");
+    let (s, html) = admin.page("/reports?report=instances&status=bogus").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"err-status\""), "{html}");
+    assert_eq!(
+        admin
+            .get("/reports/usage-history.csv?to=nope")
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (s, _) = admin.page("/reports?report=nope").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
