@@ -5,6 +5,7 @@ pub mod agent;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod charts;
 pub mod download;
 pub mod error;
 pub mod health;

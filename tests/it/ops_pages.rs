@@ -121,3 +121,79 @@ async fn report_pages_preview_and_download_csv_scoped_by_role() {
     let (s, _) = admin.page("/reports?report=nope").await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// Writes `days` past days of usage history for Acme/Lab's `tag`, in use rising to
+/// `quantity - 1`, straight into a stopped server's database (what the daily job would
+/// have written over those days).
+pub fn seed_history(data_dir: &std::path::Path, tag: &str, quantity: i64, days: i64) {
+    let db = rusqlite::Connection::open(data_dir.join("satellite.db")).unwrap();
+    let va_id: i64 = db
+        .query_row(
+            "SELECT v.id FROM virtual_accounts v JOIN accounts a ON a.id = v.account_id
+             WHERE a.name = 'Acme' AND v.name = 'Lab'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    for back in 1..=days {
+        let day = today - chrono::Duration::days(back);
+        let in_use = (quantity - 1) * (days - back) / days;
+        db.execute(
+            "INSERT OR REPLACE INTO usage_history (va_id, tag, day, purchased, in_use, reserved, available)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+            rusqlite::params![va_id, tag, day.to_string(), quantity, in_use, quantity - in_use],
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn va_page_draws_usage_charts_and_the_dashboard_a_status_chart() {
+    let l = Licensed::start().await;
+    l.perpetual("ess", 10).await;
+    l.license(
+        serde_json::json!({ "tag": "x<y>", "name": "<b>Adv</b> & co", "type": "perpetual",
+        "quantity": 2, "start": "2020-01-01" }),
+    )
+    .await;
+    let token = l.simple_token().await;
+    let a = Agent::new();
+    assert_eq!(a.register(&l.server, &token, "C9300", "FOC-C1").code, 0);
+    assert_eq!(a.report(&[("ess", 7)]).code, 0);
+    let b = Agent::new();
+    assert_eq!(b.register(&l.server, &token, "C9300", "FOC-C2").code, 0);
+    let (dir, data_dir) = l.server.stop();
+    seed_history(&data_dir, "ess", 10, 20);
+    let server =
+        crate::support::Server::start_in(dir, data_dir, crate::support::ServerOptions::upstream());
+    let admin = server.session("system-admin", None).await;
+
+    let (s, html) = admin.page("/accounts/Acme/virtual-accounts/Lab").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("id=\"usage-charts\""), "{html}");
+    assert!(html.contains("id=\"usage-chart-0\""));
+    assert!(html.contains("role=\"img\""));
+    // 20 seeded days and today, live.
+    let today = chrono::Utc::now().date_naive();
+    assert!(
+        html.contains(&format!(
+            "ess: 7 in use of 10 purchased on {today}; peak in use 8 over 21 day(s) shown."
+        )),
+        "{html}"
+    );
+    assert!(html.contains("<polyline"));
+    // A license name is data: escaped in the SVG and in the table.
+    assert!(!html.contains("<b>Adv</b>"));
+    assert!(html.contains("&lt;b&gt;Adv&lt;/b&gt; &amp; co"));
+
+    let (s, html) = admin.page("/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("id=\"status-chart\""));
+    assert!(
+        html.contains("authorized: 1; registered: 1. Bar lengths use a logarithmic scale.")
+            || html.contains("registered: 1; authorized: 1. Bar lengths use a logarithmic scale."),
+        "{html}"
+    );
+    assert!(html.contains("fill=\"#12b76a\"") && html.contains("fill=\"#f79009\""));
+}

@@ -12,6 +12,7 @@ pub mod password;
 pub mod reports;
 pub mod sync;
 pub mod upload;
+pub mod usage_charts;
 pub mod users;
 pub mod va_view;
 pub mod virtual_accounts;

@@ -108,6 +108,7 @@ pub struct VaData {
     pub more_tokens: bool,
     pub statuses: Vec<StatusCount>,
     pub other_vas: Vec<String>,
+    pub usage_charts: Vec<super::usage_charts::UsageChart>,
 }
 
 pub fn load(
@@ -128,7 +129,13 @@ pub fn load(
         .filter(|v| v.id != va.id)
         .map(|v| v.name)
         .collect();
+    let names: Vec<(String, String)> = licenses
+        .iter()
+        .map(|l| (l.spec.tag.clone(), l.spec.name.clone()))
+        .collect();
+    let usage_charts = super::usage_charts::for_va(conn, va.id, &names, today)?;
     Ok(VaData {
+        usage_charts,
         account_id: account.id,
         synced: va.synced,
         licenses: licenses
