@@ -2,9 +2,12 @@
 
 use super::List;
 use crate::clock;
-use crate::store::events::{self, EventFilter};
+use crate::domain::Principal;
+use crate::service::events as service_events;
+use crate::store::events::EventFilter;
 use crate::store::page;
 use crate::web::auth::ApiCaller;
+use crate::web::download::{self, CsvOut};
 use crate::web::{AppError, State};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -32,10 +35,17 @@ pub struct EventQuery {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub account: Option<String>,
+    /// First day, YYYY-MM-DD (UTC), inclusive.
+    pub from: Option<String>,
+    /// Last day, YYYY-MM-DD (UTC), inclusive.
+    pub to: Option<String>,
+    /// json (default) or csv: every matching event, newest first, unpaged.
+    pub format: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventQuery),
-    responses((status = 200, body = inline(List<EventDto>))), security(("bearer" = [])))]
+    responses((status = 200, body = inline(List<EventDto>)), (status = 422, body = super::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list(
     state: State,
     ApiCaller(who): ApiCaller,
@@ -43,14 +53,20 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let q = q.into_inner();
     let limit = page::clamp_limit(q.limit);
-    let filter = EventFilter {
+    let format = super::reports::Format::parse(q.format.as_deref())?;
+    let filter = service_events::filter(&service_events::RawFilter {
         actor: q.actor,
         action: q.action,
         account: q.account,
-    };
+        from: q.from,
+        to: q.to,
+    })?;
+    if format == super::reports::Format::Csv {
+        return Ok(csv_export(&state, who, filter));
+    }
     let page = state
         .store
-        .read(move |c| events::list(c, &who, &filter, q.after, limit))
+        .read(move |c| Ok(service_events::list(c, &who, &filter, q.after, limit)?))
         .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, |e| EventDto {
         id: e.id,
@@ -61,6 +77,36 @@ pub async fn list(
         target: e.target.clone(),
         detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null),
     })))
+}
+
+/// The event log as CSV, streamed from a reader connection of its own. Pages use it too.
+pub fn csv_export(state: &State, who: Principal, filter: EventFilter) -> HttpResponse {
+    let store = state.store.clone();
+    let body = download::stream_blocking(move |out| {
+        store
+            .read_blocking(|c| {
+                let mut failure: Option<std::io::Error> = None;
+                let walked = (|| -> std::io::Result<()> {
+                    let mut csv = CsvOut::new(&mut *out, &service_events::CSV_COLUMNS)?;
+                    let walked = service_events::for_each(c, &who, &filter, |e| {
+                        csv.row(&service_events::cells(&e))
+                            .map_err(|err| failure = Some(err))
+                            .is_ok()
+                    });
+                    csv.finish()?;
+                    walked.map_err(std::io::Error::other)
+                })();
+                Ok(match failure {
+                    Some(e) => Err(e),
+                    None => walked,
+                })
+            })
+            .map_err(std::io::Error::other)?
+    });
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(download::attachment("events.csv"))
+        .streaming(body)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
