@@ -11,6 +11,7 @@ pub mod instances;
 pub mod reports;
 pub mod settings;
 pub mod sign_in;
+pub mod user_admin;
 
 use crate::domain::DomainError;
 use crate::store::StoreError;

@@ -307,3 +307,149 @@ async fn events_filter_by_date_range_and_export_csv_on_api_and_page() {
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|r| r[4] == "Other"), "{rows:?}");
 }
+
+/// Adds user `name` with the CLI and logs a fresh browser-like session in as them.
+async fn user_session(
+    server: &crate::support::Server,
+    name: &str,
+    role: &str,
+    account: Option<&str>,
+) -> Session {
+    let mut args = vec![
+        "user",
+        "add",
+        "--username",
+        name,
+        "--role",
+        role,
+        "--password-stdin",
+    ];
+    if let Some(a) = account {
+        args.extend(["--account", a]);
+    }
+    let out = server.cli_with_stdin(&args, Some(PASSWORD));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let s = Session::new(&server.url);
+    assert_eq!(
+        s.login(name, PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    s
+}
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn users_page_changes_roles_resets_passwords_and_disables_users() {
+    let server = crate::support::Server::start();
+    let api = server.admin_api().await;
+    api.create_account("Acme").await;
+    let admin = user_session(&server, "root2", "system-admin", None).await;
+    let bob = user_session(&server, "bob", "viewer", Some("Acme")).await;
+    assert_eq!(bob.get("/").await.status(), StatusCode::OK);
+
+    // Disabling ends bob's session at once and refuses his login.
+    let (s, _, to) = admin.submit("/users", "/users/bob/disable", &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(to.as_deref(), Some("/users"));
+    let res = bob.get("/").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(location(&res).starts_with("/login"), "{}", location(&res));
+    let again = Session::new(&server.url);
+    assert_ne!(
+        again.login("bob", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (_, html) = admin.page("/users").await;
+    assert!(html.contains("pill-revoked\">disabled"), "{html}");
+    let (s, _, _) = admin.submit("/users", "/users/bob/enable", &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let bob = Session::new(&server.url);
+    assert_eq!(
+        bob.login("bob", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // A reset shows a new password once, ends sessions and forces a change at login.
+    let (s, html, _) = admin
+        .submit("/users", "/users/bob/reset-password", &[])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let marker = "id=\"reset-password\">";
+    let start = html.find(marker).expect("password shown") + marker.len();
+    let new_password = html[start..start + html[start..].find('<').unwrap()].to_string();
+    assert_eq!(new_password.len(), 20);
+    assert!(location(&bob.get("/").await).starts_with("/login"));
+    let old = Session::new(&server.url);
+    assert_ne!(
+        old.login("bob", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let bob = Session::new(&server.url);
+    let res = bob.login("bob", &new_password).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/account/password");
+    assert_eq!(location(&bob.get("/").await), "/account/password");
+
+    // Role and account: the creation rules hold; a refused change changes nothing.
+    let (s, html, _) = admin
+        .submit(
+            "/users",
+            "/users/bob/update",
+            &[("role", "operator"), ("account", "Acme")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("is not scoped to an account"), "{html}");
+    let (s, _, _) = admin
+        .submit(
+            "/users",
+            "/users/bob/update",
+            &[("role", "operator"), ("account", "")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, html) = admin.page("/users").await;
+    let row = &html[html.find("id=\"user-bob\"").unwrap()..];
+    assert!(row[..row.find("</td><td>").unwrap()].contains("bob"));
+    assert!(
+        row.contains("<span class=\"badge\">operator</span>"),
+        "{row}"
+    );
+
+    // Nobody manages themselves here; non-admins not at all.
+    let (s, _, _) = admin.submit("/users", "/users/root2/disable", &[]).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let viewer = user_session(&server, "vera", "viewer", Some("Acme")).await;
+    let (_, html) = viewer.page("/").await;
+    let csrf = crate::support::csrf_of(&html);
+    let (s, _, _) = viewer
+        .post_form("/users/bob/disable", &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Each change is an event.
+    let (_, events) = api.get("/api/v1/events?limit=100").await;
+    let actions: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target"] == "bob")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "user.disabled",
+        "user.enabled",
+        "user.password_reset",
+        "user.updated",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+}

@@ -13,6 +13,7 @@ pub mod reports;
 pub mod sync;
 pub mod upload;
 pub mod usage_charts;
+pub mod user_admin;
 pub mod users;
 pub mod va_view;
 pub mod virtual_accounts;
