@@ -43,9 +43,9 @@ pub struct Bar<'a> {
     pub n: i64,
 }
 
-const BAR_LABEL_W: f64 = 170.0;
-const BAR_AREA_W: f64 = 300.0;
-const BAR_ROW: f64 = 30.0;
+const BAR_LABEL_W: f64 = 150.0;
+const BAR_AREA_W: f64 = 250.0;
+const BAR_ROW: f64 = 32.0;
 
 /// A bar's length on a log scale (`ln(1 + n)`), so 1 next to 120 still shows: any
 /// positive figure is at least 4 px, zero is nothing, the largest fills `area`.
@@ -60,8 +60,8 @@ pub fn log_length(n: i64, max: i64, area: f64) -> f64 {
 /// Horizontal bars on a log scale, labelled with their figures.
 pub fn bar_chart(id: &str, title: &str, bars: &[Bar<'_>]) -> String {
     let max = bars.iter().map(|b| b.n).max().unwrap_or(0);
-    let height = (bars.len() as f64 * BAR_ROW + 22.0).max(BAR_ROW);
-    let width = BAR_LABEL_W + BAR_AREA_W + 60.0;
+    let height = (bars.len() as f64 * BAR_ROW + 20.0).max(BAR_ROW);
+    let width = BAR_LABEL_W + BAR_AREA_W + 50.0;
     let figures: Vec<String> = bars
         .iter()
         .map(|b| format!("{}: {}", b.label, b.n))
@@ -74,7 +74,7 @@ pub fn bar_chart(id: &str, title: &str, bars: &[Bar<'_>]) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart barchart" id="{id}" viewBox="0 0 {width} {height}" role="img" aria-labelledby="{id}-title {id}-desc"><title id="{id}-title">{title}</title><desc id="{id}-desc">{}</desc>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="barchart" id="{id}" viewBox="0 0 {width} {height}" role="img" aria-labelledby="{id}-title {id}-desc"><title id="{id}-title">{title}</title><desc id="{id}-desc">{}</desc>"#,
         escape(&desc)
     );
     for (i, b) in bars.iter().enumerate() {
@@ -82,8 +82,8 @@ pub fn bar_chart(id: &str, title: &str, bars: &[Bar<'_>]) -> String {
         let len = log_length(b.n, max, BAR_AREA_W);
         let _ = write!(
             svg,
-            r##"<text x="0" y="{ty}" fill="#101828">{label}</text><rect class="bar" x="{BAR_LABEL_W}" y="{y}" width="{len:.1}" height="22" rx="3" fill="{colour}"><title>{label}: {n}</title></rect><text x="{vx:.1}" y="{ty}" fill="#101828" font-weight="600">{n}</text>"##,
-            ty = y + 16.0,
+            r##"<text x="0" y="{ty}" fill="#101828" font-size="14">{label}</text><rect class="bar" x="{BAR_LABEL_W}" y="{y}" width="{len:.1}" height="24" rx="3" fill="{colour}"><title>{label}: {n}</title></rect><text x="{vx:.1}" y="{ty}" fill="#101828" font-size="14" font-weight="600">{n}</text>"##,
+            ty = y + 17.0,
             label = escape(b.label),
             colour = escape(b.colour),
             n = b.n,
@@ -92,7 +92,7 @@ pub fn bar_chart(id: &str, title: &str, bars: &[Bar<'_>]) -> String {
     }
     let _ = write!(
         svg,
-        r##"<text x="{BAR_LABEL_W}" y="{}" fill="#667085" font-size="11">log scale</text></svg>"##,
+        r##"<text x="{BAR_LABEL_W}" y="{}" fill="#667085" font-size="12">log scale</text></svg>"##,
         height - 4.0
     );
     svg
@@ -113,17 +113,18 @@ const LC_RIGHT: f64 = 16.0;
 const LC_TOP: f64 = 34.0;
 const LC_BOTTOM: f64 = 28.0;
 
-/// The smallest of 1, 2, 5 × 10^k at or above `v` (at least 1), so axis ticks are round.
+/// The smallest of 2, 4, 6 or 10 × 10^k at or above `v`: even, so the middle tick of a
+/// count is a whole number too.
 pub fn nice_ceiling(v: i64) -> i64 {
     let mut step = 1i64;
     loop {
-        for m in [1, 2, 5] {
+        for m in [2, 4, 6, 10] {
             if step.saturating_mul(m) >= v {
-                return step.saturating_mul(m).max(1);
+                return step.saturating_mul(m);
             }
         }
-        if step > i64::MAX / 10 {
-            return v.max(1);
+        if step > i64::MAX / 100 {
+            return v.max(2);
         }
         step *= 10;
     }
@@ -366,10 +367,12 @@ mod tests {
         assert!(text.contains("In use 7 of 10 purchased on 2026-11-30."));
         assert!(text.contains("2026-11-28") && text.contains("2026-11-30"));
         assert!(svg.contains("<polyline"));
-        assert_eq!(nice_ceiling(0), 1);
+        assert_eq!(nice_ceiling(0), 2);
+        assert_eq!(nice_ceiling(5), 6);
         assert_eq!(nice_ceiling(7), 10);
         assert_eq!(nice_ceiling(10), 10);
         assert_eq!(nice_ceiling(11), 20);
+        assert_eq!(nice_ceiling(40), 40);
         assert_eq!(nice_ceiling(120), 200);
         // One day alone is a dot, still valid XML.
         let one = line_chart(

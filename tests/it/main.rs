@@ -11,6 +11,7 @@ mod key_rotation;
 mod licensing;
 mod lifecycle;
 mod operations;
+mod ops_browser;
 mod ops_pages;
 mod pages;
 mod reports;
