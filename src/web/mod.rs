@@ -8,6 +8,7 @@ pub mod auth;
 pub mod charts;
 pub mod download;
 pub mod error;
+pub mod exports;
 pub mod health;
 pub mod limits;
 pub mod metrics;

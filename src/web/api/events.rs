@@ -2,12 +2,10 @@
 
 use super::List;
 use crate::clock;
-use crate::domain::Principal;
 use crate::service::events as service_events;
-use crate::store::events::EventFilter;
 use crate::store::page;
 use crate::web::auth::ApiCaller;
-use crate::web::download::{self, CsvOut};
+use crate::web::exports::{events_csv as csv_export, Format};
 use crate::web::{AppError, State};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -53,7 +51,7 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let q = q.into_inner();
     let limit = page::clamp_limit(q.limit);
-    let format = super::reports::Format::parse(q.format.as_deref())?;
+    let format = Format::parse(q.format.as_deref())?;
     let filter = service_events::filter(&service_events::RawFilter {
         actor: q.actor,
         action: q.action,
@@ -61,7 +59,7 @@ pub async fn list(
         from: q.from,
         to: q.to,
     })?;
-    if format == super::reports::Format::Csv {
+    if format == Format::Csv {
         return Ok(csv_export(&state, who, filter));
     }
     let page = state
@@ -77,36 +75,6 @@ pub async fn list(
         target: e.target.clone(),
         detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null),
     })))
-}
-
-/// The event log as CSV, streamed from a reader connection of its own. Pages use it too.
-pub fn csv_export(state: &State, who: Principal, filter: EventFilter) -> HttpResponse {
-    let store = state.store.clone();
-    let body = download::stream_blocking(move |out| {
-        store
-            .read_blocking(|c| {
-                let mut failure: Option<std::io::Error> = None;
-                let walked = (|| -> std::io::Result<()> {
-                    let mut csv = CsvOut::new(&mut *out, &service_events::CSV_COLUMNS)?;
-                    let walked = service_events::for_each(c, &who, &filter, |e| {
-                        csv.row(&service_events::cells(&e))
-                            .map_err(|err| failure = Some(err))
-                            .is_ok()
-                    });
-                    csv.finish()?;
-                    walked.map_err(std::io::Error::other)
-                })();
-                Ok(match failure {
-                    Some(e) => Err(e),
-                    None => walked,
-                })
-            })
-            .map_err(std::io::Error::other)?
-    });
-    HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header(download::attachment("events.csv"))
-        .streaming(body)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -141,7 +141,7 @@ async fn csv(
     q: web::Query<EventQuery>,
 ) -> Result<HttpResponse, PageError> {
     let filter = service_events::filter(&raw(&q)).map_err(crate::web::AppError::from)?;
-    Ok(crate::web::api::events::csv_export(
+    Ok(crate::web::exports::events_csv(
         &state,
         user.principal.clone(),
         filter,

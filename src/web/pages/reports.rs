@@ -323,11 +323,11 @@ async fn instances_csv(
 ) -> Result<HttpResponse, PageError> {
     let status = reports::parse_status(q.status.as_deref()).map_err(AppError::from)?;
     let scope = resolve(&state, &user, &q).await?;
-    let body = crate::web::api::reports::instances_body(
+    let body = crate::web::exports::instances_body(
         &state,
         scope,
         status,
-        crate::web::api::reports::Format::Csv,
+        crate::web::exports::Format::Csv,
     );
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
