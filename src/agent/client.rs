@@ -170,6 +170,28 @@ impl Client {
         self.finish(res, authority, None)
     }
 
+    /// A GET signed by the instance key (the signed body is empty).
+    pub fn signed_get(
+        &self,
+        path: &str,
+        instance_id: &str,
+        key: &SigningKey,
+        now: i64,
+        authority: &VerifyingKey,
+    ) -> Result<Answer, AgentError> {
+        let timestamp = now.to_string();
+        let signature = agent_sig::sign_request(key, "GET", path, &timestamp, b"");
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(INSTANCE_HEADER, instance_id)
+            .header(TIMESTAMP_HEADER, timestamp)
+            .header(SIGNATURE_HEADER, signature)
+            .send()
+            .map_err(|e| self.network(e))?;
+        self.finish(res, authority, Some(now))
+    }
+
     /// A JSON POST signed by the instance key.
     pub fn signed_post(
         &self,

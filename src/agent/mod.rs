@@ -2,8 +2,10 @@
 //! client, and the operations `satellite-agent` offers (CONTRACT.md section 4).
 
 pub mod client;
+pub mod export;
 pub mod lifecycle;
 pub mod ops;
+pub mod reserve;
 pub mod run;
 pub mod state;
 

@@ -195,6 +195,10 @@ pub fn report(dir: &StateDir, now: i64, licenses: &[(String, i64)]) -> Result<Li
     }
     state.authorization = Some(auth);
     dir.save(&state)?;
+    // The report went through; a failed look at pending export keys only warns.
+    if let Err(e) = super::export::refresh_pending(dir, now) {
+        eprintln!("warning: could not refresh export keys: {e}");
+    }
     Ok(lines)
 }
 
@@ -274,6 +278,7 @@ pub fn deregister(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
     state.registration = None;
     state.authorization = None;
     dir.save(&state)?;
+    super::export::forget(dir)?;
     Ok(vec![
         ("instance_id", reg.instance_id),
         ("status", status.into()),
@@ -318,5 +323,5 @@ pub fn status(dir: &StateDir, now: i64) -> Result<Lines, AgentError> {
             ));
         }
     }
-    Ok(lines)
+    super::export::amend_status(dir, &state, lines)
 }

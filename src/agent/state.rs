@@ -63,6 +63,11 @@ impl StateDir {
         }
     }
 
+    /// Another file kept in the state dir (export keys keep their own).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
     fn key_path(&self) -> PathBuf {
         self.dir.join("agent.key")
     }

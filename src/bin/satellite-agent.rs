@@ -2,6 +2,7 @@
 //! Exit codes: 0 ok, 1 operation failed, 2 usage.
 
 use clap::{Parser, Subcommand};
+use satellite::agent::export;
 use satellite::agent::ops::{self, Lines, RegisterArgs};
 use satellite::agent::run;
 use satellite::agent::state::StateDir;
@@ -82,6 +83,83 @@ enum Command {
         #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
         interval: u64,
     },
+    /// Export keys: request, return or cancel, for --license TAG (repeatable).
+    Export {
+        #[arg(value_enum)]
+        action: ExportVerb,
+        #[arg(long = "license", required = true)]
+        licenses: Vec<String>,
+    },
+    /// License reservation for a product that never reaches the server (SLR/PLR).
+    #[command(subcommand)]
+    Reserve(Reserve),
+}
+
+#[derive(Subcommand)]
+enum Reserve {
+    /// Print a request code (the UDI comes from the registration, else from the flags).
+    Request {
+        #[arg(long)]
+        universal: bool,
+        #[arg(long, requires = "sn")]
+        pid: Option<String>,
+        #[arg(long, requires = "pid")]
+        sn: Option<String>,
+    },
+    /// Verify and install an authorization code file; print the confirmation code.
+    Install {
+        file: PathBuf,
+        /// The authority's SPKI PEM (`/agent/v1/authority.pem`), for an agent never registered.
+        #[arg(long)]
+        authority_key: Option<PathBuf>,
+    },
+    /// Print a return code for the installed reservation and drop it.
+    Return,
+    /// Print a return code for an authorization code never installed.
+    ReturnAuthorization { file: PathBuf },
+    /// Drop a pending request.
+    Cancel,
+}
+
+/// A code, printed alone on its line.
+fn code(c: String) -> Lines {
+    vec![("", c)]
+}
+
+fn reserve(
+    dir: &StateDir,
+    state_dir: &std::path::Path,
+    now: i64,
+    r: Reserve,
+) -> Result<Lines, AgentError> {
+    use satellite::agent::reserve as res;
+    match r {
+        Reserve::Request { universal, pid, sn } => res::request(
+            dir,
+            state_dir,
+            now,
+            universal,
+            pid.as_deref(),
+            sn.as_deref(),
+        )
+        .map(code),
+        Reserve::Install {
+            file,
+            authority_key,
+        } => res::install(dir, state_dir, now, &file, authority_key.as_deref()).map(code),
+        Reserve::Return => res::return_installed(state_dir).map(code),
+        Reserve::ReturnAuthorization { file } => {
+            res::return_authorization(state_dir, &file).map(code)
+        }
+        Reserve::Cancel => res::cancel(state_dir),
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportVerb {
+    Request,
+    Return,
+    Cancel,
 }
 
 fn run(cli: Cli) -> Result<Lines, AgentError> {
@@ -142,7 +220,8 @@ fn run(cli: Cli) -> Result<Lines, AgentError> {
             ops::report(&dir, now, &parsed)
         }
         Command::Renew { hostname } => ops::renew_with_hostname(&dir, now, hostname.as_deref()),
-        Command::Status => ops::status(&dir, now),
+        Command::Status => ops::status(&dir, now)
+            .and_then(|l| satellite::agent::reserve::amend_status(&state_dir, l)),
         Command::Deregister => ops::deregister(&dir, now),
         Command::Run {
             usage_file,
@@ -155,6 +234,15 @@ fn run(cli: Cli) -> Result<Lines, AgentError> {
             };
             run::run(&dir, &Clock::with_offset(offset), &args, &stop)
         }
+        Command::Export { action, licenses } => {
+            let action = match action {
+                ExportVerb::Request => export::ExportAction::Request,
+                ExportVerb::Return => export::ExportAction::Return,
+                ExportVerb::Cancel => export::ExportAction::Cancel,
+            };
+            export::run(&dir, now, action, &licenses)
+        }
+        Command::Reserve(r) => reserve(&dir, &state_dir, now, r),
     }
 }
 
@@ -196,10 +284,14 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let out = Output::new(cli.json);
+    let (out, json) = (Output::new(cli.json), cli.json);
     match run(cli) {
         Ok(lines) => {
-            out.emit(&lines);
+            match lines.as_slice() {
+                [("", c)] if !json => println!("{c}"),
+                [("", c)] => out.emit(&[("code", c.clone())]),
+                _ => out.emit(&lines),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -113,6 +113,27 @@ pub fn token_expiring(
     })
 }
 
+/// An export key request waiting for an admin's approval.
+pub fn export_key_pending(
+    account: &str,
+    va: &str,
+    instance_id: &str,
+    tag: &str,
+    requested_at: i64,
+    now: i64,
+) -> Alert {
+    Alert {
+        severity: Severity::Warning,
+        kind: "export_key_pending",
+        account: account.to_string(),
+        subject: format!("{va} / {instance_id} / {tag}"),
+        message: format!(
+            "An export key request has waited {} day(s) for approval.",
+            (now - requested_at).max(0) / DAY
+        ),
+    }
+}
+
 /// An instance whose authorization lapsed (no accepted usage report for 90 days): it holds
 /// no licenses until it reports again.
 pub fn authorization_lapsed(account: &str, va: &str, instance_id: &str, udi: &str) -> Alert {
@@ -125,6 +146,30 @@ pub fn authorization_lapsed(account: &str, va: &str, instance_id: &str, udi: &st
             "Product {udi} has not reported for 90 days; its authorization expired and its licenses were released."
         ),
     }
+}
+
+pub const RESERVATION_PENDING_AFTER: i64 = 7 * DAY;
+
+/// A reservation `pending` or `updating` for 7 days: its confirmation code never came.
+pub fn reservation_pending(
+    account: &str,
+    va: &str,
+    reservation_id: &str,
+    udi: &str,
+    waiting_since: i64,
+    now: i64,
+) -> Option<Alert> {
+    let waited = now - waiting_since;
+    (waited >= RESERVATION_PENDING_AFTER).then(|| Alert {
+        severity: Severity::Warning,
+        kind: "reservation_pending",
+        account: account.to_string(),
+        subject: format!("{va} / {reservation_id}"),
+        message: format!(
+            "Reservation for {udi} has waited {} days for its confirmation code.",
+            waited / DAY
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -155,5 +200,7 @@ mod tests {
             Severity::Critical
         );
         assert!(registration_expiring("a", 100 * DAY, 0).is_none());
+        assert!(reservation_pending("a", "v", "r", "P:x,S:y", 0, 7 * DAY - 1).is_none());
+        assert!(reservation_pending("a", "v", "r", "P:x,S:y", 0, 7 * DAY).is_some());
     }
 }

@@ -23,6 +23,10 @@ pub enum DomainError {
         field: Option<&'static str>,
         message: String,
     },
+    /// Not allowed by a setting or a missing acknowledgement: 403 with a specific code
+    /// (`reservation_disabled`, `export_not_allowed`, `export_not_acknowledged`).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
 }
 
 impl DomainError {

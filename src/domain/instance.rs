@@ -67,15 +67,18 @@ pub enum InstanceStatus {
     NotAuthorized,
     /// No accepted report for 90 days: holds no licenses until it reports again.
     AuthorizationExpired,
+    /// Its UDI holds a live reservation and its last report was authorized.
+    Reserved,
 }
 
 impl InstanceStatus {
-    pub const ALL: [InstanceStatus; 5] = [
+    pub const ALL: [InstanceStatus; 6] = [
         InstanceStatus::Registered,
         InstanceStatus::Authorized,
         InstanceStatus::OutOfCompliance,
         InstanceStatus::NotAuthorized,
         InstanceStatus::AuthorizationExpired,
+        InstanceStatus::Reserved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +88,7 @@ impl InstanceStatus {
             InstanceStatus::OutOfCompliance => "out_of_compliance",
             InstanceStatus::NotAuthorized => "not_authorized",
             InstanceStatus::AuthorizationExpired => "authorization_expired",
+            InstanceStatus::Reserved => "reserved",
         }
     }
 

@@ -4,11 +4,13 @@
 pub mod alerts;
 pub mod compliance;
 pub mod error;
+pub mod export_key;
 pub mod instance;
 pub mod license;
 pub mod lifecycle;
 pub mod names;
 pub mod registration;
+pub mod reservation;
 pub mod roles;
 pub mod schedule;
 pub mod timers;

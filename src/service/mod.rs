@@ -7,8 +7,10 @@
 pub mod access;
 pub mod api_clients;
 pub mod events;
+pub mod export_keys;
 pub mod instances;
 pub mod reports;
+pub mod reservations;
 pub mod settings;
 pub mod sign_in;
 pub mod user_admin;

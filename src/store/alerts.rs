@@ -81,6 +81,16 @@ pub fn collect(
         let (account, va, id, expires) = row?;
         out.extend(alerts::token_expiring(&account, &va, &id, expires, now));
     }
+    for k in super::export_keys::pending(conn, who.account_filter())? {
+        out.push(alerts::export_key_pending(
+            &k.account,
+            &k.virtual_account,
+            &k.instance_id,
+            &k.tag,
+            k.requested_at,
+            now,
+        ));
+    }
     // Lapsed authorizations: the status counter says which VAs have any, so this never
     // scans the whole instance table.
     let mut stmt = conn.prepare_cached(
@@ -102,6 +112,19 @@ pub fn collect(
     for row in rows {
         let (account, va, id, udi) = row?;
         out.push(alerts::authorization_lapsed(&account, &va, &id, &udi));
+    }
+    let before = now - alerts::RESERVATION_PENDING_AFTER;
+    for (account, r) in
+        super::reservations::waiting_since_before(conn, who.account_filter(), before)?
+    {
+        out.extend(alerts::reservation_pending(
+            &account,
+            &r.virtual_account,
+            &r.id,
+            &format!("P:{},S:{}", r.pid, r.sn),
+            r.waiting_since,
+            now,
+        ));
     }
     out.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.account.cmp(&b.account)));
     Ok(out)

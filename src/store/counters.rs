@@ -56,7 +56,7 @@ pub fn bump_va(tx: &Connection, va_id: i64, licenses: i64, instances: i64) -> Re
 
 /// Compares every counter with a full recount; returns one line per mismatch.
 pub fn recount(conn: &Connection) -> Result<Vec<String>> {
-    let checks: [(&str, &str); 4] = [
+    let checks: [(&str, &str); 5] = [
         (
             "usage_totals",
             "SELECT printf('va %d tag %s: demand %d/%d, recount %d/%d', va_id, tag, d, de, rd, rde) FROM (
@@ -97,6 +97,7 @@ pub fn recount(conn: &Connection) -> Result<Vec<String>> {
              FROM virtual_accounts v
              WHERE v.license_count <> (SELECT count(*) FROM licenses l WHERE l.va_id = v.id)",
         ),
+        ("licenses.reserved", super::reservations::RECOUNT_SQL),
     ];
     let mut problems = vec![];
     for (name, sql) in checks {
@@ -106,5 +107,6 @@ pub fn recount(conn: &Connection) -> Result<Vec<String>> {
             .collect::<rusqlite::Result<_>>()?;
         problems.extend(rows.into_iter().map(|r| format!("{name}: {r}")));
     }
+    problems.extend(super::export_keys::orphans(conn)?);
     Ok(problems)
 }

@@ -101,6 +101,13 @@ fn confirm(signer: Signer<'_>, stored_key: &[u8], cert_expires_at: i64, now: i64
     Ok(instance::check_registration_current(cert_expires_at, now)?)
 }
 
+/// The instance a signed request speaks for, confirmed in the caller's transaction.
+pub fn signed(tx: &Connection, now: i64, signer: Signer<'_>) -> Result<Instance> {
+    let inst = find_by_id(tx, signer.id)?.ok_or_else(not_registered)?;
+    confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
+    Ok(inst)
+}
+
 pub fn credentials(conn: &Connection, id: &str) -> Result<Option<Credentials>> {
     Ok(conn
         .prepare_cached("SELECT public_key, cert_expires_at FROM instances WHERE id = ?1")?
@@ -342,6 +349,7 @@ pub fn move_released(
     note: &str,
 ) -> Result<()> {
     counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+    super::export_keys::release_instance(tx, &inst.id, now, "instance.transferred")?;
     tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
         .execute([&inst.id])?;
     tx.prepare_cached(
@@ -503,8 +511,19 @@ pub fn apply_report(
         report.measured_at_us,
     );
     let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
+    // A UDI holding a live reservation draws nothing from the pool for its reserved tags.
+    let reserved = super::reservations::held_by_instance(tx, id)?;
+    let is_reserved = |tag: &str| {
+        reserved
+            .as_ref()
+            .is_some_and(|(universal, tags)| *universal || tags.iter().any(|t| t == tag))
+    };
     let counts: Vec<(String, i64)> = if disposition == ReportDisposition::Apply {
-        replace_usage(tx, id, &inst, &report.entitlements)?;
+        let drawn: Vec<(String, i64)> = (report.entitlements.iter())
+            .filter(|(tag, _)| !is_reserved(tag))
+            .cloned()
+            .collect();
+        replace_usage(tx, id, &inst, &drawn)?;
         let (renew, expires) = accept_report(tx, now, &inst, report)?;
         (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
         report.entitlements.clone()
@@ -515,15 +534,25 @@ pub fn apply_report(
     };
     let (licenses, evaluation) = licenses::evaluate(tx, inst.va_id, today)?;
     let pools: Vec<_> = licenses.iter().map(|l| l.pool()).collect();
+    // A tag the instance holds an export key for is judged as for an export-controlled
+    // token; that matters only where some pool is export-controlled.
+    let keyed = if pools.iter().any(|p| p.export_controlled) {
+        super::export_keys::granted_tags(tx, id)?
+    } else {
+        Default::default()
+    };
     let entitlements: Vec<(String, i64, EntitlementStatus)> = counts
         .into_iter()
         .map(|(tag, count)| {
+            if is_reserved(&tag) {
+                return (tag, count, EntitlementStatus::Reserved);
+            }
             let s = compliance::entitlement_status(
                 &pools,
                 &evaluation,
                 &tag,
                 count,
-                inst.export_controlled,
+                inst.export_controlled || keyed.contains(&tag),
             );
             (tag, count, s)
         })
@@ -536,7 +565,10 @@ pub fn apply_report(
             va_id: inst.va_id,
             status: &inst.status,
         };
-        let to = InstanceStatus::from_entitlement(status);
+        let to = match InstanceStatus::from_entitlement(status) {
+            InstanceStatus::Authorized if reserved.is_some() => InstanceStatus::Reserved,
+            other => other,
+        };
         set_status(tx, from, to, now, "usage report")?;
     }
     Ok(ReportOutcome {
@@ -577,6 +609,7 @@ pub fn renew_certificate(
 /// Deletes an instance and releases its licenses at once.
 fn delete(tx: &Connection, inst: &Instance, now: i64, actor: &str, action: &str) -> Result<()> {
     counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+    super::export_keys::release_instance(tx, &inst.id, now, action)?;
     tx.prepare_cached("DELETE FROM instances WHERE id = ?1")?
         .execute([&inst.id])?;
     counters::bump_va(tx, inst.va_id, 0, -1)?;
@@ -649,6 +682,7 @@ pub fn transfer(
         .into());
     }
     counters::add_instance_usage(tx, &inst.id, from.id, inst.export_controlled, -1)?;
+    super::export_keys::release_instance(tx, &inst.id, now, "instance.transferred")?;
     tx.execute(
         "UPDATE instances SET va_id = ?2 WHERE id = ?1",
         params![inst.id, to.id],

@@ -82,7 +82,7 @@ pub fn find(conn: &Connection, va_id: i64, tag: &str) -> Result<Option<License>>
 
 /// Demand per tag in a virtual account (one row per tag: no instance is read).
 pub fn demand(conn: &Connection, va_id: i64) -> Result<BTreeMap<String, Demand>> {
-    let rows = conn
+    let mut rows = conn
         .prepare_cached("SELECT tag, demand, demand_export FROM usage_totals WHERE va_id = ?1")?
         .query_map([va_id], |r| {
             Ok((
@@ -94,6 +94,7 @@ pub fn demand(conn: &Connection, va_id: i64) -> Result<BTreeMap<String, Demand>>
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
+    super::export_keys::add_key_demand(conn, va_id, &mut rows)?;
     Ok(rows)
 }
 

@@ -14,6 +14,8 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0012_usage_history.sql")),
     M::up(include_str!("migrations/0009_measured_precision.sql")),
     M::up(UDI_UNIQUE),
+    M::up(include_str!("migrations/0006_reservations.sql")),
+    M::up(include_str!("migrations/0007_export_keys.sql")),
     M::up(include_str!("migrations/0015_user_admin.sql")),
 ];
 

@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 pub struct Catalog {
     pub virtual_accounts: Vec<(String, String)>,
     pub licenses: Vec<(String, LicenseSpec)>,
+    /// (VA, tag, held) by reservations made elsewhere.
+    pub reserved: Vec<(String, String, i64)>,
 }
 
 fn va_id(conn: &Connection, account_id: i64, name: &str) -> Result<Option<i64>> {
@@ -94,6 +96,12 @@ pub fn apply_catalog(
             counters::bump_va(tx, id, -1, 0)?;
         }
     }
+    let reserved: BTreeMap<(i64, String), i64> = catalog
+        .reserved
+        .iter()
+        .filter_map(|(va, tag, held)| ids.get(va.as_str()).map(|id| ((*id, tag.clone()), *held)))
+        .collect();
+    super::reservations::replace_upstream_held(tx, account_id, &reserved)?;
     events::record(
         tx,
         now,
@@ -240,6 +248,8 @@ pub struct Snapshot<'a> {
     pub instances: i64,
     pub usage: i64,
     now: i64,
+    /// What the satellite's live reservations hold, per VA and tag.
+    reserved: std::collections::BTreeMap<(i64, String), i64>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -257,6 +267,7 @@ impl<'a> Snapshot<'a> {
             instances: 0,
             usage: 0,
             now,
+            reserved: Default::default(),
         })
     }
 
@@ -310,9 +321,26 @@ impl<'a> Snapshot<'a> {
         Ok(true)
     }
 
+    /// A granted export key; like usage, it must follow its instance in the bundle.
+    pub fn export_key(&mut self, instance_id: &str, tag: &str) -> Result<bool> {
+        let Some(&(va, _)) = self.export.get(instance_id) else {
+            return Ok(false);
+        };
+        super::export_keys::put_satellite_key(self.tx, self.satellite_id, instance_id, va, tag)?;
+        Ok(true)
+    }
+
+    /// Counts held by one of the satellite's reservations.
+    pub fn reservation(&mut self, va_name: &str, tag: &str, held: i64) -> Result<()> {
+        let va = self.va(va_name)?;
+        *self.reserved.entry((va, tag.to_string())).or_default() += held;
+        Ok(())
+    }
+
     /// Recomputes the account's pool demand from direct and satellite-reported usage.
     pub fn finish(self, sequence: i64) -> Result<(i64, i64)> {
         rebuild_demand(self.tx, self.account_id)?;
+        super::reservations::replace_satellite_held(self.tx, self.satellite_id, &self.reserved)?;
         self.tx.execute(
             "UPDATE satellites SET last_sequence = ?2, last_sync = ?3, instance_count = ?4 WHERE id = ?1",
             params![self.satellite_id, sequence, self.now, self.instances],

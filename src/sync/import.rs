@@ -356,6 +356,17 @@ impl BundleSink for Importer<'_> {
                 .map_err(|e| reject(format!("license {}: {e}", l.tag)))?;
                 self.catalog.licenses.push((l.virtual_account, spec));
             }
+            "reserved" if !upstream_request => {
+                let r: records::Reserved = parse(file, value)?;
+                crate::domain::license::tag("tag", &r.tag)
+                    .map_err(|e| reject(format!("reserved: {e}")))?;
+                if !(0..=crate::domain::license::QUANTITY_MAX).contains(&r.held) {
+                    return Err(reject(format!("reserved {}: count out of range", r.tag)));
+                }
+                self.catalog
+                    .reserved
+                    .push((r.virtual_account, r.tag, r.held));
+            }
             "instances" if upstream_request => {
                 let i: records::Instance = parse(file, value)?;
                 let udi = check_udi(&i.udi.pid, &i.udi.sn, i.udi.uuid.as_deref())
@@ -400,6 +411,45 @@ impl BundleSink for Importer<'_> {
                         "usage names instance {} that the bundle does not list before it",
                         u.instance_id
                     )));
+                }
+            }
+            "export_keys" if upstream_request => {
+                let k: records::ExportKey = parse(file, value)?;
+                crate::domain::license::tag("tag", &k.tag)
+                    .map_err(|e| reject(format!("export key: {e}")))?;
+                let state: crate::domain::export_key::ExportKeyState = k
+                    .state
+                    .parse()
+                    .map_err(|e| reject(format!("export key of {}: {e}", k.instance_id)))?;
+                let snapshot = self
+                    .snapshot
+                    .as_mut()
+                    .ok_or_else(|| reject("export keys before the manifest"))?;
+                // Only granted keys count; other states are history the satellite keeps.
+                if state == crate::domain::export_key::ExportKeyState::Granted
+                    && !snapshot.export_key(&k.instance_id, &k.tag)?
+                {
+                    return Err(reject(format!(
+                        "export key names instance {} that the bundle does not list before it",
+                        k.instance_id
+                    )));
+                }
+            }
+            "reservations" if upstream_request => {
+                let r: records::Reservation = parse(file, value)?;
+                let va = names::name("virtual_account", &r.virtual_account)
+                    .map_err(|e| reject(format!("reservation {}: {e}", r.id)))?;
+                let snapshot = self
+                    .snapshot
+                    .as_mut()
+                    .ok_or_else(|| reject("reservations before the manifest"))?;
+                for l in &r.licenses {
+                    crate::domain::license::tag("tag", &l.tag)
+                        .map_err(|e| reject(format!("reservation {}: {e}", r.id)))?;
+                    if !(0..=crate::domain::license::QUANTITY_MAX).contains(&l.held) {
+                        return Err(reject(format!("reservation {}: count out of range", r.id)));
+                    }
+                    snapshot.reservation(&va, &l.tag, l.held)?;
                 }
             }
             other => {

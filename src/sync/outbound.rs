@@ -100,6 +100,7 @@ pub fn sync_request(
     let mut writer = BundleWriter::new()?;
     let mut instances = writer.file("instances")?;
     let mut usage = writer.file("usage")?;
+    let mut keys = writer.file("export_keys")?;
     let mut done = 0u64;
     ctx.store.read_blocking(|c| {
         synced::for_each_instance(c, link.account_id, |i| {
@@ -137,10 +138,49 @@ pub fn sync_request(
                     count,
                 })
                 .map_err(|e| StoreError::Io(e.to_string()))
+        })?;
+        crate::store::export_keys::for_each_granted(c, link.account_id, |instance_id, tag| {
+            keys.write(&records::ExportKey {
+                instance_id,
+                tag,
+                state: crate::domain::export_key::ExportKeyState::Granted
+                    .as_str()
+                    .to_string(),
+            })
+            .map_err(|e| StoreError::Io(e.to_string()))
         })
     })?;
     progress(done);
     writer.close(instances)?;
+    // Keys before usage: both follow their instances, and usage stays the last member.
+    writer.close(keys)?;
+    // Live reservations travel too, so the upstream holds back the same counts.
+    let mut reservations = writer.file("reservations")?;
+    for (r, held) in ctx
+        .store
+        .read_blocking(|c| crate::store::reservations::live_in_account(c, link.account_id))?
+    {
+        reservations.write(&records::Reservation {
+            id: r.id,
+            virtual_account: r.virtual_account,
+            udi: UdiJson {
+                pid: r.pid,
+                sn: r.sn,
+                uuid: None,
+            },
+            universal: r.universal,
+            state: r.state.as_str().to_string(),
+            licenses: held
+                .into_iter()
+                .map(|h| records::ReservedLicense {
+                    tag: h.tag,
+                    count: h.count,
+                    held: h.held,
+                })
+                .collect(),
+        })?;
+    }
+    writer.close(reservations)?;
     writer.close(usage)?;
     let path = ctx.outbox_path(account, "sync-request", sequence);
     let header = Header {
@@ -213,6 +253,18 @@ pub fn response(
             .map_err(|e| StoreError::Io(e.to_string()))
     })?;
     writer.close(licenses)?;
+    // Reservations made elsewhere hold counts back on the satellite too.
+    let mut reserved = writer.file("reserved")?;
+    for (virtual_account, tag, held) in
+        crate::store::reservations::held_elsewhere(tx, satellite.account_id, satellite.id)?
+    {
+        reserved.write(&records::Reserved {
+            virtual_account,
+            tag,
+            held,
+        })?;
+    }
+    writer.close(reserved)?;
     let path = ctx.outbox_path(&request.account, kind, sequence);
     let header = Header {
         kind,

@@ -72,6 +72,43 @@ pub struct Usage {
     pub count: i64,
 }
 
+/// `data/export_keys.jsonl`: a granted export key of an instance listed before it (only
+/// granted keys travel: they are what the pool counts).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportKey {
+    pub instance_id: String,
+    pub tag: String,
+    pub state: String,
+}
+
+/// One tag of a reservation record: what the code grants and what the pool holds back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReservedLicense {
+    pub tag: String,
+    pub count: i64,
+    pub held: i64,
+}
+
+/// `data/reservations.jsonl`: a live reservation made on the satellite (sync requests).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reservation {
+    pub id: String,
+    pub virtual_account: String,
+    pub udi: UdiJson,
+    pub universal: bool,
+    pub state: String,
+    pub licenses: Vec<ReservedLicense>,
+}
+
+/// `data/reserved.jsonl` (sync responses): what reservations made elsewhere (on the
+/// upstream and other satellites) hold per VA and tag.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reserved {
+    pub virtual_account: String,
+    pub tag: String,
+    pub held: i64,
+}
+
 /// `data/acks.jsonl`: the sync-request sequence a response acknowledges.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ack {

@@ -15,6 +15,22 @@ tokio::task_local! {
     pub static REQUEST_ID: String;
 }
 
+/// An error and every cause under it, outermost first: `a: b: c`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        // thiserror's `#[error(transparent)]` and `{0}` repeat the cause's own text.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 pub fn current_request_id() -> String {
     REQUEST_ID
         .try_with(|id| id.clone())
@@ -70,6 +86,12 @@ impl AppError {
             retry_after: Some(retry_after),
             ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
+    }
+
+    /// A server-side failure that is an error value: its whole `source()` chain goes to
+    /// the log line, the client sees only the generic message and the request id.
+    pub fn internal_error(e: &(dyn std::error::Error + 'static)) -> Self {
+        Self::internal(error_chain(e))
     }
 
     pub fn internal(cause: impl fmt::Display) -> Self {
@@ -144,6 +166,9 @@ impl From<DomainError> for AppError {
                 ..Self::unprocessable(code, message)
             },
             DomainError::Forbidden(message) => Self::forbidden(message),
+            DomainError::Denied { code, message } => {
+                Self::new(StatusCode::FORBIDDEN, code, message)
+            }
             DomainError::Unauthorized { code, message } => Self::unauthorized(code, message),
             DomainError::Conflict {
                 code,
@@ -162,7 +187,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Domain(d) => d.into(),
             StoreError::NotFound(what) => Self::not_found(format!("No {what}.")),
-            other => Self::internal(other),
+            other => Self::internal_error(&other),
         }
     }
 }
@@ -178,13 +203,13 @@ impl From<crate::service::ServiceError> for AppError {
 
 impl From<CryptoError> for AppError {
     fn from(e: CryptoError) -> Self {
-        Self::internal(e)
+        Self::internal_error(&e)
     }
 }
 
 impl From<askama::Error> for AppError {
     fn from(e: askama::Error) -> Self {
-        Self::internal(e)
+        Self::internal_error(&e)
     }
 }
 
@@ -214,6 +239,27 @@ impl fmt::Display for PageError {
             PageError::Redirect(to) => write!(f, "redirect to {to}"),
             PageError::App(e) => e.fmt(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read the manifest")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_log_line_carries_every_cause() {
+        let e = Outer(std::io::Error::other("disk on fire"));
+        assert_eq!(error_chain(&e), "cannot read the manifest: disk on fire");
+        let app = AppError::internal_error(&e);
+        assert_eq!(
+            app.cause.as_deref(),
+            Some("cannot read the manifest: disk on fire")
+        );
+        assert_eq!(app.message, "Something went wrong on the server.");
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Metrics {
     pool_shortfall: IntGaugeVec,
     database_bytes: IntGauge,
     wal_bytes: IntGauge,
+    rate_limited: IntCounterVec,
+    tls_expiry: IntGauge,
 }
 
 /// Latency buckets from 1 ms to 10 s: agent calls answer in milliseconds, bundle imports
@@ -85,6 +87,20 @@ impl Metrics {
             "satellite_database_wal_bytes",
             "Size of the SQLite write-ahead log.",
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "satellite_rate_limited_total",
+                "Requests refused with 429 by a rate limit or the login backoff, by route: \
+                 a steady rise is someone guessing tokens, secrets or passwords.",
+            ),
+            &["route"],
+        )?;
+        let tls_expiry = IntGauge::new(
+            "satellite_tls_certificate_expiry_timestamp_seconds",
+            "When the serving TLS certificate ends (unix time); alert well before it.",
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(tls_expiry.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(registrations.clone()))?;
@@ -103,6 +119,8 @@ impl Metrics {
             pool_shortfall,
             database_bytes,
             wal_bytes,
+            rate_limited,
+            tls_expiry,
         })
     }
 
@@ -118,6 +136,7 @@ impl Metrics {
         match (route, status) {
             ("/agent/v1/register", 201) => self.registrations.inc(),
             ("/agent/v1/usage", 200) => self.usage_reports.inc(),
+            (_, 429) => self.rate_limited.with_label_values(&[route]).inc(),
             _ => {}
         }
     }
@@ -137,6 +156,9 @@ impl Metrics {
                 .set(*short);
         }
         self.database_bytes.set(snapshot.database_bytes);
+        if let Some(at) = snapshot.tls_expires_at {
+            self.tls_expiry.set(at);
+        }
         self.wal_bytes.set(snapshot.wal_bytes);
         let mut out = vec![];
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
@@ -150,16 +172,23 @@ struct Snapshot {
     shortfalls: Vec<(String, String, String, i64)>,
     database_bytes: i64,
     wal_bytes: i64,
+    tls_expires_at: Option<i64>,
 }
 
 fn file_size(path: &std::path::Path) -> i64 {
     std::fs::metadata(path).map_or(0, |m| m.len() as i64)
 }
 
-async fn snapshot(store: &Store, today: NaiveDate) -> Result<Snapshot, AppError> {
+async fn snapshot(
+    store: &Store,
+    data_dir: std::path::PathBuf,
+    today: NaiveDate,
+) -> Result<Snapshot, AppError> {
     let db = store.path().to_owned();
-    let (last_syncs, shortfalls) = store
+    let (last_syncs, shortfalls, tls_expires_at) = store
         .read(move |conn| {
+            // Read here, off the executor: it is a file.
+            let tls_expires_at = crate::crypto::tls::certificate_expires_at(&data_dir);
             let last_syncs = sync_state::links(conn)?
                 .into_iter()
                 .filter_map(|l| l.last_sync.map(|at| (l.account, at)))
@@ -177,7 +206,7 @@ async fn snapshot(store: &Store, today: NaiveDate) -> Result<Snapshot, AppError>
                     shortfalls.push((account.clone(), va.name.clone(), tag, short));
                 }
             }
-            Ok((last_syncs, shortfalls))
+            Ok((last_syncs, shortfalls, tls_expires_at))
         })
         .await?;
     let mut wal = db.clone().into_os_string();
@@ -187,12 +216,13 @@ async fn snapshot(store: &Store, today: NaiveDate) -> Result<Snapshot, AppError>
         shortfalls,
         database_bytes: file_size(&db),
         wal_bytes: file_size(std::path::Path::new(&wal)),
+        tls_expires_at,
     })
 }
 
 async fn scrape(state: &State) -> Result<HttpResponse, AppError> {
     let today = state.clock.now().date_naive();
-    let snap = snapshot(&state.store, today).await?;
+    let snap = snapshot(&state.store, state.settings.data_dir.clone(), today).await?;
     let text = state.metrics.render(&snap).map_err(AppError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

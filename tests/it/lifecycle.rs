@@ -101,9 +101,11 @@ async fn a_udi_is_one_instance_and_moves_only_when_asked() {
         .report("r2", &rfc3339(RawAgent::now()), &[("t", 1)])
         .await;
     assert_eq!(r.body["error"]["code"], "bad_signature");
+    // Strictly newer than the last applied report (CONTRACT section 4), which may have
+    // been measured in this same second.
     let r = moved
         .unwrap()
-        .report("r2", &rfc3339(RawAgent::now()), &[("t", 1)])
+        .report("r2", &rfc3339(RawAgent::now() + 1), &[("t", 1)])
         .await;
     assert_eq!(
         r.body["status"], "not_authorized",

@@ -52,6 +52,7 @@ async fn metrics_need_the_bearer_and_count_what_happened() {
             "SATELLITE_METRICS_LISTEN".into(),
             format!("127.0.0.1:{port}"),
         ),
+        ("SATELLITE_RATE_OAUTH_PER_MINUTE".into(), "3".into()),
     ])
     .await;
     l.perpetual("ess", 1).await;
@@ -64,6 +65,22 @@ async fn metrics_need_the_bearer_and_count_what_happened() {
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     let client = async_client(false);
+    // Someone guessing client secrets runs into the rate limit.
+    let mut limited = 0;
+    for _ in 0..5 {
+        let res = client
+            .post(format!("{}/oauth/token", l.server.url))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "x"),
+                ("client_secret", "y"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        limited += u32::from(res.status() == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(limited >= 2, "{limited}");
     let url = format!("{}/metrics", l.server.url);
     let anonymous = client.get(&url).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
@@ -138,8 +155,24 @@ async fn metrics_need_the_bearer_and_count_what_happened() {
     )
     .unwrap();
     assert_eq!(value(short), 2.0);
+    let guessed = find(
+        &samples,
+        "satellite_rate_limited_total",
+        &[("route", "/oauth/token")],
+    )
+    .unwrap();
+    assert_eq!(value(guessed), f64::from(limited));
     let db = find(&samples, "satellite_database_bytes", &[]).unwrap();
     assert!(value(db) > 0.0);
+    // The certificate's end, for an alert rule well before it.
+    let tls = find(
+        &samples,
+        "satellite_tls_certificate_expiry_timestamp_seconds",
+        &[],
+    )
+    .unwrap();
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!(value(tls) > now + 700.0 * 86_400.0, "{}", value(tls));
 
     // The private listener answers without a bearer, and serves nothing else.
     let plain = reqwest::Client::new();

@@ -1,8 +1,10 @@
 //! The agent protocol (`/agent/v1`, CONTRACT.md section 4): what product instances call.
 //! Every response under `/agent/v1`, errors included, carries the authority's signature.
 
+mod authority_pem;
 mod body;
 mod certificate;
+mod export;
 pub mod keys;
 mod lifecycle;
 mod register;
@@ -37,6 +39,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/agent/v1/register",
         web::post().to(register::register),
     ))
+    .service(
+        web::resource("/agent/v1/authority.pem")
+            .route(web::get().to(authority_pem::get))
+            .default_service(web::to(method_not_allowed)),
+    )
     .service(post_only("/agent/v1/usage", web::post().to(usage::report)))
     .service(post_only(
         "/agent/v1/renew",
@@ -45,5 +52,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(post_only(
         "/agent/v1/deregister",
         web::post().to(lifecycle::deregister),
+    ))
+    .service(
+        web::resource("/agent/v1/export")
+            .route(web::get().to(export::list))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(post_only(
+        "/agent/v1/export/request",
+        web::post().to(export::request),
+    ))
+    .service(post_only(
+        "/agent/v1/export/return",
+        web::post().to(export::give_back),
+    ))
+    .service(post_only(
+        "/agent/v1/export/cancel",
+        web::post().to(export::cancel),
     ));
 }

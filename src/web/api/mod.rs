@@ -4,11 +4,14 @@ pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
 pub mod events;
+pub mod export_keys;
 pub mod instances;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
 pub mod reports;
+pub mod reservations;
+pub mod settings;
 pub mod sync;
 pub mod tokens;
 pub mod virtual_accounts;
@@ -37,7 +40,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(alerts::configure)
         .configure(events::configure)
         .configure(api_clients::configure)
-        .configure(reports::configure);
+        .configure(reports::configure)
+        .configure(reservations::configure)
+        .configure(settings::configure)
+        .configure(export_keys::configure);
 }
 
 /// `?limit=&after=` on every list.

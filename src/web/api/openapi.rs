@@ -1,5 +1,6 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
+use super::reservations;
 use super::{
     accounts, alerts, api_clients, events, instances, licenses, oauth, reports, sync, tokens,
     virtual_accounts,
@@ -37,6 +38,11 @@ impl Modify for BearerAuth {
         events::list,
         api_clients::list, api_clients::create, api_clients::revoke,
         reports::licenses, reports::instances, reports::usage_history,
+        reservations::list, reservations::show, reservations::create, reservations::update,
+        reservations::confirm, reservations::cancel, reservations::remove, reservations::return_code,
+        super::settings::get_account, super::settings::patch_account,
+        super::settings::get_va, super::settings::patch_va,
+        super::export_keys::list, super::export_keys::approve, super::export_keys::deny,
     ),
     modifiers(&BearerAuth)
 )]

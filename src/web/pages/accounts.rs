@@ -165,6 +165,7 @@ struct ShowPage {
     va_description: String,
     va_errors: FormErrors,
     problem: Option<String>,
+    settings: crate::store::settings::AccountSettings,
 }
 
 /// What a re-rendered account page should show besides the account itself.
@@ -186,12 +187,14 @@ async fn show_page(
 ) -> Result<HttpResponse, PageError> {
     let who = user.principal.clone();
     let after = extra.after.clone();
-    let (account, vas) = state
+    let (account, vas, settings) = state
         .store
         .read(move |c| {
-            let account = accounts::find(c, &who, &name)?;
+            let cap = crate::service::access::read_account(c, &who, &name)?;
+            let settings = crate::service::settings::account(c, &cap)?;
+            let account = cap.account;
             let vas = accounts::list_vas(c, &account, after.as_deref(), page::DEFAULT_LIMIT)?;
-            Ok((account, vas))
+            Ok((account, vas, settings))
         })
         .await?;
     let view = AccountView::from(&account);
@@ -222,6 +225,7 @@ async fn show_page(
         va_description,
         va_errors,
         problem: extra.problem,
+        settings,
     };
     Ok(render::page_with_status(req, status, &page)?)
 }

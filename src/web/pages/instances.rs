@@ -177,6 +177,10 @@ struct ShowPage {
     other_vas: Vec<String>,
     errors: FormErrors,
     problem: Option<String>,
+    /// The live reservation its UDI holds: (url, id, state, what it reserves).
+    reservation: Option<(String, String, String, String)>,
+    /// The instance's newest export key per tag: (tag, state, reason).
+    export_keys: Vec<(String, &'static str, String)>,
 }
 
 async fn show_page(
@@ -202,9 +206,44 @@ async fn show_page(
                 .filter(|v| v.id != va.id)
                 .map(|v| v.name)
                 .collect();
-            Ok((account, va, inst, usage, history, others))
+            let held = crate::store::reservations::live_for_udi(c, &inst.udi.pid, &inst.udi.sn)?
+                .map(|r| {
+                    let what = if r.universal {
+                        "universal (every feature)".to_string()
+                    } else {
+                        crate::store::reservations::licenses_of(c, &r.id)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|h| format!("{} × {}", h.tag, h.count))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let url = format!(
+                        "/accounts/{}/reservations/{}",
+                        path_segment(&account.name),
+                        path_segment(&r.id)
+                    );
+                    (url, r.id, r.state.as_str().to_string(), what)
+                });
+            Ok((account, va, inst, usage, history, (others, held)))
         })
         .await?;
+    let (other_vas, reservation) = other_vas;
+    let (who, a, id) = (
+        user.principal.clone(),
+        account.name.clone(),
+        inst.id.clone(),
+    );
+    let export_keys = state
+        .store
+        .read(move |c| {
+            let cap = crate::service::access::read_account(c, &who, &a)?;
+            Ok(crate::service::export_keys::for_instance(c, &cap, &id)?)
+        })
+        .await?
+        .into_iter()
+        .map(|k| (k.tag, k.state.as_str(), k.reason.unwrap_or_default()))
+        .collect();
     let base = va_url(&account.name, &va.name);
     let opt = |t: Option<i64>| t.map(clock::human).unwrap_or_else(|| "—".into());
     let view = ShowPage {
@@ -234,6 +273,8 @@ async fn show_page(
         other_vas,
         errors,
         problem,
+        reservation,
+        export_keys,
     };
     Ok(render::page_with_status(req, status, &view)?)
 }

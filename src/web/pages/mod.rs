@@ -6,10 +6,13 @@ pub mod api_clients;
 pub mod backups;
 pub mod dashboard;
 pub mod events;
+pub mod export_keys;
 pub mod instances;
 pub mod login;
 pub mod password;
 pub mod reports;
+pub mod reservations;
+pub mod settings;
 pub mod sync;
 pub mod upload;
 pub mod usage_charts;
@@ -33,6 +36,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(sync::configure)
         .configure(api_clients::configure)
         .configure(backups::configure)
+        .configure(reservations::configure)
+        .configure(settings::configure)
+        .configure(export_keys::configure)
         .configure(reports::configure);
 }
 

@@ -108,6 +108,8 @@ pub struct VaData {
     pub more_tokens: bool,
     pub statuses: Vec<StatusCount>,
     pub other_vas: Vec<String>,
+    /// The VA's `export_approval` setting.
+    pub export_approval: bool,
     pub usage_charts: Vec<super::usage_charts::UsageChart>,
 }
 
@@ -157,6 +159,7 @@ pub fn load(
             })
             .collect(),
         other_vas,
+        export_approval: crate::store::settings::va(conn, va.id)?.export_approval,
         account: AccountView::from(&account),
         va: va_view,
     })
