@@ -7,6 +7,7 @@
 pub mod access;
 pub mod alerts;
 pub mod api_clients;
+pub mod events;
 pub mod export_keys;
 pub mod instances;
 pub mod notifications;
@@ -14,6 +15,7 @@ pub mod reports;
 pub mod reservations;
 pub mod settings;
 pub mod sign_in;
+pub mod user_admin;
 
 use crate::domain::DomainError;
 use crate::store::StoreError;

@@ -47,6 +47,10 @@ pub struct EventFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub account: Option<String>,
+    /// Unix seconds: events at or after.
+    pub from: Option<i64>,
+    /// Unix seconds: events before.
+    pub until: Option<i64>,
 }
 
 /// Newest first. Scoped callers see only their account's events.
@@ -64,6 +68,8 @@ pub fn list(
            AND (?3 IS NULL OR actor = ?3)
            AND (?4 IS NULL OR action = ?4)
            AND (?5 IS NULL OR account = ?5)
+           AND (?7 IS NULL OR at >= ?7)
+           AND (?8 IS NULL OR at < ?8)
          ORDER BY id DESC LIMIT ?6",
     )?;
     let rows = stmt
@@ -74,7 +80,9 @@ pub fn list(
                 filter.actor,
                 filter.action,
                 filter.account,
-                limit + 1
+                limit + 1,
+                filter.from,
+                filter.until
             ],
             |r| {
                 Ok(EventRow {
@@ -106,4 +114,47 @@ pub fn latest_id(conn: &Connection) -> Result<Option<i64>> {
         .query_row("SELECT max(id) FROM events", [], |r| r.get(0))
         .optional()?
         .flatten())
+}
+
+/// Every event the filter selects, newest first, handed to `each` one at a time until it
+/// answers false; for exports, which must not hold the whole log in memory.
+pub fn for_each(
+    conn: &Connection,
+    who: &Principal,
+    filter: &EventFilter,
+    mut each: impl FnMut(EventRow) -> bool,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, actor, action, account, target, detail FROM events
+         WHERE (?1 IS NULL OR account_id = ?1)
+           AND (?2 IS NULL OR actor = ?2)
+           AND (?3 IS NULL OR action = ?3)
+           AND (?4 IS NULL OR account = ?4)
+           AND (?5 IS NULL OR at >= ?5)
+           AND (?6 IS NULL OR at < ?6)
+         ORDER BY id DESC",
+    )?;
+    let mut rows = stmt.query(params![
+        who.account_filter(),
+        filter.actor,
+        filter.action,
+        filter.account,
+        filter.from,
+        filter.until
+    ])?;
+    while let Some(r) = rows.next()? {
+        let row = EventRow {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            account: r.get(4)?,
+            target: r.get(5)?,
+            detail: r.get(6)?,
+        };
+        if !each(row) {
+            break;
+        }
+    }
+    Ok(())
 }

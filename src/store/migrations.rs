@@ -17,6 +17,7 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0006_reservations.sql")),
     M::up(include_str!("migrations/0007_export_keys.sql")),
     M::up(include_str!("migrations/0014_notifications.sql")),
+    M::up(include_str!("migrations/0015_user_admin.sql")),
 ];
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).

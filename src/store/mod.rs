@@ -23,6 +23,7 @@ pub mod sync_state;
 pub mod synced;
 pub mod tokens;
 pub mod usage_history;
+pub mod user_admin;
 pub mod users;
 
 pub use page::Page;

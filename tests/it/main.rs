@@ -13,6 +13,8 @@ mod licensing;
 mod lifecycle;
 mod notifications;
 mod operations;
+mod ops_browser;
+mod ops_pages;
 mod pages;
 mod reports;
 mod reservations;

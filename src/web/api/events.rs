@@ -2,9 +2,10 @@
 
 use super::List;
 use crate::clock;
-use crate::store::events::{self, EventFilter};
+use crate::service::events as service_events;
 use crate::store::page;
 use crate::web::auth::ApiCaller;
+use crate::web::exports::{events_csv as csv_export, Format};
 use crate::web::{AppError, State};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -32,10 +33,17 @@ pub struct EventQuery {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub account: Option<String>,
+    /// First day, YYYY-MM-DD (UTC), inclusive.
+    pub from: Option<String>,
+    /// Last day, YYYY-MM-DD (UTC), inclusive.
+    pub to: Option<String>,
+    /// json (default) or csv: every matching event, newest first, unpaged.
+    pub format: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventQuery),
-    responses((status = 200, body = inline(List<EventDto>))), security(("bearer" = [])))]
+    responses((status = 200, body = inline(List<EventDto>)), (status = 422, body = super::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list(
     state: State,
     ApiCaller(who): ApiCaller,
@@ -43,14 +51,20 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let q = q.into_inner();
     let limit = page::clamp_limit(q.limit);
-    let filter = EventFilter {
+    let format = Format::parse(q.format.as_deref())?;
+    let filter = service_events::filter(&service_events::RawFilter {
         actor: q.actor,
         action: q.action,
         account: q.account,
-    };
+        from: q.from,
+        to: q.to,
+    })?;
+    if format == Format::Csv {
+        return Ok(csv_export(&state, who, filter));
+    }
     let page = state
         .store
-        .read(move |c| events::list(c, &who, &filter, q.after, limit))
+        .read(move |c| Ok(service_events::list(c, &who, &filter, q.after, limit)?))
         .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, |e| EventDto {
         id: e.id,

@@ -4,11 +4,11 @@
 
 use crate::service::reports::{self, Scope};
 use crate::web::auth::ApiCaller;
-use crate::web::download::{self, CsvOut};
+use crate::web::download;
+use crate::web::exports::{instances_body, Format};
 use crate::web::{AppError, State};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use std::io::Write;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ReportQuery {
@@ -26,25 +26,6 @@ pub struct ReportQuery {
     pub to: Option<String>,
     /// json (default) or csv.
     pub format: Option<String>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Json,
-    Csv,
-}
-
-impl Format {
-    pub fn parse(raw: Option<&str>) -> Result<Format, AppError> {
-        match raw.unwrap_or("json") {
-            "json" => Ok(Format::Json),
-            "csv" => Ok(Format::Csv),
-            other => Err(AppError::unprocessable(
-                "invalid_format",
-                format!("format is json or csv, not '{other}'."),
-            )),
-        }
-    }
 }
 
 async fn resolve(
@@ -83,63 +64,6 @@ pub async fn licenses(
             Ok(download::csv_response("licenses.csv", doc))
         }
     }
-}
-
-/// Writes the instances report to `out`; an I/O error (the client went away) stops the
-/// walk at once.
-fn write_instances(
-    c: &rusqlite::Connection,
-    out: &mut download::ChunkWriter,
-    scope: &Scope,
-    status: Option<&str>,
-    format: Format,
-) -> std::io::Result<()> {
-    let mut failure: Option<std::io::Error> = None;
-    let walked = match format {
-        Format::Csv => {
-            let mut csv = CsvOut::new(&mut *out, &reports::INSTANCE_COLUMNS)?;
-            let walked = reports::for_each_instance(c, scope, status, |row| {
-                csv.row(&row.cells()).map_err(|e| failure = Some(e)).is_ok()
-            });
-            csv.finish()?;
-            walked
-        }
-        Format::Json => {
-            out.write_all(b"{\"items\":[")?;
-            let mut first = true;
-            let walked = reports::for_each_instance(c, scope, status, |row| {
-                let sep: &[u8] = if first { b"" } else { b"," };
-                first = false;
-                out.write_all(sep)
-                    .and_then(|()| {
-                        serde_json::to_writer(&mut *out, &row).map_err(std::io::Error::other)
-                    })
-                    .map_err(|e| failure = Some(e))
-                    .is_ok()
-            });
-            out.write_all(b"]}")?;
-            walked
-        }
-    };
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    walked.map_err(std::io::Error::other)
-}
-
-/// Streams the instances report in either format from a reader connection of its own.
-pub fn instances_body(
-    state: &State,
-    scope: Scope,
-    status: Option<String>,
-    format: Format,
-) -> download::Chunks {
-    let store = state.store.clone();
-    download::stream_blocking(move |out| {
-        store
-            .read_blocking(|c| Ok(write_instances(c, out, &scope, status.as_deref(), format)))
-            .map_err(std::io::Error::other)?
-    })
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/instances", tag = "reports", params(ReportQuery),

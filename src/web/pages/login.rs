@@ -2,7 +2,7 @@
 //! and are kept in the event log; the route is also rate limited per address.
 
 use crate::crypto::{password, secrets};
-use crate::store::{sessions, users};
+use crate::store::sessions;
 use crate::web::auth::{cookie, safe_next, SessionUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::web::render::{self, Layout};
 use crate::web::{AppError, PageError, State};
@@ -106,7 +106,8 @@ async fn submit(
     let lookup = username.clone();
     let user = state
         .store
-        .read(move |c| users::find_by_username(c, &lookup))
+        // A disabled user is refused exactly like an unknown one.
+        .read(move |c| crate::store::user_admin::find_enabled(c, &lookup))
         .await?;
     let stored = user
         .as_ref()

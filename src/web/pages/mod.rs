@@ -11,10 +11,13 @@ pub mod instances;
 pub mod login;
 pub mod notifications;
 pub mod password;
+pub mod reports;
 pub mod reservations;
 pub mod settings;
 pub mod sync;
 pub mod upload;
+pub mod usage_charts;
+pub mod user_admin;
 pub mod users;
 pub mod va_view;
 pub mod virtual_accounts;
@@ -37,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(reservations::configure)
         .configure(settings::configure)
         .configure(export_keys::configure)
-        .configure(notifications::configure);
+        .configure(notifications::configure)
+        .configure(reports::configure);
 }
 
 /// The `?after=` cursor of paginated pages.

@@ -21,6 +21,9 @@ pub struct UserView {
     pub created: String,
     pub delete_url: String,
     pub is_self: bool,
+    /// `/users/{u}`: its update, reset-password, disable and enable forms post below it.
+    pub base_url: String,
+    pub disabled: bool,
 }
 
 #[derive(Template)]
@@ -36,6 +39,7 @@ struct ListPage {
     errors: FormErrors,
     created: Option<(String, String)>,
     problem: Option<String>,
+    reset: Option<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +77,7 @@ struct Extra {
     errors: FormErrors,
     created: Option<(String, String)>,
     problem: Option<String>,
+    reset: Option<(String, String)>,
 }
 
 async fn list_page(
@@ -82,9 +87,15 @@ async fn list_page(
     extra: Extra,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let (all, account_names) = state
+    let (all, account_names, disabled) = state
         .store
-        .read(|c| Ok((users::list(c)?, accounts::all_names(c)?)))
+        .read(|c| {
+            Ok((
+                users::list(c)?,
+                accounts::all_names(c)?,
+                crate::store::user_admin::disabled_usernames(c)?,
+            ))
+        })
         .await?;
     let me = user.user.username.clone();
     let page = ListPage {
@@ -98,6 +109,8 @@ async fn list_page(
                 created: clock::human(u.created_at),
                 delete_url: format!("/users/{}/delete", path_segment(&u.username)),
                 is_self: u.username == me,
+                base_url: format!("/users/{}", path_segment(&u.username)),
+                disabled: disabled.contains(&u.username),
             })
             .collect(),
         roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
@@ -108,6 +121,7 @@ async fn list_page(
         errors: extra.errors,
         created: extra.created,
         problem: extra.problem,
+        reset: extra.reset,
     };
     Ok(render::page_with_status(req, status, &page)?)
 }
@@ -123,6 +137,7 @@ async fn list(
         errors: FormErrors::default(),
         created: None,
         problem: None,
+        reset: None,
     };
     list_page(&req, &state, &user, extra, StatusCode::OK).await
 }
@@ -166,6 +181,7 @@ async fn create(
                 errors: FormErrors::default(),
                 created: Some((created.username, generated)),
                 problem: None,
+                reset: None,
             };
             list_page(&req, &state, &user, extra, StatusCode::CREATED).await
         }
@@ -177,6 +193,7 @@ async fn create(
                 errors,
                 created: None,
                 problem: None,
+                reset: None,
             };
             list_page(&req, &state, &user, extra, status).await
         }
@@ -209,6 +226,7 @@ async fn delete(
                 errors: FormErrors::default(),
                 created: None,
                 problem: Some(e.message),
+                reset: None,
             };
             list_page(&req, &state, &user, extra, StatusCode::CONFLICT).await
         }
@@ -216,8 +234,30 @@ async fn delete(
     }
 }
 
+pub use super::user_admin::configure as configure_admin;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(list))
         .route("/users", web::post().to(create))
-        .route("/users/{u}/delete", web::post().to(delete));
+        .route("/users/{u}/delete", web::post().to(delete))
+        .configure(configure_admin);
+}
+
+/// For `user_admin`: the list page showing a problem, or a password shown once.
+pub(super) async fn show_list(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    problem: Option<String>,
+    reset: Option<(String, String)>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let extra = Extra {
+        form: NewUserForm::default(),
+        errors: FormErrors::default(),
+        created: None,
+        problem,
+        reset,
+    };
+    list_page(req, state, user, extra, status).await
 }

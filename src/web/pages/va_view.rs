@@ -110,6 +110,7 @@ pub struct VaData {
     pub other_vas: Vec<String>,
     /// The VA's `export_approval` setting.
     pub export_approval: bool,
+    pub usage_charts: Vec<super::usage_charts::UsageChart>,
 }
 
 pub fn load(
@@ -130,7 +131,13 @@ pub fn load(
         .filter(|v| v.id != va.id)
         .map(|v| v.name)
         .collect();
+    let names: Vec<(String, String)> = licenses
+        .iter()
+        .map(|l| (l.spec.tag.clone(), l.spec.name.clone()))
+        .collect();
+    let usage_charts = super::usage_charts::for_va(conn, va.id, &names, today)?;
     Ok(VaData {
+        usage_charts,
         account_id: account.id,
         synced: va.synced,
         licenses: licenses
