@@ -206,6 +206,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         rates: throttle::RateLimits::from_settings(&settings),
         sync: sync.clone(),
         agent_keys: Default::default(),
+        alert_badge: Default::default(),
         metrics: Arc::new(
             crate::web::metrics::Metrics::new()
                 .map_err(|e| CliError(format!("cannot set up metrics: {e}")))?,

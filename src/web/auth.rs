@@ -89,10 +89,16 @@ impl FromRequest for SessionUser {
                 return Err(PageError::Redirect("/account/password".into()));
             }
             let principal = session.user.principal();
-            let alert_count = crate::web::api::alerts::load(&state, principal.clone())
-                .await
-                .map(|a| a.len())
-                .unwrap_or(0);
+            let alert_count = state
+                .alert_badge
+                .count(
+                    &state.store,
+                    &principal,
+                    state.clock.unix(),
+                    state.clock.now().date_naive(),
+                    state.settings.sync_overdue_days,
+                )
+                .await;
             Ok(SessionUser {
                 principal,
                 user: session.user,

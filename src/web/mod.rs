@@ -5,6 +5,7 @@ pub mod agent;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod badge;
 pub mod charts;
 pub mod download;
 pub mod error;
@@ -40,6 +41,8 @@ pub struct AppState {
     /// Parsed keys of instances that signed requests lately (a hint; see agent/keys.rs).
     pub agent_keys: agent::keys::KeyCache,
     pub metrics: Arc<metrics::Metrics>,
+    /// The menu's alert count, kept a few seconds per visibility scope.
+    pub alert_badge: badge::AlertBadge,
 }
 
 pub type State = web::Data<AppState>;

@@ -1,24 +1,13 @@
 //! `GET /api/v1/alerts` (what needs attention now, `from=`/`to=` by day raised) and
 //! `POST /api/v1/alerts/{id}/acknowledge`.
 
-use crate::domain::alerts::Alert;
 use crate::service::alerts::{self as service, AlertOut, DateFilter, Now};
-use crate::store::alerts;
 use crate::web::auth::ApiCaller;
 use crate::web::{AppError, State};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 /// The live alerts only (no recorded state): cheap enough for the nav's count.
-pub async fn load(state: &State, who: crate::domain::Principal) -> Result<Vec<Alert>, AppError> {
-    let (now, today) = (state.clock.unix(), state.clock.now().date_naive());
-    let overdue = state.settings.sync_overdue_days;
-    Ok(state
-        .store
-        .read(move |c| alerts::collect(c, &who, now, today, overdue))
-        .await?)
-}
-
 pub fn now(state: &State) -> Now {
     Now {
         now: state.clock.unix(),
