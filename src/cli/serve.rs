@@ -174,6 +174,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         None => eprintln!("satellite ({} role) is up at {url}", settings.role.as_str()),
     }
     tracing::info!(authority_id = authority.authority_id(), role = settings.role.as_str(), %url, "starting");
+    crate::web::auth::init_cookie_names(authority.authority_id());
     let sync = crate::sync::SyncContext::new(store.clone(), authority.clone(), &settings, clock);
     let state = AppState {
         store,
