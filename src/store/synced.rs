@@ -63,14 +63,14 @@ pub fn apply_catalog(
         let subs = serde_json::to_string(&spec.substitutes).unwrap_or_else(|_| "[]".into());
         let updated = tx.execute(
             "UPDATE licenses SET name = ?3, license_type = ?4, quantity = ?5, start_date = ?6, end_date = ?7,
-               export_controlled = ?8, substitutes = ?9 WHERE va_id = ?1 AND tag = ?2",
-            params![id, spec.tag, spec.name, spec.license_type.as_str(), spec.quantity, spec.start.to_string(), end, spec.export_controlled, subs],
+               export_controlled = ?8, substitutes = ?9, rank = ?10 WHERE va_id = ?1 AND tag = ?2",
+            params![id, spec.tag, spec.name, spec.license_type.as_str(), spec.quantity, spec.start.to_string(), end, spec.export_controlled, subs, spec.rank],
         )?;
         if updated == 0 {
             tx.execute(
                 "INSERT INTO licenses (va_id, tag, name, license_type, quantity, start_date, end_date,
-                   export_controlled, substitutes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![id, spec.tag, spec.name, spec.license_type.as_str(), spec.quantity, spec.start.to_string(), end, spec.export_controlled, subs, now],
+                   export_controlled, substitutes, created_at, rank) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![id, spec.tag, spec.name, spec.license_type.as_str(), spec.quantity, spec.start.to_string(), end, spec.export_controlled, subs, now, spec.rank],
             )?;
             counters::bump_va(tx, id, 1, 0)?;
         }

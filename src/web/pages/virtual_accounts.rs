@@ -33,6 +33,8 @@ pub struct LicenseForm {
     pub export_controlled: Option<String>,
     #[serde(default)]
     pub substitutes: String,
+    #[serde(default)]
+    pub rank: String,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -267,7 +269,12 @@ async fn create_license(
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
+    let rank = match form.rank.trim() {
+        "" => Ok(None),
+        r => number("rank", r).map(Some),
+    };
     let spec = number("quantity", &form.quantity).and_then(|quantity| {
+        let rank = rank?;
         LicenseSpec::validate(RawLicense {
             tag: form.tag.trim(),
             name: &form.name,
@@ -277,6 +284,7 @@ async fn create_license(
             end: Some(form.end.trim()).filter(|e| !e.is_empty()),
             export_controlled: form.export_controlled.is_some(),
             substitutes: &substitutes,
+            rank,
         })
         .map_err(AppError::from)
     });
