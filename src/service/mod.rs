@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api_clients;
+pub mod instance_list;
 pub mod instances;
 pub mod reports;
 pub mod settings;

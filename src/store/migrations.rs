@@ -15,6 +15,7 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0009_measured_precision.sql")),
     M::up(UDI_UNIQUE),
     M::up(include_str!("migrations/0013_license_rank.sql")),
+    M::up(include_str!("migrations/0016_names_nocase.sql")),
 ];
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod counters;
 pub mod events;
+pub mod instance_list;
 pub mod instances;
 pub mod licenses;
 pub mod migrations;

@@ -1,11 +1,11 @@
 //! Admin experience (issue 15): per-server cookie names, substitution rank, the account-wide
 //! instance list, case-insensitive names, sync page guidance.
 
-use crate::support::agent::Agent;
+use crate::support::agent::{rfc3339, Agent, RawAgent};
 use crate::support::sync::Pair;
-use crate::support::{async_client, Server, ServerOptions, Session, VA};
+use crate::support::{async_client, Api, Licensed, Server, ServerOptions, Session, VA};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// One browser (one cookie jar) signed in to an upstream and a satellite on one host:
 /// each server's cookie has its own name, so neither session overwrites the other.
@@ -114,4 +114,250 @@ async fn substitution_follows_rank_on_both_sides() {
     );
     assert!(ranks.contains(&("hcs-a-standard".into(), 20)), "{ranks:?}");
     assert!(ranks.contains(&("adv".into(), 100)), "{ranks:?}");
+}
+
+/// Every page of the account-wide list, walked forward then back, in each sort order.
+async fn walk(api: &Api, query: &str) -> (Vec<Value>, i64) {
+    let base = format!("/api/v1/accounts/Acme/instances?limit=3&{query}");
+    let mut items: Vec<Value> = Vec::new();
+    let mut pages = 0;
+    let mut after: Option<String> = None;
+    let mut last_prev: Option<String> = None;
+    loop {
+        let url = match &after {
+            Some(a) => format!("{base}&after={a}"),
+            None => base.clone(),
+        };
+        let (s, b) = api.get(&url).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["prev_before"].is_null(), after.is_none(), "{url}: {b}");
+        items.extend(b["items"].as_array().unwrap().iter().cloned());
+        pages += 1;
+        last_prev = b["prev_before"].as_str().map(str::to_string).or(last_prev);
+        match b["next_after"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert!(pages > 2, "more than two pages for {query}");
+    // Back from the last page to the first: the same items, in the same order.
+    let mut back: Vec<Value> = Vec::new();
+    let mut before = last_prev;
+    while let Some(c) = before {
+        let (s, b) = api.get(&format!("{base}&before={c}")).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let mut page = b["items"].as_array().unwrap().clone();
+        page.extend(back);
+        back = page;
+        before = b["prev_before"].as_str().map(str::to_string);
+    }
+    let tail = items.len() - back.len();
+    assert!(tail > 0 && tail <= 3, "back walk stops at the first page");
+    assert_eq!(back, items[..items.len() - tail].to_vec(), "{query}");
+    let total = api.get(&base).await.1["total"].as_i64().unwrap();
+    (items, total)
+}
+
+fn ids(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn one_instance_list_across_the_vas_of_an_account() {
+    let l = Licensed::start().await;
+    l.perpetual("ess", 100).await;
+    l.api.create_va("Acme", "Edge").await;
+    let lab = l.simple_token().await;
+    let (s, b) = l
+        .api
+        .post(
+            "/api/v1/accounts/Acme/virtual-accounts/Edge/tokens",
+            json!({ "expires_in_days": 30, "export_controlled": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let edge = b["token"].as_str().unwrap().to_string();
+    // 13 instances over two VAs, PIDs with ties, some reporting (authorized), some not.
+    let mut agents = Vec::new();
+    for n in 0..13 {
+        let token = if n % 2 == 0 { &lab } else { &edge };
+        let pid = ["C9300", "ISR4451", "ASR1001"][n % 3];
+        let (a, agent) =
+            RawAgent::register(&l.server.url, token, pid, &format!("FOC{n:03}X")).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        agents.push(agent.unwrap());
+    }
+    for (n, a) in agents.iter().enumerate().filter(|(n, _)| n % 4 == 0) {
+        let r = a
+            .report(&format!("r{n}"), &rfc3339(RawAgent::now()), &[("ess", 1)])
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+
+    let (all, total) = walk(&l.api, "").await;
+    assert_eq!(total, 13);
+    let mut by_id = ids(&all);
+    assert_eq!(by_id.len(), 13);
+    by_id.dedup();
+    assert_eq!(by_id.len(), 13, "no instance twice");
+    assert!(by_id.windows(2).all(|w| w[0] < w[1]), "by id by default");
+    let vas: std::collections::BTreeSet<&str> = all
+        .iter()
+        .map(|i| i["virtual_account"].as_str().unwrap())
+        .collect();
+    assert_eq!(vas.into_iter().collect::<Vec<_>>(), ["Edge", "Lab"]);
+
+    let (by_pid, _) = walk(&l.api, "sort=pid").await;
+    let keys: Vec<(String, String)> = by_pid
+        .iter()
+        .map(|i| {
+            (
+                i["udi"]["pid"].as_str().unwrap().into(),
+                i["id"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "by pid, ties by id");
+    assert_eq!(keys.len(), 13);
+
+    let (by_status, _) = walk(&l.api, "sort=status").await;
+    let keys: Vec<(String, String)> = by_status
+        .iter()
+        .map(|i| {
+            (
+                i["status"].as_str().unwrap().into(),
+                i["id"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "by status, ties by id");
+    assert_eq!(keys[0].0, "authorized");
+    assert_eq!(keys.iter().filter(|k| k.0 == "authorized").count(), 4);
+
+    let (by_contact, _) = walk(&l.api, "sort=last_contact").await;
+    let keys: Vec<(String, String)> = by_contact
+        .iter()
+        .map(|i| {
+            (
+                i["last_contact"].as_str().unwrap().into(),
+                i["id"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(keys, sorted, "newest contact first");
+    assert_eq!(keys.len(), 13);
+
+    // Filters: status, VA, a substring from the middle of a serial number.
+    let (s, b) = l
+        .api
+        .get("/api/v1/accounts/Acme/instances?status=authorized")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["items"].as_array().unwrap().len(), 4);
+    assert_eq!(b["total"], 4);
+    let (_, b) = l
+        .api
+        .get("/api/v1/accounts/Acme/instances?virtual_account=Edge&sort=pid")
+        .await;
+    assert_eq!(b["items"].as_array().unwrap().len(), 6);
+    assert_eq!(b["total"], 6);
+    let (_, b) = l.api.get("/api/v1/accounts/Acme/instances?q=C011").await;
+    let found = ids(b["items"].as_array().unwrap());
+    assert_eq!(found.len(), 1, "{b}");
+    assert_eq!(b["items"][0]["udi"]["sn"], "FOC011X");
+    let (_, b) = l.api.get("/api/v1/accounts/Acme/instances?q=isr").await;
+    assert_eq!(
+        b["items"].as_array().unwrap().len(),
+        4,
+        "case-insensitive substring"
+    );
+
+    // Bad input is a 400 that names it; another account's list is a 404.
+    for bad in [
+        "sort=name",
+        "status=happy",
+        "after=garbage",
+        "after=x&before=y",
+    ] {
+        let (s, b) = l
+            .api
+            .get(&format!("/api/v1/accounts/Acme/instances?{bad}"))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
+        assert_eq!(b["error"]["code"], "bad_request");
+    }
+    let (_, first) = l.api.get("/api/v1/accounts/Acme/instances?limit=2").await;
+    let cursor = first["next_after"].as_str().unwrap();
+    let (s, _) = l
+        .api
+        .get(&format!(
+            "/api/v1/accounts/Acme/instances?sort=pid&after={cursor}"
+        ))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "a cursor of another sort");
+    let (s, _) = l.api.get("/api/v1/accounts/Nope/instances").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = l
+        .api
+        .get("/api/v1/accounts/Acme/instances?virtual_account=Nope")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Across accounts, for a system admin.
+    let (s, b) = l.api.get("/api/v1/instances?limit=500").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["items"].as_array().unwrap().len(), 13);
+    assert_eq!(b["items"][0]["account"], "Acme");
+
+    // The page: totals, sort, filters, and previous/next pages that keep them.
+    let session = l.server.session("system-admin", None).await;
+    let (s, html) = session
+        .page("/accounts/Acme/instances?sort=pid&limit=5")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("13 instances"), "{html}");
+    assert!(html.contains("id=\"next-page\""));
+    assert!(
+        !html.contains("id=\"prev-page\""),
+        "no previous page on the first"
+    );
+    let next = href(&html, "next-page");
+    assert!(next.contains("sort=pid"), "{next}");
+    let (s, html) = session.page(&next).await;
+    assert_eq!(s, StatusCode::OK, "{next}: {html}");
+    assert!(html.contains("id=\"prev-page\""), "{next}");
+    let (_, html) = session
+        .page("/accounts/Acme/instances?status=authorized&q=FOC")
+        .await;
+    assert!(
+        html.contains("4 instances with status authorized"),
+        "{html}"
+    );
+    assert_eq!(html.matches("pill-authorized").count(), 4);
+    let (s, html) = session.page("/instances?sort=last_contact").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Product instances of every account"));
+    let (s, _) = session.page("/accounts/Acme/instances?sort=bogus").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// The `href` of the link with this id, entities decoded.
+fn href(html: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\"");
+    let end = html.find(&marker).expect("link");
+    let start = html[..end].rfind("href=\"").expect("href") + 6;
+    let stop = html[start..].find('"').unwrap() + start;
+    html[start..stop]
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }

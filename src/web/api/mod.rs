@@ -1,5 +1,6 @@
 //! The admin API (`/api/v1`, JSON, bearer tokens) and its OpenAPI description.
 
+pub mod account_instances;
 pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
@@ -37,7 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(alerts::configure)
         .configure(events::configure)
         .configure(api_clients::configure)
-        .configure(reports::configure);
+        .configure(reports::configure)
+        .configure(account_instances::configure);
 }
 
 /// `?limit=&after=` on every list.

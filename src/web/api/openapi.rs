@@ -1,8 +1,8 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
 use super::{
-    accounts, alerts, api_clients, events, instances, licenses, oauth, reports, sync, tokens,
-    virtual_accounts,
+    account_instances, accounts, alerts, api_clients, events, instances, licenses, oauth, reports,
+    sync, tokens, virtual_accounts,
 };
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -37,6 +37,7 @@ impl Modify for BearerAuth {
         events::list,
         api_clients::list, api_clients::create, api_clients::revoke,
         reports::licenses, reports::instances, reports::usage_history,
+        account_instances::account, account_instances::all,
     ),
     modifiers(&BearerAuth)
 )]

@@ -1,5 +1,6 @@
 //! Server-rendered admin pages, one file per resource.
 
+pub mod account_instances;
 pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
@@ -29,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(alerts::configure)
         .configure(sync::configure)
         .configure(api_clients::configure)
-        .configure(backups::configure);
+        .configure(backups::configure)
+        .configure(account_instances::configure);
 }
 
 /// The `?after=` cursor of paginated pages.
