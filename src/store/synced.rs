@@ -18,7 +18,9 @@ pub struct Catalog {
 
 fn va_id(conn: &Connection, account_id: i64, name: &str) -> Result<Option<i64>> {
     Ok(conn
-        .prepare_cached("SELECT id FROM virtual_accounts WHERE account_id = ?1 AND name = ?2")?
+        .prepare_cached(
+            "SELECT id FROM virtual_accounts WHERE account_id = ?1 AND name = ?2 COLLATE NOCASE",
+        )?
         .query_row(params![account_id, name], |r| r.get(0))
         .optional()?)
 }
@@ -36,9 +38,10 @@ pub fn apply_catalog(
     for (name, description) in &catalog.virtual_accounts {
         let id = match va_id(tx, account_id, name)? {
             Some(id) => {
+                // Names ignore case: a local 'lab' becomes the upstream's 'Lab'.
                 tx.execute(
-                    "UPDATE virtual_accounts SET synced = 1, description = ?2 WHERE id = ?1",
-                    params![id, description],
+                    "UPDATE virtual_accounts SET synced = 1, description = ?2, name = ?3 WHERE id = ?1",
+                    params![id, description, name],
                 )?;
                 id
             }

@@ -361,3 +361,59 @@ fn href(html: &str, id: &str) -> String {
         .replace("&amp;", "&")
         .replace("&#38;", "&")
 }
+
+/// Names that differ only in case are duplicates: accounts, VAs (within an account) and
+/// users, at creation and at rename; 409 `duplicate_name` next to the name field.
+#[tokio::test]
+async fn names_differing_only_in_case_are_duplicates() {
+    let server = Server::start();
+    let api = server.admin_api().await;
+    api.create_account("Acme").await;
+    api.create_account("Globex").await;
+    let (s, b) = api
+        .post("/api/v1/accounts", json!({ "name": "ACME" }))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["error"]["code"], "duplicate_name");
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ignoring case"));
+    let (s, b) = api
+        .patch("/api/v1/accounts/Globex", json!({ "name": "acme" }))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["error"]["code"], "duplicate_name");
+    // A change of case of its own name is no clash.
+    let (s, b) = api
+        .patch("/api/v1/accounts/Globex", json!({ "name": "GLOBEX" }))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    api.create_va("Acme", "Lab").await;
+    let (s, b) = api
+        .post(
+            "/api/v1/accounts/Acme/virtual-accounts",
+            json!({ "name": "LAB" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["error"]["code"], "duplicate_name");
+    api.create_va("GLOBEX", "lab").await;
+
+    // Usernames are lowercase by rule, so only older rows could clash; migration 0016
+    // renames those (unit test `names_differing_in_case_are_renamed_then_refused`).
+
+    // On the page, the error sits next to the name field and keeps what was typed.
+    let session = server.session("system-admin", None).await;
+    let (s, html, _) = session
+        .submit(
+            "/accounts",
+            "/accounts",
+            &[("name", "aCmE"), ("description", "")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(html.contains("ignoring case"), "{html}");
+    assert!(html.contains("value=\"aCmE\""), "{html}");
+}
