@@ -449,7 +449,8 @@ pub async fn save_schedule(
 ) -> Result<Schedule, AppError> {
     require_sync(&who)?;
     schedule::parse(&cron)?;
-    let (w, name, c) = (who.clone(), a.clone(), cron.trim().to_string());
+    // Stored in the 6-field form, so what is shown back is what runs.
+    let (w, name, c) = (who.clone(), a.clone(), schedule::normalize(&cron)?);
     let now = state.clock.unix();
     state
         .store
