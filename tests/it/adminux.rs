@@ -417,3 +417,88 @@ async fn names_differing_only_in_case_are_duplicates() {
     assert!(html.contains("ignoring case"), "{html}");
     assert!(html.contains("value=\"aCmE\""), "{html}");
 }
+
+/// The Sync page tells a new admin what to do first and next, checks a token's shape
+/// before writing anything, says why a connected attempt failed in words and keeps what
+/// was typed, and shows no cron form for a disconnected link.
+#[tokio::test]
+async fn sync_pages_guide_and_keep_what_was_typed() {
+    let pair = Pair::start().await;
+    let fresh = Server::start();
+    let session = fresh.session("system-admin", None).await;
+    let (s, html) = session.page("/sync").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Nothing to sync yet"), "{html}");
+    assert!(html.contains("id=\"server-role\">Satellite<"), "role label");
+    assert!(html.contains("href=\"#content\""), "skip link");
+
+    let session = pair.satellite.session("system-admin", None).await;
+    let (_, html) = session.page("/sync").await;
+    assert!(html.contains("id=\"sync-next\""), "{html}");
+    let page = "/accounts/Acme/sync";
+    let (_, html) = session.page(page).await;
+    assert!(html.contains("id=\"first-steps\""));
+    assert!(
+        !html.contains("id=\"schedule\""),
+        "no cron form before registration"
+    );
+
+    // A token of the wrong shape: refused at its own form's field, nothing written.
+    let (s, html, _) = session
+        .submit(
+            page,
+            "/accounts/Acme/sync/register",
+            &[
+                ("mode", "disconnected"),
+                ("token", "st_not-a-satellite-token"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"disconnected-token-error\""), "{html}");
+    assert!(!html.contains("id=\"connected-token-error\""));
+    assert!(html.contains("value=\"st_not-a-satellite-token\""));
+    let (_, state) = pair.sat_api.get("/api/v1/accounts/Acme/upstream").await;
+    assert_eq!(state["state"], "unregistered", "{state}");
+    assert!(
+        std::fs::read_dir(pair.satellite.bundle_dir().join("outbox"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true)
+    );
+
+    // An unreachable upstream: said in words, next to the connected form, typed values kept.
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("https://127.0.0.1:{refused}");
+    let token = pair.satellite_token().await;
+    let (s, html, _) = session
+        .submit(
+            page,
+            "/accounts/Acme/sync/register",
+            &[("mode", "connected"), ("url", &url), ("token", &token)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{html}");
+    assert!(
+        html.contains(&format!("cannot reach {url}: connection refused")),
+        "{html}"
+    );
+    assert!(html.contains("id=\"connected-problem\""));
+    assert!(html.contains(&format!("value=\"{url}\"")));
+    assert!(html.contains(&format!("value=\"{token}\"")));
+
+    // Registered disconnected: the steps by hand, no cron form.
+    pair.register_disconnected().await;
+    let (_, html) = session.page(page).await;
+    assert!(html.contains("id=\"disconnected-steps\""), "{html}");
+    assert!(!html.contains("id=\"schedule\""));
+    assert!(html.contains("id=\"sync-history\""));
+
+    // The upstream looks different: its own role label and accent.
+    let up = pair.upstream.server.session("system-admin", None).await;
+    let (_, html) = up.page("/").await;
+    assert!(html.contains("class=\"role-upstream\""));
+    assert!(html.contains("id=\"server-role\">Upstream<"));
+}

@@ -30,6 +30,10 @@ pub struct LicenseView {
     /// For the <meter>: in use, capped at the quantity so the gauge stays in range.
     pub meter_value: i64,
     pub meter_max: i64,
+    /// In use and reserved beyond the quantity (0 when within it).
+    pub over: i64,
+    /// Exactly used up: nothing left, nothing missing.
+    pub full: bool,
 }
 
 impl LicenseView {
@@ -58,6 +62,8 @@ impl LicenseView {
             lent: pool.map_or(0, |p| p.lent),
             meter_value: (in_use + l.reserved).min(l.spec.quantity.max(1)),
             meter_max: l.spec.quantity.max(1),
+            over: (in_use + l.reserved - l.spec.quantity).max(0),
+            full: l.spec.quantity > 0 && in_use + l.reserved == l.spec.quantity,
         }
     }
 }

@@ -87,6 +87,8 @@ struct ShowPage {
     edit_name: String,
     edit_description: String,
     x: Extra,
+    /// The new license form's start date until one is typed.
+    today: String,
 }
 
 pub async fn render_page(
@@ -116,6 +118,7 @@ pub async fn render_page(
         edit_description,
         d,
         x,
+        today: today.to_string(),
     };
     Ok(render::page_with_status(req, status, &page)?)
 }
