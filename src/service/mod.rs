@@ -8,6 +8,7 @@ pub mod access;
 pub mod api_clients;
 pub mod instance_list;
 pub mod instances;
+pub mod licenses;
 pub mod reports;
 pub mod settings;
 pub mod sign_in;

@@ -502,3 +502,114 @@ async fn sync_pages_guide_and_keep_what_was_typed() {
     assert!(html.contains("class=\"role-upstream\""));
     assert!(html.contains("id=\"server-role\">Upstream<"));
 }
+
+/// Licenses change and go on the upstream; removal and shrinking below what is in use or
+/// reserved are refused with the reason; a satellite refuses both.
+#[tokio::test]
+async fn licenses_are_edited_and_removed_on_the_upstream() {
+    let l = Licensed::start().await;
+    l.perpetual("ess", 5).await;
+    l.perpetual("spare", 2).await;
+    let token = l.simple_token().await;
+    let (a, agent) = RawAgent::register(&l.server.url, &token, "C9300", "FOC1").await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let r = agent
+        .unwrap()
+        .report("r1", &rfc3339(RawAgent::now()), &[("ess", 3)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let (s, b) = l
+        .api
+        .patch(
+            &format!("{VA}/licenses/ess"),
+            json!({ "quantity": 8, "rank": 5, "name": "Essentials" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (
+            b["quantity"].as_i64(),
+            b["rank"].as_i64(),
+            b["in_use"].as_i64()
+        ),
+        (Some(8), Some(5), Some(3))
+    );
+    let (s, b) = l
+        .api
+        .patch(&format!("{VA}/licenses/ess"), json!({ "quantity": 2 }))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["error"]["code"], "insufficient_licenses");
+    let (s, b) = l.api.delete(&format!("{VA}/licenses/ess")).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["error"]["code"], "license_in_use");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 are in use"),
+        "{b}"
+    );
+    let (s, b) = l
+        .api
+        .patch(&format!("{VA}/licenses/ess"), json!({ "colour": "blue" }))
+        .await;
+    assert!(s.is_client_error(), "{b}");
+
+    // Unused: removed, counted and recorded.
+    let (s, _) = l.api.delete(&format!("{VA}/licenses/spare")).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(!l.pools().await.contains_key("spare"));
+    let (s, _) = l.api.delete(&format!("{VA}/licenses/spare")).await;
+    assert!(s.is_client_error());
+    let (_, events) = l.api.get("/api/v1/events?limit=50").await;
+    let actions: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"license.removed"), "{actions:?}");
+    assert!(actions.contains(&"license.updated"), "{actions:?}");
+    l.assert_counters_exact();
+
+    // The page: the refusal in words on the VA page.
+    let session = l.server.session("system-admin", None).await;
+    let page = "/accounts/Acme/virtual-accounts/Lab";
+    let (_, html) = session.page(page).await;
+    assert!(html.contains("/licenses/ess/remove"), "a Remove button");
+    let (s, html, _) = session
+        .submit(
+            page,
+            "/accounts/Acme/virtual-accounts/Lab/licenses/ess/remove",
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(
+        html.contains("cannot be removed while 3 are in use"),
+        "{html}"
+    );
+    let (s, _, location) = session
+        .submit(
+            page,
+            "/accounts/Acme/virtual-accounts/Lab/licenses/ess/edit",
+            &[("name", "Essentials"), ("quantity", "9"), ("rank", "7")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some(page));
+    assert_eq!(l.pools().await["ess"]["quantity"], 9);
+
+    // A satellite does not own licenses.
+    let sat = Server::start();
+    let api = sat.admin_api().await;
+    api.create_account("Acme").await;
+    api.create_va("Acme", "Lab").await;
+    let (s, b) = api.delete(&format!("{VA}/licenses/ess")).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("upstream_only"))
+    );
+}

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod api_clients;
 pub mod events;
 pub mod instances;
+pub mod license_edit;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
@@ -39,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(events::configure)
         .configure(api_clients::configure)
         .configure(reports::configure)
-        .configure(account_instances::configure);
+        .configure(account_instances::configure)
+        .configure(license_edit::configure);
 }
 
 /// `?limit=&after=` on every list.

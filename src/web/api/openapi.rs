@@ -1,8 +1,8 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
 use super::{
-    account_instances, accounts, alerts, api_clients, events, instances, licenses, oauth, reports,
-    sync, tokens, virtual_accounts,
+    account_instances, accounts, alerts, api_clients, events, instances, license_edit, licenses,
+    oauth, reports, sync, tokens, virtual_accounts,
 };
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -38,6 +38,7 @@ impl Modify for BearerAuth {
         api_clients::list, api_clients::create, api_clients::revoke,
         reports::licenses, reports::instances, reports::usage_history,
         account_instances::account, account_instances::all,
+        license_edit::update, license_edit::remove,
     ),
     modifiers(&BearerAuth)
 )]

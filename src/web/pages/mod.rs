@@ -8,6 +8,7 @@ pub mod backups;
 pub mod dashboard;
 pub mod events;
 pub mod instances;
+pub mod license_edit;
 pub mod login;
 pub mod password;
 pub mod sync;
@@ -31,7 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(sync::configure)
         .configure(api_clients::configure)
         .configure(backups::configure)
-        .configure(account_instances::configure);
+        .configure(account_instances::configure)
+        .configure(license_edit::configure);
 }
 
 /// The `?after=` cursor of paginated pages.
