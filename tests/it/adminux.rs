@@ -3,6 +3,7 @@
 
 use crate::support::agent::{rfc3339, Agent, RawAgent};
 use crate::support::sync::Pair;
+use crate::support::webdriver::Browser;
 use crate::support::{async_client, Api, Licensed, Server, ServerOptions, Session, VA};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -612,4 +613,128 @@ async fn licenses_are_edited_and_removed_on_the_upstream() {
         (s, b["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("upstream_only"))
     );
+}
+
+/// Logs in as the initial admin in the browser and replaces the generated password.
+async fn browser_login(browser: &Browser, server: &Server) {
+    let initial = server.admin_password.as_deref().unwrap();
+    browser.goto(&format!("{}/login", server.url)).await;
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", initial).await;
+    browser.click("#login").await;
+    browser.fill("#current", initial).await;
+    browser
+        .fill("#new_password", "browser chosen passphrase")
+        .await;
+    browser.fill("#confirm", "browser chosen passphrase").await;
+    browser.click("#change-password").await;
+}
+
+/// Chromium walks what issue 15 built: the upstream's look, the order of substitution,
+/// full and over, license change/removal, the account-wide instance list with paging and
+/// on a phone, and the satellite's Sync page guidance and errors.
+#[tokio::test]
+async fn browser_walks_the_admin_experience() {
+    let pair = Pair::start().await;
+    let l = &pair.upstream;
+    l.license(
+        json!({ "tag": "hcs-foundation", "name": "HCS Foundation", "type": "perpetual",
+        "quantity": 3, "start": "2020-01-01", "substitutes": ["ent"], "rank": 10 }),
+    )
+    .await;
+    l.license(
+        json!({ "tag": "hcs-standard", "name": "HCS Standard", "type": "perpetual",
+        "quantity": 5, "start": "2020-01-01", "substitutes": ["ent"], "rank": 20 }),
+    )
+    .await;
+    l.perpetual("ent", 2).await;
+    let token = l.simple_token().await;
+    // ess 5 + adv 2 cover 8 of ess: one over. ent 6: own 2, Foundation 3, Standard 1.
+    for (n, usage) in [("ess", 4), ("ess", 4), ("ent", 6)].iter().enumerate() {
+        let (a, agent) =
+            RawAgent::register(&l.server.url, &token, "C9300", &format!("FOC{n}")).await;
+        assert_eq!(a.status, StatusCode::CREATED);
+        let r = agent
+            .unwrap()
+            .report(
+                &format!("r{n}"),
+                &rfc3339(RawAgent::now()),
+                &[(usage.0, usage.1)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    for n in 3..9 {
+        let (a, _) = RawAgent::register(&l.server.url, &token, "ISR4451", &format!("FDO{n}")).await;
+        assert_eq!(a.status, StatusCode::CREATED);
+    }
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.set_size(1280, 1000).await;
+    browser_login(&browser, &l.server).await;
+    let up = &l.server.url;
+    browser
+        .goto(&format!("{up}/accounts/Acme/virtual-accounts/Lab"))
+        .await;
+    assert_eq!(
+        browser.text("#server-role").await.to_lowercase(),
+        "upstream"
+    );
+    let order = browser.text("#substitution-order").await;
+    assert!(
+        order.contains("HCS Foundation (rank 10), then HCS Standard (rank 20)"),
+        "{order}"
+    );
+    let licenses = browser.text("#licenses").await;
+    assert!(licenses.contains("over by 1"), "{licenses}");
+    assert!(licenses.contains("full"), "{licenses}");
+    browser.screenshot("adminux-01-upstream-va").await;
+
+    // A token with its copy button.
+    browser.click("#create-token").await;
+    assert!(browser.exists("#copy-token").await);
+    browser.screenshot("adminux-02-token-copy").await;
+
+    // The account-wide list, newest contact first, paged.
+    browser
+        .goto(&format!(
+            "{up}/accounts/Acme/instances?sort=last_contact&limit=4"
+        ))
+        .await;
+    assert!(browser
+        .text("#instance-total")
+        .await
+        .starts_with("9 instances"));
+    browser.screenshot("adminux-03-instances").await;
+    browser.click("#next-page").await;
+    assert!(browser.exists("#prev-page").await);
+    browser.fill("#instance-q", "fdo").await;
+    browser.click("#search").await;
+    assert_eq!(browser.text("#instances").await.matches("FDO").count(), 6);
+    browser.screenshot("adminux-04-search").await;
+    // On a phone the status column stays.
+    browser.set_size(390, 844).await;
+    browser.goto(&format!("{up}/accounts/Acme/instances")).await;
+    browser.screenshot("adminux-05-phone").await;
+    browser.set_size(1280, 1000).await;
+
+    // The satellite: an account not yet registered, a token of the wrong shape.
+    browser_login(&browser, &pair.satellite).await;
+    let sat = &pair.satellite.url;
+    browser.goto(&format!("{sat}/sync")).await;
+    assert_eq!(
+        browser.text("#server-role").await.to_lowercase(),
+        "satellite"
+    );
+    browser.screenshot("adminux-06-sync").await;
+    browser.goto(&format!("{sat}/accounts/Acme/sync")).await;
+    browser.fill("#disconnected-token", "st_wrong").await;
+    browser.click("#register-disconnected-submit").await;
+    assert!(browser
+        .text("#disconnected-token-error")
+        .await
+        .contains("not a satellite registration token"));
+    browser.screenshot("adminux-07-token-shape").await;
+    browser.quit().await;
 }

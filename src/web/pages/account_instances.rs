@@ -67,8 +67,12 @@ fn rows(listed: &Listed, now: i64) -> Vec<Row> {
         .iter()
         .map(|it| {
             let va = va_url(&it.va.account_name, &it.va.name);
+            let mut i = InstanceRow::new(&it.instance, &va, now);
+            // Flags share the status column here: one that repeats the status goes.
+            let status = i.status.clone();
+            i.flags.retain(|(class, _)| *class != status);
             Row {
-                i: InstanceRow::new(&it.instance, &va, now),
+                i,
                 account_url: format!("/accounts/{}", path_segment(&it.va.account_name)),
                 account: it.va.account_name.clone(),
                 va: it.va.name.clone(),
