@@ -489,6 +489,11 @@ async fn sync_pages_guide_and_keep_what_was_typed() {
     assert!(html.contains("id=\"connected-problem\""));
     assert!(html.contains(&format!("value=\"{url}\"")));
     assert!(html.contains(&format!("value=\"{token}\"")));
+    let (_, html) = session.page(page).await;
+    assert!(
+        !html.contains("id=\"pending-next\""),
+        "a failed connected attempt is not a request waiting to be carried"
+    );
 
     // Registered disconnected: the steps by hand, no cron form.
     pair.register_disconnected().await;
