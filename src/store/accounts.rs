@@ -551,7 +551,9 @@ mod nocase_tests {
             "INSERT INTO accounts (id, name, description, created_at) VALUES
                  (1, 'Acme', '', 0), (2, 'ACME', '', 0), (3, 'Other', '', 0);
              INSERT INTO virtual_accounts (id, account_id, name, description, created_at) VALUES
-                 (1, 1, 'Lab', '', 0), (2, 1, 'lab', '', 0), (3, 3, 'lab', '', 0);",
+                 (1, 1, 'Lab', '', 0), (2, 1, 'lab', '', 0), (3, 3, 'lab', '', 0);
+             INSERT INTO users (id, username, password_hash, role, created_at) VALUES
+                 (1, 'peter', 'x', 'viewer', 0), (2, 'Peter', 'x', 'viewer', 0);",
         )
         .unwrap();
         migrations::migrate(&mut conn).unwrap();
@@ -571,6 +573,14 @@ mod nocase_tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(vas, ["Lab", "lab-2", "lab"], "per account");
+        let users: Vec<String> = conn
+            .prepare("SELECT username FROM users ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(users, ["peter", "Peter-2"]);
         assert!(conn
             .execute(
                 "INSERT INTO accounts (name, description, created_at) VALUES ('aCmE', '', 0)",

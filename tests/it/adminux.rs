@@ -722,6 +722,10 @@ async fn browser_walks_the_admin_experience() {
     browser.set_size(390, 844).await;
     browser.goto(&format!("{up}/accounts/Acme/instances")).await;
     browser.screenshot("adminux-05-phone").await;
+    browser
+        .goto(&format!("{up}/accounts/Acme/virtual-accounts/Lab"))
+        .await;
+    browser.screenshot("adminux-05b-phone-va").await;
     browser.set_size(1280, 1000).await;
 
     // The satellite: an account not yet registered, a token of the wrong shape.
