@@ -273,7 +273,7 @@ pub async fn login(url: &str, username: &str, password: &str) -> Option<String> 
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("satellite_session="))
+        .find(|c| c.starts_with("satellite_session_"))
         .and_then(|c| c.split(';').next())
         .map(str::to_string)
 }

@@ -46,6 +46,7 @@ pub fn prepare(store: &Store, now: i64) -> Result<String, StoreError> {
                     end: None,
                     export_controlled: false,
                     substitutes: vec![],
+                    rank: crate::domain::license::DEFAULT_RANK,
                 };
                 licenses::create(tx, &admin, now, &account, &va, &spec)?;
                 (account, va)

@@ -196,6 +196,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         crate::config::LogFormat::Json => tracing::info!("{banner}"),
     }
     tracing::info!(authority_id = authority.authority_id(), role = settings.role.as_str(), %url, "starting");
+    crate::web::auth::init_cookie_names(authority.authority_id());
     let sync = crate::sync::SyncContext::new(store.clone(), authority.clone(), &settings, clock);
     let state = AppState {
         store,

@@ -6,7 +6,8 @@
 //! 2. What a tag's own pool cannot cover (its shortfall) is drawn from pools whose
 //!    `substitutes` list names that tag (a higher tier covering a lower one). Shortfalls
 //!    are served in ascending tag order, and each from substituting pools in ascending
-//!    tag order, so the outcome never depends on arrival order.
+//!    `rank` (set on the covering license, default 100), ties by tag, so an owner says
+//!    which tier goes first and the outcome never depends on arrival order.
 //! 3. Export-controlled pools serve only demand from instances registered with an
 //!    export-controlled token; other demand for such a tag is `export_restricted`.
 
@@ -22,6 +23,8 @@ pub struct Pool {
     pub end: Option<NaiveDate>,
     pub export_controlled: bool,
     pub substitutes: Vec<String>,
+    /// Draw order among pools covering the same tag: lowest first, ties by tag.
+    pub rank: i64,
 }
 
 /// Demand for one tag within a virtual account.
@@ -154,7 +157,7 @@ pub fn evaluate(pools: &[Pool], demand: &BTreeMap<String, Demand>, today: NaiveD
     let mut lent: BTreeMap<&str, i64> = BTreeMap::new();
     let mut covered: BTreeMap<String, i64> = BTreeMap::new();
     let mut substituters: Vec<&Pool> = pools.iter().filter(|p| !p.substitutes.is_empty()).collect();
-    substituters.sort_by(|a, b| a.tag.cmp(&b.tag));
+    substituters.sort_by(|a, b| (a.rank, &a.tag).cmp(&(b.rank, &b.tag)));
     for (tag, missing) in short.iter_mut() {
         for h in substituters
             .iter()
@@ -253,6 +256,17 @@ pub fn overall_status(statuses: &[EntitlementStatus]) -> EntitlementStatus {
     }
 }
 
+/// The licenses covering `tag`, in the order they are drawn: lowest rank first, ties by tag;
+/// independent of the order the pools are listed in (the VA page shows it).
+pub fn draw_order<'a>(pools: &'a [Pool], tag: &str) -> Vec<&'a str> {
+    let mut covering: Vec<&Pool> = pools
+        .iter()
+        .filter(|p| p.substitutes.iter().any(|s| s == tag))
+        .collect();
+    covering.sort_by(|a, b| (a.rank, &a.tag).cmp(&(b.rank, &b.tag)));
+    covering.iter().map(|p| p.tag.as_str()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +284,7 @@ mod tests {
             end: None,
             export_controlled: false,
             substitutes: vec![],
+            rank: 100,
         }
     }
 
@@ -345,6 +360,51 @@ mod tests {
         let e = evaluate(&[b, a], &demand(&[("low", 1, 0)]), TODAY());
         assert_eq!(e.pools["a-tier"].lent, 1);
         assert_eq!(e.pools["b-tier"].lent, 0);
+    }
+
+    #[test]
+    fn rank_orders_substitutes_before_tag() {
+        let mut b = pool("b-tier", 1);
+        b.substitutes = vec!["low".into()];
+        b.rank = 10;
+        let mut a = pool("a-tier", 1);
+        a.substitutes = vec!["low".into()];
+        let e = evaluate(&[a.clone(), b.clone()], &demand(&[("low", 1, 0)]), TODAY());
+        assert_eq!(e.pools["b-tier"].lent, 1, "rank 10 before the default 100");
+        assert_eq!(e.pools["a-tier"].lent, 0);
+        // Equal ranks fall back to tag order.
+        b.rank = 100;
+        let e = evaluate(&[b, a], &demand(&[("low", 1, 0)]), TODAY());
+        assert_eq!(e.pools["a-tier"].lent, 1);
+    }
+
+    /// HCS dual parenting (seed 003): Enterprise demand is served by its own pool, then HCS
+    /// Foundation, then HCS Standard, though tag order alone would pick Standard first.
+    #[test]
+    fn hcs_dual_parenting_follows_rank() {
+        let ent = pool("regid.ent", 2);
+        let mut standard = pool("regid.hcs-a-standard", 5);
+        standard.substitutes = vec!["regid.ent".into()];
+        standard.rank = 20;
+        let mut foundation = pool("regid.hcs-z-foundation", 3);
+        foundation.substitutes = vec!["regid.ent".into()];
+        foundation.rank = 10;
+        let pools = [standard, ent, foundation];
+        assert_eq!(
+            draw_order(&pools, "regid.ent"),
+            ["regid.hcs-z-foundation", "regid.hcs-a-standard"]
+        );
+        // 2 from its own pool, 3 from Foundation, the last 2 from Standard.
+        let e = evaluate(&pools, &demand(&[("regid.ent", 7, 0)]), TODAY());
+        assert!(e.is_compliant(), "{e:?}");
+        assert_eq!(e.pools["regid.ent"].in_use, 2);
+        assert_eq!(e.pools["regid.hcs-z-foundation"].lent, 3);
+        assert_eq!(e.pools["regid.hcs-a-standard"].lent, 2);
+        assert_eq!(e.pools["regid.hcs-a-standard"].available, 3);
+        // Within Foundation's reach only: Standard is untouched.
+        let e = evaluate(&pools, &demand(&[("regid.ent", 4, 0)]), TODAY());
+        assert_eq!(e.pools["regid.hcs-z-foundation"].lent, 2);
+        assert_eq!(e.pools["regid.hcs-a-standard"].lent, 0);
     }
 
     #[test]

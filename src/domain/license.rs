@@ -5,6 +5,9 @@ use chrono::NaiveDate;
 
 pub const TAG_MAX_BYTES: usize = 256;
 pub const QUANTITY_MAX: i64 = i32::MAX as i64;
+/// Substitution rank when none is given (CONTRACT section 3): lowest is drawn first.
+pub const DEFAULT_RANK: i64 = 100;
+pub const RANK_MAX: i64 = 1_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LicenseType {
@@ -75,6 +78,8 @@ pub struct LicenseSpec {
     pub end: Option<NaiveDate>,
     pub export_controlled: bool,
     pub substitutes: Vec<String>,
+    /// Order among licenses covering the same tag: lowest first, ties by tag.
+    pub rank: i64,
 }
 
 /// A license as it arrives, before checks.
@@ -87,6 +92,7 @@ pub struct RawLicense<'a> {
     pub end: Option<&'a str>,
     pub export_controlled: bool,
     pub substitutes: &'a [String],
+    pub rank: Option<i64>,
 }
 
 impl LicenseSpec {
@@ -134,6 +140,14 @@ impl LicenseSpec {
             }
             _ => {}
         }
+        let rank = raw.rank.unwrap_or(DEFAULT_RANK);
+        if !(0..=RANK_MAX).contains(&rank) {
+            return Err(DomainError::invalid(
+                "invalid_license",
+                "rank",
+                "The rank is a whole number from 0 to 1000000 (lowest is used first).",
+            ));
+        }
         let mut substitutes = Vec::with_capacity(raw.substitutes.len());
         for s in raw.substitutes {
             let s = self::tag("substitutes", s)?;
@@ -157,6 +171,7 @@ impl LicenseSpec {
             end,
             export_controlled: raw.export_controlled,
             substitutes,
+            rank,
         })
     }
 }
@@ -175,6 +190,7 @@ mod tests {
             end,
             export_controlled: false,
             substitutes: subs,
+            rank: None,
         }
     }
 
@@ -191,5 +207,12 @@ mod tests {
         assert!(tag("tag", "").is_err());
         assert!(tag("tag", &"x".repeat(257)).is_err());
         assert!(tag("tag", "tab\there").is_err());
+        let ok = LicenseSpec::validate(raw("perpetual", None, &[])).unwrap();
+        assert_eq!(ok.rank, DEFAULT_RANK, "rank defaults to 100");
+        let ranked = RawLicense {
+            rank: Some(-1),
+            ..raw("perpetual", None, &[])
+        };
+        assert!(LicenseSpec::validate(ranked).is_err());
     }
 }

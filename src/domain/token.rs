@@ -65,6 +65,37 @@ pub fn check_new(
     Ok(now + expires_in_days * DAY)
 }
 
+/// A satellite registration token as an upstream issues it: `sat_` and 43 URL-safe base64
+/// characters (32 random bytes). Checked before a registration request is written, so a
+/// pasted product token or a clipped copy is caught at the form, not at the upstream.
+pub fn satellite_token(raw: &str) -> Result<String, DomainError> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err(DomainError::invalid(
+            "invalid_token",
+            "token",
+            "Paste the satellite registration token from the upstream's Satellites page.",
+        ));
+    }
+    let ok = t.strip_prefix("sat_").is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    if ok {
+        Ok(t.to_string())
+    } else {
+        Err(DomainError::invalid(
+            "invalid_token",
+            "token",
+            "This is not a satellite registration token: those start with sat_ followed by 43 \
+             letters, digits, '-' or '_'. Create one on the upstream's Satellites page and copy \
+             it whole.",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,12 @@ fn va_row(r: &Row<'_>) -> rusqlite::Result<VirtualAccount> {
 }
 
 fn duplicate(kind: &str, name: &str) -> StoreError {
-    DomainError::duplicate("name", format!("{kind} '{name}' already exists.")).into()
+    // The unique indexes ignore case (migration 0015), so say so: 'ACME' clashes with 'Acme'.
+    DomainError::duplicate(
+        "name",
+        format!("{kind} '{name}' already exists (names are compared ignoring case)."),
+    )
+    .into()
 }
 
 fn map_unique(kind: &'static str, name: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -527,4 +532,60 @@ pub fn vas_with_licenses(
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod nocase_tests {
+    use crate::store::migrations::{self, MIGRATIONS};
+    use rusqlite::Connection;
+
+    /// Migration 0015 keeps the oldest of names that differ only in case and renames the
+    /// others by appending their id, then refuses new clashes.
+    #[test]
+    fn names_differing_in_case_are_renamed_then_refused() {
+        let sql = include_str!("migrations/0015_names_nocase.sql");
+        let before = migrations::version_before(sql).unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        MIGRATIONS.to_version(&mut conn, before).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts (id, name, description, created_at) VALUES
+                 (1, 'Acme', '', 0), (2, 'ACME', '', 0), (3, 'Other', '', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, description, created_at) VALUES
+                 (1, 1, 'Lab', '', 0), (2, 1, 'lab', '', 0), (3, 3, 'lab', '', 0);
+             INSERT INTO users (id, username, password_hash, role, created_at) VALUES
+                 (1, 'peter', 'x', 'viewer', 0), (2, 'Peter', 'x', 'viewer', 0);",
+        )
+        .unwrap();
+        migrations::migrate(&mut conn).unwrap();
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM accounts ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(names, ["Acme", "ACME-2", "Other"]);
+        let vas: Vec<String> = conn
+            .prepare("SELECT name FROM virtual_accounts ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(vas, ["Lab", "lab-2", "lab"], "per account");
+        let users: Vec<String> = conn
+            .prepare("SELECT username FROM users ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(users, ["peter", "Peter-2"]);
+        assert!(conn
+            .execute(
+                "INSERT INTO accounts (name, description, created_at) VALUES ('aCmE', '', 0)",
+                [],
+            )
+            .is_err());
+    }
 }

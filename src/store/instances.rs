@@ -37,12 +37,12 @@ pub struct Instance {
     pub last_measured_at_us: Option<i64>,
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
     export_controlled, registered_at, last_contact, cert_renew_after, cert_expires_at,
     auth_renew_after, auth_expires_at, status, last_report_id, last_measured_at_us";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
+pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     Ok(Instance {
         id: r.get(0)?,
         va_id: r.get(1)?,
@@ -781,7 +781,7 @@ pub fn end_registration(tx: &Connection, inst: &Instance, now: i64) -> Result<()
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-fn like_escaped(s: &str) -> String {
+pub(super) fn like_escaped(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

@@ -30,13 +30,14 @@ impl License {
             end: self.spec.end,
             export_controlled: self.spec.export_controlled,
             substitutes: self.spec.substitutes.clone(),
+            rank: self.spec.rank,
         }
     }
 }
 
 const COLUMNS: &str =
     "id, va_id, tag, name, license_type, quantity, reserved, start_date, end_date,
-    export_controlled, substitutes";
+    export_controlled, substitutes, rank";
 
 fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
@@ -60,6 +61,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<License> {
             end: end.as_deref().map(date),
             export_controlled: r.get(9)?,
             substitutes: serde_json::from_str(&substitutes).unwrap_or_default(),
+            rank: r.get(11)?,
         },
     })
 }
@@ -113,8 +115,8 @@ pub fn evaluate(
 fn insert(tx: &Connection, va_id: i64, spec: &LicenseSpec, now: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO licenses (va_id, tag, name, license_type, quantity, start_date, end_date,
-                               export_controlled, substitutes, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                               export_controlled, substitutes, created_at, rank)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             va_id,
             spec.tag,
@@ -125,7 +127,8 @@ fn insert(tx: &Connection, va_id: i64, spec: &LicenseSpec, now: i64) -> Result<(
             spec.end.map(|e| e.format("%Y-%m-%d").to_string()),
             spec.export_controlled,
             serde_json::to_string(&spec.substitutes).unwrap_or_else(|_| "[]".into()),
-            now
+            now,
+            spec.rank
         ],
     )
     .map_err(|e| {
@@ -150,7 +153,7 @@ fn spec_json(spec: &LicenseSpec) -> serde_json::Value {
         "tag": spec.tag, "name": spec.name, "type": spec.license_type.as_str(),
         "quantity": spec.quantity, "start": spec.start.to_string(),
         "end": spec.end.map(|e| e.to_string()), "export_controlled": spec.export_controlled,
-        "substitutes": spec.substitutes,
+        "substitutes": spec.substitutes, "rank": spec.rank,
     })
 }
 

@@ -10,18 +10,20 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0003_sync.sql")),
     M::up(include_str!("migrations/0004_auth_expiry_day.sql")),
     M::up(include_str!("migrations/0005_settings.sql")),
-    M::up(include_str!("migrations/0011_api_clients.sql")),
-    M::up(include_str!("migrations/0012_usage_history.sql")),
-    M::up(include_str!("migrations/0009_measured_precision.sql")),
+    M::up(include_str!("migrations/0006_api_clients.sql")),
+    M::up(include_str!("migrations/0007_usage_history.sql")),
+    M::up(include_str!("migrations/0008_measured_precision.sql")),
     M::up(UDI_UNIQUE),
-    M::up(include_str!("migrations/0006_reservations.sql")),
-    M::up(include_str!("migrations/0007_export_keys.sql")),
-    M::up(include_str!("migrations/0014_notifications.sql")),
-    M::up(include_str!("migrations/0015_user_admin.sql")),
+    M::up(include_str!("migrations/0010_reservations.sql")),
+    M::up(include_str!("migrations/0011_export_keys.sql")),
+    M::up(include_str!("migrations/0012_notifications.sql")),
+    M::up(include_str!("migrations/0013_user_admin.sql")),
+    M::up(include_str!("migrations/0014_license_rank.sql")),
+    M::up(include_str!("migrations/0015_names_nocase.sql")),
 ];
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).
-pub const UDI_UNIQUE: &str = include_str!("migrations/0008_udi_unique.sql");
+pub const UDI_UNIQUE: &str = include_str!("migrations/0009_udi_unique.sql");
 
 /// The schema version a database has just before the migration `sql` is applied: tests
 /// build "the previous version" by name, whatever other migrations come before it.

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod counters;
 pub mod events;
 pub mod export_keys;
+pub mod instance_list;
 pub mod instances;
 pub mod licenses;
 pub mod migrations;

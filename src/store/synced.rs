@@ -20,7 +20,9 @@ pub struct Catalog {
 
 fn va_id(conn: &Connection, account_id: i64, name: &str) -> Result<Option<i64>> {
     Ok(conn
-        .prepare_cached("SELECT id FROM virtual_accounts WHERE account_id = ?1 AND name = ?2")?
+        .prepare_cached(
+            "SELECT id FROM virtual_accounts WHERE account_id = ?1 AND name = ?2 COLLATE NOCASE",
+        )?
         .query_row(params![account_id, name], |r| r.get(0))
         .optional()?)
 }
@@ -38,9 +40,10 @@ pub fn apply_catalog(
     for (name, description) in &catalog.virtual_accounts {
         let id = match va_id(tx, account_id, name)? {
             Some(id) => {
+                // Names ignore case: a local 'lab' becomes the upstream's 'Lab'.
                 tx.execute(
-                    "UPDATE virtual_accounts SET synced = 1, description = ?2 WHERE id = ?1",
-                    params![id, description],
+                    "UPDATE virtual_accounts SET synced = 1, description = ?2, name = ?3 WHERE id = ?1",
+                    params![id, description, name],
                 )?;
                 id
             }
@@ -65,14 +68,14 @@ pub fn apply_catalog(
         let subs = serde_json::to_string(&spec.substitutes).unwrap_or_else(|_| "[]".into());
         let updated = tx.execute(
             "UPDATE licenses SET name = ?3, license_type = ?4, quantity = ?5, start_date = ?6, end_date = ?7,
-               export_controlled = ?8, substitutes = ?9 WHERE va_id = ?1 AND tag = ?2",
-            params![id, spec.tag, spec.name, spec.license_type.as_str(), spec.quantity, spec.start.to_string(), end, spec.export_controlled, subs],
+               export_controlled = ?8, substitutes = ?9, rank = ?10 WHERE va_id = ?1 AND tag = ?2",
+            params![id, spec.tag, spec.name, spec.license_type.as_str(), spec.quantity, spec.start.to_string(), end, spec.export_controlled, subs, spec.rank],
         )?;
         if updated == 0 {
             tx.execute(
                 "INSERT INTO licenses (va_id, tag, name, license_type, quantity, start_date, end_date,
-                   export_controlled, substitutes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![id, spec.tag, spec.name, spec.license_type.as_str(), spec.quantity, spec.start.to_string(), end, spec.export_controlled, subs, now],
+                   export_controlled, substitutes, created_at, rank) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![id, spec.tag, spec.name, spec.license_type.as_str(), spec.quantity, spec.start.to_string(), end, spec.export_controlled, subs, now, spec.rank],
             )?;
             counters::bump_va(tx, id, 1, 0)?;
         }

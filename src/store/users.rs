@@ -107,7 +107,7 @@ pub fn create(tx: &Connection, actor: &str, now: i64, new: NewUser<'_>) -> Resul
     )
     .map_err(|e| {
         if is_unique_violation(&e) {
-            StoreError::from(DomainError::duplicate("username", format!("User '{username}' already exists.")))
+            StoreError::from(DomainError::duplicate("username", format!("User '{username}' already exists (names are compared ignoring case).")))
         } else {
             e.into()
         }

@@ -352,6 +352,7 @@ impl BundleSink for Importer<'_> {
                     end: l.end.as_deref(),
                     export_controlled: l.export_controlled,
                     substitutes: &l.substitutes,
+                    rank: l.rank,
                 })
                 .map_err(|e| reject(format!("license {}: {e}", l.tag)))?;
                 self.catalog.licenses.push((l.virtual_account, spec));

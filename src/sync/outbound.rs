@@ -249,6 +249,7 @@ pub fn response(
                 end: l.spec.end.map(|e| e.to_string()),
                 export_controlled: l.spec.export_controlled,
                 substitutes: l.spec.substitutes,
+                rank: Some(l.spec.rank).filter(|r| *r != crate::domain::license::DEFAULT_RANK),
             })
             .map_err(|e| StoreError::Io(e.to_string()))
     })?;

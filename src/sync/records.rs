@@ -40,6 +40,9 @@ pub struct License {
     pub export_controlled: bool,
     #[serde(default)]
     pub substitutes: Vec<String>,
+    /// Substitution rank; left out when it is the default (100), as older peers wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

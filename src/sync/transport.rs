@@ -53,6 +53,40 @@ pub fn is_https(url: &str) -> bool {
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// What went wrong reaching `url`, in words a person uses ("cannot reach https://...:
+/// connection refused") rather than the HTTP client's text.
+pub fn in_words(url: &str, e: &reqwest::Error) -> String {
+    let mut why = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            why = Some(match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => "the connection was reset".to_string(),
+                std::io::ErrorKind::TimedOut => "no answer in time".to_string(),
+                _ => io.to_string(),
+            });
+            break;
+        }
+        let text = s.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup") {
+            why = Some("the host name does not resolve".to_string());
+            break;
+        }
+        source = s.source();
+    }
+    let why = why.unwrap_or_else(|| {
+        if e.is_timeout() {
+            "no answer in time".to_string()
+        } else if e.is_connect() {
+            "the connection failed".to_string()
+        } else {
+            "the request failed".to_string()
+        }
+    });
+    format!("cannot reach {url}: {why}")
+}
+
 /// Sends one request bundle; answers the upstream's response bundle, held in memory
 /// (bounded by the response's own size limit) until it verifies.
 fn post(ctx: &SyncContext, link: &Link, request: &Path) -> Result<Arc<[u8]>, SyncError> {
@@ -78,7 +112,7 @@ fn post(ctx: &SyncContext, link: &Link, request: &Path) -> Result<Arc<[u8]>, Syn
                     "The upstream's TLS certificate is not trusted: check the CA certificate given at registration ({e})."
                 ))
             } else {
-                SyncError::Network(e.to_string())
+                SyncError::Network(in_words(url, &e))
             }
         })?;
     let status = res.status();
@@ -136,7 +170,9 @@ pub fn connect(
         .store
         .read_blocking(|c| sync_state::link_by_account(c, account))?
         .ok_or_else(|| SyncError::Io("the registration was not recorded".into()))?;
-    exchange(ctx, &link, &request)
+    // One attempt: someone is waiting at the form, and a typo in the URL will not heal.
+    let answer = post(ctx, &link, &request.path)?;
+    import::import_fetched(ctx, answer)
 }
 
 /// One connected sync of an account: export, exchange, apply.

@@ -11,8 +11,54 @@ use actix_web::{http::header, FromRequest, HttpMessage, HttpRequest};
 use std::future::Future;
 use std::pin::Pin;
 
-pub const SESSION_COOKIE: &str = "satellite_session";
-pub const LOGIN_CSRF_COOKIE: &str = "satellite_login_csrf";
+/// Cookie names without the per-server suffix (used before `init_cookie_names`).
+const SESSION_BASE: &str = "satellite_session";
+const LOGIN_CSRF_BASE: &str = "satellite_login_csrf";
+const FLASH_BASE: &str = "satellite_flash";
+
+/// Browsers key cookies by host, not port, so an upstream and a satellite on one host
+/// would overwrite each other's cookies: each name carries a suffix derived from the
+/// authority id (CONTRACT section 8). One server per process, so set once at start.
+struct CookieNames {
+    session: String,
+    login_csrf: String,
+    flash: String,
+}
+
+static COOKIE_NAMES: std::sync::OnceLock<CookieNames> = std::sync::OnceLock::new();
+
+/// The suffix for an authority id: the first 12 hex digits of its SHA-256.
+pub fn cookie_suffix(authority_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(authority_id.as_bytes());
+    hex::encode(&digest[..6])
+}
+
+/// Fixes this process's cookie names; later calls keep the first names.
+pub fn init_cookie_names(authority_id: &str) {
+    let suffix = cookie_suffix(authority_id);
+    let _ = COOKIE_NAMES.set(CookieNames {
+        session: format!("{SESSION_BASE}_{suffix}"),
+        login_csrf: format!("{LOGIN_CSRF_BASE}_{suffix}"),
+        flash: format!("{FLASH_BASE}_{suffix}"),
+    });
+}
+
+pub fn session_cookie() -> &'static str {
+    COOKIE_NAMES
+        .get()
+        .map_or(SESSION_BASE, |n| n.session.as_str())
+}
+
+pub fn login_csrf_cookie() -> &'static str {
+    COOKIE_NAMES
+        .get()
+        .map_or(LOGIN_CSRF_BASE, |n| n.login_csrf.as_str())
+}
+
+pub fn flash_cookie() -> &'static str {
+    COOKIE_NAMES.get().map_or(FLASH_BASE, |n| n.flash.as_str())
+}
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -62,7 +108,7 @@ impl FromRequest for SessionUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state_of(req);
-        let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+        let token = req.cookie(session_cookie()).map(|c| c.value().to_string());
         let path = req.path().to_string();
         Box::pin(async move {
             let state = state?;

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use base64::Engine;
 
-const FLASH_COOKIE: &str = "satellite_flash";
+use super::auth::flash_cookie;
 
 /// What `base.html` needs: who is signed in, where they are, the CSRF token for forms.
 pub struct Layout {
@@ -60,7 +60,7 @@ impl Layout {
 }
 
 fn read_flash(req: &HttpRequest) -> Option<String> {
-    let raw = req.cookie(FLASH_COOKIE)?;
+    let raw = req.cookie(flash_cookie())?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw.value())
         .ok()?;
@@ -76,8 +76,8 @@ pub fn page_with_status<T: Template>(
     let html = page.render()?;
     let mut res = HttpResponse::build(status);
     res.content_type("text/html; charset=utf-8");
-    if req.cookie(FLASH_COOKIE).is_some() {
-        res.cookie(super::auth::cookie(FLASH_COOKIE, String::new(), 0));
+    if req.cookie(flash_cookie()).is_some() {
+        res.cookie(super::auth::cookie(flash_cookie(), String::new(), 0));
     }
     Ok(res.body(html))
 }
@@ -91,7 +91,7 @@ pub fn redirect_with_flash(to: &str, message: &str) -> HttpResponse {
     let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(message);
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
-        .cookie(super::auth::cookie(FLASH_COOKIE, value, 60))
+        .cookie(super::auth::cookie(flash_cookie(), value, 60))
         .finish()
 }
 

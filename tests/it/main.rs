@@ -2,6 +2,7 @@
 
 mod support;
 
+mod adminux;
 mod agent_protocol;
 mod api_accounts;
 mod browser;

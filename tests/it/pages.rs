@@ -20,7 +20,7 @@ async fn initial_admin_must_change_the_generated_password() {
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("satellite_session="))
+        .find(|c| c.starts_with("satellite_session_"))
         .expect("session cookie");
     for flag in ["HttpOnly", "Secure", "SameSite=Strict"] {
         assert!(cookie.contains(flag), "{cookie} has {flag}");

@@ -145,12 +145,25 @@ async fn connected_loop_on_a_cron_schedule() {
         .sat_api
         .put(
             "/api/v1/accounts/Acme/sync/schedule",
-            json!({ "cron": "0 2 * * *" }),
+            json!({ "cron": "0 2 * *" }),
         )
         .await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_cron"))
+    );
+    // Five fields are read with seconds 0 and shown back in six.
+    let (s, b) = pair
+        .sat_api
+        .put(
+            "/api/v1/accounts/Acme/sync/schedule",
+            json!({ "cron": "0 2 * * *" }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["cron"].as_str()),
+        (StatusCode::OK, Some("0 0 2 * * *")),
+        "{b}"
     );
     let (s, sched) = pair
         .sat_api

@@ -29,6 +29,8 @@ pub struct NewLicense {
     /// Tags this license may cover when their own pool is short.
     #[serde(default)]
     pub substitutes: Vec<String>,
+    /// Substitution order among licenses covering the same tag: lowest first (default 100).
+    pub rank: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -43,6 +45,7 @@ pub struct LicenseDto {
     pub end: Option<String>,
     pub export_controlled: bool,
     pub substitutes: Vec<String>,
+    pub rank: i64,
     pub in_use: i64,
     pub reserved: i64,
     pub available: i64,
@@ -61,6 +64,7 @@ pub fn dto(l: &License, e: &Evaluation) -> LicenseDto {
         end: l.spec.end.map(|d| d.to_string()),
         export_controlled: l.spec.export_controlled,
         substitutes: l.spec.substitutes.clone(),
+        rank: l.spec.rank,
         in_use: pool.map_or(0, |p| p.in_use),
         reserved: l.reserved,
         available: pool.map_or(0, |p| p.available),
@@ -125,6 +129,7 @@ pub async fn create(
         end: b.end.as_deref(),
         export_controlled: b.export_controlled,
         substitutes: &b.substitutes,
+        rank: b.rank,
     })?;
     let (now, today) = (state.clock.unix(), state.clock.now().date_naive());
     let tag = spec.tag.clone();

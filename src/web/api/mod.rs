@@ -1,11 +1,13 @@
 //! The admin API (`/api/v1`, JSON, bearer tokens) and its OpenAPI description.
 
+pub mod account_instances;
 pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
 pub mod events;
 pub mod export_keys;
 pub mod instances;
+pub mod license_edit;
 pub mod licenses;
 pub mod notifications;
 pub mod oauth;
@@ -45,7 +47,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(reservations::configure)
         .configure(settings::configure)
         .configure(export_keys::configure)
-        .configure(notifications::configure);
+        .configure(notifications::configure)
+        .configure(account_instances::configure)
+        .configure(license_edit::configure);
 }
 
 /// `?limit=&after=` on every list.

@@ -2,8 +2,8 @@
 
 use super::reservations;
 use super::{
-    accounts, alerts, api_clients, events, instances, licenses, notifications, oauth, reports,
-    sync, tokens, virtual_accounts,
+    account_instances, accounts, alerts, api_clients, events, instances, license_edit, licenses,
+    notifications, oauth, reports, sync, tokens, virtual_accounts,
 };
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -47,6 +47,8 @@ impl Modify for BearerAuth {
         super::settings::get_account, super::settings::patch_account,
         super::settings::get_va, super::settings::patch_va,
         super::export_keys::list, super::export_keys::approve, super::export_keys::deny,
+        account_instances::account, account_instances::all,
+        license_edit::update, license_edit::remove,
     ),
     modifiers(&BearerAuth)
 )]

@@ -307,10 +307,9 @@ pub async fn register(
         .read(move |c| accounts::find(c, &w, &name))
         .await?;
     let ctx = state.sync.clone();
-    let token = b.token.trim().to_string();
-    if token.is_empty() {
-        return Err(DomainError::invalid("invalid_token", "token", "token is required.").into());
-    }
+    // The token's shape is checked before any request is written (after the URL, which
+    // says more when both are wrong).
+    let token = || crate::domain::token::satellite_token(&b.token);
     match b.mode.as_str() {
         "connected" => {
             // Only https: the registration token travels in this request.
@@ -325,13 +324,15 @@ pub async fn register(
                         "url must be the upstream's https:// address (plain http:// would send the registration token in cleartext).",
                     ))
                 })?;
-            let ca = b.ca_cert_pem.filter(|p| !p.trim().is_empty());
+            let token = token()?;
+            let ca = b.ca_cert_pem.clone().filter(|p| !p.trim().is_empty());
             let acc = account.name.clone();
             web::block(move || transport::connect(&ctx, &acc, &token, &url, ca.as_deref()))
                 .await??;
             Ok(Ok(upstream_state(state, who, a).await?))
         }
         "disconnected" => {
+            let token = token()?;
             let acc = account.name.clone();
             let w = web::block(move || {
                 outbound::registration_request(&ctx, &acc, "disconnected", &token, None, None)
@@ -449,7 +450,8 @@ pub async fn save_schedule(
 ) -> Result<Schedule, AppError> {
     require_sync(&who)?;
     schedule::parse(&cron)?;
-    let (w, name, c) = (who.clone(), a.clone(), cron.trim().to_string());
+    // Stored in the 6-field form, so what is shown back is what runs.
+    let (w, name, c) = (who.clone(), a.clone(), schedule::normalize(&cron)?);
     let now = state.clock.unix();
     state
         .store

@@ -31,7 +31,7 @@ pub struct InstanceRow {
 }
 
 impl InstanceRow {
-    fn new(i: &Instance, va_url: &str, now: i64) -> Self {
+    pub fn new(i: &Instance, va_url: &str, now: i64) -> Self {
         let flags = InstanceStatus::parse(&i.status)
             .map(|s| lifecycle::flags(s, i.auth_expires_at, i.cert_expires_at, now))
             .unwrap_or_default()

@@ -3,7 +3,7 @@
 
 use crate::crypto::{password, secrets};
 use crate::store::sessions;
-use crate::web::auth::{cookie, safe_next, SessionUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::web::auth::{cookie, login_csrf_cookie, safe_next, session_cookie, SessionUser};
 use crate::web::render::{self, Layout};
 use crate::web::{AppError, PageError, State};
 use actix_web::http::StatusCode;
@@ -43,7 +43,7 @@ fn login_page(
         error,
     };
     let mut res = render::page_with_status(req, status, &page)?;
-    res.add_cookie(&cookie(LOGIN_CSRF_COOKIE, csrf, 3600))
+    res.add_cookie(&cookie(login_csrf_cookie(), csrf, 3600))
         .map_err(AppError::internal)?;
     Ok(res)
 }
@@ -74,7 +74,9 @@ async fn submit(
 ) -> Result<HttpResponse, PageError> {
     let form = form.into_inner();
     let next = safe_next(Some(&form.next));
-    let cookie_csrf = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string());
+    let cookie_csrf = req
+        .cookie(login_csrf_cookie())
+        .map(|c| c.value().to_string());
     if !cookie_csrf.is_some_and(|c| secrets::constant_time_eq(&c, &form.csrf)) {
         return Ok(login_page(
             &req,
@@ -164,8 +166,12 @@ async fn submit(
     };
     Ok(HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, to))
-        .cookie(cookie(SESSION_COOKIE, token, sessions::SESSION_TTL_SECONDS))
-        .cookie(cookie(LOGIN_CSRF_COOKIE, String::new(), 0))
+        .cookie(cookie(
+            session_cookie(),
+            token,
+            sessions::SESSION_TTL_SECONDS,
+        ))
+        .cookie(cookie(login_csrf_cookie(), String::new(), 0))
         .finish())
 }
 
@@ -186,7 +192,7 @@ async fn logout(
         .write(move |tx| sessions::delete(tx, &hash))
         .await?;
     let mut res = render::redirect("/login");
-    res.add_cookie(&cookie(SESSION_COOKIE, String::new(), 0))
+    res.add_cookie(&cookie(session_cookie(), String::new(), 0))
         .map_err(AppError::internal)?;
     Ok(res)
 }

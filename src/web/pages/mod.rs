@@ -1,5 +1,6 @@
 //! Server-rendered admin pages, one file per resource.
 
+pub mod account_instances;
 pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
@@ -8,6 +9,7 @@ pub mod dashboard;
 pub mod events;
 pub mod export_keys;
 pub mod instances;
+pub mod license_edit;
 pub mod login;
 pub mod notifications;
 pub mod password;
@@ -41,7 +43,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(settings::configure)
         .configure(export_keys::configure)
         .configure(notifications::configure)
-        .configure(reports::configure);
+        .configure(reports::configure)
+        .configure(account_instances::configure)
+        .configure(license_edit::configure);
 }
 
 /// The `?after=` cursor of paginated pages.

@@ -72,6 +72,8 @@ struct IndexPage {
     layout: Layout,
     upstream: bool,
     links: Vec<LinkRow>,
+    /// Some account here is not registered yet: the page says how.
+    has_unregistered: bool,
     satellites: Vec<SatelliteRow>,
     token_accounts: Vec<String>,
     created_token: Option<(String, String, String)>,
@@ -98,7 +100,7 @@ async fn index_page(
             Ok((visible, links, sats, history))
         })
         .await?;
-    let links = visible
+    let links: Vec<LinkRow> = visible
         .iter()
         .map(|a| {
             let link = links.iter().find(|l| l.account_id == a.id);
@@ -128,6 +130,7 @@ async fn index_page(
             },
         ),
         upstream: state.settings.role == ServerRole::Upstream,
+        has_unregistered: links.iter().any(|l| l.state == "unregistered"),
         links,
         satellites: sats
             .into_iter()
@@ -276,8 +279,20 @@ struct AccountPage {
     errors: FormErrors,
     problem: Option<String>,
     history: Vec<HistoryView>,
+    /// What a failed registration attempt typed, shown again in its form.
+    tried: Tried,
 }
 
+/// A registration form as submitted: kept when the attempt fails.
+#[derive(Default, Clone)]
+pub struct Tried {
+    pub mode: String,
+    pub url: String,
+    pub token: String,
+    pub ca_cert_pem: String,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn account_page(
     req: &HttpRequest,
     state: &State,
@@ -286,6 +301,7 @@ async fn account_page(
     errors: FormErrors,
     problem: Option<String>,
     status: StatusCode,
+    tried: Tried,
 ) -> Result<HttpResponse, PageError> {
     if state.settings.role != ServerRole::Satellite {
         return Err(AppError::not_found("The upstream has no upstream of its own.").into());
@@ -341,6 +357,7 @@ async fn account_page(
         errors,
         problem,
         history: history_views(history),
+        tried,
     };
     Ok(render::page_with_status(req, status, &page)?)
 }
@@ -359,6 +376,7 @@ async fn account(
         FormErrors::default(),
         None,
         StatusCode::OK,
+        Tried::default(),
     )
     .await
 }
@@ -370,11 +388,12 @@ async fn failed(
     user: &SessionUser,
     name: String,
     e: AppError,
+    tried: Tried,
 ) -> Result<HttpResponse, PageError> {
     if e.field.is_some() {
         let errors = FormErrors::from_error(e)?;
         let status = errors.status();
-        return account_page(req, state, user, name, errors, None, status).await;
+        return account_page(req, state, user, name, errors, None, status, tried).await;
     }
     if e.status.is_server_error() && e.status != StatusCode::BAD_GATEWAY {
         return Err(e.into());
@@ -388,6 +407,7 @@ async fn failed(
         FormErrors::default(),
         Some(e.message),
         status,
+        tried,
     )
     .await
 }
@@ -412,6 +432,12 @@ async fn register(
 ) -> Result<HttpResponse, PageError> {
     user.check_csrf(&form.csrf)?;
     let (name, f) = (path.into_inner(), form.into_inner());
+    let tried = Tried {
+        mode: f.mode.clone(),
+        url: f.url.clone(),
+        token: f.token.clone(),
+        ca_cert_pem: f.ca_cert_pem.clone(),
+    };
     let body = UpstreamRequest {
         mode: f.mode,
         token: f.token,
@@ -424,7 +450,7 @@ async fn register(
             "Registered with the upstream.",
         )),
         Ok(Err(bundle)) => Ok(bundle_response(&bundle)?),
-        Err(e) => failed(&req, &state, &user, name, e).await,
+        Err(e) => failed(&req, &state, &user, name, e, tried).await,
     }
 }
 
@@ -444,7 +470,7 @@ async fn export(
     let name = path.into_inner();
     match api::export(&state, user.principal.clone(), name.clone()).await {
         Ok(p) => Ok(bundle_response(&p)?),
-        Err(e) => failed(&req, &state, &user, name, e).await,
+        Err(e) => failed(&req, &state, &user, name, e, Tried::default()).await,
     }
 }
 
@@ -462,7 +488,7 @@ async fn now(
             &format!("/accounts/{}/sync", path_segment(&name)),
             &format!("Synced: {} {} ({}).", o.kind, o.result, o.summary),
         )),
-        Err(e) => failed(&req, &state, &user, name, e).await,
+        Err(e) => failed(&req, &state, &user, name, e, Tried::default()).await,
     }
 }
 
@@ -486,7 +512,7 @@ async fn schedule(
             &format!("/accounts/{}/sync", path_segment(&name)),
             "Schedule saved.",
         )),
-        Err(e) => failed(&req, &state, &user, name, e).await,
+        Err(e) => failed(&req, &state, &user, name, e, Tried::default()).await,
     }
 }
 
@@ -509,7 +535,7 @@ async fn import(
             &format!("/accounts/{}/sync", path_segment(&name)),
             &format!("Imported {} ({}): {}.", label(&o.kind), o.result, o.summary),
         )),
-        Err(e) => failed(&req, &state, &user, name, e).await,
+        Err(e) => failed(&req, &state, &user, name, e, Tried::default()).await,
     }
 }
 

@@ -24,9 +24,16 @@ pub struct LicenseView {
     pub dates: String,
     pub export_controlled: bool,
     pub substitutes: String,
+    pub rank: i64,
+    /// Of `in_use`, the units that cover other tags' demand.
+    pub lent: i64,
     /// For the <meter>: in use, capped at the quantity so the gauge stays in range.
     pub meter_value: i64,
     pub meter_max: i64,
+    /// In use and reserved beyond the quantity (0 when within it).
+    pub over: i64,
+    /// Exactly used up: nothing left, nothing missing.
+    pub full: bool,
 }
 
 impl LicenseView {
@@ -51,8 +58,12 @@ impl LicenseView {
             dates,
             export_controlled: l.spec.export_controlled,
             substitutes: l.spec.substitutes.join(", "),
+            rank: l.spec.rank,
+            lent: pool.map_or(0, |p| p.lent),
             meter_value: (in_use + l.reserved).min(l.spec.quantity.max(1)),
             meter_max: l.spec.quantity.max(1),
+            over: (in_use + l.reserved - l.spec.quantity).max(0),
+            full: l.spec.quantity > 0 && in_use + l.reserved == l.spec.quantity,
         }
     }
 }
@@ -98,7 +109,39 @@ pub struct StatusCount {
     pub n: i64,
 }
 
+/// For a tag other licenses cover: the order its shortfall is drawn from them.
+pub struct SubstitutionLine {
+    pub tag: String,
+    /// "Foundation (rank 10), then Standard (rank 20)".
+    pub order: String,
+}
+
+fn substitution_lines(licenses: &[License]) -> Vec<SubstitutionLine> {
+    let pools: Vec<_> = licenses.iter().map(License::pool).collect();
+    let covered: std::collections::BTreeSet<&str> = licenses
+        .iter()
+        .flat_map(|l| l.spec.substitutes.iter().map(String::as_str))
+        .collect();
+    covered
+        .into_iter()
+        .map(|tag| {
+            let order = crate::domain::compliance::draw_order(&pools, tag)
+                .iter()
+                .filter_map(|t| licenses.iter().find(|l| l.spec.tag == *t))
+                .map(|l| format!("{} (rank {})", l.spec.name, l.spec.rank))
+                .collect::<Vec<_>>()
+                .join(", then ");
+            SubstitutionLine {
+                tag: tag.to_string(),
+                order,
+            }
+        })
+        .collect()
+}
+
 pub struct VaData {
+    /// The order of substitution, one line per covered tag.
+    pub substitution: Vec<SubstitutionLine>,
     pub account: AccountView,
     pub account_id: i64,
     pub va: VaView,
@@ -138,6 +181,7 @@ pub fn load(
     let usage_charts = super::usage_charts::for_va(conn, va.id, &names, today)?;
     Ok(VaData {
         usage_charts,
+        substitution: substitution_lines(&licenses),
         account_id: account.id,
         synced: va.synced,
         licenses: licenses

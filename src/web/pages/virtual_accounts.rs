@@ -33,6 +33,8 @@ pub struct LicenseForm {
     pub export_controlled: Option<String>,
     #[serde(default)]
     pub substitutes: String,
+    #[serde(default)]
+    pub rank: String,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -85,6 +87,8 @@ struct ShowPage {
     edit_name: String,
     edit_description: String,
     x: Extra,
+    /// The new license form's start date until one is typed.
+    today: String,
 }
 
 pub async fn render_page(
@@ -114,6 +118,7 @@ pub async fn render_page(
         edit_description,
         d,
         x,
+        today: today.to_string(),
     };
     Ok(render::page_with_status(req, status, &page)?)
 }
@@ -267,7 +272,12 @@ async fn create_license(
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
+    let rank = match form.rank.trim() {
+        "" => Ok(None),
+        r => number("rank", r).map(Some),
+    };
     let spec = number("quantity", &form.quantity).and_then(|quantity| {
+        let rank = rank?;
         LicenseSpec::validate(RawLicense {
             tag: form.tag.trim(),
             name: &form.name,
@@ -277,6 +287,7 @@ async fn create_license(
             end: Some(form.end.trim()).filter(|e| !e.is_empty()),
             export_controlled: form.export_controlled.is_some(),
             substitutes: &substitutes,
+            rank,
         })
         .map_err(AppError::from)
     });

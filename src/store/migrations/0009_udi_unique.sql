@@ -1,4 +1,4 @@
--- 0008_udi_unique: a UDI (pid, sn) is one instance across the whole server (CONTRACT
+-- 0009_udi_unique: a UDI (pid, sn) is one instance across the whole server (CONTRACT
 -- section 4). Earlier versions allowed one per virtual account, so a product registered
 -- with a token of another VA became a second instance that kept holding licenses. Merge
 -- such duplicates: keep the newest registration, release the others' usage (counters in
