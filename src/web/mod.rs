@@ -6,6 +6,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod badge;
+pub mod calls;
 pub mod charts;
 pub mod download;
 pub mod error;

@@ -1,33 +1,12 @@
 //! `GET /api/v1/alerts` (what needs attention now, `from=`/`to=` by day raised) and
 //! `POST /api/v1/alerts/{id}/acknowledge`.
 
-use crate::service::alerts::{self as service, AlertOut, DateFilter, Now};
+use crate::service::alerts::{self as service, DateFilter};
 use crate::web::auth::ApiCaller;
+use crate::web::calls::alerts::{load_full, now};
 use crate::web::{AppError, State};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-
-/// The live alerts only (no recorded state): cheap enough for the nav's count.
-pub fn now(state: &State) -> Now {
-    Now {
-        now: state.clock.unix(),
-        today: state.clock.now().date_naive(),
-        overdue_days: state.settings.sync_overdue_days,
-    }
-}
-
-/// The alerts with ids, `raised_at` and acknowledgement (first-seen times are recorded).
-pub async fn load_full(
-    state: &State,
-    who: crate::domain::Principal,
-    filter: DateFilter,
-) -> Result<Vec<AlertOut>, AppError> {
-    let at = now(state);
-    Ok(state
-        .store
-        .write(move |tx| Ok(service::list(tx, &who, at, filter)?))
-        .await?)
-}
 
 #[derive(Deserialize)]
 pub struct ListQuery {

@@ -80,7 +80,7 @@ async fn list(
     user: SessionUser,
 ) -> Result<HttpResponse, PageError> {
     let alerts =
-        crate::web::api::alerts::load_full(&state, user.principal.clone(), DateFilter::default())
+        crate::web::calls::alerts::load_full(&state, user.principal.clone(), DateFilter::default())
             .await?;
     let page = AlertsPage {
         layout: Layout::new(&req, &user, "alerts", "Alerts"),
@@ -102,7 +102,7 @@ async fn acknowledge(
 ) -> Result<HttpResponse, PageError> {
     user.check_csrf(&form.csrf)?;
     let id = path.into_inner();
-    let at = crate::web::api::alerts::now(&state);
+    let at = crate::web::calls::alerts::now(&state);
     let who = user.principal.clone();
     let alert = state
         .store

@@ -188,7 +188,7 @@ async fn test(
     user.check_csrf(&form.csrf)?;
     let account = path.into_inner();
     let result =
-        crate::web::api::notifications::run_test(&state, user.principal.clone(), account.clone())
+        crate::web::calls::notifications::run_test(&state, user.principal.clone(), account.clone())
             .await?;
     let tested = Some((result.email, result.webhook));
     show_page(&req, &state, &user, account, None, tested).await
