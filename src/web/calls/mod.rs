@@ -5,3 +5,4 @@
 pub mod alerts;
 pub mod instance_list;
 pub mod notifications;
+pub mod sync;
