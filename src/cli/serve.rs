@@ -198,6 +198,12 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
     tracing::info!(authority_id = authority.authority_id(), role = settings.role.as_str(), %url, "starting");
     crate::web::auth::init_cookie_names(authority.authority_id());
     let sync = crate::sync::SyncContext::new(store.clone(), authority.clone(), &settings, clock);
+    let metrics = Arc::new(
+        crate::web::metrics::Metrics::new()
+            .map_err(|e| CliError(format!("cannot set up metrics: {e}")))?,
+    );
+    let observed = metrics.clone();
+    store.observe_batches(Box::new(move |jobs| observed.observe_batch(jobs)));
     let state = AppState {
         store,
         settings: settings.clone(),
@@ -208,10 +214,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         sync: sync.clone(),
         agent_keys: Default::default(),
         alert_badge: Default::default(),
-        metrics: Arc::new(
-            crate::web::metrics::Metrics::new()
-                .map_err(|e| CliError(format!("cannot set up metrics: {e}")))?,
-        ),
+        metrics: metrics.clone(),
     };
     let metrics_listener = settings
         .metrics_listen

@@ -1,4 +1,5 @@
-//! What the log keeps of sign-in attempts: a failed login, and the backoff it started.
+//! What the log keeps of sign-in attempts: a login, a failed login, and the backoff a
+//! failure started.
 //! These are the one use case with no capability: the caller is, by definition, not yet
 //! anyone. The username is the one typed (it may name no user) and is cut to 64 chars.
 
@@ -42,5 +43,21 @@ pub fn record_failure(
             },
         )?;
     }
+    Ok(())
+}
+
+/// A login that succeeded, recorded in the same transaction as its session.
+pub fn record_success(tx: &Connection, now: i64, username: &str, address: &str) -> Result<()> {
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &format!("user:{username}"),
+            action: "user.logged_in",
+            account: None,
+            target: username,
+            detail: json!({ "address": address }),
+        },
+    )?;
     Ok(())
 }

@@ -30,9 +30,13 @@ struct Job {
 }
 type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 
+/// Told the size of every batch the writer runs (metrics); set once, after start.
+pub type BatchObserver = std::sync::Arc<std::sync::OnceLock<Box<dyn Fn(usize) + Send + Sync>>>;
+
 #[derive(Clone)]
 pub struct Batcher {
     jobs: mpsc::Sender<Job>,
+    observer: BatchObserver,
 }
 
 /// Where a committed batch's replies go.
@@ -66,11 +70,18 @@ impl Batcher {
     /// accept work that never commits.
     fn spawn(conn: Connection, deliver: Deliver) -> Result<Batcher> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let observer = BatchObserver::default();
+        let seen = observer.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, queue, deliver))
+            .spawn(move || run(conn, queue, deliver, seen))
             .map_err(|e| StoreError::Io(format!("cannot start the database writer thread: {e}")))?;
-        Ok(Batcher { jobs })
+        Ok(Batcher { jobs, observer })
+    }
+
+    /// Has `f` told the size of each batch from now on (only the first call counts).
+    pub fn observe_batches(&self, f: Box<dyn Fn(usize) + Send + Sync>) {
+        let _ = self.observer.set(f);
     }
 
     fn send(&self, job: Job) -> Result<()> {
@@ -144,7 +155,7 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>, deliver: Deliver) {
+fn run(conn: Connection, queue: mpsc::Receiver<Job>, deliver: Deliver, observer: BatchObserver) {
     let exec = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -158,6 +169,9 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, deliver: Deliver) {
             tracing::error!(error = %e, "cannot begin a transaction");
             // Not started: the jobs never run, and their callers hear that the store failed.
             continue;
+        }
+        if let Some(observe) = observer.get() {
+            observe(batch.len());
         }
         let writes = batch.iter().any(|job| job.writes);
         let completions: Vec<Completion> = batch.into_iter().map(|job| (job.run)(&conn)).collect();

@@ -228,6 +228,11 @@ impl Store {
         answered(|reply| self.group.submit_read(f, reply)).await
     }
 
+    /// Has `f` told the size of every group-commit batch (for metrics).
+    pub fn observe_batches(&self, f: Box<dyn Fn(usize) + Send + Sync>) {
+        self.group.observe_batches(f);
+    }
+
     /// Cheap liveness probe of the database, for `/readyz`.
     pub fn ping(&self) -> Result<()> {
         self.read_blocking(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))

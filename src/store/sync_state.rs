@@ -149,6 +149,16 @@ pub fn record(tx: &Connection, h: &History) -> Result<()> {
 }
 
 /// True when a bundle with this id was applied here before.
+/// How many bundles the sync history holds, by direction and result (metrics).
+pub fn result_counts(conn: &Connection) -> Result<Vec<(String, String, i64)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT direction, result, count(*) FROM sync_history GROUP BY direction, result",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn applied_before(conn: &Connection, bundle_id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM sync_history WHERE bundle_id = ?1 AND direction = 'in' AND result = 'applied'")?

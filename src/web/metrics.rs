@@ -31,6 +31,8 @@ pub struct Metrics {
     wal_bytes: IntGauge,
     rate_limited: IntCounterVec,
     tls_expiry: IntGauge,
+    batch_size: prometheus::Histogram,
+    sync_results: IntGaugeVec,
 }
 
 /// Latency buckets from 1 ms to 10 s: agent calls answer in milliseconds, bundle imports
@@ -99,6 +101,22 @@ impl Metrics {
             "satellite_tls_certificate_expiry_timestamp_seconds",
             "When the serving TLS certificate ends (unix time); alert well before it.",
         )?;
+        let batch_size = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "satellite_group_commit_batch_size",
+                "Write jobs committed together in one transaction by the group-commit writer.",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?;
+        let sync_results = IntGaugeVec::new(
+            Opts::new(
+                "satellite_sync_results",
+                "Bundles in the sync history, by direction (in, out) and result.",
+            ),
+            &["direction", "result"],
+        )?;
+        registry.register(Box::new(batch_size.clone()))?;
+        registry.register(Box::new(sync_results.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(tls_expiry.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -121,7 +139,14 @@ impl Metrics {
             wal_bytes,
             rate_limited,
             tls_expiry,
+            batch_size,
+            sync_results,
         })
+    }
+
+    /// One group-commit batch of `jobs` write jobs (called by the writer thread).
+    pub fn observe_batch(&self, jobs: usize) {
+        self.batch_size.observe(jobs as f64);
     }
 
     /// Counts one answered request. `route` is the matched pattern (never the raw path, so
@@ -155,6 +180,12 @@ impl Metrics {
                 .with_label_values(&[account, va, tag])
                 .set(*short);
         }
+        self.sync_results.reset();
+        for (direction, result, n) in &snapshot.sync_results {
+            self.sync_results
+                .with_label_values(&[direction, result])
+                .set(*n);
+        }
         self.database_bytes.set(snapshot.database_bytes);
         if let Some(at) = snapshot.tls_expires_at {
             self.tls_expiry.set(at);
@@ -173,6 +204,7 @@ struct Snapshot {
     database_bytes: i64,
     wal_bytes: i64,
     tls_expires_at: Option<i64>,
+    sync_results: Vec<(String, String, i64)>,
 }
 
 fn file_size(path: &std::path::Path) -> i64 {
@@ -185,7 +217,7 @@ async fn snapshot(
     today: NaiveDate,
 ) -> Result<Snapshot, AppError> {
     let db = store.path().to_owned();
-    let (last_syncs, shortfalls, tls_expires_at) = store
+    let (last_syncs, shortfalls, tls_expires_at, sync_results) = store
         .read(move |conn| {
             // Read here, off the executor: it is a file.
             let tls_expires_at = crate::crypto::tls::certificate_expires_at(&data_dir);
@@ -206,7 +238,8 @@ async fn snapshot(
                     shortfalls.push((account.clone(), va.name.clone(), tag, short));
                 }
             }
-            Ok((last_syncs, shortfalls, tls_expires_at))
+            let sync_results = sync_state::result_counts(conn)?;
+            Ok((last_syncs, shortfalls, tls_expires_at, sync_results))
         })
         .await?;
     let mut wal = db.clone().into_os_string();
@@ -217,6 +250,7 @@ async fn snapshot(
         database_bytes: file_size(&db),
         wal_bytes: file_size(std::path::Path::new(&wal)),
         tls_expires_at,
+        sync_results,
     })
 }
 

@@ -369,6 +369,14 @@ async fn login_backoff_slows_the_attacker_not_the_owner() {
         5
     );
     assert!(actions.contains(&"user.login_backoff"), "{actions:?}");
+    // And so is the owner's login, with where it came from.
+    let login = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "user.logged_in" && e["target"] == "owner")
+        .unwrap_or_else(|| panic!("{events}"));
+    assert!(login.to_string().contains("127.0.0.2"), "{login}");
 }
 
 #[tokio::test]

@@ -155,6 +155,17 @@ async fn metrics_need_the_bearer_and_count_what_happened() {
     )
     .unwrap();
     assert_eq!(value(short), 2.0);
+    // Every write went through the group-commit writer: its batch sizes are a histogram.
+    let batches = samples
+        .iter()
+        .find(|s| s.metric == "satellite_group_commit_batch_size")
+        .unwrap();
+    match &batches.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert!(buckets.iter().any(|b| b.count >= 1.0), "{buckets:?}")
+        }
+        other => panic!("batch sizes are not a histogram: {other:?}"),
+    }
     let guessed = find(
         &samples,
         "satellite_rate_limited_total",

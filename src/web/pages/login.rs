@@ -156,7 +156,13 @@ async fn submit(
     let idle = state.settings.session_idle_minutes.max(1) * 60;
     state
         .store
-        .write(move |tx| sessions::create(tx, user_id, &token_hash, &csrf, now, idle))
+        .write({
+            let (who, from) = (user.username.clone(), address.clone());
+            move |tx| {
+                sessions::create(tx, user_id, &token_hash, &csrf, now, idle)?;
+                crate::service::sign_in::record_success(tx, now, &who, &from).map_err(Into::into)
+            }
+        })
         .await?;
     tracing::info!(username = %user.username, "logged in");
     let to = if user.must_change_password {
