@@ -622,17 +622,7 @@ async fn licenses_are_edited_and_removed_on_the_upstream() {
 
 /// Logs in as the initial admin in the browser and replaces the generated password.
 async fn browser_login(browser: &Browser, server: &Server) {
-    let initial = server.admin_password.as_deref().unwrap();
-    browser.goto(&format!("{}/login", server.url)).await;
-    browser.fill("#username", "admin").await;
-    browser.fill("#password", initial).await;
-    browser.click("#login").await;
-    browser.fill("#current", initial).await;
-    browser
-        .fill("#new_password", "browser chosen passphrase")
-        .await;
-    browser.fill("#confirm", "browser chosen passphrase").await;
-    browser.click("#change-password").await;
+    browser.first_admin_login(server, &server.url).await;
 }
 
 /// Chromium walks what issue 15 built: the upstream's look, the order of substitution,

@@ -11,17 +11,7 @@ async fn admin_login(browser: &Browser, server: &Server) {
 }
 
 async fn admin_login_at(browser: &Browser, server: &Server, base: &str) {
-    let initial = server.admin_password.as_deref().unwrap();
-    browser.goto(&format!("{base}/login")).await;
-    browser.fill("#username", "admin").await;
-    browser.fill("#password", initial).await;
-    browser.click("#login").await;
-    browser.fill("#current", initial).await;
-    browser
-        .fill("#new_password", "browser chosen passphrase")
-        .await;
-    browser.fill("#confirm", "browser chosen passphrase").await;
-    browser.click("#change-password").await;
+    browser.first_admin_login(server, base).await;
     assert_eq!(browser.text(".flash").await, "Password changed.");
 }
 

@@ -911,17 +911,7 @@ async fn browser_walk_of_settings_and_export_keys() {
         return;
     };
     let url = &l.server.url;
-    let initial = l.server.admin_password.as_deref().unwrap();
-    browser.goto(&format!("{url}/login")).await;
-    browser.fill("#username", "admin").await;
-    browser.fill("#password", initial).await;
-    browser.click("#login").await;
-    browser.fill("#current", initial).await;
-    browser
-        .fill("#new_password", "browser chosen passphrase")
-        .await;
-    browser.fill("#confirm", "browser chosen passphrase").await;
-    browser.click("#change-password").await;
+    browser.first_admin_login(&l.server, &l.server.url).await;
 
     // Turn approval on from the VA page.
     browser.set_size(1280, 1900).await;

@@ -649,17 +649,7 @@ async fn browser_shows_the_instance_list_with_filters_and_alerts() {
     }
     RawAgent::register(&l.server.url, &token, "C9300", "FOC3").await;
     let url = &l.server.url;
-    let initial = l.server.admin_password.clone().unwrap();
-    browser.goto(&format!("{url}/login")).await;
-    browser.fill("#username", "admin").await;
-    browser.fill("#password", &initial).await;
-    browser.click("#login").await;
-    browser.fill("#current", &initial).await;
-    browser
-        .fill("#new_password", "browser chosen passphrase")
-        .await;
-    browser.fill("#confirm", "browser chosen passphrase").await;
-    browser.click("#change-password").await;
+    browser.first_admin_login(&l.server, &l.server.url).await;
     let list = format!("{url}/accounts/Acme/virtual-accounts/Lab/instances");
     browser.goto(&list).await;
     browser.screenshot("lifecycle-01-instances").await;

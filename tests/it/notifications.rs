@@ -583,17 +583,7 @@ async fn browser_sets_notifications_tests_them_and_acknowledges_an_alert() {
     };
     l.perpetual("ess", 1).await;
     let url = l.server.url.clone();
-    let initial = l.server.admin_password.clone().unwrap();
-    browser.goto(&format!("{url}/login")).await;
-    browser.fill("#username", "admin").await;
-    browser.fill("#password", &initial).await;
-    browser.click("#login").await;
-    browser.fill("#current", &initial).await;
-    browser
-        .fill("#new_password", "browser chosen passphrase")
-        .await;
-    browser.fill("#confirm", "browser chosen passphrase").await;
-    browser.click("#change-password").await;
+    browser.first_admin_login(&l.server, &l.server.url).await;
 
     browser.goto(&format!("{url}/accounts/Acme")).await;
     browser.click("#notifications-link").await;

@@ -9,17 +9,7 @@ use serde_json::json;
 use std::time::Duration;
 
 async fn admin_login(browser: &Browser, server: &Server) {
-    let initial = server.admin_password.as_deref().unwrap();
-    browser.goto(&format!("{}/login", server.url)).await;
-    browser.fill("#username", "admin").await;
-    browser.fill("#password", initial).await;
-    browser.click("#login").await;
-    browser.fill("#current", initial).await;
-    browser
-        .fill("#new_password", "browser chosen passphrase")
-        .await;
-    browser.fill("#confirm", "browser chosen passphrase").await;
-    browser.click("#change-password").await;
+    browser.first_admin_login(server, &server.url).await;
 }
 
 async fn downloaded_xml(dir: &std::path::Path) -> std::path::PathBuf {

@@ -36,6 +36,24 @@ pub fn screenshot_dir() -> PathBuf {
 }
 
 impl Browser {
+    /// Logs in at `base` as the server's initial `admin` (one-time password) and replaces
+    /// that password with "browser chosen passphrase", as a new admin's first visit does.
+    pub async fn first_admin_login(&self, server: &super::Server, base: &str) {
+        let initial = server
+            .admin_password
+            .as_deref()
+            .expect("a first start printed the admin password");
+        self.goto(&format!("{base}/login")).await;
+        self.fill("#username", "admin").await;
+        self.fill("#password", initial).await;
+        self.click("#login").await;
+        self.fill("#current", initial).await;
+        self.fill("#new_password", "browser chosen passphrase")
+            .await;
+        self.fill("#confirm", "browser chosen passphrase").await;
+        self.click("#change-password").await;
+    }
+
     /// Starts chromedriver and a headless Chromium session. Returns None when they are
     /// not installed, unless CI=true, where a missing browser is a failure.
     pub async fn start() -> Option<Browser> {
