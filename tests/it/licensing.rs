@@ -94,7 +94,14 @@ async fn export_controlled_licenses_need_an_export_controlled_token() {
                       "start": "2020-01-01", "export_controlled": true }),
     )
     .await;
-    let plain = l.simple_token().await;
+    // `export_controlled` may be left out (CONTRACT section 3): then it is false.
+    let (s, made) = l
+        .api
+        .post(&format!("{VA}/tokens"), json!({ "expires_in_days": 30 }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    assert_eq!(made["export_controlled"], false);
+    let plain = made["token"].as_str().unwrap().to_string();
     let export = l
         .token(json!({ "expires_in_days": 30, "export_controlled": true }))
         .await;

@@ -17,6 +17,8 @@ pub struct NewToken {
     pub expires_in_days: i64,
     /// Leave out for no limit.
     pub max_uses: Option<i64>,
+    /// Left out: false (CONTRACT section 3).
+    #[serde(default)]
     pub export_controlled: bool,
 }
 
