@@ -292,7 +292,7 @@ impl ResponseError for PageError {
         };
         e.log();
         let page = ErrorPage {
-            layout: super::render::Layout::anonymous("Error"),
+            layout: super::render::Layout::error_page("Error"),
             status: e.status.as_u16(),
             reason: e.status.canonical_reason().unwrap_or("Error"),
             // A server error's message is generic already; the cause stays in the log.

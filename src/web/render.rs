@@ -14,6 +14,8 @@ pub struct Layout {
     pub title: String,
     pub nav: &'static str,
     pub signed_in: bool,
+    /// The site menu shows (on every page but the login page, error pages included).
+    pub menu: bool,
     pub username: String,
     pub role: &'static str,
     pub is_system_admin: bool,
@@ -30,6 +32,7 @@ impl Layout {
             title: title.to_string(),
             nav: "",
             signed_in: false,
+            menu: false,
             username: String::new(),
             role: "",
             is_system_admin: false,
@@ -41,8 +44,18 @@ impl Layout {
         }
     }
 
+    /// An error page: it keeps the site menu (CONTRACT section 8) even where the error came
+    /// before anyone was known; links a visitor may not follow lead to the login page.
+    pub fn error_page(title: &str) -> Self {
+        Self {
+            menu: true,
+            ..Self::anonymous(title)
+        }
+    }
+
     pub fn new(req: &HttpRequest, user: &SessionUser, nav: &'static str, title: &str) -> Self {
         Self {
+            menu: true,
             nav,
             signed_in: true,
             username: user.user.username.clone(),

@@ -233,4 +233,9 @@ async fn unknown_pages_get_the_404_page() {
     let (s, html) = session.page("/no/such/page").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(html.contains("404") && html.contains("request-id"));
+    // Error pages keep the site menu (CONTRACT section 8).
+    assert!(html.contains("class=\"main-nav\""), "{html}");
+    let (s, html) = session.page("/accounts/NoSuchAccount").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(html.contains("class=\"main-nav\""), "{html}");
 }
