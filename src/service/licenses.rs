@@ -9,7 +9,7 @@ use crate::store::accounts::VirtualAccount;
 use crate::store::events::{self, NewEvent};
 use crate::store::{counters, licenses};
 use chrono::NaiveDate;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde_json::json;
 
 /// A PATCH of a license: a left-out field stays as it is (the tag never changes).
@@ -102,20 +102,7 @@ pub fn update(
         )
         .into());
     }
-    tx.execute(
-        "UPDATE licenses SET name = ?2, quantity = ?3, start_date = ?4, end_date = ?5,
-                export_controlled = ?6, substitutes = ?7, rank = ?8 WHERE id = ?1",
-        params![
-            old.id,
-            spec.name,
-            spec.quantity,
-            spec.start.to_string(),
-            spec.end.map(|e| e.to_string()),
-            spec.export_controlled,
-            serde_json::to_string(&spec.substitutes).unwrap_or_else(|_| "[]".into()),
-            spec.rank
-        ],
-    )?;
+    licenses::update_spec(tx, old.id, &spec)?;
     events::record(
         tx,
         now,
@@ -157,7 +144,7 @@ pub fn remove(
         )
         .into());
     }
-    tx.execute("DELETE FROM licenses WHERE id = ?1", [old.id])?;
+    licenses::delete(tx, old.id)?;
     counters::bump_va(tx, va.id, -1, 0)?;
     events::record(
         tx,

@@ -270,3 +270,27 @@ pub fn transfer(
         },
     )
 }
+
+/// Rewrites a license's terms (its tag and VA stay).
+pub fn update_spec(tx: &Connection, id: i64, spec: &LicenseSpec) -> Result<()> {
+    tx.execute(
+        "UPDATE licenses SET name = ?2, quantity = ?3, start_date = ?4, end_date = ?5,
+                export_controlled = ?6, substitutes = ?7, rank = ?8 WHERE id = ?1",
+        params![
+            id,
+            spec.name,
+            spec.quantity,
+            spec.start.to_string(),
+            spec.end.map(|e| e.to_string()),
+            spec.export_controlled,
+            serde_json::to_string(&spec.substitutes).unwrap_or_else(|_| "[]".into()),
+            spec.rank
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn delete(tx: &Connection, id: i64) -> Result<()> {
+    tx.execute("DELETE FROM licenses WHERE id = ?1", [id])?;
+    Ok(())
+}
