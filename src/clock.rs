@@ -21,6 +21,12 @@ impl Clock {
     pub fn unix(&self) -> i64 {
         self.now().timestamp()
     }
+
+    /// Unix milliseconds from one reading of the clock (seconds and their fraction read
+    /// apart can step back a whole second when the second ticks in between).
+    pub fn unix_millis(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
 }
 
 /// Formats unix seconds as RFC 3339 in UTC (`2026-11-23T00:00:00Z`).

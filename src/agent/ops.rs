@@ -147,16 +147,21 @@ pub fn client_for(reg: &Registration) -> Result<Client, AgentError> {
     )
 }
 
-pub fn report(dir: &StateDir, now: i64, licenses: &[(String, i64)]) -> Result<Lines, AgentError> {
+/// Reports `licenses` as measured at `measured_ms` (unix milliseconds, one clock
+/// reading: the server applies only reports strictly newer than the last).
+pub fn report(
+    dir: &StateDir,
+    now: i64,
+    measured_ms: i64,
+    licenses: &[(String, i64)],
+) -> Result<Lines, AgentError> {
     let (key, mut state) = dir.open(now)?;
     let reg = registered(&state)?.clone();
     let authority = pinned(&reg)?;
     let body = json!({
         "report_id": uuid::Uuid::new_v4().to_string(),
         // Milliseconds: the server orders reports at full precision.
-        "measured_at": crate::clock::rfc3339_millis(
-            now * 1000 + i64::from(chrono::Utc::now().timestamp_subsec_millis())
-        ),
+        "measured_at": crate::clock::rfc3339_millis(measured_ms),
         "entitlements": licenses.iter().map(|(t, c)| json!({ "tag": t, "count": c })).collect::<Vec<_>>(),
     });
     let answer = client_for(&reg)?.signed_post(

@@ -154,7 +154,7 @@ fn round(dir: &StateDir, clock: &Clock, usage_file: &Path) -> Result<(), AgentEr
         ))
     })?;
     let counts = parse_usage(&text)?;
-    let lines = ops::report(dir, now, &counts)?;
+    let lines = ops::report(dir, now, clock.unix_millis(), &counts)?;
     let status = lines
         .iter()
         .find(|(k, _)| *k == "status")

@@ -217,7 +217,7 @@ fn run(cli: Cli) -> Result<Lines, AgentError> {
                 .iter()
                 .map(|l| ops::parse_license(l))
                 .collect::<Result<Vec<_>, _>>()?;
-            ops::report(&dir, now, &parsed)
+            ops::report(&dir, now, Clock::with_offset(offset).unix_millis(), &parsed)
         }
         Command::Renew { hostname } => ops::renew_with_hostname(&dir, now, hostname.as_deref()),
         Command::Status => ops::status(&dir, now)
