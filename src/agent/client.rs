@@ -48,6 +48,9 @@ impl Client {
     ) -> Result<Self, AgentError> {
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
+            // Shorter than a server's keep-alive: `run` never sends on a connection the
+            // server is closing.
+            .pool_idle_timeout(Duration::from_secs(2))
             .danger_accept_invalid_certs(insecure);
         if let Some(p) = proxy {
             let proxy = reqwest::Proxy::all(p)

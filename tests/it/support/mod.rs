@@ -329,9 +329,14 @@ pub fn run_cli_env(
 }
 
 /// A blocking client that accepts the server's self-signed certificate.
+/// Idle connections are dropped well before the server's keep-alive (5 s) closes them, so
+/// a request never goes out on a connection the server is closing at that moment.
+const CLIENT_IDLE: Duration = Duration::from_secs(2);
+
 pub fn http_client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .danger_accept_invalid_certs(true)
+        .pool_idle_timeout(CLIENT_IDLE)
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client")
@@ -342,6 +347,7 @@ pub fn async_client(cookies: bool) -> reqwest::Client {
         .danger_accept_invalid_certs(true)
         .cookie_store(cookies)
         .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(CLIENT_IDLE)
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
