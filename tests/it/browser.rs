@@ -146,8 +146,8 @@ async fn licensing_on_the_virtual_account_page() {
 
     // Real agents use it: 3 of ess is covered with the adv substitute, 4 is not.
     let (a, b) = (Agent::new(), Agent::new());
-    assert_eq!(a.register(&server, &token, "GLX-1", "A1").code, 0);
-    assert_eq!(b.register(&server, &token, "GLX-1", "B1").code, 0);
+    assert_eq!(a.register(&server, &token, "GLX-1", "SN-ALPHA").code, 0);
+    assert_eq!(b.register(&server, &token, "GLX-1", "SN-BRAVO").code, 0);
     assert_eq!(
         a.report(&[("regid.2026-01.com.globex.ess,1.0", 2)])
             .value("status"),
@@ -189,10 +189,14 @@ async fn licensing_on_the_virtual_account_page() {
 
     // Move B to Spare from its page; Plant is back in compliance.
     browser.goto(&format!("{va_url}/instances")).await;
-    browser.fill("#instance-search", "B1").await;
+    // Search matches substrings of ids too; serials no hex id can contain keep it exact.
+    browser.fill("#instance-search", "BRAVO").await;
     browser.click("#search").await;
     let rows = browser.text("#instances").await;
-    assert!(rows.contains("B1") && !rows.contains("A1"), "{rows}");
+    assert!(
+        rows.contains("SN-BRAVO") && !rows.contains("SN-ALPHA"),
+        "{rows}"
+    );
     browser.click("#instances tbody a").await;
     assert!(browser
         .text("#usage")
