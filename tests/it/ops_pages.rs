@@ -18,13 +18,7 @@ async fn page_csv(s: &Session, path: &str) -> (Vec<String>, Vec<Vec<String>>) {
         .unwrap()
         .starts_with("attachment"));
     let text = res.text().await.unwrap();
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader.headers().unwrap().iter().map(String::from).collect();
-    let rows = reader
-        .records()
-        .map(|r| r.unwrap().iter().map(String::from).collect())
-        .collect();
-    (header, rows)
+    crate::support::parse_csv(&text)
 }
 
 #[tokio::test]

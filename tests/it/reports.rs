@@ -22,13 +22,7 @@ async fn csv_report(api: &crate::support::Api, path: &str) -> (Vec<String>, Vec<
         .starts_with("text/csv"));
     let text = res.text().await.unwrap();
     assert!(text.contains("\r\n"), "RFC 4180 line ends");
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader.headers().unwrap().iter().map(String::from).collect();
-    let rows = reader
-        .records()
-        .map(|r| r.unwrap().iter().map(String::from).collect())
-        .collect();
-    (header, rows)
+    crate::support::parse_csv(&text)
 }
 
 #[tokio::test]

@@ -610,3 +610,14 @@ impl Licensed {
         assert_eq!(out.value("counters"), "ok");
     }
 }
+
+/// A CSV document parsed back as a client would: (header, rows).
+pub fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
