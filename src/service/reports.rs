@@ -116,7 +116,7 @@ pub fn licenses(
     today: NaiveDate,
 ) -> Result<Vec<LicenseRow>> {
     let mut out = vec![];
-    for (account, va) in accounts::vas_with_licenses(conn, who)? {
+    for (account, va) in accounts::vas_with_licenses(conn, access::visible(who).account_filter())? {
         if scope.account_id.is_some_and(|a| a != va.account_id)
             || scope.va_id.is_some_and(|v| v != va.id)
         {

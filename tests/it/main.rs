@@ -10,6 +10,7 @@ mod cli;
 mod export_keys;
 mod hardening;
 mod key_rotation;
+mod layering;
 mod licensing;
 mod lifecycle;
 mod notifications;

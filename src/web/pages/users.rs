@@ -5,6 +5,8 @@ use super::accounts::CsrfForm;
 use crate::clock;
 use crate::crypto::{password, secrets};
 use crate::domain::Role;
+use crate::service::access;
+use crate::service::users as service_users;
 use crate::store::{accounts, users};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
@@ -213,7 +215,10 @@ async fn delete(
     let (who, now, target) = (user.principal.clone(), state.clock.unix(), username.clone());
     let result = state
         .store
-        .write(move |tx| users::delete(tx, &who, now, &target))
+        .write(move |tx| {
+            let cap = access::system_admin_to(&who, "remove users")?;
+            Ok(service_users::remove(tx, &cap, now, &target)?)
+        })
         .await;
     match result.map_err(AppError::from) {
         Ok(()) => Ok(render::redirect_with_flash(
