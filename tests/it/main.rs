@@ -6,6 +6,7 @@ mod adminux;
 mod agent_protocol;
 mod api_accounts;
 mod browser;
+mod capabilities;
 mod cli;
 mod export_keys;
 mod hardening;
