@@ -154,11 +154,11 @@ pub fn page_user(store: &Store, now: i64) -> Result<(String, String), StoreError
         crate::crypto::password::hash(&password).map_err(|e| StoreError::Io(e.to_string()))?;
     let username = format!("bench{}", now);
     store.write_blocking(|tx| {
-        crate::store::users::create(
+        crate::service::users::create(
             tx,
-            "bench",
+            &access::local_operator("bench"),
             now,
-            crate::store::users::NewUser {
+            crate::service::users::NewUser {
                 username: &username,
                 password_hash: &hash,
                 role: crate::domain::Role::SystemAdmin,

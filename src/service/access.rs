@@ -157,6 +157,14 @@ pub fn client_principal(client: &TokenClient) -> Principal {
     }
 }
 
+/// Whoever runs the CLI on the host (it owns the data dir) acts as a system admin; `actor`
+/// names it in the event log (`cli`, or `system` on first start).
+pub fn local_operator(actor: &str) -> SystemAdmin {
+    SystemAdmin {
+        actor: actor.to_string(),
+    }
+}
+
 /// The server acting on its own (alert sweeps, metrics, seeding): a system admin.
 pub fn system_principal(actor: &str) -> Principal {
     Principal {

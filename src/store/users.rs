@@ -3,7 +3,7 @@
 
 use super::events::{self, NewEvent};
 use super::{is_unique_violation, Result, StoreError};
-use crate::domain::{names, DomainError, Role};
+use crate::domain::{DomainError, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::json;
 
@@ -70,28 +70,27 @@ pub(crate) fn account_id_by_name(conn: &Connection, name: Option<&str>) -> Resul
     }
 }
 
-pub struct NewUser<'a> {
+/// A user to insert: the username already checked and the account resolved
+/// (`service::users::create`).
+pub struct UserRow<'a> {
     pub username: &'a str,
     pub password_hash: &'a str,
     pub role: Role,
-    pub account: Option<&'a str>,
+    pub account_id: Option<i64>,
     pub must_change_password: bool,
 }
 
-/// Creates a user. `actor` is who did it (`cli` for the command line).
-pub fn create(tx: &Connection, actor: &str, now: i64, new: NewUser<'_>) -> Result<User> {
-    let username = names::username(new.username)?;
-    let account_id = account_id_by_name(tx, new.account)?;
-    new.role.check_scope(account_id.is_some())?;
+pub fn insert(tx: &Connection, now: i64, row: UserRow<'_>) -> Result<User> {
+    let username = row.username;
     tx.execute(
         "INSERT INTO users (username, password_hash, role, account_id, must_change_password, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             username,
-            new.password_hash,
-            new.role.as_str(),
-            account_id,
-            new.must_change_password,
+            row.password_hash,
+            row.role.as_str(),
+            row.account_id,
+            row.must_change_password,
             now
         ],
     )
@@ -102,18 +101,7 @@ pub fn create(tx: &Connection, actor: &str, now: i64, new: NewUser<'_>) -> Resul
             e.into()
         }
     })?;
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor,
-            action: "user.created",
-            account: account_id.zip(new.account),
-            target: &username,
-            detail: json!({ "role": new.role.as_str() }),
-        },
-    )?;
-    find_by_username(tx, &username)?.ok_or_else(|| StoreError::not_found("user"))
+    find_by_username(tx, username)?.ok_or_else(|| StoreError::not_found("user"))
 }
 
 /// Sets a new password hash and ends every other session of the user.

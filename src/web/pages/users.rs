@@ -156,7 +156,7 @@ async fn create(
     let generated = secrets::random_password();
     let to_hash = generated.clone();
     let hash = web::block(move || password::hash(&to_hash)).await??;
-    let (actor, now) = (user.principal.actor.clone(), state.clock.unix());
+    let (who, now) = (user.principal.clone(), state.clock.unix());
     let (username, account, role) = (
         form.username.clone(),
         form.account.clone(),
@@ -166,14 +166,15 @@ async fn create(
         .store
         .write(move |tx| {
             let role = role.parse::<Role>()?;
-            let new = users::NewUser {
+            let new = service_users::NewUser {
                 username: &username,
                 password_hash: &hash,
                 role,
                 account: Some(account.as_str()).filter(|a| !a.is_empty()),
                 must_change_password: true,
             };
-            users::create(tx, &actor, now, new)
+            let cap = access::system_admin_to(&who, "manage users")?;
+            Ok(service_users::create(tx, &cap, now, new)?)
         })
         .await;
     match result {
