@@ -67,7 +67,7 @@ async fn show(
             let scope = access::visible(&who);
             let totals = service_accounts::totals(c, scope)?;
             let page: Page<accounts::Account> = service_accounts::list(c, scope, None, 10)?;
-            let counts = instances::status_counts(c, None, who.account_filter())?;
+            let counts = instances::status_counts(c, None, scope.account_filter())?;
             let mut short = vec![];
             let mut checked = 0;
             for (account, va) in service_accounts::vas_with_licenses(c, scope)? {
