@@ -96,19 +96,21 @@ pub fn edit_va(
 }
 
 pub fn system_admin(who: &Principal) -> Result<SystemAdmin> {
-    system_admin_to(who, "do this")
+    admin_or(who, || "Only a system admin may do this.".into())
 }
 
 /// `system_admin`, refusing with "Only system admins {what}." (the page and API say what).
 pub fn system_admin_to(who: &Principal, what: &str) -> Result<SystemAdmin> {
+    admin_or(who, || format!("Only system admins {what}."))
+}
+
+fn admin_or(who: &Principal, refusal: impl FnOnce() -> String) -> Result<SystemAdmin> {
     if who.is_system_admin() {
         Ok(SystemAdmin {
             actor: who.actor.clone(),
         })
-    } else if what == "do this" {
-        Err(DomainError::Forbidden("Only a system admin may do this.".into()).into())
     } else {
-        Err(DomainError::Forbidden(format!("Only system admins {what}.")).into())
+        Err(DomainError::Forbidden(refusal()).into())
     }
 }
 
