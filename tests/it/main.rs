@@ -10,6 +10,7 @@ mod cli;
 mod export_keys;
 mod hardening;
 mod key_rotation;
+mod ledger;
 mod licensing;
 mod lifecycle;
 mod notifications;
