@@ -9,16 +9,18 @@ use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
 use indicatif::{ProgressBar, ProgressStyle};
 use rusqlite::{Connection, OpenFlags};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand)]
 pub enum LedgerCommand {
     /// Replay the chain against the database and check every signed head with the public
     /// key; exit 1 naming the first bad entry.
     Verify {
-        /// The authority's SPKI public key (default: keys/authority.pub.pem in the data dir).
+        /// An SPKI public key that may have signed heads; repeat it for keys used before a
+        /// rotation (default: keys/authority.pub.pem in the data dir, plus the old key
+        /// named in keys/rotation.json after a rotation).
         #[arg(long)]
-        public_key: Option<PathBuf>,
+        public_key: Vec<PathBuf>,
     },
     /// Print the newest signed head as JSON, with the exact message it signs and the
     /// line its entry hash covers.
@@ -51,9 +53,8 @@ fn open(settings: &Settings) -> Result<Connection, CliError> {
     Ok(conn)
 }
 
-fn public_key(settings: &Settings, path: Option<PathBuf>) -> Result<VerifyingKey, CliError> {
-    let path = path.unwrap_or_else(|| settings.data_dir.join("keys").join("authority.pub.pem"));
-    let pem = std::fs::read_to_string(&path).map_err(|e| {
+fn read_key(path: &Path) -> Result<VerifyingKey, CliError> {
+    let pem = std::fs::read_to_string(path).map_err(|e| {
         CliError(format!(
             "cannot read {}: {e}; pass --public-key",
             path.display()
@@ -67,10 +68,26 @@ fn public_key(settings: &Settings, path: Option<PathBuf>) -> Result<VerifyingKey
     })
 }
 
+/// The keys given, or the data dir's public key and the one it rotated from.
+fn public_keys(settings: &Settings, given: Vec<PathBuf>) -> Result<Vec<VerifyingKey>, CliError> {
+    if !given.is_empty() {
+        return given.iter().map(|p| read_key(p)).collect();
+    }
+    let keys = settings.data_dir.join("keys");
+    let mut found = vec![read_key(&keys.join("authority.pub.pem"))?];
+    let old = std::fs::read(keys.join("rotation.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["old_public_key"].as_str().map(str::to_string))
+        .and_then(|b64| crate::crypto::agent_sig::decode_public_key(&b64));
+    found.extend(old);
+    Ok(found)
+}
+
 pub fn run(settings: Settings, cmd: LedgerCommand, out: &Output) -> Result<(), CliError> {
     match cmd {
         LedgerCommand::Verify { public_key: path } => {
-            let key = public_key(&settings, path)?;
+            let keys = public_keys(&settings, path)?;
             let conn = open(&settings)?;
             let total = crate::store::ledger::entry_count(&conn)?;
             let pb = ProgressBar::new(total.max(0) as u64);
@@ -80,7 +97,7 @@ pub fn run(settings: Settings, cmd: LedgerCommand, out: &Output) -> Result<(), C
                 pb.set_style(style.progress_chars("=> "));
             }
             pb.set_message("replaying the ledger");
-            let outcome = ledger::verify(&conn, &key, &|n| pb.set_position(n))
+            let outcome = ledger::verify(&conn, &keys, &|n| pb.set_position(n))
                 .map_err(CliError::from_display)?;
             pb.finish_and_clear();
             match outcome {

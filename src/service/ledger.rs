@@ -176,12 +176,13 @@ pub struct Checked {
     pub last_seq: i64,
 }
 
-/// Replays the chain, checks every signed head against `key` and the chain, and recounts
+/// Replays the chain, checks every signed head against `keys` (the current public key,
+/// and earlier ones after a rotation: any may have signed) and the chain, and recounts
 /// the counted rows' digests; answers the findings sorted by entry (first bad first).
 /// `progress` hears the number of entries replayed so far.
 pub fn verify(
     conn: &Connection,
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
     progress: &dyn Fn(u64),
 ) -> Result<std::result::Result<Checked, Vec<Finding>>> {
     let heads = store::heads_from(conn, 0)?;
@@ -239,7 +240,7 @@ pub fn verify(
     let mut prev_head = (0i64, ZERO);
     for h in &heads {
         let seq = h.head.seq;
-        if !signature_ok(h, key) {
+        if !keys.iter().any(|k| signature_ok(h, k)) {
             found.push(Finding {
                 seq,
                 what: format!(
