@@ -485,3 +485,73 @@ pub fn insert_peer_head(conn: &Connection, h: &SignedHead, now: i64) -> Result<(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreError};
+
+    const LICENSE: &str =
+        "INSERT INTO licenses (va_id, tag, name, license_type, quantity, start_date, created_at)
+                           VALUES (1, ?1, ?1, 'perpetual', ?2, '2020-01-01', 0)";
+
+    fn digest_of_rows(conn: &Connection) -> StateDigest {
+        let mut sum = StateDigest::default();
+        for c in COUNTED {
+            rows(conn, c, |r| sum.add(&ledger::row_hash(c.table, r))).unwrap();
+        }
+        sum
+    }
+
+    #[tokio::test]
+    async fn batches_fold_what_committed_and_nothing_a_rolled_back_job_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("l.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO accounts (name, created_at) VALUES ('Acme', 0);
+                     INSERT INTO virtual_accounts (account_id, name, created_at) VALUES (1, 'Lab', 0);",
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let count = |s: &Store| s.read_blocking(entry_count).unwrap();
+        assert_eq!(
+            count(&store),
+            1,
+            "only genesis: accounts and VAs do not count"
+        );
+        store
+            .write(|tx| Ok(tx.execute(LICENSE, params!["ess", 5])?))
+            .await
+            .unwrap();
+        assert_eq!(count(&store), 2);
+        // A job that fails after writing rolls back its captured change with its row.
+        let failed = store
+            .write(|tx| {
+                tx.execute(LICENSE, params!["adv", 1])?;
+                Err::<(), _>(StoreError::not_found("on purpose"))
+            })
+            .await;
+        assert!(failed.is_err());
+        // An update that changes no counted column writes no entry.
+        store
+            .write(|tx| Ok(tx.execute("UPDATE licenses SET name = 'Essentials'", [])?))
+            .await
+            .unwrap();
+        assert_eq!(count(&store), 2);
+        store
+            .write(|tx| Ok(tx.execute("UPDATE licenses SET quantity = 7", [])?))
+            .await
+            .unwrap();
+        let (last, hash) = store.read_blocking(last_entry).unwrap().unwrap();
+        assert_eq!((last.seq, last.changes), (3, 2), "one - and one + line");
+        assert_eq!(last.hash(), hash);
+        let rows_now = store.read_blocking(|c| Ok(digest_of_rows(c))).unwrap();
+        assert_eq!(
+            rows_now.0, last.state_digest,
+            "the chain's state is the rows'"
+        );
+    }
+}
