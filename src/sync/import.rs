@@ -645,7 +645,8 @@ fn finish(
             account_id
         }
         Plan::SyncRequest(sat) => {
-            super::ledger_sync::check_carried(
+            super::ledger_sync::on_request(
+                ctx,
                 tx,
                 &sat,
                 counts.get("ledger").copied().unwrap_or(0),

@@ -100,13 +100,22 @@ pub fn receive(
 }
 
 /// Upstream, once a sync request from `sat` is read: a satellite that sent heads before
-/// must send its current one every time (`carried` heads came in this bundle).
-pub fn check_carried(tx: &Connection, sat: &Satellite, carried: u64) -> Result<(), SyncError> {
+/// must send its current one every time (`carried` heads came in this bundle); and the
+/// upstream signs its own head, as every sync is a signing occasion.
+pub fn on_request(
+    ctx: &SyncContext,
+    tx: &Connection,
+    sat: &Satellite,
+    carried: u64,
+) -> Result<(), SyncError> {
     if carried == 0 && ledger::peer_last(tx, &sat.authority_id)?.is_some() {
         return Err(reject(format!(
             "satellite {} sent ledger heads before and this request carries none",
             sat.authority_id
         )));
+    }
+    if ctx.store.ledger_enabled() {
+        ledger_service::sign_head(tx, &ctx.authority, ctx.clock.unix()).map_err(service)?;
     }
     Ok(())
 }
