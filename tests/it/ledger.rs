@@ -320,3 +320,41 @@ async fn sync_carries_the_heads_and_the_upstream_refuses_a_rewritten_history() {
     );
     drop(satellite);
 }
+
+/// The newest signed head's seq, once the server's timer has signed one.
+fn signed_seq(server: &Server) -> i64 {
+    for _ in 0..100 {
+        let out = server.cli(&["ledger", "show-head"]);
+        if out.code == 0 {
+            let head: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+            return head["seq"].as_i64().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no head signed: {}", server.log());
+}
+
+#[tokio::test]
+async fn the_head_is_signed_at_start_and_again_a_day_later_once_the_chain_moved() {
+    let lic = Licensed::start().await;
+    let first = signed_seq(&lic.server);
+    lic.perpetual("ess", 5).await;
+    // A restart within the day signs nothing new.
+    let server = lic.server.restart(ServerOptions::upstream());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(signed_seq(&server), first);
+    let server = server.restart(ServerOptions::upstream().days_later(1));
+    let mut now = first;
+    for _ in 0..100 {
+        now = signed_seq(&server);
+        if now > first {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        now > first,
+        "a day later the moved chain is signed: {now} > {first}"
+    );
+    assert_verified(&server);
+}
