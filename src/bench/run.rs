@@ -56,6 +56,10 @@ pub struct Args {
     /// The running server's process id (with --url), to read its CPU time and memory.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Whether the server folds changes into the ledger (`--ledger false` measures
+    /// without it; sets `ledger_enabled` on the server it starts and on the seeding).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub ledger: bool,
     /// Internal: serve the floors from this dir (the bench starts itself this way).
     #[arg(long, hide = true)]
     pub serve_floor: Option<PathBuf>,
@@ -153,7 +157,8 @@ pub fn run(args: Args) -> Result<bool, String> {
                 // The bench is one address registering at full speed: rate limits off.
                 .env("SATELLITE_RATE_REGISTER_PER_MINUTE", "0")
                 .env("SATELLITE_RATE_CREDENTIAL_PER_MINUTE", "0")
-                .env("SATELLITE_RATE_LOGIN_PER_MINUTE", "0");
+                .env("SATELLITE_RATE_LOGIN_PER_MINUTE", "0")
+                .env("SATELLITE_LEDGER_ENABLED", args.ledger.to_string());
             let (process, url) = spawn_with_url(cmd, "the server")?;
             let pid = process.0.id();
             (Some(process), url, data, Some(pid))
@@ -172,7 +177,8 @@ struct Seeded {
 }
 
 fn seed_instances(args: &Args, data: &Path, now: i64) -> Result<Seeded, String> {
-    let store = Store::open(&data.join("satellite.db")).map_err(|e| e.to_string())?;
+    let store =
+        Store::open_with(&data.join("satellite.db"), args.ledger).map_err(|e| e.to_string())?;
     let token = seed::prepare(&store, now).map_err(|e| e.to_string())?;
     let bar = indicatif::ProgressBar::new(args.instances);
     bar.set_message("seeding");
@@ -350,6 +356,7 @@ fn measure(
         .map_err(|e| e.to_string())?;
     let facts = vec![
         ("instances seeded", args.instances.to_string()),
+        ("ledger", if args.ledger { "on" } else { "off" }.to_string()),
         ("instances at the end", instances.to_string()),
         ("seed seconds", format!("{:.1}", seeded.seconds)),
         ("concurrency", c.to_string()),

@@ -50,7 +50,7 @@ fn open(settings: &Settings) -> Result<Store, CliError> {
             path.display()
         )));
     }
-    Ok(Store::open(&path)?)
+    Ok(Store::open_with(&path, settings.ledger_enabled)?)
 }
 
 fn parse_role(role: &str) -> Result<Role, CliError> {

@@ -145,7 +145,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         .transpose()
         .map_err(|e| CliError(format!("backup_cron: {e}")))?;
     let clock = Clock::with_offset(settings.clock_offset_seconds);
-    let store = Store::open(&settings.db_path())?;
+    let store = Store::open_with(&settings.db_path(), settings.ledger_enabled)?;
     let authority = Arc::new(AuthorityKey::load_or_create(data_dir)?);
     let tls_config = if settings.insecure_http {
         None
@@ -232,6 +232,13 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         .transpose()?;
     actix_web::rt::System::new().block_on(async move {
         actix_web::rt::spawn(crate::jobs::run_timers(state.store.clone(), state.clock));
+        if state.store.ledger_enabled() {
+            actix_web::rt::spawn(crate::jobs::run_ledger_signing(
+                state.store.clone(),
+                state.authority.clone(),
+                state.clock,
+            ));
+        }
         actix_web::rt::spawn(crate::notify::run(
             state.store.clone(),
             state.clock,

@@ -12,6 +12,7 @@ pub mod events;
 pub mod export_keys;
 pub mod instance_list;
 pub mod instances;
+pub mod ledger;
 pub mod licenses;
 pub mod notifications;
 pub mod reports;

@@ -12,6 +12,7 @@ mod export_keys;
 mod hardening;
 mod key_rotation;
 mod layering;
+mod ledger;
 mod licensing;
 mod lifecycle;
 mod notifications;
