@@ -8,6 +8,7 @@ pub mod api_clients;
 pub mod batch;
 pub mod checkpoint;
 pub mod counters;
+pub mod demand_elsewhere;
 pub mod events;
 pub mod export_keys;
 pub mod instance_list;

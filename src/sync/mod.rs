@@ -66,6 +66,8 @@ pub mod transport;
 
 pub mod storage;
 
+pub mod demand;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ mod agent_protocol;
 mod api_accounts;
 mod browser;
 mod cli;
+mod counting;
 mod export_keys;
 mod hardening;
 mod key_rotation;

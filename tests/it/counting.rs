@@ -1,0 +1,221 @@
+//! One count per account (CONTRACT sections 3 and 6): products registered on the
+//! upstream and behind a satellite in the same account, a substituting license drawn in
+//! rank order, and after a disconnected or a connected round trip both sides show the same
+//! `in_use`, `reserved`, `available` and `status`. The upstream lists the satellite's
+//! instances read-only, marked with who reported them.
+
+use crate::support::agent::Agent;
+use crate::support::sync::{members, Pair};
+use crate::support::{Api, Server, VA};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Agents registered on `server` (VA Lab) each reporting `ess` = n.
+async fn agents_on(server: &Server, api: &Api, pid: &str, usage: &[i64]) -> Vec<Agent> {
+    let (s, b) = api
+        .post(
+            &format!("{VA}/tokens"),
+            json!({ "expires_in_days": 30, "export_controlled": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let token = b["token"].as_str().unwrap().to_string();
+    let mut agents = vec![];
+    for (i, n) in usage.iter().enumerate() {
+        let a = Agent::new();
+        let out = a.register(server, &token, pid, &format!("{pid}{i}"));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = a.report(&[("ess", *n)]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        agents.push(a);
+    }
+    agents
+}
+
+/// Every license as the API lists it: tag -> (in_use, reserved, available, status).
+async fn figures(api: &Api) -> Vec<(String, i64, i64, i64, String)> {
+    let (s, b) = api.get(&format!("{VA}/licenses")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["tag"].as_str().unwrap().to_string(),
+                l["in_use"].as_i64().unwrap(),
+                l["reserved"].as_i64().unwrap(),
+                l["available"].as_i64().unwrap(),
+                l["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn row(tag: &str, in_use: i64, available: i64, status: &str) -> (String, i64, i64, i64, String) {
+    (tag.to_string(), in_use, 0, available, status.to_string())
+}
+
+/// The upstream of `Pair::start` (ess x5, adv x2 covering ess at the default rank 100)
+/// plus `dna` x3 covering ess at rank 10: dna is drawn before adv.
+async fn with_ranked_substitute(pair: &Pair) {
+    pair.upstream
+        .license(
+            json!({ "tag": "dna", "name": "dna", "type": "perpetual", "quantity": 3,
+                         "start": "2020-01-01", "substitutes": ["ess"], "rank": 10 }),
+        )
+        .await;
+}
+
+async fn assert_both(pair: &Pair, expected: &[(String, i64, i64, i64, String)]) {
+    let up = figures(&pair.upstream.api).await;
+    let sat = figures(&pair.sat_api).await;
+    assert_eq!(up, expected, "upstream");
+    assert_eq!(sat, expected, "satellite");
+}
+
+#[tokio::test]
+async fn both_sides_count_the_same_after_a_disconnected_round_trip() {
+    let pair = Pair::start().await;
+    with_ranked_substitute(&pair).await;
+    pair.register_disconnected().await;
+    // 4 units on the upstream directly, 3 + 2 behind the satellite: 9 of ess's 5.
+    let direct = agents_on(&pair.upstream.server, &pair.upstream.api, "UP", &[4]).await;
+    let _behind = agents_on(&pair.satellite, &pair.sat_api, "SAT", &[3, 2]).await;
+    // Before the round trip the satellite sees only its own 5: it may lag, not disagree.
+    assert_eq!(
+        figures(&pair.sat_api).await,
+        [
+            row("adv", 0, 2, "in_compliance"),
+            row("dna", 0, 3, "in_compliance"),
+            row("ess", 5, 0, "in_compliance")
+        ]
+    );
+
+    let out = pair
+        .satellite
+        .cli(&["bundle", "export", "--account", "Acme"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let request = out.value("bundle");
+    let manifest: Value = serde_json::from_slice(&members(Path::new(&request))[0].1).unwrap();
+    let _satellite_id = manifest["from"]["authority_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let response = pair.upstream_import(Path::new(&request));
+    // The response carries the direct 4 only: the satellite's own 5 are not sent back.
+    let demand: Vec<Value> = members(&response)
+        .iter()
+        .filter(|(name, _)| name == "data/demand_elsewhere.jsonl")
+        .flat_map(|(_, data)| {
+            String::from_utf8(data.clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect();
+    assert_eq!(
+        demand,
+        [json!({ "virtual_account": "Lab", "tag": "ess", "count": 4, "export_count": 0 })]
+    );
+    let out = pair
+        .satellite
+        .cli(&["bundle", "import", response.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // ess serves 5, dna (rank 10) the next 3, adv (rank 100) the last 1.
+    assert_both(
+        &pair,
+        &[
+            row("adv", 1, 1, "in_compliance"),
+            row("dna", 3, 0, "in_compliance"),
+            row("ess", 5, 0, "in_compliance"),
+        ],
+    )
+    .await;
+
+    // More direct demand than all three cover: ess is short on both sides after a round.
+    assert_eq!(direct[0].report(&[("ess", 6)]).code, 0);
+    pair.sync_disconnected().await;
+    assert_both(
+        &pair,
+        &[
+            row("adv", 2, 0, "in_compliance"),
+            row("dna", 3, 0, "in_compliance"),
+            row("ess", 6, 0, "insufficient"),
+        ],
+    )
+    .await;
+    // The satellite's alert agrees: its own tag's demand is not covered.
+    let (_, alerts) = pair.sat_api.get("/api/v1/alerts").await;
+    assert!(
+        alerts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "license_short"),
+        "{alerts}"
+    );
+
+    // Counters stay exact on both sides.
+    pair.upstream.assert_counters_exact();
+    let out = pair.satellite.cli(&["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn both_sides_count_the_same_after_a_connected_round_trip() {
+    let pair = Pair::start().await;
+    with_ranked_substitute(&pair).await;
+    let token = pair.satellite_token().await;
+    let ca = std::fs::read_to_string(pair.upstream.server.data_dir.join("tls/cert.pem")).unwrap();
+    let (s, state) = pair
+        .sat_api
+        .post(
+            "/api/v1/accounts/Acme/upstream",
+            json!({ "mode": "connected", "token": token, "url": pair.upstream.server.url, "ca_cert_pem": ca }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{state}");
+    let _direct = agents_on(&pair.upstream.server, &pair.upstream.api, "UP", &[2]).await;
+    let behind = agents_on(&pair.satellite, &pair.sat_api, "SAT", &[4]).await;
+
+    let sync_now = || async {
+        let (s, b) = pair
+            .sat_api
+            .post("/api/v1/accounts/Acme/sync/now", json!({}))
+            .await;
+        assert_eq!(
+            (s, b["result"].as_str()),
+            (StatusCode::OK, Some("applied")),
+            "{b}"
+        );
+    };
+    sync_now().await;
+    // 6 of ess's 5: dna (rank 10) covers the one over, adv stays untouched.
+    assert_both(
+        &pair,
+        &[
+            row("adv", 0, 2, "in_compliance"),
+            row("dna", 1, 2, "in_compliance"),
+            row("ess", 5, 0, "in_compliance"),
+        ],
+    )
+    .await;
+
+    // The satellite's demand drops; the next exchange brings both sides down together.
+    assert_eq!(behind[0].report(&[("ess", 1)]).code, 0);
+    sync_now().await;
+    assert_both(
+        &pair,
+        &[
+            row("adv", 0, 2, "in_compliance"),
+            row("dna", 0, 3, "in_compliance"),
+            row("ess", 3, 2, "in_compliance"),
+        ],
+    )
+    .await;
+    pair.upstream.assert_counters_exact();
+}
