@@ -6,6 +6,7 @@ use super::access::{ReadAccount, SystemAdmin};
 use super::Result;
 use crate::store::instance_list::{self, Direction, Filter, Key, Position, SortBy, VaRef};
 use crate::store::instances::{self, Instance};
+use crate::store::reported::{self, ReportedBy};
 use crate::store::{accounts, StoreError};
 use base64::Engine;
 use rusqlite::Connection;
@@ -27,6 +28,8 @@ pub struct Item {
     pub instance: Instance,
     pub va: VaRef,
     pub usage: Vec<(String, i64)>,
+    /// Set for an instance a satellite reported (upstream): read-only here.
+    pub reported_by: Option<ReportedBy>,
 }
 
 pub struct Listed {
@@ -126,11 +129,15 @@ fn total(conn: &Connection, vas: &[VaRef], scope: Scope, input: &ListInput) -> R
         Scope::Account(id) => instances::status_counts(conn, None, Some(id))?,
         Scope::All => instances::status_counts(conn, None, None)?,
     };
-    Ok(counts
+    let direct: i64 = counts
         .into_iter()
         .filter(|(status, _)| input.filter.status.is_none_or(|s| s.as_str() == status))
         .map(|(_, n)| n)
-        .sum())
+        .sum();
+    // Instances satellites reported have no status counters: counted on their index.
+    let ids: Vec<i64> = vas.iter().map(|v| v.id).collect();
+    let status = input.filter.status.map(|s| s.as_str());
+    Ok(direct + reported::count(conn, &ids, status)?)
 }
 
 fn list(conn: &Connection, vas: Vec<VaRef>, scope: Scope, input: &ListInput) -> Result<Listed> {
@@ -154,7 +161,8 @@ fn list(conn: &Connection, vas: Vec<VaRef>, scope: Scope, input: &ListInput) -> 
     if direction == Direction::Backward {
         rows.reverse();
     }
-    let cursor = |i: Option<&Instance>| i.map(|i| encode_cursor(input.sort, i));
+    let cursor =
+        |i: Option<&instance_list::ListRow>| i.map(|i| encode_cursor(input.sort, &i.instance));
     // Coming from a position, the way back starts there even when this page is empty.
     let back = from.map(|p| cursor(rows.first()).unwrap_or_else(|| encode_position(input.sort, p)));
     let (next_after, prev_before) = match direction {
@@ -166,17 +174,25 @@ fn list(conn: &Connection, vas: Vec<VaRef>, scope: Scope, input: &ListInput) -> 
     };
     let total = total(conn, &vas, scope, input)?;
     let mut items = Vec::with_capacity(rows.len());
-    for instance in rows {
+    for instance_list::ListRow {
+        instance,
+        reported_by,
+    } in rows
+    {
         let va = vas
             .iter()
             .find(|v| v.id == instance.va_id)
             .cloned()
             .ok_or_else(|| StoreError::not_found("virtual account"))?;
-        let usage = instances::usage_of(conn, &instance.id)?;
+        let usage = match &reported_by {
+            Some(r) => reported::usage_of(conn, r.satellite_id, &instance.id)?,
+            None => instances::usage_of(conn, &instance.id)?,
+        };
         items.push(Item {
             instance,
             va,
             usage,
+            reported_by,
         });
     }
     Ok(Listed {
@@ -185,6 +201,58 @@ fn list(conn: &Connection, vas: Vec<VaRef>, scope: Scope, input: &ListInput) -> 
         prev_before,
         total,
     })
+}
+
+/// One VA's instances by id (`GET .../virtual-accounts/{va}/instances`): registered here
+/// and, on an upstream, reported by satellites, merged in id order; `search` is a prefix of
+/// the id, pid, sn or hostname; `after` the last id of the page before.
+pub fn va_by_id(
+    conn: &Connection,
+    cap: &ReadAccount,
+    va: &str,
+    search: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Item>, Option<String>)> {
+    let va = accounts::find_va(conn, &cap.account, va)?;
+    let va = VaRef {
+        id: va.id,
+        name: va.name,
+        account_id: cap.account.id,
+        account_name: cap.account.name.clone(),
+    };
+    let direct = instances::list(conn, va.id, search, after, limit)?;
+    let direct_more = direct.next_after.is_some();
+    let reported = reported::va_page(conn, va.id, search, after, limit + 1)?;
+    let mut rows: Vec<(Instance, Option<ReportedBy>)> = direct
+        .items
+        .into_iter()
+        .map(|i| (i, None))
+        .chain(reported.into_iter().map(|(i, r)| (i, Some(r))))
+        .collect();
+    rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    // `instances::list` stopped at `limit` rows and says whether more follow.
+    let more = direct_more || rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_after = if more {
+        rows.last().map(|r| r.0.id.clone())
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for (instance, reported_by) in rows {
+        let usage = match &reported_by {
+            Some(r) => reported::usage_of(conn, r.satellite_id, &instance.id)?,
+            None => instances::usage_of(conn, &instance.id)?,
+        };
+        items.push(Item {
+            instance,
+            va: va.clone(),
+            usage,
+            reported_by,
+        });
+    }
+    Ok((items, next_after))
 }
 
 #[cfg(test)]

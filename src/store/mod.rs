@@ -17,6 +17,7 @@ pub mod licenses;
 pub mod migrations;
 pub mod notifications;
 pub mod page;
+pub mod reported;
 pub mod reports;
 pub mod reservations;
 pub mod sessions;

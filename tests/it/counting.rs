@@ -99,7 +99,7 @@ async fn both_sides_count_the_same_after_a_disconnected_round_trip() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let request = out.value("bundle");
     let manifest: Value = serde_json::from_slice(&members(Path::new(&request))[0].1).unwrap();
-    let _satellite_id = manifest["from"]["authority_id"]
+    let satellite_id = manifest["from"]["authority_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -163,6 +163,61 @@ async fn both_sides_count_the_same_after_a_disconnected_round_trip() {
     pair.upstream.assert_counters_exact();
     let out = pair.satellite.cli(&["check"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // The upstream lists the satellite's instances with who reported them.
+    let (s, list) = pair
+        .upstream
+        .api
+        .get("/api/v1/accounts/Acme/instances")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{list}");
+    assert_eq!(list["total"], 3, "{list}");
+    let reported: Vec<&Value> = items
+        .iter()
+        .filter(|i| i.get("reported_by").is_some())
+        .collect();
+    assert_eq!(reported.len(), 2, "{list}");
+    for i in &reported {
+        assert_eq!(i["udi"]["pid"], "SAT");
+        assert_eq!(i["reported_by"]["authority_id"], satellite_id.as_str());
+        let at = i["reported_by"]["synced_at"].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
+    }
+    let direct_item = items.iter().find(|i| i["udi"]["pid"] == "UP").unwrap();
+    assert!(direct_item.get("reported_by").is_none(), "{direct_item}");
+    // The VA's list too, paged by id across both kinds.
+    let (_, page1) = pair
+        .upstream
+        .api
+        .get(&format!("{VA}/instances?limit=2"))
+        .await;
+    let after = page1["next_after"].as_str().unwrap().to_string();
+    let (_, page2) = pair
+        .upstream
+        .api
+        .get(&format!("{VA}/instances?limit=2&after={after}"))
+        .await;
+    let ids: Vec<&str> = page1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["items"].as_array().unwrap())
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!((ids.len(), &ids), (3, &sorted), "{page1} {page2}");
+    assert!(page2["next_after"].is_null());
+    // Read-only: the upstream does not remove what a satellite reported.
+    let sat_id = reported[0]["id"].as_str().unwrap();
+    let (s, _) = pair
+        .upstream
+        .api
+        .delete(&format!("{VA}/instances/{sat_id}"))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -218,4 +273,16 @@ async fn both_sides_count_the_same_after_a_connected_round_trip() {
     )
     .await;
     pair.upstream.assert_counters_exact();
+    let (_, list) = pair
+        .upstream
+        .api
+        .get("/api/v1/accounts/Acme/instances?sort=last_contact")
+        .await;
+    let reported = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["reported_by"]["authority_id"].is_string())
+        .count();
+    assert_eq!(reported, 1, "{list}");
 }

@@ -42,6 +42,27 @@ pub struct InstanceDto {
     /// null when the product gave none.
     pub hostname: Option<String>,
     pub licenses: Vec<UsageDto>,
+    /// Upstream: the satellite that reported this instance (read-only here); absent for
+    /// instances registered directly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<ReportedByDto>,
+}
+
+/// `"reported_by": {"authority_id", "synced_at"}` (CONTRACT section 6).
+#[derive(Serialize, ToSchema)]
+pub struct ReportedByDto {
+    pub authority_id: String,
+    pub synced_at: String,
+}
+
+/// A listed instance with who reported it, when a satellite did.
+pub fn item_dto(i: crate::service::instance_list::Item) -> InstanceDto {
+    let mut out = dto(&i.instance, &i.va.name, i.usage);
+    out.reported_by = i.reported_by.map(|r| ReportedByDto {
+        authority_id: r.authority_id,
+        synced_at: rfc3339(r.synced_at),
+    });
+    out
 }
 
 pub fn dto(i: &Instance, va_name: &str, usage: Vec<(String, i64)>) -> InstanceDto {
@@ -65,6 +86,7 @@ pub fn dto(i: &Instance, va_name: &str, usage: Vec<(String, i64)>) -> InstanceDt
             .into_iter()
             .map(|(tag, count)| UsageDto { tag, count })
             .collect(),
+        reported_by: None,
     }
 }
 
@@ -90,15 +112,18 @@ pub async fn list(
     let list = state
         .store
         .read(move |c| {
-            let (_, va) = accounts::find_with_va(c, &who, &a, &va)?;
-            let page = instances::list(c, va.id, q.search.as_deref(), q.after.as_deref(), limit)?;
-            let mut items = Vec::with_capacity(page.items.len());
-            for i in &page.items {
-                items.push(dto(i, &va.name, instances::usage_of(c, &i.id)?));
-            }
+            let cap = crate::service::access::read_account(c, &who, &a)?;
+            let (items, next_after) = crate::service::instance_list::va_by_id(
+                c,
+                &cap,
+                &va,
+                q.search.as_deref(),
+                q.after.as_deref(),
+                limit,
+            )?;
             Ok(List {
-                items,
-                next_after: page.next_after,
+                items: items.into_iter().map(item_dto).collect(),
+                next_after,
             })
         })
         .await?;
