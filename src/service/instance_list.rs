@@ -4,8 +4,10 @@
 
 use super::access::{ReadAccount, SystemAdmin};
 use super::Result;
+use crate::domain::instance::InstanceStatus;
 use crate::store::instance_list::{self, Direction, Filter, Key, Position, SortBy, VaRef};
 use crate::store::instances::{self, Instance};
+use crate::store::page::Page;
 use crate::store::reported::{self, ReportedBy};
 use crate::store::{accounts, StoreError};
 use base64::Engine;
@@ -222,23 +224,8 @@ pub fn va_by_id(
         account_name: cap.account.name.clone(),
     };
     let direct = instances::list(conn, va.id, search, after, limit)?;
-    let direct_more = direct.next_after.is_some();
     let reported = reported::va_page(conn, va.id, search, after, limit + 1)?;
-    let mut rows: Vec<(Instance, Option<ReportedBy>)> = direct
-        .items
-        .into_iter()
-        .map(|i| (i, None))
-        .chain(reported.into_iter().map(|(i, r)| (i, Some(r))))
-        .collect();
-    rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-    // `instances::list` stopped at `limit` rows and says whether more follow.
-    let more = direct_more || rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_after = if more {
-        rows.last().map(|r| r.0.id.clone())
-    } else {
-        None
-    };
+    let (rows, next_after) = merge_by_id(direct, reported, limit);
     let mut items = Vec::with_capacity(rows.len());
     for (instance, reported_by) in rows {
         let usage = match &reported_by {
@@ -253,6 +240,84 @@ pub fn va_by_id(
         });
     }
     Ok((items, next_after))
+}
+
+/// A merged page of one VA: each instance with who reported it (when a satellite did),
+/// and the cursor after the page when more follow.
+pub type VaPage = (Vec<(Instance, Option<ReportedBy>)>, Option<String>);
+
+/// One VA's instances for its instance page: registered here and reported by
+/// satellites, merged in id order, filtered as `instances::list_filtered` filters.
+#[allow(clippy::too_many_arguments)]
+pub fn va_filtered(
+    conn: &Connection,
+    _cap: &ReadAccount,
+    va_id: i64,
+    search: Option<&str>,
+    status: Option<InstanceStatus>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<VaPage> {
+    let direct = instances::list_filtered(conn, va_id, search, status, after, limit)?;
+    let status = status.map(InstanceStatus::as_str);
+    let reported = reported::va_filtered(conn, va_id, search, status, after, limit + 1)?;
+    Ok(merge_by_id(direct, reported, limit))
+}
+
+/// A page of direct instances (cut at `limit`, saying whether more follow) and up to
+/// `limit + 1` reported ones after the same id, merged: the first `limit` by id and the
+/// cursor after them when more follow on either side.
+fn merge_by_id(
+    direct: Page<Instance>,
+    reported: Vec<(Instance, ReportedBy)>,
+    limit: u32,
+) -> VaPage {
+    let direct_more = direct.next_after.is_some();
+    let mut rows: Vec<(Instance, Option<ReportedBy>)> = direct
+        .items
+        .into_iter()
+        .map(|i| (i, None))
+        .chain(reported.into_iter().map(|(i, r)| (i, Some(r))))
+        .collect();
+    rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    // Every direct row up to the cut is here, so the first `limit` merged rows are right.
+    let more = direct_more || rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_after = if more {
+        rows.last().map(|r| r.0.id.clone())
+    } else {
+        None
+    };
+    (rows, next_after)
+}
+
+/// A satellite-reported instance of a VA (read-only), when no instance registered here
+/// has that id.
+pub fn reported_instance(
+    conn: &Connection,
+    cap: &ReadAccount,
+    va: &str,
+    id: &str,
+) -> Result<Option<Item>> {
+    let va = accounts::find_va(conn, &cap.account, va)?;
+    if instances::find_by_id(conn, id)?.is_some_and(|i| i.va_id == va.id) {
+        return Ok(None);
+    }
+    let Some((instance, r)) = reported::find(conn, va.id, id)? else {
+        return Ok(None);
+    };
+    let usage = reported::usage_of(conn, r.satellite_id, id)?;
+    Ok(Some(Item {
+        instance,
+        va: VaRef {
+            id: va.id,
+            name: va.name,
+            account_id: cap.account.id,
+            account_name: cap.account.name.clone(),
+        },
+        usage,
+        reported_by: Some(r),
+    }))
 }
 
 #[cfg(test)]

@@ -99,3 +99,35 @@ pub fn find(conn: &Connection, va_id: i64, id: &str) -> Result<Option<(Instance,
         .query_row(params![va_id, id], full_row)
         .optional()?)
 }
+
+/// A VA's satellite instances by id after `after` for the VA's instance page, filtered as
+/// `instances::list_filtered` filters (a substring of the id, pid, sn, hostname, product
+/// or status; one status only); up to `limit`.
+pub fn va_filtered(
+    conn: &Connection,
+    va_id: i64,
+    search: Option<&str>,
+    status: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<(Instance, ReportedBy)>> {
+    let search = search.map(str::trim).filter(|s| !s.is_empty());
+    let pattern = search.map(|s| format!("%{}%", super::instances::like_escaped(s)));
+    let status_pattern =
+        search.map(|s| format!("%{}%", super::instances::like_escaped(&s.replace(' ', "_"))));
+    let sql = format!(
+        "{SELECT} AND (?2 IS NULL OR id > ?2)
+           AND (?3 IS NULL OR id LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
+                OR sn LIKE ?3 ESCAPE '\\' OR hostname LIKE ?3 ESCAPE '\\'
+                OR product_name LIKE ?3 ESCAPE '\\' OR status LIKE ?5 ESCAPE '\\')
+           AND (?6 IS NULL OR status = ?6)
+         ORDER BY id LIMIT ?4"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map(
+            params![va_id, after, pattern, limit, status_pattern, status],
+            full_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?)
+}

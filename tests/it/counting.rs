@@ -286,3 +286,46 @@ async fn both_sides_count_the_same_after_a_connected_round_trip() {
         .count();
     assert_eq!(reported, 1, "{list}");
 }
+
+/// Chromium: the upstream's instance list shows a satellite's instance marked with who
+/// reported it and when, and its page is read-only (no transfer or remove).
+#[tokio::test]
+async fn the_upstream_pages_show_satellite_instances_read_only() {
+    let pair = Pair::start().await;
+    pair.register_disconnected().await;
+    let _direct = agents_on(&pair.upstream.server, &pair.upstream.api, "UP", &[1]).await;
+    let _behind = agents_on(&pair.satellite, &pair.sat_api, "SAT", &[2]).await;
+    pair.sync_disconnected().await;
+    let Some(browser) = crate::support::webdriver::Browser::start().await else {
+        return;
+    };
+    let url = &pair.upstream.server.url;
+    browser.first_admin_login(&pair.upstream.server, url).await;
+    browser
+        .goto(&format!("{url}/accounts/Acme/instances"))
+        .await;
+    assert_eq!(browser.text("#instance-total").await, "2 instances.");
+    let marker = browser.text(".reported-by").await;
+    assert!(marker.starts_with("reported by satellite "), "{marker}");
+    assert!(marker.contains(", synced at "), "{marker}");
+    browser.screenshot("counting-01-upstream-instances").await;
+
+    browser
+        .click(".reported-by + a, td:has(.reported-by) a")
+        .await;
+    assert!(browser
+        .text("#reported-by")
+        .await
+        .starts_with("Reported by satellite"));
+    assert!(!browser.exists("#remove-instance").await);
+    assert!(!browser.exists("#transfer-instance").await);
+    browser.screenshot("counting-02-reported-instance").await;
+
+    browser
+        .goto(&format!(
+            "{url}/accounts/Acme/virtual-accounts/Lab/instances"
+        ))
+        .await;
+    assert!(browser.text(".reported-by").await.contains("synced at"));
+    browser.quit().await;
+}
