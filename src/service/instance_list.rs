@@ -320,6 +320,25 @@ pub fn reported_instance(
     }))
 }
 
+/// Refuses a change to an instance a satellite reported (upstream): it is managed on
+/// that satellite, so removing or moving it here would be undone by the next sync.
+pub fn refuse_reported(conn: &Connection, va_id: i64, id: &str) -> Result<()> {
+    if instances::find_by_id(conn, id)?.is_some_and(|i| i.va_id == va_id) {
+        return Ok(());
+    }
+    match reported::find(conn, va_id, id)? {
+        Some((_, by)) => Err(crate::domain::DomainError::conflict(
+            "synced_read_only",
+            format!(
+                "Instance {id} is registered on satellite {}: remove or move it there, and sync.",
+                by.authority_id
+            ),
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

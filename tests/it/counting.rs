@@ -210,14 +210,33 @@ async fn both_sides_count_the_same_after_a_disconnected_round_trip() {
     sorted.sort();
     assert_eq!((ids.len(), &ids), (3, &sorted), "{page1} {page2}");
     assert!(page2["next_after"].is_null());
-    // Read-only: the upstream does not remove what a satellite reported.
+    // Read-only: the upstream neither removes nor moves what a satellite reported.
     let sat_id = reported[0]["id"].as_str().unwrap();
-    let (s, _) = pair
+    let (s, b) = pair
         .upstream
         .api
         .delete(&format!("{VA}/instances/{sat_id}"))
         .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("synced_read_only")),
+        "{b}"
+    );
+    pair.upstream.api.create_va("Acme", "Other").await;
+    let (s, b) = pair
+        .upstream
+        .api
+        .post(
+            &format!("{VA}/instances/{sat_id}/transfer"),
+            json!({ "to_virtual_account": "Other" }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("synced_read_only")),
+        "{b}"
+    );
+    assert_eq!(figures(&pair.upstream.api).await[0].1, 2, "nothing changed");
 }
 
 #[tokio::test]

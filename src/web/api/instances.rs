@@ -145,6 +145,7 @@ pub async fn remove(
         .store
         .write(move |tx| {
             let (account, va) = accounts::find_with_va(tx, &who, &a, &va)?;
+            crate::service::instance_list::refuse_reported(tx, va.id, &id)?;
             instances::remove(tx, &who, now, &account, &va, &id)
         })
         .await?;
@@ -173,6 +174,7 @@ pub async fn transfer(
         .store
         .write(move |tx| {
             let (account, from) = accounts::find_with_va(tx, &who, &a, &va)?;
+            crate::service::instance_list::refuse_reported(tx, from.id, &id)?;
             let to =
                 instances::transfer(tx, &who, now, &account, &from, &id, &b.to_virtual_account)?;
             let inst = instances::find_in_va(tx, &to, &id)?;
