@@ -163,3 +163,13 @@ pub fn replace(
         },
     )
 }
+
+/// Satellite: a VA's demand recorded elsewhere, by tag (for the VA page).
+pub fn of_va(conn: &Connection, va_id: i64) -> Result<Vec<(String, i64)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT tag, demand FROM demand_elsewhere WHERE va_id = ?1 AND demand > 0 ORDER BY tag",
+        )?
+        .query_map([va_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}

@@ -346,5 +346,22 @@ async fn the_upstream_pages_show_satellite_instances_read_only() {
         ))
         .await;
     assert!(browser.text(".reported-by").await.contains("synced at"));
+    browser
+        .goto(&format!("{url}/accounts/Acme/virtual-accounts/Lab"))
+        .await;
+    assert_eq!(browser.text("#reported-count").await, "1");
+    browser.screenshot("counting-03-upstream-va").await;
+    browser.quit().await;
+
+    // The satellite's VA page says what its counts hold besides its own products.
+    let browser = crate::support::webdriver::Browser::start().await.unwrap();
+    let sat = &pair.satellite.url;
+    browser.first_admin_login(&pair.satellite, sat).await;
+    browser
+        .goto(&format!("{sat}/accounts/Acme/virtual-accounts/Lab"))
+        .await;
+    let note = browser.text("#demand-elsewhere").await;
+    assert!(note.ends_with("ess 1."), "{note}");
+    browser.screenshot("counting-04-satellite-va").await;
     browser.quit().await;
 }
