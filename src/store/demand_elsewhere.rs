@@ -173,3 +173,90 @@ pub fn of_va(conn: &Connection, va_id: i64) -> Result<Vec<(String, i64)>> {
         .query_map([va_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct usage 4 (one unit export-registered), satellite 1 reports 3, satellite 2
+    /// reports 2 with a granted export key on an instance reporting 0: each satellite is
+    /// told everything but its own.
+    #[test]
+    fn each_satellite_hears_everything_but_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("s.db")).unwrap();
+        // Direct usage as instance rows; rebuild_demand sums them with the satellites'.
+        store
+            .write_blocking(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Acme', 0);
+                     INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (10, 1, 'Lab', 0);
+                     INSERT INTO satellites (id, account_id, authority_id, public_key, local_account, registered_at)
+                       VALUES (1, 1, 'sat-one', x'00', 'Acme', 0), (2, 1, 'sat-two', x'00', 'Acme', 0);
+                     INSERT INTO satellite_instances (satellite_id, id, va_id, pid, sn, product_name,
+                       product_version, registered_at, last_contact, status, export_controlled)
+                       VALUES (1, 'a', 10, 'P', 'A', 'p', '1', 0, 0, 'authorized', 0),
+                              (2, 'b', 10, 'P', 'B', 'p', '1', 0, 0, 'authorized', 0),
+                              (2, 'c', 10, 'P', 'C', 'p', '1', 0, 0, 'authorized', 0);
+                     INSERT INTO satellite_usage (satellite_id, instance_id, va_id, tag, count, export)
+                       VALUES (1, 'a', 10, 'ess', 3, 0), (2, 'b', 10, 'ess', 2, 0);
+                     INSERT INTO satellite_export_keys (satellite_id, instance_id, tag, va_id)
+                       VALUES (2, 'c', 'crypto', 10);",
+                )?;
+                for (id, count, export) in [("d1", 3, 0), ("d2", 1, 1)] {
+                    tx.execute(
+                        "INSERT INTO instances (id, va_id, pid, sn, public_key, product_name,
+                           product_version, registered_at, last_contact, cert_renew_after,
+                           cert_expires_at, status, export_controlled)
+                         VALUES (?1, 10, 'D', ?1, x'00', 'p', '1', 0, 0, 0, 0, 'authorized', ?2)",
+                        params![id, export],
+                    )?;
+                    tx.execute(
+                        "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, 'ess', ?2)",
+                        params![id, count],
+                    )?;
+                }
+                crate::store::synced::rebuild_demand(tx, 1)?;
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .unwrap();
+        let d = |total, export_ok| Demand { total, export_ok };
+        let told = |sat| store.read_blocking(|c| for_satellite(c, 1, sat)).unwrap();
+        // Satellite 1: direct 4 (1 export) + satellite 2's 2 and its key (1, export-eligible).
+        assert_eq!(
+            told(1),
+            [
+                ("Lab".to_string(), "crypto".to_string(), d(1, 1)),
+                ("Lab".to_string(), "ess".to_string(), d(6, 1)),
+            ]
+        );
+        // Satellite 2: direct 4 + satellite 1's 3; its own key stays its own.
+        assert_eq!(told(2), [("Lab".to_string(), "ess".to_string(), d(7, 1))]);
+
+        // The satellite side: replaced whole, added to the VA's own demand when read.
+        store
+            .write_blocking(|tx| {
+                let new: BTreeMap<(i64, String), Demand> =
+                    [((10, "ess".to_string()), d(7, 1))].into_iter().collect();
+                replace(tx, 1, "Acme", &new, 5)?;
+                replace(tx, 1, "Acme", &new, 6)?;
+                let events: i64 = tx.query_row(
+                    "SELECT count(*) FROM events WHERE action = 'sync.demand_elsewhere_applied'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                assert_eq!(events, 1, "an unchanged set writes no second event");
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .unwrap();
+        let all = store
+            .read_blocking(|c| crate::store::licenses::demand(c, 10))
+            .unwrap();
+        // Own 4 + 3 + 2 (upstream-side rows of this test) + 7 from elsewhere.
+        assert_eq!(all["ess"], d(16, 2));
+        assert_eq!(
+            store.read_blocking(|c| of_va(c, 10)).unwrap(),
+            [("ess".to_string(), 7)]
+        );
+    }
+}

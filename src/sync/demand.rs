@@ -50,3 +50,46 @@ pub fn read(r: DemandElsewhere, catalog: &mut Catalog) -> Result<(), SyncError> 
     ));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(tag: &str, count: i64, export_count: i64) -> DemandElsewhere {
+        DemandElsewhere {
+            virtual_account: "Lab".into(),
+            tag: tag.into(),
+            count,
+            export_count,
+        }
+    }
+
+    #[test]
+    fn a_bad_record_rejects_the_bundle_and_a_good_one_is_kept() {
+        let mut catalog = Catalog::default();
+        for bad in [
+            record("ess", -1, 0),
+            record("ess", 1, -1),
+            record("ess", QUANTITY_MAX + 1, 0),
+            record("", 1, 0),
+        ] {
+            assert!(matches!(
+                read(bad, &mut catalog),
+                Err(SyncError::Rejected(m)) if m.starts_with("demand_elsewhere:")
+            ));
+        }
+        assert!(catalog.demand_elsewhere.is_empty());
+        read(record("ess", 4, 1), &mut catalog).unwrap();
+        assert_eq!(
+            catalog.demand_elsewhere,
+            [(
+                "Lab".to_string(),
+                "ess".to_string(),
+                Demand {
+                    total: 4,
+                    export_ok: 1
+                }
+            )]
+        );
+    }
+}
