@@ -5,6 +5,8 @@ use crate::clock::Clock;
 use crate::config::{ServerRole, Settings};
 use crate::crypto::{password, secrets, tls, AuthorityKey};
 use crate::domain::Role;
+use crate::service::access;
+use crate::service::users as service_users;
 use crate::store::{users, Store};
 use crate::web::{self, throttle, AppState};
 use std::net::{SocketAddr, TcpListener};
@@ -67,14 +69,15 @@ fn ensure_initial_admin(store: &Store, now: i64) -> Result<Option<String>, CliEr
     let generated = secrets::random_password();
     let hash = password::hash(&generated)?;
     store.write_blocking(|tx| {
-        let new = users::NewUser {
+        let new = service_users::NewUser {
             username: "admin",
             password_hash: &hash,
             role: Role::SystemAdmin,
             account: None,
             must_change_password: true,
         };
-        users::create(tx, "system", now, new)
+        let cap = access::local_operator("system");
+        service_users::create(tx, &cap, now, new).map_err(crate::store::StoreError::from)
     })?;
     Ok(Some(generated))
 }

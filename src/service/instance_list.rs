@@ -211,15 +211,14 @@ fn list(conn: &Connection, vas: Vec<VaRef>, scope: Scope, input: &ListInput) -> 
 pub fn va_by_id(
     conn: &Connection,
     cap: &ReadAccount,
-    va: &str,
+    va: &crate::store::accounts::VirtualAccount,
     search: Option<&str>,
     after: Option<&str>,
     limit: u32,
 ) -> Result<(Vec<Item>, Option<String>)> {
-    let va = accounts::find_va(conn, &cap.account, va)?;
     let va = VaRef {
         id: va.id,
-        name: va.name,
+        name: va.name.clone(),
         account_id: cap.account.id,
         account_name: cap.account.name.clone(),
     };

@@ -5,6 +5,7 @@
 //! API, the agent API, the CLI and sync call these; none calls another's handlers.
 
 pub mod access;
+pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
 pub mod events;
@@ -17,7 +18,10 @@ pub mod reports;
 pub mod reservations;
 pub mod settings;
 pub mod sign_in;
+pub mod tokens;
 pub mod user_admin;
+pub mod users;
+pub mod virtual_accounts;
 
 use crate::domain::DomainError;
 use crate::store::StoreError;

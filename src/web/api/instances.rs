@@ -2,8 +2,10 @@
 
 use super::List;
 use crate::clock::rfc3339;
+use crate::service::access;
+use crate::service::instances as service_instances;
 use crate::store::instances::{self, Instance};
-use crate::store::{accounts, page};
+use crate::store::page;
 use crate::web::auth::ApiCaller;
 use crate::web::{AppError, State};
 use actix_web::{web, HttpResponse};
@@ -112,7 +114,7 @@ pub async fn list(
     let list = state
         .store
         .read(move |c| {
-            let cap = crate::service::access::read_account(c, &who, &a)?;
+            let (cap, va) = access::read_va(c, &who, &a, &va)?;
             let (items, next_after) = crate::service::instance_list::va_by_id(
                 c,
                 &cap,
@@ -144,9 +146,9 @@ pub async fn remove(
     state
         .store
         .write(move |tx| {
-            let (account, va) = accounts::find_with_va(tx, &who, &a, &va)?;
+            let (cap, va) = access::edit_va(tx, &who, &a, &va)?;
             crate::service::instance_list::refuse_reported(tx, va.id, &id)?;
-            instances::remove(tx, &who, now, &account, &va, &id)
+            Ok(service_instances::remove(tx, &cap, now, &va, &id)?)
         })
         .await?;
     state.agent_keys.forget(&removed);
@@ -173,10 +175,9 @@ pub async fn transfer(
     let moved = state
         .store
         .write(move |tx| {
-            let (account, from) = accounts::find_with_va(tx, &who, &a, &va)?;
+            let (cap, from) = access::edit_va(tx, &who, &a, &va)?;
             crate::service::instance_list::refuse_reported(tx, from.id, &id)?;
-            let to =
-                instances::transfer(tx, &who, now, &account, &from, &id, &b.to_virtual_account)?;
+            let to = service_instances::transfer(tx, &cap, now, &from, &id, &b.to_virtual_account)?;
             let inst = instances::find_in_va(tx, &to, &id)?;
             Ok(dto(&inst, &to.name, instances::usage_of(tx, &id)?))
         })
