@@ -4,8 +4,11 @@
 
 use super::access::{ReadAccount, SystemAdmin};
 use super::Result;
+use crate::domain::instance::InstanceStatus;
 use crate::store::instance_list::{self, Direction, Filter, Key, Position, SortBy, VaRef};
 use crate::store::instances::{self, Instance};
+use crate::store::page::Page;
+use crate::store::reported::{self, ReportedBy};
 use crate::store::{accounts, StoreError};
 use base64::Engine;
 use rusqlite::Connection;
@@ -27,6 +30,8 @@ pub struct Item {
     pub instance: Instance,
     pub va: VaRef,
     pub usage: Vec<(String, i64)>,
+    /// Set for an instance a satellite reported (upstream): read-only here.
+    pub reported_by: Option<ReportedBy>,
 }
 
 pub struct Listed {
@@ -126,11 +131,15 @@ fn total(conn: &Connection, vas: &[VaRef], scope: Scope, input: &ListInput) -> R
         Scope::Account(id) => instances::status_counts(conn, None, Some(id))?,
         Scope::All => instances::status_counts(conn, None, None)?,
     };
-    Ok(counts
+    let direct: i64 = counts
         .into_iter()
         .filter(|(status, _)| input.filter.status.is_none_or(|s| s.as_str() == status))
         .map(|(_, n)| n)
-        .sum())
+        .sum();
+    // Instances satellites reported have no status counters: counted on their index.
+    let ids: Vec<i64> = vas.iter().map(|v| v.id).collect();
+    let status = input.filter.status.map(|s| s.as_str());
+    Ok(direct + reported::count(conn, &ids, status)?)
 }
 
 fn list(conn: &Connection, vas: Vec<VaRef>, scope: Scope, input: &ListInput) -> Result<Listed> {
@@ -154,7 +163,8 @@ fn list(conn: &Connection, vas: Vec<VaRef>, scope: Scope, input: &ListInput) -> 
     if direction == Direction::Backward {
         rows.reverse();
     }
-    let cursor = |i: Option<&Instance>| i.map(|i| encode_cursor(input.sort, i));
+    let cursor =
+        |i: Option<&instance_list::ListRow>| i.map(|i| encode_cursor(input.sort, &i.instance));
     // Coming from a position, the way back starts there even when this page is empty.
     let back = from.map(|p| cursor(rows.first()).unwrap_or_else(|| encode_position(input.sort, p)));
     let (next_after, prev_before) = match direction {
@@ -166,17 +176,25 @@ fn list(conn: &Connection, vas: Vec<VaRef>, scope: Scope, input: &ListInput) -> 
     };
     let total = total(conn, &vas, scope, input)?;
     let mut items = Vec::with_capacity(rows.len());
-    for instance in rows {
+    for instance_list::ListRow {
+        instance,
+        reported_by,
+    } in rows
+    {
         let va = vas
             .iter()
             .find(|v| v.id == instance.va_id)
             .cloned()
             .ok_or_else(|| StoreError::not_found("virtual account"))?;
-        let usage = instances::usage_of(conn, &instance.id)?;
+        let usage = match &reported_by {
+            Some(r) => reported::usage_of(conn, r.satellite_id, &instance.id)?,
+            None => instances::usage_of(conn, &instance.id)?,
+        };
         items.push(Item {
             instance,
             va,
             usage,
+            reported_by,
         });
     }
     Ok(Listed {
@@ -185,6 +203,139 @@ fn list(conn: &Connection, vas: Vec<VaRef>, scope: Scope, input: &ListInput) -> 
         prev_before,
         total,
     })
+}
+
+/// One VA's instances by id (`GET .../virtual-accounts/{va}/instances`): registered here
+/// and, on an upstream, reported by satellites, merged in id order; `search` is a prefix of
+/// the id, pid, sn or hostname; `after` the last id of the page before.
+pub fn va_by_id(
+    conn: &Connection,
+    cap: &ReadAccount,
+    va: &crate::store::accounts::VirtualAccount,
+    search: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Item>, Option<String>)> {
+    let va = VaRef {
+        id: va.id,
+        name: va.name.clone(),
+        account_id: cap.account.id,
+        account_name: cap.account.name.clone(),
+    };
+    let direct = instances::list(conn, va.id, search, after, limit)?;
+    let reported = reported::va_page(conn, va.id, search, after, limit + 1)?;
+    let (rows, next_after) = merge_by_id(direct, reported, limit);
+    let mut items = Vec::with_capacity(rows.len());
+    for (instance, reported_by) in rows {
+        let usage = match &reported_by {
+            Some(r) => reported::usage_of(conn, r.satellite_id, &instance.id)?,
+            None => instances::usage_of(conn, &instance.id)?,
+        };
+        items.push(Item {
+            instance,
+            va: va.clone(),
+            usage,
+            reported_by,
+        });
+    }
+    Ok((items, next_after))
+}
+
+/// A merged page of one VA: each instance with who reported it (when a satellite did),
+/// and the cursor after the page when more follow.
+pub type VaPage = (Vec<(Instance, Option<ReportedBy>)>, Option<String>);
+
+/// One VA's instances for its instance page: registered here and reported by
+/// satellites, merged in id order, filtered as `instances::list_filtered` filters.
+#[allow(clippy::too_many_arguments)]
+pub fn va_filtered(
+    conn: &Connection,
+    _cap: &ReadAccount,
+    va_id: i64,
+    search: Option<&str>,
+    status: Option<InstanceStatus>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<VaPage> {
+    let direct = instances::list_filtered(conn, va_id, search, status, after, limit)?;
+    let status = status.map(InstanceStatus::as_str);
+    let reported = reported::va_filtered(conn, va_id, search, status, after, limit + 1)?;
+    Ok(merge_by_id(direct, reported, limit))
+}
+
+/// A page of direct instances (cut at `limit`, saying whether more follow) and up to
+/// `limit + 1` reported ones after the same id, merged: the first `limit` by id and the
+/// cursor after them when more follow on either side.
+fn merge_by_id(
+    direct: Page<Instance>,
+    reported: Vec<(Instance, ReportedBy)>,
+    limit: u32,
+) -> VaPage {
+    let direct_more = direct.next_after.is_some();
+    let mut rows: Vec<(Instance, Option<ReportedBy>)> = direct
+        .items
+        .into_iter()
+        .map(|i| (i, None))
+        .chain(reported.into_iter().map(|(i, r)| (i, Some(r))))
+        .collect();
+    rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    // Every direct row up to the cut is here, so the first `limit` merged rows are right.
+    let more = direct_more || rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_after = if more {
+        rows.last().map(|r| r.0.id.clone())
+    } else {
+        None
+    };
+    (rows, next_after)
+}
+
+/// A satellite-reported instance of a VA (read-only), when no instance registered here
+/// has that id.
+pub fn reported_instance(
+    conn: &Connection,
+    cap: &ReadAccount,
+    va: &str,
+    id: &str,
+) -> Result<Option<Item>> {
+    let va = accounts::find_va(conn, &cap.account, va)?;
+    if instances::find_by_id(conn, id)?.is_some_and(|i| i.va_id == va.id) {
+        return Ok(None);
+    }
+    let Some((instance, r)) = reported::find(conn, va.id, id)? else {
+        return Ok(None);
+    };
+    let usage = reported::usage_of(conn, r.satellite_id, id)?;
+    Ok(Some(Item {
+        instance,
+        va: VaRef {
+            id: va.id,
+            name: va.name,
+            account_id: cap.account.id,
+            account_name: cap.account.name.clone(),
+        },
+        usage,
+        reported_by: Some(r),
+    }))
+}
+
+/// Refuses a change to an instance a satellite reported (upstream): it is managed on
+/// that satellite, so removing or moving it here would be undone by the next sync.
+pub fn refuse_reported(conn: &Connection, va_id: i64, id: &str) -> Result<()> {
+    if instances::find_by_id(conn, id)?.is_some_and(|i| i.va_id == va_id) {
+        return Ok(());
+    }
+    match reported::find(conn, va_id, id)? {
+        Some((_, by)) => Err(crate::domain::DomainError::conflict(
+            "synced_read_only",
+            format!(
+                "Instance {id} is registered on satellite {}: remove or move it there, and sync.",
+                by.authority_id
+            ),
+        )
+        .into()),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -134,7 +134,9 @@ pub fn vas(conn: &Connection, account_id: Option<i64>) -> Result<Vec<VaRef>> {
 }
 
 /// Up to `limit` instances of `va_ids` in sort order from `from` in `direction`; returned in
-/// the direction's order (nearest to `from` first). One indexed query per VA.
+/// the direction's order (nearest to `from` first). One indexed query per VA and table:
+/// instances registered here and, on an upstream, those satellites reported (read-only,
+/// marked with who reported them).
 pub fn page(
     conn: &Connection,
     va_ids: &[i64],
@@ -143,28 +145,53 @@ pub fn page(
     from: Option<&Position>,
     direction: Direction,
     limit: u32,
-) -> Result<Vec<Instance>> {
-    let (sql, mut args) = build(sort, filter, from, direction, limit);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows: Vec<Instance> = Vec::new();
-    for &va in va_ids {
-        args[0] = Value::Integer(va);
-        let part = stmt
-            .query_map(params_from_iter(args.iter()), row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.extend(part);
+) -> Result<Vec<ListRow>> {
+    let mut rows: Vec<ListRow> = Vec::new();
+    for table in [Table::Direct, Table::Satellite] {
+        let (sql, mut args) = build(table, sort, filter, from, direction, limit);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        for &va in va_ids {
+            args[0] = Value::Integer(va);
+            let part = stmt
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok(ListRow {
+                        instance: row(r)?,
+                        reported_by: match table {
+                            Table::Direct => None,
+                            Table::Satellite => Some(super::reported::reported_by(r)?),
+                        },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.extend(part);
+        }
     }
     // Merge: nearest to `from` first, in the direction walked.
     rows.sort_by(|a, b| match direction {
-        Direction::Forward => sort.cmp(a, b),
-        Direction::Backward => sort.cmp(b, a),
+        Direction::Forward => sort.cmp(&a.instance, &b.instance),
+        Direction::Backward => sort.cmp(&b.instance, &a.instance),
     });
     rows.truncate(limit as usize);
     Ok(rows)
 }
 
+/// One row of the list: an instance, and who reported it when a satellite did.
+#[derive(Clone, Debug)]
+pub struct ListRow {
+    pub instance: Instance,
+    pub reported_by: Option<super::reported::ReportedBy>,
+}
+
+/// Where rows come from: instances registered here, or those satellites reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Table {
+    Direct,
+    Satellite,
+}
+
 /// The SQL of one VA's page and its arguments (`?1`, the VA id, is set per VA).
 fn build(
+    table: Table,
     sort: SortBy,
     filter: &Filter,
     from: Option<&Position>,
@@ -181,7 +208,10 @@ fn build(
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| format!("%{}%", like_escaped(s)));
-    let mut sql = format!("SELECT {COLUMNS} FROM instances WHERE va_id = ?1");
+    let mut sql = match table {
+        Table::Direct => format!("SELECT {COLUMNS} FROM instances WHERE va_id = ?1"),
+        Table::Satellite => super::reported::SELECT.to_string(),
+    };
     let mut args: Vec<Value> = vec![Value::Null];
     if let Some(p) = from {
         let key = match &p.key {
@@ -249,27 +279,30 @@ mod tests {
                     q: None,
                 };
                 // The same SQL `page` runs, read back from the statement cache's plan.
-                let plan = plan_of(&conn, sort, &filter, Some(&from), direction);
-                assert!(
-                    plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"),
-                    "{sort:?}: {plan}"
-                );
-                assert!(
-                    !plan.contains("TEMP B-TREE"),
-                    "{sort:?} {direction:?}: {plan}"
-                );
+                for table in [Table::Direct, Table::Satellite] {
+                    let plan = plan_of(&conn, table, sort, &filter, Some(&from), direction);
+                    assert!(
+                        plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"),
+                        "{table:?} {sort:?}: {plan}"
+                    );
+                    assert!(
+                        !plan.contains("TEMP B-TREE"),
+                        "{table:?} {sort:?} {direction:?}: {plan}"
+                    );
+                }
             }
         }
     }
 
     fn plan_of(
         conn: &Connection,
+        table: Table,
         sort: SortBy,
         filter: &Filter,
         from: Option<&Position>,
         direction: Direction,
     ) -> String {
-        let (sql, args) = build(sort, filter, from, direction, 51);
+        let (sql, args) = build(table, sort, filter, from, direction, 51);
         let mut args = args;
         args[0] = Value::Integer(1);
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

@@ -94,6 +94,11 @@ pub const COUNTED: &[Counted] = &[
         table: "satellite_reservations",
         columns: &["satellite_id", "va_id", "tag", "held"],
     },
+    // A satellite adds the demand recorded elsewhere to its own (CONTRACT section 6).
+    Counted {
+        table: "demand_elsewhere",
+        columns: &["va_id", "tag", "demand", "demand_export"],
+    },
 ];
 
 /// The canonical text of a row in SQL: `quote(a)||','||quote(b)...`, each column read

@@ -95,6 +95,8 @@ pub fn demand(conn: &Connection, va_id: i64) -> Result<BTreeMap<String, Demand>>
         })?
         .collect::<rusqlite::Result<_>>()?;
     super::export_keys::add_key_demand(conn, va_id, &mut rows)?;
+    // One count per account: a satellite adds what the upstream says is used elsewhere.
+    super::demand_elsewhere::add(conn, va_id, &mut rows)?;
     Ok(rows)
 }
 

@@ -16,6 +16,8 @@ pub struct Catalog {
     pub licenses: Vec<(String, LicenseSpec)>,
     /// (VA, tag, held) by reservations made elsewhere.
     pub reserved: Vec<(String, String, i64)>,
+    /// (VA, tag, demand) recorded elsewhere (on the upstream and other satellites).
+    pub demand_elsewhere: Vec<(String, String, crate::domain::compliance::Demand)>,
 }
 
 fn va_id(conn: &Connection, account_id: i64, name: &str) -> Result<Option<i64>> {
@@ -105,6 +107,12 @@ pub fn apply_catalog(
         .filter_map(|(va, tag, held)| ids.get(va.as_str()).map(|id| ((*id, tag.clone()), *held)))
         .collect();
     super::reservations::replace_upstream_held(tx, account_id, &reserved)?;
+    let elsewhere = catalog
+        .demand_elsewhere
+        .iter()
+        .filter_map(|(va, tag, d)| ids.get(va.as_str()).map(|id| ((*id, tag.clone()), *d)))
+        .collect();
+    super::demand_elsewhere::replace(tx, account_id, account, &elsewhere, now)?;
     events::record(
         tx,
         now,

@@ -374,6 +374,9 @@ impl BundleSink for Importer<'_> {
                     .reserved
                     .push((r.virtual_account, r.tag, r.held));
             }
+            "demand_elsewhere" if !upstream_request => {
+                super::demand::read(parse(file, value)?, &mut self.catalog)?
+            }
             "instances" if upstream_request => {
                 let i: records::Instance = parse(file, value)?;
                 let udi = check_udi(&i.udi.pid, &i.udi.sn, i.udi.uuid.as_deref())

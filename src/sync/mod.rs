@@ -67,6 +67,8 @@ pub mod transport;
 
 pub mod storage;
 
+pub mod demand;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,6 +267,8 @@ pub fn response(
         })?;
     }
     writer.close(reserved)?;
+    // One count per account: the satellite adds the demand recorded elsewhere to its own.
+    super::demand::write(&mut writer, tx, satellite)?;
     let path = ctx.outbox_path(&request.account, kind, sequence);
     let header = Header {
         kind,

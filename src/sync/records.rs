@@ -112,6 +112,18 @@ pub struct Reserved {
     pub held: i64,
 }
 
+/// `data/demand_elsewhere.jsonl` (sync responses): the demand recorded elsewhere (on the
+/// upstream and other satellites of the account) per VA and tag; `export_count` is the part
+/// of `count` export-controlled pools may serve.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DemandElsewhere {
+    pub virtual_account: String,
+    pub tag: String,
+    pub count: i64,
+    #[serde(default)]
+    pub export_count: i64,
+}
+
 /// `data/acks.jsonl`: the sync-request sequence a response acknowledges.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ack {

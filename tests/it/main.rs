@@ -8,6 +8,7 @@ mod api_accounts;
 mod browser;
 mod capabilities;
 mod cli;
+mod counting;
 mod export_keys;
 mod hardening;
 mod key_rotation;

@@ -1,7 +1,7 @@
 //! `GET /api/v1/accounts/{a}/instances` (every VA of an account) and `GET /api/v1/instances`
 //! (every account, system admins): filters, sort and keyset paging both ways.
 
-use super::instances::{dto, InstanceDto};
+use super::instances::{item_dto, InstanceDto};
 use crate::service::access;
 use crate::service::instance_list::{self, Listed};
 use crate::web::auth::ApiCaller;
@@ -32,9 +32,12 @@ fn answer(listed: Listed) -> Answer {
         items: listed
             .items
             .into_iter()
-            .map(|i| Item {
-                instance: dto(&i.instance, &i.va.name, i.usage),
-                account: i.va.account_name,
+            .map(|i| {
+                let account = i.va.account_name.clone();
+                Item {
+                    instance: item_dto(i),
+                    account,
+                }
             })
             .collect(),
         next_after: listed.next_after,

@@ -44,6 +44,27 @@ pub struct InstanceDto {
     /// null when the product gave none.
     pub hostname: Option<String>,
     pub licenses: Vec<UsageDto>,
+    /// Upstream: the satellite that reported this instance (read-only here); absent for
+    /// instances registered directly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<ReportedByDto>,
+}
+
+/// `"reported_by": {"authority_id", "synced_at"}` (CONTRACT section 6).
+#[derive(Serialize, ToSchema)]
+pub struct ReportedByDto {
+    pub authority_id: String,
+    pub synced_at: String,
+}
+
+/// A listed instance with who reported it, when a satellite did.
+pub fn item_dto(i: crate::service::instance_list::Item) -> InstanceDto {
+    let mut out = dto(&i.instance, &i.va.name, i.usage);
+    out.reported_by = i.reported_by.map(|r| ReportedByDto {
+        authority_id: r.authority_id,
+        synced_at: rfc3339(r.synced_at),
+    });
+    out
 }
 
 pub fn dto(i: &Instance, va_name: &str, usage: Vec<(String, i64)>) -> InstanceDto {
@@ -67,6 +88,7 @@ pub fn dto(i: &Instance, va_name: &str, usage: Vec<(String, i64)>) -> InstanceDt
             .into_iter()
             .map(|(tag, count)| UsageDto { tag, count })
             .collect(),
+        reported_by: None,
     }
 }
 
@@ -92,15 +114,18 @@ pub async fn list(
     let list = state
         .store
         .read(move |c| {
-            let (_, va) = access::read_va(c, &who, &a, &va)?;
-            let page = instances::list(c, va.id, q.search.as_deref(), q.after.as_deref(), limit)?;
-            let mut items = Vec::with_capacity(page.items.len());
-            for i in &page.items {
-                items.push(dto(i, &va.name, instances::usage_of(c, &i.id)?));
-            }
+            let (cap, va) = access::read_va(c, &who, &a, &va)?;
+            let (items, next_after) = crate::service::instance_list::va_by_id(
+                c,
+                &cap,
+                &va,
+                q.search.as_deref(),
+                q.after.as_deref(),
+                limit,
+            )?;
             Ok(List {
-                items,
-                next_after: page.next_after,
+                items: items.into_iter().map(item_dto).collect(),
+                next_after,
             })
         })
         .await?;
@@ -122,6 +147,7 @@ pub async fn remove(
         .store
         .write(move |tx| {
             let (cap, va) = access::edit_va(tx, &who, &a, &va)?;
+            crate::service::instance_list::refuse_reported(tx, va.id, &id)?;
             Ok(service_instances::remove(tx, &cap, now, &va, &id)?)
         })
         .await?;
@@ -150,6 +176,7 @@ pub async fn transfer(
         .store
         .write(move |tx| {
             let (cap, from) = access::edit_va(tx, &who, &a, &va)?;
+            crate::service::instance_list::refuse_reported(tx, from.id, &id)?;
             let to = service_instances::transfer(tx, &cap, now, &from, &id, &b.to_virtual_account)?;
             let inst = instances::find_in_va(tx, &to, &id)?;
             Ok(dto(&inst, &to.name, instances::usage_of(tx, &id)?))

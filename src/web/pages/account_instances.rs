@@ -67,7 +67,7 @@ fn rows(listed: &Listed, now: i64) -> Vec<Row> {
         .iter()
         .map(|it| {
             let va = va_url(&it.va.account_name, &it.va.name);
-            let mut i = InstanceRow::new(&it.instance, &va, now);
+            let mut i = InstanceRow::new(&it.instance, &va, now).reported(it.reported_by.as_ref());
             // Flags share the status column here: one that repeats the status goes.
             let status = i.status.clone();
             i.flags.retain(|(class, _)| *class != status);

@@ -31,6 +31,8 @@ pub struct InstanceRow {
     pub last_contact: String,
     /// (css class, label) of what an admin should notice (lapsing authorization, ...).
     pub flags: Vec<(&'static str, &'static str)>,
+    /// Upstream: "reported by satellite X, synced at T" for a satellite's instance.
+    pub reported_by: Option<String>,
 }
 
 impl InstanceRow {
@@ -52,7 +54,22 @@ impl InstanceRow {
             status_label: label(&i.status),
             status: i.status.clone(),
             last_contact: clock::human(i.last_contact),
+            reported_by: None,
         }
+    }
+
+    /// Marks an instance a satellite reported: read-only here, and its timers live on
+    /// the satellite, so no lifecycle flags.
+    pub fn reported(mut self, by: Option<&crate::store::reported::ReportedBy>) -> Self {
+        if let Some(r) = by {
+            self.flags.clear();
+            self.reported_by = Some(format!(
+                "reported by satellite {}, synced at {}",
+                r.authority_id,
+                clock::human(r.synced_at)
+            ));
+        }
+        self
     }
 }
 
@@ -109,16 +126,17 @@ async fn list(
         .store
         .read(move |c| {
             let (cap, va) = access::read_va(c, &who, &a, &va)?;
-            let account = cap.account;
-            let page = instances::list_filtered(
+            // With the instances satellites reported, on an upstream (read-only, marked).
+            let page = crate::service::instance_list::va_filtered(
                 c,
+                &cap,
                 va.id,
                 q.search.as_deref(),
                 wanted,
                 q.after.as_deref(),
                 page::DEFAULT_LIMIT,
             )?;
-            Ok((account, va, page))
+            Ok((cap.account, va, page))
         })
         .await?;
     let now = state.clock.unix();
@@ -129,11 +147,11 @@ async fn list(
         account_url: format!("/accounts/{}", path_segment(&account.name)),
         account: account.name,
         instances: page
-            .items
+            .0
             .iter()
-            .map(|i| InstanceRow::new(i, &base, now))
+            .map(|(i, by)| InstanceRow::new(i, &base, now).reported(by.as_ref()))
             .collect(),
-        next_url: page.next_after.map(|a| {
+        next_url: page.1.map(|a| {
             format!(
                 "{base}/instances?after={}&search={}&status={}",
                 path_segment(&a),
@@ -290,6 +308,10 @@ async fn show(
     user: SessionUser,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, PageError> {
+    // An instance a satellite reported (upstream) has its own read-only page.
+    if let Some(page) = super::reported_instance::page(&req, &state, &user, &path).await? {
+        return Ok(page);
+    }
     show_page(
         &req,
         &state,

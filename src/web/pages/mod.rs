@@ -13,6 +13,7 @@ pub mod license_edit;
 pub mod login;
 pub mod notifications;
 pub mod password;
+pub mod reported_instance;
 pub mod reports;
 pub mod reservations;
 pub mod settings;

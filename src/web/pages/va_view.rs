@@ -155,6 +155,10 @@ pub struct VaData {
     /// The VA's `export_approval` setting.
     pub export_approval: bool,
     pub usage_charts: Vec<super::usage_charts::UsageChart>,
+    /// Upstream: instances satellites reported in this VA (listed read-only).
+    pub reported_instances: i64,
+    /// Satellite: demand recorded elsewhere in the account, by tag, as of the last sync.
+    pub demand_elsewhere: Vec<(String, i64)>,
 }
 
 pub fn load(
@@ -182,6 +186,8 @@ pub fn load(
         .collect();
     let usage_charts = super::usage_charts::for_va(conn, va.id, &names, today)?;
     Ok(VaData {
+        reported_instances: crate::store::reported::count(conn, &[va.id], None)?,
+        demand_elsewhere: crate::store::demand_elsewhere::of_va(conn, va.id)?,
         usage_charts,
         substitution: substitution_lines(&licenses),
         account_id: account.id,
