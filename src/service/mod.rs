@@ -15,8 +15,10 @@ pub mod licenses;
 pub mod notifications;
 pub mod reports;
 pub mod reservations;
+pub mod satellites;
 pub mod settings;
 pub mod sign_in;
+pub mod sync_link;
 pub mod user_admin;
 
 use crate::domain::DomainError;

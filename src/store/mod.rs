@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod page;
 pub mod reports;
 pub mod reservations;
+pub mod satellite_admin;
 pub mod sessions;
 pub mod settings;
 pub mod sync_state;

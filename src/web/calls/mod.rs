@@ -5,4 +5,5 @@
 pub mod alerts;
 pub mod instance_list;
 pub mod notifications;
+pub mod sentences;
 pub mod sync;

@@ -17,6 +17,7 @@ pub mod reports;
 pub mod reservations;
 pub mod settings;
 pub mod sync;
+pub mod sync_admin;
 pub mod upload;
 pub mod usage_charts;
 pub mod user_admin;
@@ -45,7 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(notifications::configure)
         .configure(reports::configure)
         .configure(account_instances::configure)
-        .configure(license_edit::configure);
+        .configure(license_edit::configure)
+        .configure(sync_admin::configure);
 }
 
 /// The `?after=` cursor of paginated pages.

@@ -3,12 +3,13 @@
 //! registered satellites, their tokens, and the request-in / response-out page.
 
 use super::upload::bundle_form;
-use super::va_view::label;
 use crate::clock;
 use crate::config::ServerRole;
-use crate::crypto::keys::fingerprint;
+use crate::service::satellites::{self, SatelliteToken, TokenState};
 use crate::store::{accounts, sync_state};
+use crate::web::api::satellites::key_fingerprint;
 use crate::web::auth::SessionUser;
+use crate::web::calls::sentences;
 use crate::web::calls::sync::{self as api, bundle_response, UpstreamRequest};
 use crate::web::render::{self, path_segment, FormErrors, Layout};
 use crate::web::{AppError, PageError, State};
@@ -57,6 +58,8 @@ pub struct LinkRow {
 }
 
 pub struct SatelliteRow {
+    /// Where its deregistration is confirmed.
+    pub deregister_url: String,
     pub authority_id: String,
     pub account: String,
     pub local_account: String,
@@ -64,6 +67,40 @@ pub struct SatelliteRow {
     pub last_sync: String,
     pub last_sequence: i64,
     pub instance_count: i64,
+}
+
+/// A satellite token as the upstream's Satellites page lists it.
+pub struct TokenView {
+    pub id: String,
+    pub account: String,
+    pub description: String,
+    pub created: String,
+    pub expires: String,
+    pub state: &'static str,
+    /// Set when the viewer may revoke it (unused or expired, and an editor of its account).
+    pub revoke_url: Option<String>,
+}
+
+impl TokenView {
+    fn new(t: SatelliteToken, user: &SessionUser) -> Self {
+        let revocable = matches!(t.state, TokenState::Unused | TokenState::Expired)
+            && user.principal.can_edit_account(t.row.account_id);
+        Self {
+            revoke_url: revocable.then(|| {
+                format!(
+                    "/sync/satellite-tokens/{}/{}/revoke",
+                    path_segment(&t.row.account),
+                    path_segment(&t.row.id)
+                )
+            }),
+            id: t.row.id,
+            account: t.row.account,
+            description: t.row.description,
+            created: clock::human(t.row.created_at),
+            expires: clock::human(t.row.expires_at),
+            state: t.state.as_str(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -76,6 +113,7 @@ struct IndexPage {
     has_unregistered: bool,
     satellites: Vec<SatelliteRow>,
     token_accounts: Vec<String>,
+    tokens: Vec<TokenView>,
     created_token: Option<(String, String, String)>,
     errors: FormErrors,
     history: Vec<HistoryView>,
@@ -90,14 +128,16 @@ async fn index_page(
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let who = user.principal.clone();
-    let (visible, links, sats, history) = state
+    let now = state.clock.unix();
+    let (visible, links, sats, history, tokens) = state
         .store
         .read(move |c| {
             let visible = accounts::list(c, &who, None, 500)?.items;
             let links = sync_state::links(c)?;
             let sats = sync_state::satellites(c, who.account_filter())?;
             let history = sync_state::history(c, who.account_filter(), None, 20)?.items;
-            Ok((visible, links, sats, history))
+            let tokens = satellites::visible_tokens(c, who.account_filter(), now, 50)?;
+            Ok((visible, links, sats, history, tokens))
         })
         .await?;
     let links: Vec<LinkRow> = visible
@@ -135,11 +175,12 @@ async fn index_page(
         satellites: sats
             .into_iter()
             .map(|s| SatelliteRow {
-                fingerprint: <[u8; 32]>::try_from(s.public_key.as_slice())
-                    .ok()
-                    .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
-                    .map(|k| fingerprint(&k))
-                    .unwrap_or_default(),
+                deregister_url: format!(
+                    "/sync/satellites/{}/{}/deregister",
+                    path_segment(&s.account),
+                    s.id
+                ),
+                fingerprint: key_fingerprint(&s.public_key),
                 authority_id: s.authority_id,
                 account: s.account,
                 local_account: s.local_account,
@@ -155,6 +196,10 @@ async fn index_page(
             .iter()
             .filter(|a| user.principal.can_edit_account(a.id))
             .map(|a| a.name.clone())
+            .collect(),
+        tokens: tokens
+            .into_iter()
+            .map(|t| TokenView::new(t, user))
             .collect(),
         created_token,
         errors,
@@ -252,7 +297,7 @@ async fn upstream_upload(
             Some(w) => Ok(bundle_response(&w.path)?),
             None => Ok(render::redirect_with_flash(
                 "/sync",
-                &format!("Bundle {}: {}.", o.bundle_id, o.result),
+                &sentences::imported(&o),
             )),
         },
         Err(e) => Err(e.into()),
@@ -276,6 +321,10 @@ struct AccountPage {
     cron: String,
     next_runs: Vec<String>,
     can_sync: bool,
+    /// May switch the mode and deregister (system admins).
+    is_admin: bool,
+    /// The connected URL the link has (prefills the switch to connected).
+    link_url: String,
     errors: FormErrors,
     problem: Option<String>,
     history: Vec<HistoryView>,
@@ -354,6 +403,11 @@ async fn account_page(
             .map(|t| t.replace('T', " ").replace('Z', " UTC"))
             .collect(),
         can_sync: user.principal.can_sync(),
+        is_admin: user.principal.is_system_admin(),
+        link_url: link
+            .as_ref()
+            .and_then(|l| l.url.clone())
+            .unwrap_or_default(),
         errors,
         problem,
         history: history_views(history),
@@ -379,6 +433,24 @@ async fn account(
         Tried::default(),
     )
     .await
+}
+
+/// The account's sync page with a failed mode switch's errors next to its fields.
+pub(super) async fn account_with_mode_errors(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    name: String,
+    errors: FormErrors,
+    status: StatusCode,
+    url: String,
+) -> Result<HttpResponse, PageError> {
+    let tried = Tried {
+        mode: "switch".into(),
+        url,
+        ..Tried::default()
+    };
+    account_page(req, state, user, name, errors, None, status, tried).await
 }
 
 /// Shows a failed action on the account's sync page.
@@ -447,7 +519,9 @@ async fn register(
     match api::register(&state, user.principal.clone(), name.clone(), body).await {
         Ok(Ok(_)) => Ok(render::redirect_with_flash(
             &format!("/accounts/{}/sync", path_segment(&name)),
-            "Registered with the upstream.",
+            &format!(
+                "Registered account {name} with the upstream; it syncs connected on its schedule."
+            ),
         )),
         Ok(Err(bundle)) => Ok(bundle_response(&bundle)?),
         Err(e) => failed(&req, &state, &user, name, e, tried).await,
@@ -486,7 +560,7 @@ async fn now(
     match api::run_now(&state, user.principal.clone(), name.clone()).await {
         Ok(o) => Ok(render::redirect_with_flash(
             &format!("/accounts/{}/sync", path_segment(&name)),
-            &format!("Synced: {} {} ({}).", o.kind, o.result, o.summary),
+            &sentences::synced(&name, &o),
         )),
         Err(e) => failed(&req, &state, &user, name, e, Tried::default()).await,
     }
@@ -533,7 +607,7 @@ async fn import(
     match outcome.map_err(AppError::from) {
         Ok(o) => Ok(render::redirect_with_flash(
             &format!("/accounts/{}/sync", path_segment(&name)),
-            &format!("Imported {} ({}): {}.", label(&o.kind), o.result, o.summary),
+            &sentences::imported(&o),
         )),
         Err(e) => failed(&req, &state, &user, name, e, Tried::default()).await,
     }
