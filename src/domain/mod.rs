@@ -18,3 +18,4 @@ pub mod token;
 
 pub use error::DomainError;
 pub use roles::{Principal, Role};
+pub mod explain;

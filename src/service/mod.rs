@@ -49,3 +49,4 @@ impl From<ServiceError> for StoreError {
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+pub mod instance_explain;

@@ -171,7 +171,8 @@ struct ShowPage {
     cert_expires: String,
     auth_renew: String,
     auth_expires: String,
-    usage: Vec<(String, i64)>,
+    /// Each license it reports: (tag, count, status, status label, reason in words).
+    usage: Vec<(String, i64, &'static str, String, String)>,
     history: Vec<HistoryRow>,
     can_edit: bool,
     other_vas: Vec<String>,
@@ -193,12 +194,21 @@ async fn show_page(
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let who = user.principal.clone();
+    let today = state.clock.now().date_naive();
     let (account, va, inst, usage, history, other_vas) = state
         .store
         .read(move |c| {
             let (account, va) = accounts::find_with_va(c, &who, &names.0, &names.1)?;
             let inst = instances::find_in_va(c, &va, &names.2)?;
-            let usage = instances::usage_of(c, &inst.id)?;
+            let cap = crate::service::access::read_account(c, &who, &account.name)?;
+            let usage = crate::service::instance_explain::licenses_of(
+                c,
+                &cap,
+                &va,
+                &inst.id,
+                inst.export_controlled,
+                today,
+            )?;
             let history = instances::history(c, &inst.id)?;
             let others: Vec<String> = accounts::list_vas(c, &account, None, 500)?
                 .items
@@ -261,7 +271,13 @@ async fn show_page(
         auth_expires: opt(inst.auth_expires_at),
         i: InstanceRow::new(&inst, &base, state.clock.unix()),
         va_url: base,
-        usage,
+        usage: usage
+            .into_iter()
+            .map(|r| {
+                let status = r.status.as_str();
+                (r.tag, r.count, status, label(status), r.reason)
+            })
+            .collect(),
         history: history
             .into_iter()
             .map(|(at, status, note)| HistoryRow {

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod api_clients;
 pub mod backups;
 pub mod dashboard;
+pub mod event_detail;
 pub mod events;
 pub mod export_keys;
 pub mod instances;
