@@ -3,6 +3,7 @@
 mod support;
 
 mod adminux;
+mod adminux_browser;
 mod adminux_pages;
 mod adminux_sync;
 mod agent_protocol;

@@ -280,6 +280,7 @@ async fn create_satellite_token(
 
 /// Upstream: a request bundle in, its response downloaded at once.
 async fn upstream_upload(
+    req: HttpRequest,
     state: State,
     user: SessionUser,
     form: Multipart,
@@ -289,10 +290,16 @@ async fn upstream_upload(
             AppError::forbidden("Only system admins and operators exchange bundles.").into(),
         );
     }
-    let path = bundle_form(&user, form, &state.sync.dir("inbox")).await?;
-    let ctx = state.sync.clone();
-    let outcome = web::block(move || crate::sync::import::import_upload(&ctx, &path)).await?;
-    match outcome.map_err(AppError::from) {
+    let outcome = match bundle_form(&user, form, &state.sync.dir("inbox")).await {
+        Ok(path) => {
+            let ctx = state.sync.clone();
+            web::block(move || crate::sync::import::import_upload(&ctx, &path))
+                .await?
+                .map_err(AppError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
         Ok(o) => match o.answer {
             Some(w) => Ok(bundle_response(&w.path)?),
             None => Ok(render::redirect_with_flash(
@@ -300,8 +307,27 @@ async fn upstream_upload(
                 &sentences::imported(&o),
             )),
         },
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            let errors = FormErrors::from_error(upload_error(e))?;
+            let status = errors.status();
+            index_page(&req, &state, &user, None, errors, status).await
+        }
     }
+}
+
+/// A refused upload as an error next to the file field, in words; a failure here (not
+/// the file's fault) stays an error page.
+fn upload_error(mut e: AppError) -> AppError {
+    if e.status.is_client_error() && e.status != StatusCode::FORBIDDEN {
+        if e.code == "bundle_rejected" {
+            e.message = format!(
+                "This file was refused: {}. Choose the bundle file the other side gave you (a .tar.gz).",
+                e.message.trim_end_matches('.')
+            );
+        }
+        e.field = Some("bundle");
+    }
+    e
 }
 
 #[derive(Template)]
@@ -601,15 +627,21 @@ async fn import(
     if !user.principal.can_sync() {
         return Err(AppError::forbidden("Only system admins and operators import bundles.").into());
     }
-    let file = bundle_form(&user, form, &state.sync.dir("inbox")).await?;
-    let ctx = state.sync.clone();
-    let outcome = web::block(move || crate::sync::import::import_upload(&ctx, &file)).await?;
-    match outcome.map_err(AppError::from) {
+    let outcome = match bundle_form(&user, form, &state.sync.dir("inbox")).await {
+        Ok(file) => {
+            let ctx = state.sync.clone();
+            web::block(move || crate::sync::import::import_upload(&ctx, &file))
+                .await?
+                .map_err(AppError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
         Ok(o) => Ok(render::redirect_with_flash(
             &format!("/accounts/{}/sync", path_segment(&name)),
             &sentences::imported(&o),
         )),
-        Err(e) => failed(&req, &state, &user, name, e, Tried::default()).await,
+        Err(e) => failed(&req, &state, &user, name, upload_error(e), Tried::default()).await,
     }
 }
 

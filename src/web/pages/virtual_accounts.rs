@@ -241,10 +241,23 @@ async fn delete(
     }
 }
 
+/// What to type, in words, when a number field holds something else.
+fn number_hint(field: &str) -> String {
+    match field {
+        "quantity" => "Enter a whole number of licenses, like 10.".into(),
+        "expires_in_days" => "Choose between 1 and 365 days.".into(),
+        "max_uses" => {
+            "Enter a whole number of uses, like 5, or leave it empty for no limit.".into()
+        }
+        "rank" => "Enter a whole number for the order of draw, like 100 (lower goes first).".into(),
+        "count" => "Enter a whole number of licenses, like 2.".into(),
+        other => format!("Enter a whole number for {}.", other.replace('_', " ")),
+    }
+}
+
 fn number(field: &'static str, raw: &str) -> Result<i64, AppError> {
     raw.trim().parse::<i64>().map_err(|_| {
-        let mut e =
-            AppError::unprocessable("invalid_number", format!("{field} must be a whole number."));
+        let mut e = AppError::unprocessable("invalid_number", number_hint(field));
         e.field = Some(field);
         e
     })
