@@ -107,4 +107,34 @@ async fn instance_and_va_pages_explain_statuses_and_substitution() {
         !details.contains("{&quot;") && !details.contains("{\""),
         "{details}"
     );
+
+    // A license form with several mistakes: every one shown at once, in words, next to
+    // its field, with what was typed kept.
+    let va_page = "/accounts/Acme/virtual-accounts/Lab";
+    let (s, html, _) = session
+        .submit(
+            va_page,
+            &format!("{va_page}/licenses"),
+            &[
+                ("tag", ""),
+                ("name", "Forgot the tag"),
+                ("license_type", "perpetual"),
+                ("quantity", "ten"),
+                ("start", "2020-01-01"),
+                ("rank", "-3"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"license-tag-error\""), "{html}");
+    assert!(
+        html.contains("Enter a whole number of licenses, like 10."),
+        "{html}"
+    );
+    assert!(
+        html.contains("The rank is a whole number from 0 to 1000000"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"ten\"") && html.contains("value=\"Forgot the tag\""));
+    assert!(!html.contains("must be a whole number"));
 }

@@ -263,6 +263,41 @@ fn number(field: &'static str, raw: &str) -> Result<i64, AppError> {
     })
 }
 
+/// Every problem of a license form: unreadable numbers, then the rules on the rest.
+fn license_form_errors(form: &LicenseForm, substitutes: &[String]) -> FormErrors {
+    let mut errors = FormErrors::default();
+    let quantity = number("quantity", &form.quantity);
+    let rank = match form.rank.trim() {
+        "" => Ok(None),
+        r => number("rank", r).map(Some),
+    };
+    for e in [quantity.as_ref().err(), rank.as_ref().err()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(field) = e.field {
+            errors.push(field, e.message.clone());
+        }
+    }
+    let rules = crate::domain::license_form::problems(RawLicense {
+        tag: form.tag.trim(),
+        name: &form.name,
+        license_type: &form.license_type,
+        quantity: quantity.unwrap_or(0),
+        start: form.start.trim(),
+        end: Some(form.end.trim()).filter(|e| !e.is_empty()),
+        export_controlled: form.export_controlled.is_some(),
+        substitutes,
+        rank: rank.unwrap_or(None),
+    });
+    for (field, message) in rules {
+        if errors.get(field).is_none() {
+            errors.push(field, message);
+        }
+    }
+    errors
+}
+
 async fn create_license(
     req: HttpRequest,
     state: State,
@@ -322,6 +357,23 @@ async fn create_license(
             &va_url(&names),
             &format!("License {tag} added."),
         )),
+        // A form mistake: every field's problem at once, not only the first.
+        Err(e) if e.field.is_some() && e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            let x = Extra {
+                license_errors: license_form_errors(&form, &substitutes),
+                license: form,
+                ..Extra::default()
+            };
+            render_page(
+                &req,
+                &state,
+                &user,
+                names,
+                x,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
         Err(e) => {
             let (mut x, status) = refusal(e, |x, errors| x.license_errors = errors)?;
             x.license = form;
