@@ -163,6 +163,9 @@ async fn browser_walks_sync_administration_and_explanations() {
         .await;
     browser.click("#register-again-submit").await;
     assert!(browser.exists("#again-token-error").await);
+    browser
+        .script("document.getElementById('again-token-error').scrollIntoView({block: 'center'})")
+        .await;
     browser.screenshot("adminux-19-register-again-error").await;
 
     // A wrong file to import: next to its field.
@@ -172,6 +175,9 @@ async fn browser_walks_sync_administration_and_explanations() {
         .text("#bundle-error")
         .await
         .starts_with("This file was refused:"));
+    browser
+        .script("document.getElementById('bundle-error').scrollIntoView({block: 'center'})")
+        .await;
     browser.screenshot("adminux-20-satellite-wrong-file").await;
 
     // Deregister here too, after saying what happens.

@@ -536,11 +536,26 @@ async fn register(
         token: f.token.clone(),
         ca_cert_pem: f.ca_cert_pem.clone(),
     };
+    // Registering again keeps the CA certificate the link already trusts unless a new one
+    // is given.
+    let ca_cert_pem = match Some(f.ca_cert_pem).filter(|p| !p.trim().is_empty()) {
+        Some(pem) => Some(pem),
+        None => {
+            let (who, n) = (user.principal.clone(), name.clone());
+            state
+                .store
+                .read(move |c| {
+                    let account = accounts::find(c, &who, &n)?;
+                    Ok(sync_state::link(c, account.id)?.and_then(|l| l.ca_cert_pem))
+                })
+                .await?
+        }
+    };
     let body = UpstreamRequest {
         mode: f.mode,
         token: f.token,
         url: Some(f.url.trim().to_string()).filter(|u| !u.is_empty()),
-        ca_cert_pem: Some(f.ca_cert_pem).filter(|p| !p.trim().is_empty()),
+        ca_cert_pem,
     };
     match api::register(&state, user.principal.clone(), name.clone(), body).await {
         Ok(Ok(_)) => Ok(render::redirect_with_flash(

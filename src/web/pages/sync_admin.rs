@@ -232,7 +232,7 @@ async fn confirm_deregister(
                 link.mode
             ),
             "The virtual accounts and licenses that came from the upstream stay here as last synced (read-only), and products keep reporting against them.".into(),
-            "The upstream still lists this satellite until its admin deregisters it there; ask them to, so its instances stop counting twice.".into(),
+            "The upstream still lists this satellite until its admin deregisters it there; ask them to, so the instances it reported last stop counting there.".into(),
             "To sync again, register with a new satellite token from the upstream.".into(),
         ],
         action: format!("{}/deregister", sync_url(&account)),
