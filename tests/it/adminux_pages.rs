@@ -137,4 +137,21 @@ async fn instance_and_va_pages_explain_statuses_and_substitution() {
     );
     assert!(html.contains("value=\"ten\"") && html.contains("value=\"Forgot the tag\""));
     assert!(!html.contains("must be a whole number"));
+
+    // Moving more than the pool can spare: said next to the quantity, not in a banner.
+    l.api.create_va("Acme", "Spare").await;
+    let (s, html, _) = session
+        .submit(
+            va_page,
+            &format!("{va_page}/licenses/transfer"),
+            &[
+                ("tag", "dna"),
+                ("quantity", "5"),
+                ("to_virtual_account", "Spare"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("id=\"transfer-quantity-error\""), "{html}");
+    assert!(!html.contains("id=\"problem\""), "no banner");
 }

@@ -429,7 +429,11 @@ async fn transfer_license(
                 form.to_virtual_account
             ),
         )),
-        Err(e) => {
+        Err(mut e) => {
+            // Moving more than the pool can spare is about the quantity typed: say it there.
+            if e.code == "insufficient_licenses" && e.field.is_none() {
+                e.field = Some("quantity");
+            }
             let (mut x, status) = refusal(e, |x, errors| x.transfer_errors = errors)?;
             x.transfer = form;
             render_page(&req, &state, &user, names, x, status).await
