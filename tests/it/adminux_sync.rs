@@ -253,6 +253,12 @@ async fn satellite_tokens_and_satellites_are_listed_and_revoked_on_the_upstream(
         "an unused token is revocable"
     );
     assert!(!html.contains(&format!("id=\"revoke-{used_id}\"")));
+    assert!(html.contains("id=\"deregister-Acme\""));
+    // An operator reads the list but is offered neither revocation nor deregistration.
+    let op = pair.upstream.server.session("operator", None).await;
+    let (_, html) = op.page("/sync").await;
+    assert!(html.contains("id=\"satellites\""));
+    assert!(!html.contains("id=\"deregister-Acme\"") && !html.contains("id=\"revoke-"));
     let confirm = format!("/sync/satellites/Acme/{}/deregister", sat["id"]);
     let (s, html) = up.page(&confirm).await;
     assert_eq!(s, StatusCode::OK);

@@ -58,8 +58,8 @@ pub struct LinkRow {
 }
 
 pub struct SatelliteRow {
-    /// Where its deregistration is confirmed.
-    pub deregister_url: String,
+    /// Where its deregistration is confirmed (None when the viewer may not deregister it).
+    pub deregister_url: Option<String>,
     pub authority_id: String,
     pub account: String,
     pub local_account: String,
@@ -175,11 +175,13 @@ async fn index_page(
         satellites: sats
             .into_iter()
             .map(|s| SatelliteRow {
-                deregister_url: format!(
-                    "/sync/satellites/{}/{}/deregister",
-                    path_segment(&s.account),
-                    s.id
-                ),
+                deregister_url: user.principal.can_edit_account(s.account_id).then(|| {
+                    format!(
+                        "/sync/satellites/{}/{}/deregister",
+                        path_segment(&s.account),
+                        s.id
+                    )
+                }),
                 fingerprint: key_fingerprint(&s.public_key),
                 authority_id: s.authority_id,
                 account: s.account,
