@@ -111,6 +111,15 @@ pub fn fingerprint(key: &VerifyingKey) -> String {
     format!("SHA256:{}", hex::encode(&digest[..8]))
 }
 
+/// The fingerprint of a stored raw public key; empty when the bytes are not a key.
+pub fn key_fingerprint(key: &[u8]) -> String {
+    <[u8; 32]>::try_from(key)
+        .ok()
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .map(|k| fingerprint(&k))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

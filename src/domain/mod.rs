@@ -19,3 +19,5 @@ pub mod token;
 
 pub use error::DomainError;
 pub use roles::{Principal, Role};
+pub mod explain;
+pub mod license_form;

@@ -52,14 +52,14 @@ pub fn check_new(
         return Err(DomainError::invalid(
             "invalid_expiry",
             "expires_in_days",
-            "expires_in_days is from 1 to 365.",
+            "Choose between 1 and 365 days.",
         ));
     }
     if max_uses.is_some_and(|m| !(1..=i32::MAX as i64).contains(&m)) {
         return Err(DomainError::invalid(
             "invalid_max_uses",
             "max_uses",
-            "max_uses is at least 1 (leave it out for no limit).",
+            "Enter how many products may use it, 1 or more, or leave it empty for no limit.",
         ));
     }
     Ok(now + expires_in_days * DAY)

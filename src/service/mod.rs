@@ -17,8 +17,10 @@ pub mod licenses;
 pub mod notifications;
 pub mod reports;
 pub mod reservations;
+pub mod satellites;
 pub mod settings;
 pub mod sign_in;
+pub mod sync_link;
 pub mod tokens;
 pub mod user_admin;
 pub mod users;
@@ -52,3 +54,4 @@ impl From<ServiceError> for StoreError {
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+pub mod instance_explain;

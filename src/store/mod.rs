@@ -21,6 +21,7 @@ pub mod page;
 pub mod reported;
 pub mod reports;
 pub mod reservations;
+pub mod satellite_admin;
 pub mod sessions;
 pub mod settings;
 pub mod sync_state;

@@ -235,6 +235,7 @@ pub enum TokenRefusal {
     Unknown,
     Used,
     Expired,
+    Revoked,
 }
 
 impl TokenRefusal {
@@ -243,6 +244,7 @@ impl TokenRefusal {
             TokenRefusal::Unknown => "the registration token is not known to this upstream",
             TokenRefusal::Used => "the registration token was used already",
             TokenRefusal::Expired => "the registration token has expired",
+            TokenRefusal::Revoked => "the registration token was revoked by the upstream's admin",
         }
     }
 }
@@ -252,16 +254,21 @@ pub fn redeem_satellite_token(
     secret: &str,
     now: i64,
 ) -> Result<std::result::Result<i64, TokenRefusal>> {
-    let row: Option<(String, i64, i64, Option<i64>)> = tx
+    /// id, account, expires_at, used_at, revoked_at.
+    type TokenFacts = (String, i64, i64, Option<i64>, Option<i64>);
+    let row: Option<TokenFacts> = tx
         .query_row(
-            "SELECT id, account_id, expires_at, used_at FROM satellite_tokens WHERE secret_hash = ?1",
+            "SELECT id, account_id, expires_at, used_at, revoked_at FROM satellite_tokens WHERE secret_hash = ?1",
             [secrets::secret_hash(secret)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
-    let Some((id, account_id, expires_at, used_at)) = row else {
+    let Some((id, account_id, expires_at, used_at, revoked_at)) = row else {
         return Ok(Err(TokenRefusal::Unknown));
     };
+    if revoked_at.is_some() {
+        return Ok(Err(TokenRefusal::Revoked));
+    }
     if used_at.is_some() {
         return Ok(Err(TokenRefusal::Used));
     }
@@ -379,6 +386,7 @@ pub fn register_satellite(
            last_sequence = 0",
         params![account_id, authority_id, key, local_account, now],
     )?;
+    super::satellite_admin::clear_revoked(tx, authority_id, local_account)?;
     satellite(tx, authority_id, local_account)?.ok_or_else(|| StoreError::not_found("satellite"))
 }
 

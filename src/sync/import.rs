@@ -17,6 +17,7 @@ use crate::crypto::keys::public_key_b64;
 use crate::domain::instance::check_udi;
 use crate::domain::license::{LicenseSpec, RawLicense};
 use crate::domain::names;
+use crate::store::satellite_admin;
 use crate::store::sync_state::{self, History, Link, Satellite};
 use crate::store::synced::{self, Catalog, InstanceExport, Snapshot};
 use ed25519_dalek::VerifyingKey;
@@ -206,13 +207,11 @@ fn sender_key(
             }
         }
         (ServerRole::Upstream, "sync-request") => {
-            let sat =
-                sync_state::satellite(c, &m.from.authority_id, &m.account)?.ok_or_else(|| {
-                    reject(format!(
-                        "foreign satellite: authority {} account '{}' is not registered here",
-                        m.from.authority_id, m.account
-                    ))
-                })?;
+            let Some(sat) = sync_state::satellite(c, &m.from.authority_id, &m.account)? else {
+                let why =
+                    satellite_admin::unregistered_reason(c, &m.from.authority_id, &m.account)?;
+                return Err(reject(why));
+            };
             Ok((rotated(ctx, &sat.public_key, m, signer)?, Trust::Pinned))
         }
         (role, kind) => Err(reject(format!(

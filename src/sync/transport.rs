@@ -5,6 +5,7 @@ use super::context::SyncContext;
 use super::import::{self, Outcome};
 use super::outbound::{self, Written};
 use super::SyncError;
+use crate::store::satellite_admin;
 use crate::store::sync_state::{self, Link};
 use std::path::Path;
 use std::sync::Arc;
@@ -125,11 +126,23 @@ fn post(ctx: &SyncContext, link: &Link, request: &Path) -> Result<Arc<[u8]>, Syn
             .ok()
             .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        return Err(SyncError::Io(format!(
-            "the upstream refused the bundle ({status}): {message}"
-        )));
+        return Err(refused(status, &message));
     }
     Ok(Arc::from(&bytes[..]))
+}
+
+/// A 4xx from the upstream in words: what it refused and why, never the client's text.
+/// Too many requests is worth another try; anything else the sender must change.
+fn refused(status: reqwest::StatusCode, message: &str) -> SyncError {
+    let why = message.trim().trim_end_matches('.');
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return SyncError::Network("the upstream asked to wait (too many requests)".into());
+    }
+    if why.contains("registration token") {
+        SyncError::Refused(format!("the upstream refused the token: {why}"))
+    } else {
+        SyncError::Refused(format!("the upstream refused the request: {why}"))
+    }
 }
 
 /// Sends a request with retries and imports the answer.
@@ -164,6 +177,7 @@ pub fn connect(
             "url must be the upstream's https:// address.",
         )));
     }
+    let since = ctx.store.read_blocking(satellite_admin::last_history_id)?;
     let request =
         outbound::registration_request(ctx, account, "connected", token, Some(url), ca_cert_pem)?;
     let link = ctx
@@ -171,8 +185,35 @@ pub fn connect(
         .read_blocking(|c| sync_state::link_by_account(c, account))?
         .ok_or_else(|| SyncError::Io("the registration was not recorded".into()))?;
     // One attempt: someone is waiting at the form, and a typo in the URL will not heal.
-    let answer = post(ctx, &link, &request.path)?;
-    import::import_fetched(ctx, answer)
+    let result = post(ctx, &link, &request.path).and_then(|a| import::import_fetched(ctx, a));
+    mark_if_failed(ctx, link.account_id, since, result)
+}
+
+/// A connected attempt that failed sent nothing the upstream kept: its request is listed
+/// as failed, with the reason in words, not as written.
+fn mark_if_failed(
+    ctx: &SyncContext,
+    account_id: i64,
+    since: i64,
+    result: Result<Outcome, SyncError>,
+) -> Result<Outcome, SyncError> {
+    if let Err(e) = &result {
+        let why = match e {
+            SyncError::Network(m)
+            | SyncError::Refused(m)
+            | SyncError::Untrusted(m)
+            | SyncError::Rejected(m)
+            | SyncError::Io(m) => m.clone(),
+            other => other.to_string(),
+        };
+        if let Err(e) = ctx
+            .store
+            .write_blocking(|tx| satellite_admin::mark_failed_since(tx, account_id, since, &why))
+        {
+            tracing::warn!(error = %e, "cannot mark a failed attempt in the sync history");
+        }
+    }
+    result
 }
 
 /// One connected sync of an account: export, exchange, apply.
@@ -189,6 +230,8 @@ pub fn sync_now(ctx: &SyncContext, account: &str) -> Result<Outcome, SyncError> 
                 ),
             ))
         })?;
+    let since = ctx.store.read_blocking(satellite_admin::last_history_id)?;
     let request = outbound::sync_request(ctx, account, &|_| {})?;
-    exchange(ctx, &link, &request)
+    let result = exchange(ctx, &link, &request);
+    mark_if_failed(ctx, link.account_id, since, result)
 }

@@ -151,6 +151,11 @@ impl FormErrors {
         }
     }
 
+    /// Adds one more field's error (forms that report every problem at once).
+    pub fn push(&mut self, field: &'static str, message: impl Into<String>) {
+        self.errors.push((field, message.into()));
+    }
+
     pub fn single(field: &'static str, message: impl Into<String>) -> Self {
         Self {
             errors: vec![(field, message.into())],

@@ -269,7 +269,10 @@ async fn disconnected_sync_through_the_pages() {
     browser.upload("#response-file", &response).await;
     browser.click("#import").await;
     assert_eq!(browser.text("#link-state").await, "registered");
-    assert!(browser.text(".flash").await.contains("applied"));
+    assert!(browser
+        .text(".flash")
+        .await
+        .contains("Imported the registration response for account Acme"));
     browser.screenshot("sync-01-satellite-registered").await;
 
     // An agent uses the synced licenses; its usage goes up with the next round.

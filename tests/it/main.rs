@@ -3,6 +3,9 @@
 mod support;
 
 mod adminux;
+mod adminux_browser;
+mod adminux_pages;
+mod adminux_sync;
 mod agent_protocol;
 mod api_accounts;
 mod browser;

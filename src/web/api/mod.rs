@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod reports;
 pub mod reservations;
+pub mod satellites;
 pub mod settings;
 pub mod sync;
 pub mod tokens;
@@ -49,7 +50,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(export_keys::configure)
         .configure(notifications::configure)
         .configure(account_instances::configure)
-        .configure(license_edit::configure);
+        .configure(license_edit::configure)
+        .configure(satellites::configure);
 }
 
 /// `?limit=&after=` on every list.

@@ -49,6 +49,8 @@ impl Modify for BearerAuth {
         super::export_keys::list, super::export_keys::approve, super::export_keys::deny,
         account_instances::account, account_instances::all,
         license_edit::update, license_edit::remove,
+        super::satellites::list_tokens, super::satellites::revoke_token,
+        super::satellites::list_satellites, super::satellites::revoke_satellite,
     ),
     modifiers(&BearerAuth)
 )]

@@ -191,7 +191,7 @@ pub struct HistoryDto {
     pub direction: String,
     pub sequence: i64,
     pub records: i64,
-    /// written, applied, duplicate or rejected.
+    /// written, failed (a connected attempt that did not complete), applied, duplicate or rejected.
     pub result: String,
     pub duration_ms: i64,
     pub detail: String,

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod instance_list;
 pub mod notifications;
+pub mod sentences;
 pub mod sync;
 
 pub mod account;

@@ -18,7 +18,8 @@ pub struct EventView {
     pub action: String,
     pub account: String,
     pub target: String,
-    pub detail: String,
+    /// The detail as label/value pairs (see `event_detail`).
+    pub fields: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -108,11 +109,7 @@ async fn list(
                 action: e.action.clone(),
                 account: e.account.clone().unwrap_or_default(),
                 target: e.target.clone(),
-                detail: if e.detail == "{}" {
-                    String::new()
-                } else {
-                    e.detail.clone()
-                },
+                fields: super::event_detail::fields(&e.detail),
             })
             .collect(),
         actions,

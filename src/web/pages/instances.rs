@@ -193,7 +193,8 @@ struct ShowPage {
     cert_expires: String,
     auth_renew: String,
     auth_expires: String,
-    usage: Vec<(String, i64)>,
+    /// Each license it reports: (tag, count, status, status label, reason in words).
+    usage: Vec<(String, i64, &'static str, String, String)>,
     history: Vec<HistoryRow>,
     can_edit: bool,
     other_vas: Vec<String>,
@@ -215,13 +216,21 @@ async fn show_page(
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let who = user.principal.clone();
+    let today = state.clock.now().date_naive();
     let (account, va, inst, usage, history, other_vas) = state
         .store
         .read(move |c| {
             let (cap, va) = access::read_va(c, &who, &names.0, &names.1)?;
             let inst = instances::find_in_va(c, &va, &names.2)?;
             let account = cap.account.clone();
-            let usage = instances::usage_of(c, &inst.id)?;
+            let usage = crate::service::instance_explain::licenses_of(
+                c,
+                &cap,
+                &va,
+                &inst.id,
+                inst.export_controlled,
+                today,
+            )?;
             let history = instances::history(c, &inst.id)?;
             let others: Vec<String> = service_vas::list(c, &cap, None, 500)?
                 .items
@@ -284,7 +293,13 @@ async fn show_page(
         auth_expires: opt(inst.auth_expires_at),
         i: InstanceRow::new(&inst, &base, state.clock.unix()),
         va_url: base,
-        usage,
+        usage: usage
+            .into_iter()
+            .map(|r| {
+                let status = r.status.as_str();
+                (r.tag, r.count, status, label(status), r.reason)
+            })
+            .collect(),
         history: history
             .into_iter()
             .map(|(at, status, note)| HistoryRow {

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod api_clients;
 pub mod backups;
 pub mod dashboard;
+pub mod event_detail;
 pub mod events;
 pub mod export_keys;
 pub mod instances;
@@ -18,6 +19,7 @@ pub mod reports;
 pub mod reservations;
 pub mod settings;
 pub mod sync;
+pub mod sync_admin;
 pub mod upload;
 pub mod usage_charts;
 pub mod user_admin;
@@ -46,7 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(notifications::configure)
         .configure(reports::configure)
         .configure(account_instances::configure)
-        .configure(license_edit::configure);
+        .configure(license_edit::configure)
+        .configure(sync_admin::configure);
 }
 
 /// The `?after=` cursor of paginated pages.

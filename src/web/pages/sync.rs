@@ -3,13 +3,14 @@
 //! registered satellites, their tokens, and the request-in / response-out page.
 
 use super::upload::bundle_form;
-use super::va_view::label;
 use crate::clock;
 use crate::config::ServerRole;
-use crate::crypto::keys::fingerprint;
+use crate::crypto::keys::key_fingerprint;
 use crate::service::access;
+use crate::service::satellites::{self, SatelliteToken, TokenState};
 use crate::store::sync_state;
 use crate::web::auth::SessionUser;
+use crate::web::calls::sentences;
 use crate::web::calls::sync::{self as api, bundle_response, UpstreamRequest};
 use crate::web::render::{self, path_segment, FormErrors, Layout};
 use crate::web::{AppError, PageError, State};
@@ -58,6 +59,8 @@ pub struct LinkRow {
 }
 
 pub struct SatelliteRow {
+    /// Where its deregistration is confirmed (None when the viewer may not deregister it).
+    pub deregister_url: Option<String>,
     pub authority_id: String,
     pub account: String,
     pub local_account: String,
@@ -65,6 +68,40 @@ pub struct SatelliteRow {
     pub last_sync: String,
     pub last_sequence: i64,
     pub instance_count: i64,
+}
+
+/// A satellite token as the upstream's Satellites page lists it.
+pub struct TokenView {
+    pub id: String,
+    pub account: String,
+    pub description: String,
+    pub created: String,
+    pub expires: String,
+    pub state: &'static str,
+    /// Set when the viewer may revoke it (unused or expired, and an editor of its account).
+    pub revoke_url: Option<String>,
+}
+
+impl TokenView {
+    fn new(t: SatelliteToken, user: &SessionUser) -> Self {
+        let revocable = matches!(t.state, TokenState::Unused | TokenState::Expired)
+            && user.principal.can_edit_account(t.row.account_id);
+        Self {
+            revoke_url: revocable.then(|| {
+                format!(
+                    "/sync/satellite-tokens/{}/{}/revoke",
+                    path_segment(&t.row.account),
+                    path_segment(&t.row.id)
+                )
+            }),
+            id: t.row.id,
+            account: t.row.account,
+            description: t.row.description,
+            created: clock::human(t.row.created_at),
+            expires: clock::human(t.row.expires_at),
+            state: t.state.as_str(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -77,6 +114,7 @@ struct IndexPage {
     has_unregistered: bool,
     satellites: Vec<SatelliteRow>,
     token_accounts: Vec<String>,
+    tokens: Vec<TokenView>,
     created_token: Option<(String, String, String)>,
     errors: FormErrors,
     history: Vec<HistoryView>,
@@ -91,7 +129,8 @@ async fn index_page(
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let who = user.principal.clone();
-    let (visible, links, sats, history) = state
+    let now = state.clock.unix();
+    let (visible, links, sats, history, tokens) = state
         .store
         .read(move |c| {
             let visible =
@@ -99,7 +138,8 @@ async fn index_page(
             let links = sync_state::links(c)?;
             let sats = sync_state::satellites(c, who.account_filter())?;
             let history = sync_state::history(c, who.account_filter(), None, 20)?.items;
-            Ok((visible, links, sats, history))
+            let tokens = satellites::visible_tokens(c, who.account_filter(), now, 50)?;
+            Ok((visible, links, sats, history, tokens))
         })
         .await?;
     let links: Vec<LinkRow> = visible
@@ -137,11 +177,14 @@ async fn index_page(
         satellites: sats
             .into_iter()
             .map(|s| SatelliteRow {
-                fingerprint: <[u8; 32]>::try_from(s.public_key.as_slice())
-                    .ok()
-                    .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
-                    .map(|k| fingerprint(&k))
-                    .unwrap_or_default(),
+                deregister_url: user.principal.can_edit_account(s.account_id).then(|| {
+                    format!(
+                        "/sync/satellites/{}/{}/deregister",
+                        path_segment(&s.account),
+                        s.id
+                    )
+                }),
+                fingerprint: key_fingerprint(&s.public_key),
                 authority_id: s.authority_id,
                 account: s.account,
                 local_account: s.local_account,
@@ -157,6 +200,10 @@ async fn index_page(
             .iter()
             .filter(|a| user.principal.can_edit_account(a.id))
             .map(|a| a.name.clone())
+            .collect(),
+        tokens: tokens
+            .into_iter()
+            .map(|t| TokenView::new(t, user))
             .collect(),
         created_token,
         errors,
@@ -237,6 +284,7 @@ async fn create_satellite_token(
 
 /// Upstream: a request bundle in, its response downloaded at once.
 async fn upstream_upload(
+    req: HttpRequest,
     state: State,
     user: SessionUser,
     form: Multipart,
@@ -246,19 +294,44 @@ async fn upstream_upload(
             AppError::forbidden("Only system admins and operators exchange bundles.").into(),
         );
     }
-    let path = bundle_form(&user, form, &state.sync.dir("inbox")).await?;
-    let ctx = state.sync.clone();
-    let outcome = web::block(move || crate::sync::import::import_upload(&ctx, &path)).await?;
-    match outcome.map_err(AppError::from) {
+    let outcome = match bundle_form(&user, form, &state.sync.dir("inbox")).await {
+        Ok(path) => {
+            let ctx = state.sync.clone();
+            web::block(move || crate::sync::import::import_upload(&ctx, &path))
+                .await?
+                .map_err(AppError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
         Ok(o) => match o.answer {
             Some(w) => Ok(bundle_response(&w.path)?),
             None => Ok(render::redirect_with_flash(
                 "/sync",
-                &format!("Bundle {}: {}.", o.bundle_id, o.result),
+                &sentences::imported(&o),
             )),
         },
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            let errors = FormErrors::from_error(upload_error(e))?;
+            let status = errors.status();
+            index_page(&req, &state, &user, None, errors, status).await
+        }
     }
+}
+
+/// A refused upload as an error next to the file field, in words; a failure here (not
+/// the file's fault) stays an error page.
+fn upload_error(mut e: AppError) -> AppError {
+    if e.status.is_client_error() && e.status != StatusCode::FORBIDDEN {
+        if e.code == "bundle_rejected" {
+            e.message = format!(
+                "This file was refused: {}. Choose the bundle file the other side gave you (a .tar.gz).",
+                e.message.trim_end_matches('.')
+            );
+        }
+        e.field = Some("bundle");
+    }
+    e
 }
 
 #[derive(Template)]
@@ -278,6 +351,10 @@ struct AccountPage {
     cron: String,
     next_runs: Vec<String>,
     can_sync: bool,
+    /// May switch the mode and deregister (system admins).
+    is_admin: bool,
+    /// The connected URL the link has (prefills the switch to connected).
+    link_url: String,
     errors: FormErrors,
     problem: Option<String>,
     history: Vec<HistoryView>,
@@ -356,6 +433,11 @@ async fn account_page(
             .map(|t| t.replace('T', " ").replace('Z', " UTC"))
             .collect(),
         can_sync: user.principal.can_sync(),
+        is_admin: user.principal.is_system_admin(),
+        link_url: link
+            .as_ref()
+            .and_then(|l| l.url.clone())
+            .unwrap_or_default(),
         errors,
         problem,
         history: history_views(history),
@@ -381,6 +463,24 @@ async fn account(
         Tried::default(),
     )
     .await
+}
+
+/// The account's sync page with a failed mode switch's errors next to its fields.
+pub(super) async fn account_with_mode_errors(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    name: String,
+    errors: FormErrors,
+    status: StatusCode,
+    url: String,
+) -> Result<HttpResponse, PageError> {
+    let tried = Tried {
+        mode: "switch".into(),
+        url,
+        ..Tried::default()
+    };
+    account_page(req, state, user, name, errors, None, status, tried).await
 }
 
 /// Shows a failed action on the account's sync page.
@@ -440,16 +540,33 @@ async fn register(
         token: f.token.clone(),
         ca_cert_pem: f.ca_cert_pem.clone(),
     };
+    // Registering again keeps the CA certificate the link already trusts unless a new one
+    // is given.
+    let ca_cert_pem = match Some(f.ca_cert_pem).filter(|p| !p.trim().is_empty()) {
+        Some(pem) => Some(pem),
+        None => {
+            let (who, n) = (user.principal.clone(), name.clone());
+            state
+                .store
+                .read(move |c| {
+                    let account = access::read_account(c, &who, &n)?.account;
+                    Ok(sync_state::link(c, account.id)?.and_then(|l| l.ca_cert_pem))
+                })
+                .await?
+        }
+    };
     let body = UpstreamRequest {
         mode: f.mode,
         token: f.token,
         url: Some(f.url.trim().to_string()).filter(|u| !u.is_empty()),
-        ca_cert_pem: Some(f.ca_cert_pem).filter(|p| !p.trim().is_empty()),
+        ca_cert_pem,
     };
     match api::register(&state, user.principal.clone(), name.clone(), body).await {
         Ok(Ok(_)) => Ok(render::redirect_with_flash(
             &format!("/accounts/{}/sync", path_segment(&name)),
-            "Registered with the upstream.",
+            &format!(
+                "Registered account {name} with the upstream; it syncs connected on its schedule."
+            ),
         )),
         Ok(Err(bundle)) => Ok(bundle_response(&bundle)?),
         Err(e) => failed(&req, &state, &user, name, e, tried).await,
@@ -488,7 +605,7 @@ async fn now(
     match api::run_now(&state, user.principal.clone(), name.clone()).await {
         Ok(o) => Ok(render::redirect_with_flash(
             &format!("/accounts/{}/sync", path_segment(&name)),
-            &format!("Synced: {} {} ({}).", o.kind, o.result, o.summary),
+            &sentences::synced(&name, &o),
         )),
         Err(e) => failed(&req, &state, &user, name, e, Tried::default()).await,
     }
@@ -529,15 +646,21 @@ async fn import(
     if !user.principal.can_sync() {
         return Err(AppError::forbidden("Only system admins and operators import bundles.").into());
     }
-    let file = bundle_form(&user, form, &state.sync.dir("inbox")).await?;
-    let ctx = state.sync.clone();
-    let outcome = web::block(move || crate::sync::import::import_upload(&ctx, &file)).await?;
-    match outcome.map_err(AppError::from) {
+    let outcome = match bundle_form(&user, form, &state.sync.dir("inbox")).await {
+        Ok(file) => {
+            let ctx = state.sync.clone();
+            web::block(move || crate::sync::import::import_upload(&ctx, &file))
+                .await?
+                .map_err(AppError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
         Ok(o) => Ok(render::redirect_with_flash(
             &format!("/accounts/{}/sync", path_segment(&name)),
-            &format!("Imported {} ({}): {}.", label(&o.kind), o.result, o.summary),
+            &sentences::imported(&o),
         )),
-        Err(e) => failed(&req, &state, &user, name, e, Tried::default()).await,
+        Err(e) => failed(&req, &state, &user, name, upload_error(e), Tried::default()).await,
     }
 }
 

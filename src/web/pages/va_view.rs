@@ -28,6 +28,8 @@ pub struct LicenseView {
     pub rank: i64,
     /// Of `in_use`, the units that cover other tags' demand.
     pub lent: i64,
+    /// "3 in use, all covering DNA Essentials" when some of its units cover others.
+    pub substitution_note: Option<String>,
     /// For the <meter>: in use, capped at the quantity so the gauge stays in range.
     pub meter_value: i64,
     pub meter_max: i64,
@@ -61,6 +63,7 @@ impl LicenseView {
             substitutes: l.spec.substitutes.join(", "),
             rank: l.spec.rank,
             lent: pool.map_or(0, |p| p.lent),
+            substitution_note: None,
             meter_value: (in_use + l.reserved).min(l.spec.quantity.max(1)),
             meter_max: l.spec.quantity.max(1),
             over: (in_use + l.reserved - l.spec.quantity).max(0),
@@ -194,7 +197,15 @@ pub fn load(
         synced: va.synced,
         licenses: licenses
             .iter()
-            .map(|l| LicenseView::new(l, &evaluation))
+            .map(|l| {
+                let mut view = LicenseView::new(l, &evaluation);
+                view.substitution_note = crate::domain::explain::substitution_note(
+                    &l.pool(),
+                    &evaluation,
+                    &crate::service::instance_explain::names_of(&licenses),
+                );
+                view
+            })
             .collect(),
         tokens: token_page
             .items

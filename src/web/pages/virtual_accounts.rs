@@ -240,13 +240,61 @@ async fn delete(
     }
 }
 
+/// What to type, in words, when a number field holds something else.
+fn number_hint(field: &str) -> String {
+    match field {
+        "quantity" => "Enter a whole number of licenses, like 10.".into(),
+        "expires_in_days" => "Choose between 1 and 365 days.".into(),
+        "max_uses" => {
+            "Enter a whole number of uses, like 5, or leave it empty for no limit.".into()
+        }
+        "rank" => "Enter a whole number for the order of draw, like 100 (lower goes first).".into(),
+        "count" => "Enter a whole number of licenses, like 2.".into(),
+        other => format!("Enter a whole number for {}.", other.replace('_', " ")),
+    }
+}
+
 fn number(field: &'static str, raw: &str) -> Result<i64, AppError> {
     raw.trim().parse::<i64>().map_err(|_| {
-        let mut e =
-            AppError::unprocessable("invalid_number", format!("{field} must be a whole number."));
+        let mut e = AppError::unprocessable("invalid_number", number_hint(field));
         e.field = Some(field);
         e
     })
+}
+
+/// Every problem of a license form: unreadable numbers, then the rules on the rest.
+fn license_form_errors(form: &LicenseForm, substitutes: &[String]) -> FormErrors {
+    let mut errors = FormErrors::default();
+    let quantity = number("quantity", &form.quantity);
+    let rank = match form.rank.trim() {
+        "" => Ok(None),
+        r => number("rank", r).map(Some),
+    };
+    for e in [quantity.as_ref().err(), rank.as_ref().err()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(field) = e.field {
+            errors.push(field, e.message.clone());
+        }
+    }
+    let rules = crate::domain::license_form::problems(RawLicense {
+        tag: form.tag.trim(),
+        name: &form.name,
+        license_type: &form.license_type,
+        quantity: quantity.unwrap_or(0),
+        start: form.start.trim(),
+        end: Some(form.end.trim()).filter(|e| !e.is_empty()),
+        export_controlled: form.export_controlled.is_some(),
+        substitutes,
+        rank: rank.unwrap_or(None),
+    });
+    for (field, message) in rules {
+        if errors.get(field).is_none() {
+            errors.push(field, message);
+        }
+    }
+    errors
 }
 
 async fn create_license(
@@ -308,6 +356,23 @@ async fn create_license(
             &va_url(&names),
             &format!("License {tag} added."),
         )),
+        // A form mistake: every field's problem at once, not only the first.
+        Err(e) if e.field.is_some() && e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            let x = Extra {
+                license_errors: license_form_errors(&form, &substitutes),
+                license: form,
+                ..Extra::default()
+            };
+            render_page(
+                &req,
+                &state,
+                &user,
+                names,
+                x,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
         Err(e) => {
             let (mut x, status) = refusal(e, |x, errors| x.license_errors = errors)?;
             x.license = form;
@@ -358,7 +423,11 @@ async fn transfer_license(
                 form.to_virtual_account
             ),
         )),
-        Err(e) => {
+        Err(mut e) => {
+            // Moving more than the pool can spare is about the quantity typed: say it there.
+            if e.code == "insufficient_licenses" && e.field.is_none() {
+                e.field = Some("quantity");
+            }
             let (mut x, status) = refusal(e, |x, errors| x.transfer_errors = errors)?;
             x.transfer = form;
             render_page(&req, &state, &user, names, x, status).await

@@ -233,7 +233,7 @@ impl Browser {
     }
 
     /// Runs a script; None when the browser refuses (e.g. a dialog is open).
-    async fn script(&self, script: &str) -> Option<Value> {
+    pub async fn script(&self, script: &str) -> Option<Value> {
         let url = format!("{}/session/{}/execute/sync", self.base, self.session);
         let v: Value = self
             .http
