@@ -1,19 +1,21 @@
 //! Seeds instances through `service::instances::register`, the code path real registrations
 //! take, with keys derived from their index so the load phase can sign for them.
 
-use crate::crypto::secrets;
-use crate::domain::instance::Udi;
-use crate::domain::license::{LicenseSpec, LicenseType};
-use crate::domain::{Principal, Role};
-use crate::service::instances::{self as registration, RegisterInput};
-use crate::store::instances::{self, Report};
-use crate::store::{accounts, licenses, tokens, Store, StoreError};
 use ed25519_dalek::SigningKey;
+use satellite::crypto::secrets;
+use satellite::domain::instance::Udi;
+use satellite::domain::license::{LicenseSpec, LicenseType};
+use satellite::domain::{Principal, Role};
+use satellite::service::instances::{self as registration, RegisterInput};
+use satellite::store::instances::{self, Report};
+use satellite::store::{accounts, licenses, tokens, Store, StoreError};
 use sha2::{Digest, Sha256};
 
 pub const ACCOUNT: &str = "Bench";
 pub const VA: &str = "Load";
 pub const TAG: &str = "regid.2026-01.com.bench.ess,1.0";
+/// The product id of the estate's instances (serials `SN<index>`).
+pub const PID: &str = "BENCH";
 
 pub fn key_for(i: u64) -> SigningKey {
     SigningKey::from_bytes(&Sha256::digest(format!("satellite-bench-{i}")).into())
@@ -46,7 +48,7 @@ pub fn prepare(store: &Store, now: i64) -> Result<String, StoreError> {
                     end: None,
                     export_controlled: false,
                     substitutes: vec![],
-                    rank: crate::domain::license::DEFAULT_RANK,
+                    rank: satellite::domain::license::DEFAULT_RANK,
                 };
                 licenses::create(tx, &admin, now, &account, &va, &spec)?;
                 (account, va)
@@ -69,76 +71,87 @@ pub fn prepare(store: &Store, now: i64) -> Result<String, StoreError> {
     })
 }
 
-/// Ids of the instances an earlier run seeded, in seeding order (their serial numbers
-/// carry the index their keys derive from).
-pub fn existing(store: &Store) -> Result<Vec<String>, StoreError> {
+/// The estate's instances so far (seeded, or registered over HTTPS by this or an earlier
+/// run), as (key index, id) in index order: serial numbers `SN<index>` carry the index
+/// their keys derive from.
+pub fn existing(store: &Store) -> Result<Vec<(u64, String)>, StoreError> {
     store.read_blocking(|c| {
-        Ok(c.prepare(
-            "SELECT i.id FROM instances i JOIN virtual_accounts v ON v.id = i.va_id
-             JOIN accounts a ON a.id = v.account_id
-             WHERE a.name = ?1 AND v.name = ?2 AND i.pid = 'BENCH' ORDER BY i.sn",
-        )?
-        .query_map([ACCOUNT, VA], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?)
+        let rows: Vec<(String, String)> = c
+            .prepare(
+                "SELECT i.sn, i.id FROM instances i JOIN virtual_accounts v ON v.id = i.va_id
+                 JOIN accounts a ON a.id = v.account_id
+                 WHERE a.name = ?1 AND v.name = ?2 AND i.pid = ?3 ORDER BY i.sn",
+            )?
+            .query_map([ACCOUNT, VA, PID], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(sn, id)| Some((sn.strip_prefix("SN")?.parse().ok()?, id)))
+            .collect())
     })
 }
 
-/// Registers instances `from..to` in transactions of `batch`, each followed by its first
-/// usage report (an estate in service has reported before: the measured reports then
-/// replace usage as they do in steady state); returns their ids in order.
+/// Registers the instances of `indices` in transactions of `batch`, each followed by its
+/// first usage report (an estate in service has reported before: the measured reports then
+/// replace usage as they do in steady state).
 pub fn register(
     store: &Store,
     token: &str,
-    from: u64,
-    to: u64,
-    batch: u64,
+    indices: &[u64],
+    batch: usize,
     now: i64,
     progress: &dyn Fn(u64),
-) -> Result<Vec<String>, StoreError> {
-    let mut ids = Vec::with_capacity((to - from) as usize);
+) -> Result<(), StoreError> {
     let today = chrono::DateTime::from_timestamp(now, 0)
         .unwrap_or_default()
         .date_naive();
-    let mut i = from;
-    while i < to {
-        let end = (i + batch).min(to);
-        let chunk = store.write_blocking(|tx| {
-            (i..end)
-                .map(|n| {
-                    let public_key = key_for(n).verifying_key().to_bytes();
-                    let reg = RegisterInput {
-                        token: token.to_string(),
-                        udi: Udi {
-                            pid: "BENCH".into(),
-                            sn: format!("SN{n:09}"),
-                            uuid: None,
-                        },
-                        public_key,
-                        product_name: "bench".into(),
-                        product_version: "1".into(),
-                        hostname: None,
-                        reregister: false,
-                    };
-                    let id = registration::register(tx, now, &reg)?.instance_id;
-                    let first = Report {
-                        report_id: format!("seed-{n}"),
-                        measured_at_us: now * 1_000_000,
-                        entitlements: vec![(TAG.to_string(), 1)],
-                    };
-                    let signer = instances::Signer {
-                        id: &id,
-                        public_key: &public_key,
-                    };
-                    instances::apply_report(tx, now, today, signer, &first)?;
-                    Ok::<_, StoreError>(id)
-                })
-                .collect::<Result<Vec<_>, _>>()
+    let mut done = 0u64;
+    for chunk in indices.chunks(batch.max(1)) {
+        store.write_blocking(|tx| {
+            for &n in chunk {
+                let public_key = key_for(n).verifying_key().to_bytes();
+                let reg = RegisterInput {
+                    token: token.to_string(),
+                    udi: Udi {
+                        pid: PID.into(),
+                        sn: format!("SN{n:09}"),
+                        uuid: None,
+                    },
+                    public_key,
+                    product_name: "bench".into(),
+                    product_version: "1".into(),
+                    hostname: None,
+                    reregister: false,
+                };
+                let id = registration::register(tx, now, &reg)?.instance_id;
+                let first = Report {
+                    report_id: format!("seed-{n}"),
+                    measured_at_us: now * 1_000_000,
+                    entitlements: vec![(TAG.to_string(), 1)],
+                };
+                let signer = instances::Signer {
+                    id: &id,
+                    public_key: &public_key,
+                };
+                instances::apply_report(tx, now, today, signer, &first)?;
+            }
+            Ok::<_, StoreError>(())
         })?;
-        ids.extend(chunk);
-        i = end;
-        progress(i - from);
+        done += chunk.len() as u64;
+        progress(done);
     }
-    Ok(ids)
+    Ok(())
+}
+
+/// The indices below `n` that `present` (key index, id) lacks.
+pub fn missing(present: &[(u64, String)], n: u64) -> Vec<u64> {
+    let mut have = vec![false; n as usize];
+    for (i, _) in present {
+        if let Some(h) = have.get_mut(*i as usize) {
+            *h = true;
+        }
+    }
+    (0..n).filter(|i| !have[*i as usize]).collect()
 }
 
 /// Lets the seeding settle before anything is measured: the WAL copied back and emptied,
@@ -156,14 +169,14 @@ pub fn settle(db: &std::path::Path) -> Result<(), StoreError> {
 pub fn page_user(store: &Store, now: i64) -> Result<(String, String), StoreError> {
     let password = secrets::random_password();
     let hash =
-        crate::crypto::password::hash(&password).map_err(|e| StoreError::Io(e.to_string()))?;
+        satellite::crypto::password::hash(&password).map_err(|e| StoreError::Io(e.to_string()))?;
     let username = format!("bench{}", now);
     store.write_blocking(|tx| {
-        crate::store::users::create(
+        satellite::store::users::create(
             tx,
             "bench",
             now,
-            crate::store::users::NewUser {
+            satellite::store::users::NewUser {
                 username: &username,
                 password_hash: &hash,
                 role: Role::SystemAdmin,
