@@ -5,6 +5,7 @@ mod support;
 mod adminux;
 mod agent_protocol;
 mod api_accounts;
+mod bench;
 mod browser;
 mod cli;
 mod export_keys;

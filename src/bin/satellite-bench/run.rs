@@ -480,7 +480,8 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
                 phases.add(measured(&product, s).await);
             }
             if wants("reports") {
-                if !https {
+                // Instances registered in this round's registrations report first.
+                if !https && wants("registrations") {
                     let s = load::first_reports(at.url, fresh.clone(), slice);
                     phases.add(measured(&product, s).await);
                 }
