@@ -12,6 +12,7 @@ mod estate;
 mod floor;
 mod load;
 mod metrics;
+mod phase;
 mod procstat;
 mod report;
 mod run;
