@@ -226,6 +226,9 @@ settings! {
         smtp_port: u32 = 587,
         /// `starttls`, `tls` or `none`.
         smtp_tls: SmtpTls = SmtpTls::Starttls,
+        /// Fold counted changes into the tamper-evident ledger (docs/ledger.md). Off only to
+        /// measure its cost: changes made while it is off make `ledger verify` fail.
+        ledger_enabled: bool = true,
     }
     optional {
         /// HTTP(S) proxy for connected sync, e.g. `http://proxy.example:3128`.

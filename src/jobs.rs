@@ -1,5 +1,5 @@
 //! Background jobs: timers that no request triggers (authorization expiry, and the end of
-//! a registration that was not renewed for a year).
+//! a registration that was not renewed for a year, and the ledger head's daily signature).
 
 use crate::clock::Clock;
 use crate::store::{instances, Store};
@@ -80,5 +80,34 @@ pub async fn run_timers(store: Store, clock: Clock) {
         tick.tick().await;
         apply_timers(&store, &clock).await;
         snapshot_usage(&store, &clock).await;
+    }
+}
+
+/// Signs the ledger's head when it is due (none yet, or the newest a day old).
+pub async fn sign_ledger_head(
+    store: &Store,
+    authority: std::sync::Arc<crate::crypto::AuthorityKey>,
+    clock: &Clock,
+) {
+    let now = clock.unix();
+    let signed = store
+        .write(move |tx| Ok(crate::service::ledger::sign_if_due(tx, &authority, now)?))
+        .await;
+    if let Err(e) = signed {
+        tracing::error!(error = %e, "signing the ledger head failed");
+    }
+}
+
+/// Runs `sign_ledger_head` at start and then every `TIMER_INTERVAL`, forever: the head is
+/// signed at least daily.
+pub async fn run_ledger_signing(
+    store: Store,
+    authority: std::sync::Arc<crate::crypto::AuthorityKey>,
+    clock: Clock,
+) {
+    let mut tick = tokio::time::interval(TIMER_INTERVAL);
+    loop {
+        tick.tick().await;
+        sign_ledger_head(&store, authority.clone(), &clock).await;
     }
 }

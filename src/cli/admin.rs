@@ -5,7 +5,9 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::{password, secrets};
 use crate::domain::{names, Role};
-use crate::store::{api_clients, counters, users, Store};
+use crate::service::access;
+use crate::service::users as service_users;
+use crate::store::{api_clients, counters, Store};
 use clap::Subcommand;
 use std::io::BufRead;
 use std::path::Path;
@@ -48,7 +50,7 @@ fn open(settings: &Settings) -> Result<Store, CliError> {
             path.display()
         )));
     }
-    Ok(Store::open(&path)?)
+    Ok(Store::open_with(&path, settings.ledger_enabled)?)
 }
 
 fn parse_role(role: &str) -> Result<Role, CliError> {
@@ -79,14 +81,15 @@ pub fn user(settings: Settings, cmd: UserCommand, out: &Output) -> Result<(), Cl
     let hash = password::hash(&password)?;
     let now = Clock::with_offset(settings.clock_offset_seconds).unix();
     let user = store.write_blocking(|tx| {
-        let new = users::NewUser {
+        let new = service_users::NewUser {
             username: &username,
             password_hash: &hash,
             role,
             account: account.as_deref(),
             must_change_password: generated,
         };
-        users::create(tx, "cli", now, new)
+        let cap = access::local_operator("cli");
+        service_users::create(tx, &cap, now, new).map_err(crate::store::StoreError::from)
     })?;
     let mut lines = vec![
         ("username", user.username),

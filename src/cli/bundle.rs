@@ -35,7 +35,7 @@ fn context(settings: &Settings) -> Result<SyncContext, CliError> {
             path.display()
         )));
     }
-    let store = Store::open(&path)?;
+    let store = Store::open_with(&path, settings.ledger_enabled)?;
     let mut settings = settings.clone();
     // The role the server runs as, recorded at its start, unless set explicitly.
     if std::env::var_os("SATELLITE_ROLE").is_none() {

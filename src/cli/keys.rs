@@ -29,7 +29,7 @@ pub fn run(settings: Settings, cmd: KeysCommand, out: &Output) -> Result<(), Cli
     let now = Clock::with_offset(settings.clock_offset_seconds).unix();
     let db = settings.db_path();
     let store = if db.exists() {
-        Some(Store::open(&db)?)
+        Some(Store::open_with(&db, settings.ledger_enabled)?)
     } else {
         None
     };

@@ -3,6 +3,7 @@
 mod admin;
 mod bundle;
 mod keys;
+mod ledger;
 mod output;
 mod serve;
 
@@ -59,6 +60,9 @@ enum Command {
     /// The authority key: rotate it with an overlap period.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The tamper-evident ledger: verify it, show its signed head.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
 }
 
 /// A command that failed: the message says what and what to do.
@@ -165,6 +169,9 @@ pub fn run() -> ExitCode {
         Command::Check => settings(&cli.global, no_flags()).and_then(|s| admin::check(s, &out)),
         Command::Keys(cmd) => {
             settings(&cli.global, no_flags()).and_then(|s| keys::run(s, cmd, &out))
+        }
+        Command::Ledger(cmd) => {
+            settings(&cli.global, no_flags()).and_then(|s| ledger::run(s, cmd, &out))
         }
     };
     match result {

@@ -5,6 +5,8 @@ use crate::clock::Clock;
 use crate::config::{ServerRole, Settings};
 use crate::crypto::{password, secrets, tls, AuthorityKey};
 use crate::domain::Role;
+use crate::service::access;
+use crate::service::users as service_users;
 use crate::store::{users, Store};
 use crate::web::{self, throttle, AppState};
 use std::net::{SocketAddr, TcpListener};
@@ -67,14 +69,15 @@ fn ensure_initial_admin(store: &Store, now: i64) -> Result<Option<String>, CliEr
     let generated = secrets::random_password();
     let hash = password::hash(&generated)?;
     store.write_blocking(|tx| {
-        let new = users::NewUser {
+        let new = service_users::NewUser {
             username: "admin",
             password_hash: &hash,
             role: Role::SystemAdmin,
             account: None,
             must_change_password: true,
         };
-        users::create(tx, "system", now, new)
+        let cap = access::local_operator("system");
+        service_users::create(tx, &cap, now, new).map_err(crate::store::StoreError::from)
     })?;
     Ok(Some(generated))
 }
@@ -142,7 +145,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         .transpose()
         .map_err(|e| CliError(format!("backup_cron: {e}")))?;
     let clock = Clock::with_offset(settings.clock_offset_seconds);
-    let store = Store::open(&settings.db_path())?;
+    let store = Store::open_with(&settings.db_path(), settings.ledger_enabled)?;
     let authority = Arc::new(AuthorityKey::load_or_create(data_dir)?);
     let tls_config = if settings.insecure_http {
         None
@@ -229,6 +232,13 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         .transpose()?;
     actix_web::rt::System::new().block_on(async move {
         actix_web::rt::spawn(crate::jobs::run_timers(state.store.clone(), state.clock));
+        if state.store.ledger_enabled() {
+            actix_web::rt::spawn(crate::jobs::run_ledger_signing(
+                state.store.clone(),
+                state.authority.clone(),
+                state.clock,
+            ));
+        }
         actix_web::rt::spawn(crate::notify::run(
             state.store.clone(),
             state.clock,

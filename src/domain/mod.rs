@@ -6,6 +6,7 @@ pub mod compliance;
 pub mod error;
 pub mod export_key;
 pub mod instance;
+pub mod ledger;
 pub mod license;
 pub mod lifecycle;
 pub mod names;

@@ -5,7 +5,7 @@
 
 use super::Result;
 use crate::domain::alerts::Alert;
-use crate::domain::{DomainError, Principal, Role};
+use crate::domain::{DomainError, Principal};
 use crate::store::events::{self, NewEvent};
 use crate::store::{accounts, alerts, notifications, StoreError};
 use chrono::NaiveDate;
@@ -117,7 +117,8 @@ pub fn list(
     at: Now,
     filter: DateFilter,
 ) -> Result<Vec<AlertOut>> {
-    let live = alerts::collect(tx, who, at.now, at.today, at.overdue_days)?;
+    let scope = super::access::visible(who).account_filter();
+    let live = alerts::collect(tx, scope, at.now, at.today, at.overdue_days)?;
     let ids = account_ids(tx)?;
     for a in &live {
         if let Some(account_id) = ids.get(&a.account) {
@@ -171,12 +172,8 @@ pub fn acknowledge(tx: &Connection, who: &Principal, at: Now, id: &str) -> Resul
 /// Every alert of the server now; new ones are recorded (and returned, to be notified),
 /// cleared ones forgotten.
 pub fn sweep(tx: &Connection, at: Now) -> Result<Vec<(AlertOut, i64)>> {
-    let system = Principal {
-        actor: "system:alerts".into(),
-        role: Role::SystemAdmin,
-        account_id: None,
-    };
-    let live = alerts::collect(tx, &system, at.now, at.today, at.overdue_days)?;
+    let everything = super::access::Visible::EVERYTHING.account_filter();
+    let live = alerts::collect(tx, everything, at.now, at.today, at.overdue_days)?;
     let ids = account_ids(tx)?;
     let mut fresh = vec![];
     let mut seen = std::collections::HashSet::new();

@@ -1,9 +1,10 @@
 //! Reading the event log: filters parsed once (dates are `YYYY-MM-DD`, UTC, both ends
-//! inclusive), pages for lists and a row-at-a-time walk for CSV exports. Scoping is the
-//! store's: an account-scoped caller sees its account's events only.
+//! inclusive), pages for lists and a row-at-a-time walk for CSV exports. An account-scoped
+//! caller sees its account's events only (`access::Visible`).
 
+use super::access::Visible;
 use super::Result;
-use crate::domain::{DomainError, Principal};
+use crate::domain::DomainError;
 use crate::store::events::{self, EventFilter, EventRow};
 use crate::store::page::Page;
 use chrono::NaiveDate;
@@ -72,12 +73,18 @@ pub fn filter(raw: &RawFilter) -> Result<EventFilter> {
 
 pub fn list(
     conn: &Connection,
-    who: &Principal,
+    scope: Visible,
     filter: &EventFilter,
     after: Option<i64>,
     limit: u32,
 ) -> Result<Page<EventRow>> {
-    Ok(events::list(conn, who, filter, after, limit)?)
+    Ok(events::list(
+        conn,
+        scope.account_filter(),
+        filter,
+        after,
+        limit,
+    )?)
 }
 
 pub const CSV_COLUMNS: [&str; 7] = ["id", "at", "actor", "action", "account", "target", "detail"];
@@ -98,11 +105,16 @@ pub fn cells(e: &EventRow) -> [String; 7] {
 /// Every event the filter selects, newest first, one at a time.
 pub fn for_each(
     conn: &Connection,
-    who: &Principal,
+    scope: Visible,
     filter: &EventFilter,
     each: impl FnMut(EventRow) -> bool,
 ) -> Result<()> {
-    Ok(events::for_each(conn, who, filter, each)?)
+    Ok(events::for_each(
+        conn,
+        scope.account_filter(),
+        filter,
+        each,
+    )?)
 }
 
 #[cfg(test)]

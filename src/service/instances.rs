@@ -170,6 +170,41 @@ pub fn renew(
     Ok((inst, va_name))
 }
 
+/// An editor of the account removes an instance by hand (its usage and keys go with it).
+pub fn remove(
+    tx: &Connection,
+    cap: &super::access::EditAccount,
+    now: i64,
+    va: &crate::store::accounts::VirtualAccount,
+    id: &str,
+) -> Result<()> {
+    Ok(instances::remove(tx, &cap.actor, now, va, id)?)
+}
+
+/// An editor of the account moves an instance, with its usage, to another of its virtual
+/// accounts; the one it went to.
+pub fn transfer(
+    tx: &Connection,
+    cap: &super::access::EditAccount,
+    now: i64,
+    from: &crate::store::accounts::VirtualAccount,
+    id: &str,
+    to_name: &str,
+) -> Result<crate::store::accounts::VirtualAccount> {
+    // The instance must exist before the destination is judged, as the errors always came.
+    instances::find_in_va(tx, from, id)?;
+    let to = super::virtual_accounts::transfer_target(tx, &cap.account, from, to_name)?;
+    Ok(instances::transfer(
+        tx,
+        &cap.actor,
+        now,
+        &cap.account,
+        from,
+        id,
+        to,
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

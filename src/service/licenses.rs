@@ -1,12 +1,16 @@
-//! Changing and removing a license on the upstream (where licenses are owned): refused
-//! while the change would leave demand or reservations without the units they hold.
+//! Licenses of a virtual account: created and moved between virtual accounts of one
+//! account by its editors; changed and removed on the upstream (where licenses are owned).
+//! A change is refused while it would leave demand or reservations without their units.
 
-use super::access::EditAccount;
+use super::access::{EditAccount, ReadAccount};
+use super::virtual_accounts;
 use super::Result;
+use crate::domain::compliance::Evaluation;
 use crate::domain::license::{LicenseSpec, RawLicense};
 use crate::domain::DomainError;
 use crate::store::accounts::VirtualAccount;
 use crate::store::events::{self, NewEvent};
+use crate::store::licenses::License;
 use crate::store::{counters, licenses};
 use chrono::NaiveDate;
 use rusqlite::Connection;
@@ -158,4 +162,127 @@ pub fn remove(
         },
     )?;
     Ok(())
+}
+
+fn spec_json(spec: &LicenseSpec) -> serde_json::Value {
+    json!({
+        "tag": spec.tag, "name": spec.name, "type": spec.license_type.as_str(),
+        "quantity": spec.quantity, "start": spec.start.to_string(),
+        "end": spec.end.map(|e| e.to_string()), "export_controlled": spec.export_controlled,
+        "substitutes": spec.substitutes, "rank": spec.rank,
+    })
+}
+
+pub fn create(
+    tx: &Connection,
+    cap: &EditAccount,
+    now: i64,
+    va: &VirtualAccount,
+    spec: &LicenseSpec,
+) -> Result<()> {
+    licenses::insert(tx, va.id, spec, now)?;
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &cap.actor,
+            action: "license.created",
+            account: Some((cap.account.id, &cap.account.name)),
+            target: &format!("{}/{}", va.name, spec.tag),
+            detail: spec_json(spec),
+        },
+    )?;
+    Ok(())
+}
+
+/// A transfer as asked for: `quantity` of license `tag` to the virtual account named `to`.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    pub tag: String,
+    pub quantity: i64,
+    pub to: String,
+}
+
+/// Moves `quantity` of a license to another virtual account of the same account.
+/// Refused when the source would no longer cover what it has in use and reserved.
+pub fn transfer(
+    tx: &Connection,
+    cap: &EditAccount,
+    now: i64,
+    today: NaiveDate,
+    from: &VirtualAccount,
+    t: &Transfer,
+) -> Result<()> {
+    let (tag, quantity) = (t.tag.as_str(), t.quantity);
+    if quantity < 1 {
+        return Err(DomainError::invalid(
+            "invalid_quantity",
+            "quantity",
+            "quantity is at least 1.",
+        )
+        .into());
+    }
+    let to = virtual_accounts::transfer_target(tx, &cap.account, from, &t.to)?;
+    if from.synced || to.synced {
+        return Err(DomainError::conflict(
+            "synced_read_only",
+            "Licenses of virtual accounts synced from the upstream are changed on the upstream.",
+        )
+        .into());
+    }
+    let license = licenses::find(tx, from.id, tag)?.ok_or_else(|| unknown(tag, from))?;
+    let (_, evaluation) = licenses::evaluate(tx, from.id, today)?;
+    let pool = evaluation.pools.get(tag);
+    let committed = pool.map_or(0, |p| p.in_use) + license.reserved;
+    if license.spec.quantity - quantity < committed {
+        return Err(DomainError::conflict(
+            "insufficient_licenses",
+            format!(
+                "'{}' has {} of {tag}, with {committed} in use or reserved; it can give at most {}.",
+                from.name,
+                license.spec.quantity,
+                (license.spec.quantity - committed).max(0)
+            ),
+        )
+        .into());
+    }
+    let remaining = license.spec.quantity - quantity;
+    if remaining == 0 {
+        licenses::delete(tx, license.id)?;
+        counters::bump_va(tx, from.id, -1, 0)?;
+    } else {
+        licenses::set_quantity(tx, license.id, remaining)?;
+    }
+    match licenses::find(tx, to.id, tag)? {
+        Some(existing) => licenses::add_quantity(tx, existing.id, quantity)?,
+        None => {
+            let spec = LicenseSpec {
+                quantity,
+                ..license.spec.clone()
+            };
+            licenses::insert(tx, to.id, &spec, now)?;
+        }
+    }
+    events::record(
+        tx,
+        now,
+        NewEvent {
+            actor: &cap.actor,
+            action: "license.transferred",
+            account: Some((cap.account.id, &cap.account.name)),
+            target: tag,
+            detail: json!({ "from": from.name, "to": to.name, "quantity": quantity }),
+        },
+    )?;
+    Ok(())
+}
+
+/// A virtual account's licenses and their evaluation on `today`.
+pub fn evaluate(
+    conn: &Connection,
+    _cap: &ReadAccount,
+    va: &VirtualAccount,
+    today: NaiveDate,
+) -> Result<(Vec<License>, Evaluation)> {
+    Ok(licenses::evaluate(conn, va.id, today)?)
 }

@@ -5,19 +5,24 @@
 //! API, the agent API, the CLI and sync call these; none calls another's handlers.
 
 pub mod access;
+pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
 pub mod events;
 pub mod export_keys;
 pub mod instance_list;
 pub mod instances;
+pub mod ledger;
 pub mod licenses;
 pub mod notifications;
 pub mod reports;
 pub mod reservations;
 pub mod settings;
 pub mod sign_in;
+pub mod tokens;
 pub mod user_admin;
+pub mod users;
+pub mod virtual_accounts;
 
 use crate::domain::DomainError;
 use crate::store::StoreError;

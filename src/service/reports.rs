@@ -116,7 +116,8 @@ pub fn licenses(
     today: NaiveDate,
 ) -> Result<Vec<LicenseRow>> {
     let mut out = vec![];
-    for (account, va) in accounts::vas_with_licenses(conn, who)? {
+    let visible = access::visible(who).account_filter();
+    for (account, va) in accounts::vas_with_licenses(conn, visible)? {
         if scope.account_id.is_some_and(|a| a != va.account_id)
             || scope.va_id.is_some_and(|v| v != va.id)
         {

@@ -1,12 +1,11 @@
-//! Accounts and their virtual accounts. Visibility and edit rights come from
-//! `domain::roles`; an account a caller may not see is reported as not found.
+//! Accounts and their virtual accounts: plain SQL on typed rows. Who may see or change
+//! them, and the rules for changing them, are `service::accounts` and
+//! `service::virtual_accounts`.
 
-use super::events::{self, NewEvent};
 use super::page::{self, Page};
 use super::{is_unique_violation, Result, StoreError};
-use crate::domain::{names, DomainError, Principal};
+use crate::domain::DomainError;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::json;
 
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -77,9 +76,10 @@ fn map_unique(kind: &'static str, name: String) -> impl FnOnce(rusqlite::Error) 
     }
 }
 
+/// Accounts by name, one page; `scope` (an account id) limits the list to that account.
 pub fn list(
     conn: &Connection,
-    who: &Principal,
+    scope: Option<i64>,
     after: Option<&str>,
     limit: u32,
 ) -> Result<Page<Account>> {
@@ -90,19 +90,18 @@ pub fn list(
     );
     let rows = conn
         .prepare_cached(&sql)?
-        .query_map(params![after, who.account_filter(), limit + 1], account_row)?
+        .query_map(params![after, scope, limit + 1], account_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(page::from_rows(rows, limit, |a| a.name.clone()))
 }
 
-/// The account named `name`, if the caller may see it.
-pub fn find(conn: &Connection, who: &Principal, name: &str) -> Result<Account> {
+/// The account named `name`, if there is one (who may see it is `service::access`'s call).
+pub fn find(conn: &Connection, name: &str) -> Result<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.name = ?1");
-    conn.prepare_cached(&sql)?
+    Ok(conn
+        .prepare_cached(&sql)?
         .query_row([name], account_row)
-        .optional()?
-        .filter(|a| who.can_see_account(a.id))
-        .ok_or_else(|| StoreError::not_found(format!("account '{name}'")))
+        .optional()?)
 }
 
 /// An account's id by name, for system-level callers (no visibility check).
@@ -113,202 +112,72 @@ pub fn id_by_name(conn: &Connection, name: &str) -> Result<Option<i64>> {
         .optional()?)
 }
 
-/// Refuses callers whose role may not change this account's contents.
-pub fn require_edit(who: &Principal, account: &Account) -> Result<()> {
-    if who.can_edit_account(account.id) {
-        Ok(())
-    } else {
-        Err(DomainError::Forbidden(format!(
-            "Your role may not change account '{}'.",
-            account.name
-        ))
-        .into())
-    }
-}
-
-/// Like `find`, and the caller must be allowed to change the account's contents.
-pub fn find_editable(conn: &Connection, who: &Principal, name: &str) -> Result<Account> {
-    let account = find(conn, who, name)?;
-    require_edit(who, &account)?;
-    Ok(account)
-}
-
-/// The virtual account a transfer goes to: another one of the same account.
-pub fn transfer_target(
-    conn: &Connection,
-    account: &Account,
-    from: &VirtualAccount,
-    to_name: &str,
-) -> Result<VirtualAccount> {
-    let to = find_va(conn, account, to_name).map_err(|_| {
-        DomainError::invalid(
-            "unknown_virtual_account",
-            "to_virtual_account",
-            format!(
-                "No virtual account '{to_name}' in account '{}'.",
-                account.name
-            ),
-        )
-    })?;
-    if to.id == from.id {
-        return Err(DomainError::invalid(
-            "invalid_transfer",
-            "to_virtual_account",
-            "Source and destination are the same virtual account.",
-        )
-        .into());
-    }
-    Ok(to)
-}
-
-pub fn create(
-    tx: &Connection,
-    who: &Principal,
-    now: i64,
-    name: &str,
-    description: &str,
-) -> Result<Account> {
-    if !who.is_system_admin() {
-        return Err(DomainError::Forbidden("Only system admins create accounts.".into()).into());
-    }
-    let name = names::name("name", name)?;
-    let description = names::description(description)?;
+/// Inserts an account (name and description already checked); its id.
+pub fn insert(tx: &Connection, name: &str, description: &str, now: i64) -> Result<i64> {
     tx.execute(
         "INSERT INTO accounts (name, description, created_at) VALUES (?1, ?2, ?3)",
         params![name, description, now],
     )
-    .map_err(map_unique("Account", name.clone()))?;
-    let id = tx.last_insert_rowid();
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &who.actor,
-            action: "account.created",
-            account: Some((id, &name)),
-            target: &name,
-            detail: json!({ "description": description }),
-        },
-    )?;
-    Ok(Account {
-        id,
-        name,
-        description,
-        created_at: now,
-        va_count: 0,
-    })
+    .map_err(map_unique("Account", name.to_string()))?;
+    Ok(tx.last_insert_rowid())
 }
 
-/// Renames (system admins) and/or re-describes (anyone who may edit) an account.
-pub fn update(
-    tx: &Connection,
-    who: &Principal,
-    now: i64,
-    name: &str,
-    new_name: Option<&str>,
-    new_description: Option<&str>,
-) -> Result<Account> {
-    let before = find_editable(tx, who, name)?;
-    let new_name = match new_name {
-        Some(n) if n.trim() != before.name => {
-            if !who.is_system_admin() {
-                return Err(
-                    DomainError::Forbidden("Only system admins rename accounts.".into()).into(),
-                );
-            }
-            names::name("name", n)?
-        }
-        _ => before.name.clone(),
-    };
-    let description = match new_description {
-        Some(d) => names::description(d)?,
-        None => before.description.clone(),
-    };
+pub fn set_name(tx: &Connection, id: i64, name: &str, description: &str) -> Result<()> {
     tx.execute(
         "UPDATE accounts SET name = ?1, description = ?2 WHERE id = ?3",
-        params![new_name, description, before.id],
+        params![name, description, id],
     )
-    .map_err(map_unique("Account", new_name.clone()))?;
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &who.actor,
-            action: "account.updated",
-            account: Some((before.id, &new_name)),
-            target: &new_name,
-            detail: json!({
-                "before": { "name": before.name, "description": before.description },
-                "after": { "name": new_name, "description": description },
-            }),
-        },
-    )?;
-    Ok(Account {
-        name: new_name,
-        description,
-        ..before
-    })
-}
-
-/// Deletes an account and its empty virtual accounts. Refused while any virtual account
-/// holds licenses or instances, or while people or API clients belong to the account.
-pub fn delete(tx: &Connection, who: &Principal, now: i64, name: &str) -> Result<()> {
-    let account = find(tx, who, name)?;
-    if !who.is_system_admin() {
-        return Err(DomainError::Forbidden("Only system admins delete accounts.".into()).into());
-    }
-    let (busy_vas, licenses, instances): (i64, i64, i64) = tx.query_row(
-        "SELECT count(*), coalesce(sum(license_count), 0), coalesce(sum(instance_count), 0)
-         FROM virtual_accounts WHERE account_id = ?1 AND (license_count > 0 OR instance_count > 0)",
-        [account.id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    if busy_vas > 0 {
-        return Err(DomainError::conflict(
-            "account_in_use",
-            format!(
-                "Account '{name}' still has {licenses} license(s) and {instances} instance(s) in \
-                 {busy_vas} virtual account(s). Remove or transfer them first."
-            ),
-        )
-        .into());
-    }
-    let members: i64 = tx.query_row(
-        "SELECT (SELECT count(*) FROM users WHERE account_id = ?1)
-              + (SELECT count(*) FROM api_clients WHERE account_id = ?1)",
-        [account.id],
-        |r| r.get(0),
-    )?;
-    if members > 0 {
-        return Err(DomainError::conflict(
-            "account_in_use",
-            format!(
-                "Account '{name}' still has {members} user(s) or API client(s). Remove them first."
-            ),
-        )
-        .into());
-    }
-    tx.execute("DELETE FROM accounts WHERE id = ?1", [account.id])?;
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &who.actor,
-            action: "account.deleted",
-            account: Some((account.id, &account.name)),
-            target: &account.name,
-            detail: json!({ "description": account.description, "virtual_accounts": account.va_count }),
-        },
-    )?;
+    .map_err(map_unique("Account", name.to_string()))?;
     Ok(())
 }
 
-/// Number of accounts and virtual accounts the caller can see, for the dashboard.
-pub fn totals(conn: &Connection, who: &Principal) -> Result<(i64, i64)> {
+/// What still lives in an account's virtual accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holdings {
+    /// Virtual accounts holding any license or instance.
+    pub busy_vas: i64,
+    pub licenses: i64,
+    pub instances: i64,
+}
+
+/// The account's licenses and instances, from the per-VA counters (no instance is read).
+pub fn holdings(conn: &Connection, account_id: i64) -> Result<Holdings> {
+    Ok(conn.query_row(
+        "SELECT count(*), coalesce(sum(license_count), 0), coalesce(sum(instance_count), 0)
+         FROM virtual_accounts WHERE account_id = ?1 AND (license_count > 0 OR instance_count > 0)",
+        [account_id],
+        |r| {
+            Ok(Holdings {
+                busy_vas: r.get(0)?,
+                licenses: r.get(1)?,
+                instances: r.get(2)?,
+            })
+        },
+    )?)
+}
+
+/// People and API clients that belong to the account.
+pub fn members(conn: &Connection, account_id: i64) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT (SELECT count(*) FROM users WHERE account_id = ?1)
+              + (SELECT count(*) FROM api_clients WHERE account_id = ?1)",
+        [account_id],
+        |r| r.get(0),
+    )?)
+}
+
+/// Deletes the account row (its empty virtual accounts go with it).
+pub fn delete(tx: &Connection, id: i64) -> Result<()> {
+    tx.execute("DELETE FROM accounts WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Number of accounts and virtual accounts in `scope` (all when `None`), for the dashboard.
+pub fn totals(conn: &Connection, scope: Option<i64>) -> Result<(i64, i64)> {
     Ok(conn.query_row(
         "SELECT (SELECT count(*) FROM accounts WHERE ?1 IS NULL OR id = ?1),
                 (SELECT count(*) FROM virtual_accounts WHERE ?1 IS NULL OR account_id = ?1)",
-        [who.account_filter()],
+        [scope],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)
 }
@@ -353,40 +222,25 @@ pub fn find_va(conn: &Connection, account: &Account, name: &str) -> Result<Virtu
         })
 }
 
-pub fn create_va(
+/// Inserts a virtual account (name and description already checked).
+pub fn insert_va(
     tx: &Connection,
-    who: &Principal,
-    now: i64,
-    account: &Account,
+    account_id: i64,
     name: &str,
     description: &str,
+    now: i64,
 ) -> Result<VirtualAccount> {
-    require_edit(who, account)?;
-    let name = names::name("name", name)?;
-    let description = names::description(description)?;
     tx.execute(
         "INSERT INTO virtual_accounts (account_id, name, description, created_at)
          VALUES (?1, ?2, ?3, ?4)",
-        params![account.id, name, description, now],
+        params![account_id, name, description, now],
     )
-    .map_err(map_unique("Virtual account", name.clone()))?;
-    let id = tx.last_insert_rowid();
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &who.actor,
-            action: "virtual_account.created",
-            account: Some((account.id, &account.name)),
-            target: &name,
-            detail: json!({ "description": description }),
-        },
-    )?;
+    .map_err(map_unique("Virtual account", name.to_string()))?;
     Ok(VirtualAccount {
-        id,
-        account_id: account.id,
-        name,
-        description,
+        id: tx.last_insert_rowid(),
+        account_id,
+        name: name.to_string(),
+        description: description.to_string(),
         synced: false,
         license_count: 0,
         instance_count: 0,
@@ -394,116 +248,25 @@ pub fn create_va(
     })
 }
 
-pub fn update_va(
-    tx: &Connection,
-    who: &Principal,
-    now: i64,
-    account: &Account,
-    name: &str,
-    new_name: Option<&str>,
-    new_description: Option<&str>,
-) -> Result<VirtualAccount> {
-    let before = find_va(tx, account, name)?;
-    require_edit(who, account)?;
-    let new_name = match new_name {
-        Some(n) => names::name("name", n)?,
-        None => before.name.clone(),
-    };
-    let description = match new_description {
-        Some(d) => names::description(d)?,
-        None => before.description.clone(),
-    };
-    if before.synced && new_name != before.name {
-        return Err(DomainError::conflict(
-            "synced_read_only",
-            "This virtual account comes from the upstream; rename it there.",
-        )
-        .into());
-    }
+pub fn set_va_name(tx: &Connection, id: i64, name: &str, description: &str) -> Result<()> {
     tx.execute(
         "UPDATE virtual_accounts SET name = ?1, description = ?2 WHERE id = ?3",
-        params![new_name, description, before.id],
+        params![name, description, id],
     )
-    .map_err(map_unique("Virtual account", new_name.clone()))?;
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &who.actor,
-            action: "virtual_account.updated",
-            account: Some((account.id, &account.name)),
-            target: &new_name,
-            detail: json!({
-                "before": { "name": before.name, "description": before.description },
-                "after": { "name": new_name, "description": description },
-            }),
-        },
-    )?;
-    Ok(VirtualAccount {
-        name: new_name,
-        description,
-        ..before
-    })
-}
-
-pub fn delete_va(
-    tx: &Connection,
-    who: &Principal,
-    now: i64,
-    account: &Account,
-    name: &str,
-) -> Result<()> {
-    let va = find_va(tx, account, name)?;
-    require_edit(who, account)?;
-    if va.synced {
-        return Err(DomainError::conflict(
-            "synced_read_only",
-            "This virtual account comes from the upstream and cannot be deleted here.",
-        )
-        .into());
-    }
-    if va.license_count > 0 || va.instance_count > 0 {
-        return Err(DomainError::conflict(
-            "virtual_account_in_use",
-            format!(
-                "Virtual account '{name}' still holds {} license(s) and {} instance(s). \
-                 Remove or transfer them first.",
-                va.license_count, va.instance_count
-            ),
-        )
-        .into());
-    }
-    tx.execute("DELETE FROM virtual_accounts WHERE id = ?1", [va.id])?;
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &who.actor,
-            action: "virtual_account.deleted",
-            account: Some((account.id, &account.name)),
-            target: &va.name,
-            detail: json!({ "description": va.description }),
-        },
-    )?;
+    .map_err(map_unique("Virtual account", name.to_string()))?;
     Ok(())
 }
 
-/// The account `a` (if visible to the caller) and its virtual account `va`.
-pub fn find_with_va(
-    conn: &Connection,
-    who: &Principal,
-    a: &str,
-    va: &str,
-) -> Result<(Account, VirtualAccount)> {
-    let account = find(conn, who, a)?;
-    let va = find_va(conn, &account, va)?;
-    Ok((account, va))
+pub fn delete_va(tx: &Connection, id: i64) -> Result<()> {
+    tx.execute("DELETE FROM virtual_accounts WHERE id = ?1", [id])?;
+    Ok(())
 }
 
-/// The visible virtual accounts that hold licenses, with their account's name.
+/// The virtual accounts in `scope` (all when `None`) that hold licenses, with their
+/// account's name.
 pub fn vas_with_licenses(
     conn: &Connection,
-    who: &Principal,
+    scope: Option<i64>,
 ) -> Result<Vec<(String, VirtualAccount)>> {
     let sql = format!(
         "SELECT a.name, {} FROM virtual_accounts v JOIN accounts a ON a.id = v.account_id
@@ -516,7 +279,7 @@ pub fn vas_with_licenses(
     );
     let rows = conn
         .prepare_cached(&sql)?
-        .query_map([who.account_filter()], |r| {
+        .query_map([scope], |r| {
             let name: String = r.get(0)?;
             let va = VirtualAccount {
                 id: r.get(1)?,

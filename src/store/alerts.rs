@@ -1,24 +1,24 @@
-//! Collects the alerts visible to a caller from the current state (rules in
+//! Collects the alerts of an account (or all) from the current state (rules in
 //! `domain::alerts`); alerts clear when their cause does (`store::notifications` keeps
 //! only first-seen times and acknowledgements, keyed by the alert's stable id).
 
 use super::{accounts, licenses, sync_state, Result};
 use crate::domain::alerts::{self, Alert};
 use crate::domain::compliance::PoolStatus;
-use crate::domain::Principal;
 use chrono::NaiveDate;
 use rusqlite::Connection;
 
+/// The alerts of `scope` (an account id; every account when `None`).
 pub fn collect(
     conn: &Connection,
-    who: &Principal,
+    scope: Option<i64>,
     now: i64,
     today: NaiveDate,
     overdue_days: i64,
 ) -> Result<Vec<Alert>> {
     let mut out = vec![];
     for link in sync_state::links(conn)? {
-        if !who.can_see_account(link.account_id) || link.state != "registered" {
+        if scope.is_some_and(|a| a != link.account_id) || link.state != "registered" {
             continue;
         }
         out.extend(alerts::sync_overdue(
@@ -32,7 +32,7 @@ pub fn collect(
             out.extend(alerts::registration_expiring(&link.account, exp, now));
         }
     }
-    for (account, va) in accounts::vas_with_licenses(conn, who)? {
+    for (account, va) in accounts::vas_with_licenses(conn, scope)? {
         let (ls, evaluation) = licenses::evaluate(conn, va.id, today)?;
         for l in ls {
             if let Some(p) = evaluation.pools.get(&l.spec.tag) {
@@ -68,7 +68,7 @@ pub fn collect(
            AND (t.max_uses IS NULL OR t.uses < t.max_uses) AND (?3 IS NULL OR a.id = ?3)",
     )?;
     let rows = stmt.query_map(
-        rusqlite::params![now, now + alerts::TOKEN_EXPIRY_WINDOW, who.account_filter()],
+        rusqlite::params![now, now + alerts::TOKEN_EXPIRY_WINDOW, scope],
         |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -82,7 +82,7 @@ pub fn collect(
         let (account, va, id, expires) = row?;
         out.extend(alerts::token_expiring(&account, &va, &id, expires, now));
     }
-    for k in super::export_keys::pending(conn, who.account_filter())? {
+    for k in super::export_keys::pending(conn, scope)? {
         out.push(alerts::export_key_pending(
             &k.account,
             &k.virtual_account,
@@ -102,7 +102,7 @@ pub fn collect(
          ORDER BY i.id LIMIT 200",
     )?;
     let lapsed = crate::domain::instance::InstanceStatus::AuthorizationExpired.as_str();
-    let rows = stmt.query_map(rusqlite::params![who.account_filter(), lapsed], |r| {
+    let rows = stmt.query_map(rusqlite::params![scope, lapsed], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
@@ -115,9 +115,7 @@ pub fn collect(
         out.push(alerts::authorization_lapsed(&account, &va, &id, &udi));
     }
     let before = now - alerts::RESERVATION_PENDING_AFTER;
-    for (account, r) in
-        super::reservations::waiting_since_before(conn, who.account_filter(), before)?
-    {
+    for (account, r) in super::reservations::waiting_since_before(conn, scope, before)? {
         out.extend(alerts::reservation_pending(
             &account,
             &r.virtual_account,

@@ -5,7 +5,7 @@ use super::events::{self, NewEvent};
 use super::users::account_id_by_name;
 use super::{is_unique_violation, Result, StoreError};
 use crate::crypto::secrets;
-use crate::domain::{names, DomainError, Principal, Role};
+use crate::domain::{names, DomainError, Role};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
@@ -108,8 +108,16 @@ pub fn issue_token(
     Ok(Some((token, ACCESS_TOKEN_TTL_SECONDS)))
 }
 
-/// The principal behind a bearer token, if it is known and not expired.
-pub fn principal_for_token(conn: &Connection, token: &str, now: i64) -> Result<Option<Principal>> {
+/// The client behind a bearer token, as the access check needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClient {
+    pub name: String,
+    pub role: Role,
+    pub account_id: Option<i64>,
+}
+
+/// The client behind a bearer token, if the token is known and not expired.
+pub fn client_for_token(conn: &Connection, token: &str, now: i64) -> Result<Option<TokenClient>> {
     let row: Option<(String, String, Option<i64>)> = conn
         .prepare_cached(
             "SELECT c.name, c.role, c.account_id FROM api_tokens t
@@ -121,8 +129,8 @@ pub fn principal_for_token(conn: &Connection, token: &str, now: i64) -> Result<O
         })
         .optional()?;
     Ok(row.and_then(|(name, role, account_id)| {
-        Some(Principal {
-            actor: format!("client:{name}"),
+        Some(TokenClient {
+            name,
             role: role.parse().ok()?,
             account_id,
         })

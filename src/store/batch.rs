@@ -30,6 +30,10 @@ struct Job {
 }
 type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 
+/// Runs last in every batch that wrote, inside its transaction (the ledger's fold): when
+/// it fails the whole batch rolls back, so nothing commits that the ledger missed.
+pub type Seal = fn(&Connection) -> Result<()>;
+
 /// Told the size of every batch the writer runs (metrics); set once, after start.
 pub type BatchObserver = std::sync::Arc<std::sync::OnceLock<Box<dyn Fn(usize) + Send + Sync>>>;
 
@@ -50,12 +54,12 @@ enum Deliver {
 impl Batcher {
     /// Commits are durable as the connection is configured, and replies follow them.
     pub fn writer(conn: Connection) -> Result<Batcher> {
-        Self::spawn(conn, Deliver::Now)
+        Self::spawn(conn, Deliver::Now, None)
     }
 
     /// As `writer`, with the WAL flush taken off the writer thread (see the module docs).
     /// `wal` is the database's WAL file.
-    pub fn pipelined_writer(conn: Connection, wal: PathBuf) -> Result<Batcher> {
+    pub fn pipelined_writer(conn: Connection, wal: PathBuf, seal: Option<Seal>) -> Result<Batcher> {
         conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         let (synced, waiting) = mpsc::channel::<Vec<Completion>>();
         std::thread::Builder::new()
@@ -63,18 +67,18 @@ impl Batcher {
             .spawn(move || sync_loop(&wal, waiting))
             .map_err(|e| StoreError::Io(format!("cannot start the sync thread: {e}")))?;
         let deliver = Deliver::AfterSync(synced);
-        Self::spawn(conn, deliver)
+        Self::spawn(conn, deliver, seal)
     }
 
     /// Fails loudly when the thread cannot start: a store without its writer would
     /// accept work that never commits.
-    fn spawn(conn: Connection, deliver: Deliver) -> Result<Batcher> {
+    fn spawn(conn: Connection, deliver: Deliver, seal: Option<Seal>) -> Result<Batcher> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let observer = BatchObserver::default();
         let seen = observer.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, queue, deliver, seen))
+            .spawn(move || run(conn, queue, deliver, seen, seal))
             .map_err(|e| StoreError::Io(format!("cannot start the database writer thread: {e}")))?;
         Ok(Batcher { jobs, observer })
     }
@@ -155,7 +159,13 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>, deliver: Deliver, observer: BatchObserver) {
+fn run(
+    conn: Connection,
+    queue: mpsc::Receiver<Job>,
+    deliver: Deliver,
+    observer: BatchObserver,
+    seal: Option<Seal>,
+) {
     let exec = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -175,6 +185,16 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, deliver: Deliver, observer:
         }
         let writes = batch.iter().any(|job| job.writes);
         let completions: Vec<Completion> = batch.into_iter().map(|job| (job.run)(&conn)).collect();
+        let sealed = match seal {
+            Some(seal) if writes => seal(&conn).map_err(|e| e.to_string()),
+            _ => Ok(()),
+        };
+        if let Err(e) = sealed {
+            tracing::error!(error = %e, "cannot fold the batch into the ledger; rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+            answer(completions, Err(format!("ledger: {e}")));
+            continue;
+        }
         let commit = exec("COMMIT").map(|_| ()).map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
@@ -223,7 +243,7 @@ mod tests {
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER UNIQUE)")
             .unwrap();
         let writer = if pipelined {
-            Batcher::pipelined_writer(conn, dir.path().join("w.db-wal")).unwrap()
+            Batcher::pipelined_writer(conn, dir.path().join("w.db-wal"), None).unwrap()
         } else {
             Batcher::writer(conn).unwrap()
         };
@@ -262,7 +282,7 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER)")
             .unwrap();
-        let writer = Batcher::pipelined_writer(conn, dir.path().join("r.db-wal")).unwrap();
+        let writer = Batcher::pipelined_writer(conn, dir.path().join("r.db-wal"), None).unwrap();
         let (tx, rx) = mpsc::channel();
         let wrote = tx.clone();
         writer

@@ -2,7 +2,6 @@
 
 use super::page::{self, Page};
 use super::Result;
-use crate::domain::Principal;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// What an event is about: the account it belongs to (if any) and the thing changed.
@@ -53,10 +52,10 @@ pub struct EventFilter {
     pub until: Option<i64>,
 }
 
-/// Newest first. Scoped callers see only their account's events.
+/// Newest first; `scope` (an account id) keeps that account's events only.
 pub fn list(
     conn: &Connection,
-    who: &Principal,
+    scope: Option<i64>,
     filter: &EventFilter,
     after: Option<i64>,
     limit: u32,
@@ -76,7 +75,7 @@ pub fn list(
         .query_map(
             params![
                 after,
-                who.account_filter(),
+                scope,
                 filter.actor,
                 filter.action,
                 filter.account,
@@ -120,7 +119,7 @@ pub fn latest_id(conn: &Connection) -> Result<Option<i64>> {
 /// answers false; for exports, which must not hold the whole log in memory.
 pub fn for_each(
     conn: &Connection,
-    who: &Principal,
+    scope: Option<i64>,
     filter: &EventFilter,
     mut each: impl FnMut(EventRow) -> bool,
 ) -> Result<()> {
@@ -135,7 +134,7 @@ pub fn for_each(
          ORDER BY id DESC",
     )?;
     let mut rows = stmt.query(params![
-        who.account_filter(),
+        scope,
         filter.actor,
         filter.action,
         filter.account,

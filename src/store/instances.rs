@@ -1,7 +1,7 @@
 //! Product instances: registration, usage reports, renewal, removal, transfer, timers.
 //! Every change updates the pool demand and status counters in the same transaction.
 
-use super::accounts::{self, Account, VirtualAccount};
+use super::accounts::{Account, VirtualAccount};
 use super::counters;
 use super::events::{self, NewEvent};
 use super::licenses;
@@ -11,7 +11,7 @@ use crate::crypto::secrets;
 use crate::domain::compliance::{self, EntitlementStatus};
 use crate::domain::instance::{self, dispose_report, InstanceStatus, ReportDisposition, Udi};
 use crate::domain::timers;
-use crate::domain::{DomainError, Principal};
+use crate::domain::DomainError;
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::json;
@@ -641,32 +641,24 @@ pub fn deregister(tx: &Connection, now: i64, signer: Signer<'_>) -> Result<()> {
     )
 }
 
-pub fn remove(
-    tx: &Connection,
-    who: &Principal,
-    now: i64,
-    account: &Account,
-    va: &VirtualAccount,
-    id: &str,
-) -> Result<()> {
-    accounts::require_edit(who, account)?;
+/// Removes an instance by hand (`actor` may: `service::instances` checked).
+pub fn remove(tx: &Connection, actor: &str, now: i64, va: &VirtualAccount, id: &str) -> Result<()> {
     let inst = find_in_va(tx, va, id)?;
-    delete(tx, &inst, now, &who.actor, "instance.removed")
+    delete(tx, &inst, now, actor, "instance.removed")
 }
 
-/// Moves an instance, with its usage, to another virtual account of the same account.
+/// Moves an instance, with its usage, to `to`, another virtual account of the same account
+/// (`service::instances` checked who may and chose `to`).
 pub fn transfer(
     tx: &Connection,
-    who: &Principal,
+    actor: &str,
     now: i64,
     account: &Account,
     from: &VirtualAccount,
     id: &str,
-    to_name: &str,
+    to: VirtualAccount,
 ) -> Result<VirtualAccount> {
-    accounts::require_edit(who, account)?;
     let inst = find_in_va(tx, from, id)?;
-    let to = accounts::transfer_target(tx, account, from, to_name)?;
     let clash: Option<String> = tx
         .query_row(
             "SELECT id FROM instances WHERE va_id = ?1 AND pid = ?2 AND sn = ?3",
@@ -703,7 +695,7 @@ pub fn transfer(
         tx,
         now,
         NewEvent {
-            actor: &who.actor,
+            actor,
             action: "instance.transferred",
             account: Some((account.id, &account.name)),
             target: &inst.id,

@@ -1,15 +1,13 @@
-//! License pools of a virtual account, their evaluation and transfers between VAs.
+//! License pools of a virtual account and their evaluation; the changes' rules (create,
+//! transfer, edit, remove) are `service::licenses`.
 
-use super::accounts::{self, Account, VirtualAccount};
 use super::counters;
-use super::events::{self, NewEvent};
 use super::{is_unique_violation, Result};
 use crate::domain::compliance::{self, Demand, Evaluation, Pool};
 use crate::domain::license::{LicenseSpec, LicenseType};
-use crate::domain::{DomainError, Principal};
+use crate::domain::DomainError;
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::json;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
@@ -112,7 +110,8 @@ pub fn evaluate(
     Ok((licenses, evaluation))
 }
 
-fn insert(tx: &Connection, va_id: i64, spec: &LicenseSpec, now: i64) -> Result<()> {
+/// Inserts a license and counts it on its virtual account.
+pub fn insert(tx: &Connection, va_id: i64, spec: &LicenseSpec, now: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO licenses (va_id, tag, name, license_type, quantity, start_date, end_date,
                                export_controlled, substitutes, created_at, rank)
@@ -148,127 +147,20 @@ fn insert(tx: &Connection, va_id: i64, spec: &LicenseSpec, now: i64) -> Result<(
     counters::bump_va(tx, va_id, 1, 0)
 }
 
-fn spec_json(spec: &LicenseSpec) -> serde_json::Value {
-    json!({
-        "tag": spec.tag, "name": spec.name, "type": spec.license_type.as_str(),
-        "quantity": spec.quantity, "start": spec.start.to_string(),
-        "end": spec.end.map(|e| e.to_string()), "export_controlled": spec.export_controlled,
-        "substitutes": spec.substitutes, "rank": spec.rank,
-    })
+pub fn set_quantity(tx: &Connection, id: i64, quantity: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE licenses SET quantity = ?2 WHERE id = ?1",
+        params![id, quantity],
+    )?;
+    Ok(())
 }
 
-pub fn create(
-    tx: &Connection,
-    who: &Principal,
-    now: i64,
-    account: &Account,
-    va: &VirtualAccount,
-    spec: &LicenseSpec,
-) -> Result<()> {
-    accounts::require_edit(who, account)?;
-    insert(tx, va.id, spec, now)?;
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &who.actor,
-            action: "license.created",
-            account: Some((account.id, &account.name)),
-            target: &format!("{}/{}", va.name, spec.tag),
-            detail: spec_json(spec),
-        },
-    )
-}
-
-/// Moves `quantity` of a license to another virtual account of the same account.
-/// Refused when the source would no longer cover what it has in use and reserved.
-#[allow(clippy::too_many_arguments)]
-pub fn transfer(
-    tx: &Connection,
-    who: &Principal,
-    now: i64,
-    today: NaiveDate,
-    account: &Account,
-    from: &VirtualAccount,
-    tag: &str,
-    quantity: i64,
-    to_name: &str,
-) -> Result<()> {
-    accounts::require_edit(who, account)?;
-    if quantity < 1 {
-        return Err(DomainError::invalid(
-            "invalid_quantity",
-            "quantity",
-            "quantity is at least 1.",
-        )
-        .into());
-    }
-    let to = accounts::transfer_target(tx, account, from, to_name)?;
-    if from.synced || to.synced {
-        return Err(DomainError::conflict(
-            "synced_read_only",
-            "Licenses of virtual accounts synced from the upstream are changed on the upstream.",
-        )
-        .into());
-    }
-    let license = find(tx, from.id, tag)?.ok_or_else(|| {
-        DomainError::invalid(
-            "unknown_license",
-            "tag",
-            format!("No license {tag} in '{}'.", from.name),
-        )
-    })?;
-    let (_, evaluation) = evaluate(tx, from.id, today)?;
-    let pool = evaluation.pools.get(tag);
-    let committed = pool.map_or(0, |p| p.in_use) + license.reserved;
-    if license.spec.quantity - quantity < committed {
-        return Err(DomainError::conflict(
-            "insufficient_licenses",
-            format!(
-                "'{}' has {} of {tag}, with {committed} in use or reserved; it can give at most {}.",
-                from.name,
-                license.spec.quantity,
-                (license.spec.quantity - committed).max(0)
-            ),
-        )
-        .into());
-    }
-    let remaining = license.spec.quantity - quantity;
-    if remaining == 0 {
-        tx.execute("DELETE FROM licenses WHERE id = ?1", [license.id])?;
-        counters::bump_va(tx, from.id, -1, 0)?;
-    } else {
-        tx.execute(
-            "UPDATE licenses SET quantity = ?2 WHERE id = ?1",
-            params![license.id, remaining],
-        )?;
-    }
-    match find(tx, to.id, tag)? {
-        Some(existing) => {
-            tx.execute(
-                "UPDATE licenses SET quantity = quantity + ?2 WHERE id = ?1",
-                params![existing.id, quantity],
-            )?;
-        }
-        None => {
-            let spec = LicenseSpec {
-                quantity,
-                ..license.spec.clone()
-            };
-            insert(tx, to.id, &spec, now)?;
-        }
-    }
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &who.actor,
-            action: "license.transferred",
-            account: Some((account.id, &account.name)),
-            target: tag,
-            detail: json!({ "from": from.name, "to": to.name, "quantity": quantity }),
-        },
-    )
+pub fn add_quantity(tx: &Connection, id: i64, quantity: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE licenses SET quantity = quantity + ?2 WHERE id = ?1",
+        params![id, quantity],
+    )?;
+    Ok(())
 }
 
 /// Rewrites a license's terms (its tag and VA stay).

@@ -20,6 +20,7 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0013_user_admin.sql")),
     M::up(include_str!("migrations/0014_license_rank.sql")),
     M::up(include_str!("migrations/0015_names_nocase.sql")),
+    M::up(include_str!("migrations/0017_ledger.sql")),
 ];
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).

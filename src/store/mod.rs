@@ -12,6 +12,7 @@ pub mod events;
 pub mod export_keys;
 pub mod instance_list;
 pub mod instances;
+pub mod ledger;
 pub mod licenses;
 pub mod migrations;
 pub mod notifications;
@@ -74,6 +75,8 @@ pub struct Store {
     // Bounds the blocking threads waiting for a reader: more would only queue on the pool.
     read_slots: Arc<tokio::sync::Semaphore>,
     path: PathBuf,
+    /// Whether writes fold into the tamper-evident ledger (setting `ledger_enabled`).
+    ledger: bool,
 }
 
 const READERS: u32 = 8;
@@ -117,6 +120,14 @@ async fn answered<T: Send + 'static>(submit: impl FnOnce(Reply<T>) -> Result<()>
         .map_err(|_| StoreError::Task("the database writer has stopped".into()))?
 }
 
+/// The wall clock for ledger entries' `committed_at` (informational: nothing decides on it).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// The WAL file SQLite keeps beside the database.
 fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
@@ -125,8 +136,15 @@ fn wal_path(db: &Path) -> PathBuf {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`, in WAL mode, migrated to latest.
+    /// Opens (creating if needed) the database at `path`, in WAL mode, migrated to latest,
+    /// with the ledger on.
     pub fn open(path: &Path) -> Result<Store> {
+        Self::open_with(path, true)
+    }
+
+    /// As `open`; `ledger` false leaves the ledger out of every write (measuring only:
+    /// changes made meanwhile are missing from the chain and `ledger verify` says so).
+    pub fn open_with(path: &Path, ledger: bool) -> Result<Store> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
@@ -137,6 +155,12 @@ impl Store {
         // Bulk work (bundle import, migrations) walks the big tables.
         writer.execute_batch("PRAGMA cache_size = -32768;")?;
         migrations::migrate(&mut writer)?;
+        if ledger {
+            ledger::install(&writer)?;
+            let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            ledger::ensure_genesis(&tx, unix_now())?;
+            tx.commit()?;
+        }
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             configure(c)?;
             c.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -4096;")
@@ -145,6 +169,12 @@ impl Store {
         configure(&group_conn)?;
         // Interior B-tree pages of the big tables stay cached across batches.
         group_conn.execute_batch("PRAGMA cache_size = -32768;")?;
+        let seal: Option<batch::Seal> = if ledger {
+            ledger::install(&group_conn)?;
+            Some(|c| ledger::seal(c, unix_now()))
+        } else {
+            None
+        };
         let checkpoint_conn = Connection::open(path)?;
         configure(&checkpoint_conn)?;
         let readers = r2d2::Pool::builder()
@@ -154,11 +184,17 @@ impl Store {
         Ok(Store {
             readers,
             writer: Arc::new(Mutex::new(writer)),
-            group: batch::Batcher::pipelined_writer(group_conn, wal_path(path))?,
+            group: batch::Batcher::pipelined_writer(group_conn, wal_path(path), seal)?,
             _checkpointer: checkpoint::Checkpointer::start(checkpoint_conn)?,
             read_slots: Arc::new(tokio::sync::Semaphore::new(READERS as usize)),
             path: path.to_owned(),
+            ledger,
         })
+    }
+
+    /// Whether writes fold into the ledger.
+    pub fn ledger_enabled(&self) -> bool {
+        self.ledger
     }
 
     pub fn path(&self) -> &Path {
@@ -185,6 +221,9 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
         let value = f(&tx)?;
+        if self.ledger {
+            ledger::seal(&tx, unix_now())?;
+        }
         tx.commit().map_err(StoreError::from)?;
         Ok(value)
     }

@@ -1,14 +1,11 @@
 //! Registration tokens of a virtual account. The secret is shown once; only its hash is kept.
 
-use super::accounts::{Account, VirtualAccount};
-use super::events::{self, NewEvent};
 use super::page::{self, Page};
-use super::{Result, StoreError};
+use super::Result;
 use crate::crypto::secrets;
 use crate::domain::token::{self, TokenState};
-use crate::domain::{names, DomainError, Principal};
+use crate::domain::DomainError;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::json;
 
 #[derive(Clone, Debug)]
 pub struct Token {
@@ -54,59 +51,37 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Token> {
     })
 }
 
-pub struct NewToken<'a> {
+/// A token to insert: its terms already checked (`service::tokens`), its secret made.
+pub struct TokenRow<'a> {
+    pub id: &'a str,
+    pub va_id: i64,
+    pub secret_hash: &'a str,
     pub description: &'a str,
-    pub expires_in_days: i64,
+    pub created_by: &'a str,
+    pub created_at: i64,
+    pub expires_at: i64,
     pub max_uses: Option<i64>,
     pub export_controlled: bool,
 }
 
-/// Creates a token and returns it with its secret (the only time the secret exists).
-pub fn create(
-    tx: &Connection,
-    who: &Principal,
-    now: i64,
-    account: &Account,
-    va: &VirtualAccount,
-    new: NewToken<'_>,
-) -> Result<(Token, String)> {
-    super::accounts::require_edit(who, account)?;
-    let description = names::description(new.description)?;
-    let expires_at = token::check_new(new.expires_in_days, new.max_uses, now)?;
-    let id = format!("tok_{}", secrets::random_secret(9));
-    let secret = format!("st_{}", secrets::random_secret(32));
+pub fn insert(tx: &Connection, t: TokenRow<'_>) -> Result<()> {
     tx.execute(
         "INSERT INTO tokens (id, va_id, secret_hash, description, created_by, created_at, expires_at,
                              max_uses, export_controlled)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
-            id,
-            va.id,
-            secrets::secret_hash(&secret),
-            description,
-            who.actor,
-            now,
-            expires_at,
-            new.max_uses,
-            new.export_controlled
+            t.id,
+            t.va_id,
+            t.secret_hash,
+            t.description,
+            t.created_by,
+            t.created_at,
+            t.expires_at,
+            t.max_uses,
+            t.export_controlled
         ],
     )?;
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &who.actor,
-            action: "token.created",
-            account: Some((account.id, &account.name)),
-            target: &format!("{}/{id}", va.name),
-            detail: json!({
-                "description": description, "expires_in_days": new.expires_in_days,
-                "max_uses": new.max_uses, "export_controlled": new.export_controlled,
-            }),
-        },
-    )?;
-    let token = find(tx, va.id, &id)?.ok_or_else(|| StoreError::not_found("token"))?;
-    Ok((token, secret))
+    Ok(())
 }
 
 pub fn find(conn: &Connection, va_id: i64, id: &str) -> Result<Option<Token>> {
@@ -139,38 +114,12 @@ pub fn list(conn: &Connection, va_id: i64, after: Option<&str>, limit: u32) -> R
     Ok(page::from_rows(rows, limit, |t| t.id.clone()))
 }
 
-pub fn revoke(
-    tx: &Connection,
-    who: &Principal,
-    now: i64,
-    account: &Account,
-    va: &VirtualAccount,
-    id: &str,
-) -> Result<Token> {
-    super::accounts::require_edit(who, account)?;
-    let token =
-        find(tx, va.id, id)?.ok_or_else(|| StoreError::not_found(format!("token '{id}'")))?;
-    if token.revoked_at.is_none() {
-        tx.execute(
-            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
-            params![id, now],
-        )?;
-        events::record(
-            tx,
-            now,
-            NewEvent {
-                actor: &who.actor,
-                action: "token.revoked",
-                account: Some((account.id, &account.name)),
-                target: &format!("{}/{id}", va.name),
-                detail: json!({ "uses": token.uses }),
-            },
-        )?;
-    }
-    Ok(Token {
-        revoked_at: token.revoked_at.or(Some(now)),
-        ..token
-    })
+pub fn set_revoked(tx: &Connection, id: &str, now: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
 }
 
 /// Checks a token presented at registration and counts the use; the refusal codes are

@@ -3,7 +3,7 @@
 
 use super::events::{self, NewEvent};
 use super::{is_unique_violation, Result, StoreError};
-use crate::domain::{names, DomainError, Principal, Role};
+use crate::domain::{DomainError, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::json;
 
@@ -17,16 +17,6 @@ pub struct User {
     pub account_name: Option<String>,
     pub must_change_password: bool,
     pub created_at: i64,
-}
-
-impl User {
-    pub fn principal(&self) -> Principal {
-        Principal {
-            actor: format!("user:{}", self.username),
-            role: self.role,
-            account_id: self.account_id,
-        }
-    }
 }
 
 pub(crate) const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.role, u.account_id,
@@ -80,28 +70,27 @@ pub(crate) fn account_id_by_name(conn: &Connection, name: Option<&str>) -> Resul
     }
 }
 
-pub struct NewUser<'a> {
+/// A user to insert: the username already checked and the account resolved
+/// (`service::users::create`).
+pub struct UserRow<'a> {
     pub username: &'a str,
     pub password_hash: &'a str,
     pub role: Role,
-    pub account: Option<&'a str>,
+    pub account_id: Option<i64>,
     pub must_change_password: bool,
 }
 
-/// Creates a user. `actor` is who did it (`cli` for the command line).
-pub fn create(tx: &Connection, actor: &str, now: i64, new: NewUser<'_>) -> Result<User> {
-    let username = names::username(new.username)?;
-    let account_id = account_id_by_name(tx, new.account)?;
-    new.role.check_scope(account_id.is_some())?;
+pub fn insert(tx: &Connection, now: i64, row: UserRow<'_>) -> Result<User> {
+    let username = row.username;
     tx.execute(
         "INSERT INTO users (username, password_hash, role, account_id, must_change_password, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             username,
-            new.password_hash,
-            new.role.as_str(),
-            account_id,
-            new.must_change_password,
+            row.password_hash,
+            row.role.as_str(),
+            row.account_id,
+            row.must_change_password,
             now
         ],
     )
@@ -112,18 +101,7 @@ pub fn create(tx: &Connection, actor: &str, now: i64, new: NewUser<'_>) -> Resul
             e.into()
         }
     })?;
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor,
-            action: "user.created",
-            account: account_id.zip(new.account),
-            target: &username,
-            detail: json!({ "role": new.role.as_str() }),
-        },
-    )?;
-    find_by_username(tx, &username)?.ok_or_else(|| StoreError::not_found("user"))
+    find_by_username(tx, username)?.ok_or_else(|| StoreError::not_found("user"))
 }
 
 /// Sets a new password hash and ends every other session of the user.
@@ -155,41 +133,16 @@ pub fn set_password(
     )
 }
 
-pub fn delete(tx: &Connection, who: &Principal, now: i64, username: &str) -> Result<()> {
-    if !who.is_system_admin() {
-        return Err(DomainError::Forbidden("Only system admins remove users.".into()).into());
-    }
-    let user = find_by_username(tx, username)?
-        .ok_or_else(|| StoreError::not_found(format!("user '{username}'")))?;
-    if who.actor == format!("user:{}", user.username) {
-        return Err(
-            DomainError::conflict("cannot_remove_self", "You cannot remove yourself.").into(),
-        );
-    }
-    if user.role == Role::SystemAdmin {
-        let admins: i64 = tx.query_row(
-            "SELECT count(*) FROM users WHERE role = 'system-admin'",
-            [],
-            |r| r.get(0),
-        )?;
-        if admins <= 1 {
-            return Err(DomainError::conflict(
-                "last_system_admin",
-                "The last system admin cannot be removed.",
-            )
-            .into());
-        }
-    }
-    tx.execute("DELETE FROM users WHERE id = ?1", [user.id])?;
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &who.actor,
-            action: "user.removed",
-            account: user.account_id.zip(user.account_name.as_deref()),
-            target: &user.username,
-            detail: json!({ "role": user.role.as_str() }),
-        },
-    )
+/// System admins, enabled or not.
+pub fn admin_count(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM users WHERE role = ?1",
+        [Role::SystemAdmin.as_str()],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn delete(tx: &Connection, id: i64) -> Result<()> {
+    tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    Ok(())
 }

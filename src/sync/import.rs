@@ -335,6 +335,12 @@ impl BundleSink for Importer<'_> {
         match file {
             "registration" => self.registration = parse(file, value)?,
             "acks" => self.acks.push(parse::<records::Ack>(file, value)?.sequence),
+            super::ledger_sync::FILE => match &self.plan {
+                Some(Plan::SyncRequest(sat)) => {
+                    super::ledger_sync::receive(self.tx, sat, &self.key, value, self.now)?
+                }
+                _ => return Err(reject("unexpected data file data/ledger.jsonl")),
+            },
             "virtual_accounts" if !upstream_request => {
                 let va: records::VirtualAccount = parse(file, value)?;
                 let name = names::name("name", &va.name)
@@ -639,6 +645,12 @@ fn finish(
             account_id
         }
         Plan::SyncRequest(sat) => {
+            super::ledger_sync::on_request(
+                ctx,
+                tx,
+                &sat,
+                counts.get("ledger").copied().unwrap_or(0),
+            )?;
             if sat.public_key != key.as_bytes() {
                 sync_state::repin_satellite(tx, sat.id, key.as_bytes())?;
                 key_rotated(

@@ -58,6 +58,7 @@ impl From<rusqlite::Error> for SyncError {
 
 pub mod context;
 pub mod import;
+pub mod ledger_sync;
 pub mod outbound;
 
 pub use context::SyncContext;

@@ -98,6 +98,7 @@ pub fn sync_request(
         })?;
     let sequence = link.last_sequence + 1;
     let mut writer = BundleWriter::new()?;
+    super::ledger_sync::add_heads(ctx, &mut writer, &link, sequence)?;
     let mut instances = writer.file("instances")?;
     let mut usage = writer.file("usage")?;
     let mut keys = writer.file("export_keys")?;

@@ -134,7 +134,7 @@ impl FromRequest for SessionUser {
             {
                 return Err(PageError::Redirect("/account/password".into()));
             }
-            let principal = session.user.principal();
+            let principal = crate::service::access::user_principal(&session.user);
             let alert_count = state
                 .alert_badge
                 .count(
@@ -242,8 +242,9 @@ async fn principal_for(state: &State, token: Option<String>) -> Result<Principal
     let now = state.clock.unix();
     state
         .store
-        .read(move |c| api_clients::principal_for_token(c, &token, now))
+        .read(move |c| api_clients::client_for_token(c, &token, now))
         .await?
+        .map(|client| crate::service::access::client_principal(&client))
         .ok_or_else(|| {
             AppError::unauthorized("unauthorized", "The bearer token is invalid or expired.")
         })

@@ -35,16 +35,15 @@ impl AlertBadge {
         today: chrono::NaiveDate,
         overdue_days: i64,
     ) -> usize {
-        let scope = who.account_filter();
+        let scope = crate::service::access::visible(who).account_filter();
         let known = self.cached(scope);
         if let Some((at, n)) = known {
             if at.elapsed() < FRESH_FOR {
                 return n;
             }
         }
-        let who = who.clone();
         match store
-            .read(move |c| alerts::collect(c, &who, now, today, overdue_days))
+            .read(move |c| alerts::collect(c, scope, now, today, overdue_days))
             .await
         {
             Ok(list) => {

@@ -4,8 +4,8 @@
 //! so nothing on the hot path writes a gauge.
 
 use super::{AppError, State};
-use crate::domain::{Principal, Role};
-use crate::store::{accounts, licenses, sync_state, Store};
+use crate::service::accounts as service_accounts;
+use crate::store::{licenses, sync_state, Store};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
@@ -226,13 +226,9 @@ async fn snapshot(
                 .filter_map(|l| l.last_sync.map(|at| (l.account, at)))
                 .collect();
             // Scrapes see every account, as a system admin does.
-            let system = Principal {
-                actor: "system:metrics".into(),
-                role: Role::SystemAdmin,
-                account_id: None,
-            };
+            let everything = crate::service::access::Visible::EVERYTHING;
             let mut shortfalls = vec![];
-            for (account, va) in accounts::vas_with_licenses(conn, &system)? {
+            for (account, va) in service_accounts::vas_with_licenses(conn, everything)? {
                 let (_, evaluation) = licenses::evaluate(conn, va.id, today)?;
                 for (tag, short) in evaluation.shortfall {
                     shortfalls.push((account.clone(), va.name.clone(), tag, short));

@@ -4,6 +4,7 @@
 //! refusal changes nothing; the admin API and page; the pending alert.
 
 use crate::support::agent::{Agent, RawAgent};
+use crate::support::fixtures::Lic;
 use crate::support::{Licensed, VA};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -12,22 +13,11 @@ const KEYS: &str = "/api/v1/accounts/Acme/export-keys";
 
 /// Acme/Lab with `exp` (export-controlled) x2, `plain` (not export-controlled) x5.
 async fn licensed() -> Licensed {
-    let l = Licensed::start().await;
-    l.license(
-        json!({ "tag": "exp", "name": "Export", "type": "perpetual", "quantity": 2,
-                      "start": "2020-01-01", "export_controlled": true }),
-    )
-    .await;
-    l.perpetual("plain", 5).await;
-    l
-}
-
-async fn registered(l: &Licensed, sn: &str) -> Agent {
-    let token = l.simple_token().await;
-    let agent = Agent::new();
-    let out = agent.register(&l.server, &token, "CUCM", sn);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    agent
+    Licensed::with_licenses(&[
+        Lic::plain("exp", 2).named("Export").export_controlled(),
+        Lic::plain("plain", 5),
+    ])
+    .await
 }
 
 fn export(agent: &Agent, action: &str, tag: &str) -> crate::support::CliOutput {
@@ -63,7 +53,7 @@ async fn actions(l: &Licensed) -> Vec<String> {
 #[tokio::test]
 async fn a_granted_key_is_one_unit_until_returned_and_judges_usage_as_export_controlled() {
     let l = licensed().await;
-    let a = registered(&l, "A1").await;
+    let a = l.registered_agent("CUCM", "A1").await;
 
     // Without a key, an export-controlled tag is export_restricted and uses nothing.
     let out = a.report(&[("exp", 1)]);
@@ -115,7 +105,7 @@ async fn a_granted_key_is_one_unit_until_returned_and_judges_usage_as_export_con
     l.assert_counters_exact();
 
     // Nothing left: another instance is denied with the reason, and nothing changes.
-    let b = registered(&l, "B1").await;
+    let b = l.registered_agent("CUCM", "B1").await;
     let out = export(&b, "request", "exp");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
@@ -190,17 +180,10 @@ async fn a_granted_key_is_one_unit_until_returned_and_judges_usage_as_export_con
 #[tokio::test]
 async fn with_approval_requests_wait_for_an_admin_who_approves_or_denies() {
     let l = licensed().await;
-    let (s, _) = l
-        .api
-        .patch(
-            &format!("{VA}/settings"),
-            json!({ "export_approval": true }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    let a = registered(&l, "A2").await;
-    let b = registered(&l, "B2").await;
-    let c = registered(&l, "C2").await;
+    l.require_export_approval().await;
+    let a = l.registered_agent("CUCM", "A2").await;
+    let b = l.registered_agent("CUCM", "B2").await;
+    let c = l.registered_agent("CUCM", "C2").await;
 
     for agent in [&a, &b, &c] {
         let out = export(agent, "request", "exp");
@@ -402,7 +385,7 @@ async fn with_approval_requests_wait_for_an_admin_who_approves_or_denies() {
 #[tokio::test]
 async fn requests_are_denied_with_a_reason_when_they_cannot_be_granted() {
     let l = licensed().await;
-    let a = registered(&l, "A3").await;
+    let a = l.registered_agent("CUCM", "A3").await;
     let out = a.run(&[
         "export",
         "request",
@@ -539,8 +522,8 @@ async fn keys_are_released_on_deregistration_and_removal() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
-    let a = registered(&l, "A4").await;
-    let b = registered(&l, "B4").await;
+    let a = l.registered_agent("CUCM", "A4").await;
+    let b = l.registered_agent("CUCM", "B4").await;
     assert_eq!(
         export(&a, "request", "exp").stdout.trim(),
         "license=exp status=granted"
@@ -563,14 +546,7 @@ async fn keys_are_released_on_deregistration_and_removal() {
     assert!(!a.state_dir().join("export_keys.json").exists());
 
     // Removal by an admin: granted keys returned, pending requests cancelled.
-    let (s, _) = l
-        .api
-        .patch(
-            &format!("{VA}/settings"),
-            json!({ "export_approval": true }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    l.require_export_approval().await;
     assert_eq!(
         export(&b, "request", "exp2").stdout.trim(),
         "license=exp2 status=pending"
@@ -600,7 +576,7 @@ async fn keys_are_released_on_deregistration_and_removal() {
     l.assert_counters_exact();
 
     // Moving an instance to another VA returns its keys: they were units of the old pool.
-    let c = registered(&l, "C4").await;
+    let c = l.registered_agent("CUCM", "C4").await;
     assert_eq!(
         export(&c, "request", "exp").stdout.trim(),
         "license=exp status=pending"
@@ -640,7 +616,7 @@ async fn keys_are_released_on_deregistration_and_removal() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let d = registered(&l, "D4").await;
+    let d = l.registered_agent("CUCM", "D4").await;
     assert_eq!(
         export(&d, "request", "exp").stdout.trim(),
         "license=exp status=granted"
@@ -679,16 +655,9 @@ async fn keys_are_released_on_deregistration_and_removal() {
 #[tokio::test]
 async fn the_export_keys_page_lists_pending_first_and_decides() {
     let l = licensed().await;
-    let (s, _) = l
-        .api
-        .patch(
-            &format!("{VA}/settings"),
-            json!({ "export_approval": true }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    let a = registered(&l, "A5").await;
-    let b = registered(&l, "B5").await;
+    l.require_export_approval().await;
+    let a = l.registered_agent("CUCM", "A5").await;
+    let b = l.registered_agent("CUCM", "B5").await;
     assert_eq!(
         export(&a, "request", "plain")
             .stdout
@@ -905,8 +874,8 @@ async fn export_keys_travel_to_the_upstream_in_a_disconnected_round_trip() {
 async fn browser_walk_of_settings_and_export_keys() {
     use crate::support::webdriver::Browser;
     let l = licensed().await;
-    let a = registered(&l, "W1").await;
-    let b = registered(&l, "W2").await;
+    let a = l.registered_agent("CUCM", "W1").await;
+    let b = l.registered_agent("CUCM", "W2").await;
     let Some(browser) = Browser::start().await else {
         return;
     };

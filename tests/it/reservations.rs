@@ -3,25 +3,11 @@
 //! drives the lifecycle; every refusal is checked to change nothing.
 
 use crate::support::agent::Agent;
+use crate::support::fixtures::{request_code, reserve, Lic, RES};
 use crate::support::{Licensed, VA};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-
-const RES: &str = "/api/v1/accounts/Acme/reservations";
-
-fn request(agent: &Agent, pid: &str, sn: &str, universal: bool) -> String {
-    let mut args = vec!["reserve", "request", "--pid", pid, "--sn", sn];
-    if universal {
-        args.push("--universal");
-    }
-    let out = agent.run(&args);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let code = out.stdout.trim().to_string();
-    assert!(code.starts_with(&format!("CB-Z{pid}:{sn}-")), "{code}");
-    assert_eq!(out.stdout.lines().count(), 1, "the code alone on one line");
-    code
-}
 
 /// Writes a file in the agent's dir and returns its path.
 fn file(agent: &Agent, name: &str, text: &str) -> PathBuf {
@@ -84,12 +70,10 @@ async fn refused(t: &Licensed, path: &str, body: Value, status: StatusCode, code
 
 #[tokio::test]
 async fn specific_reservation_round_trip_with_update_and_return() {
-    let t = Licensed::start().await;
-    t.perpetual("tag.a", 10).await;
-    t.perpetual("tag.b", 5).await;
+    let t = Licensed::with_licenses(&[Lic::plain("tag.a", 10), Lic::plain("tag.b", 5)]).await;
     let agent = Agent::new();
     // Never registered: the key is made on first run.
-    let rc = request(&agent, "CUCM", "SN-1", false);
+    let rc = request_code(&agent, "CUCM", "SN-1", false);
     let status = agent.run(&["status"]);
     assert_eq!(status.value("state"), "reservation-pending");
 
@@ -296,13 +280,12 @@ async fn specific_reservation_round_trip_with_update_and_return() {
 
 #[tokio::test]
 async fn universal_return_authorization_cancel_and_remove() {
-    let t = Licensed::start().await;
-    t.perpetual("tag.a", 2).await;
+    let t = Licensed::with_licenses(&[Lic::plain("tag.a", 2)]).await;
     let pem_agent = Agent::new();
 
     // Universal: no counts held, every tag reported answers reserved.
     let agent = Agent::new();
-    let rc = request(&agent, "EXPWY", "U1", true);
+    let rc = request_code(&agent, "EXPWY", "U1", true);
     let (s, b) = t
         .api
         .post(
@@ -361,7 +344,7 @@ async fn universal_return_authorization_cancel_and_remove() {
     assert_eq!(status.value("reservation"), "universal");
     // A code for another product is refused by the agent.
     let other = Agent::new();
-    request(&other, "EXPWY", "U2", false);
+    request_code(&other, "EXPWY", "U2", false);
     let out = install(&other, &f, Some(&pem));
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("not this product"), "{}", out.stderr);
@@ -388,19 +371,10 @@ async fn universal_return_authorization_cancel_and_remove() {
     assert_eq!(pool(&t.pools().await, "tag.a"), (0, 0, 2));
 
     // return-authorization: a code never installed is returned from pending.
-    let a2 = Agent::new();
-    let rc2 = request(&a2, "CMS", "R1", false);
-    let (s, b) = t
-        .api
-        .post(
-            RES,
-            json!({"request_code": rc2, "virtual_account": "Lab",
-                          "licenses": [{"tag": "tag.a", "count": 2}]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let r2 = reserve(&t.api, "CMS", "R1", json!([{"tag": "tag.a", "count": 2}])).await;
+    let a2 = &r2.agent;
     assert_eq!(pool(&t.pools().await, "tag.a"), (0, 2, 0));
-    let f2 = file(&a2, "r.xml", b["authorization_code"].as_str().unwrap());
+    let f2 = file(a2, "r.xml", r2.authorization_code());
     let out = a2.run(&["reserve", "return-authorization", f2.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let (s, b) = t
@@ -418,17 +392,8 @@ async fn universal_return_authorization_cancel_and_remove() {
     assert_eq!(pool(&t.pools().await, "tag.a"), (0, 0, 2));
 
     // Cancel a pending one; a cancelled one cannot be cancelled or confirmed again.
-    let a3 = Agent::new();
-    let rc3 = request(&a3, "CMS", "C1", false);
-    let (_, b) = t
-        .api
-        .post(
-            RES,
-            json!({"request_code": rc3, "virtual_account": "Lab",
-                          "licenses": [{"tag": "tag.a", "count": 1}]}),
-        )
-        .await;
-    let cid = b["id"].as_str().unwrap().to_string();
+    let r3 = reserve(&t.api, "CMS", "C1", json!([{"tag": "tag.a", "count": 1}])).await;
+    let (a3, cid) = (&r3.agent, &r3.id);
     let (s, b) = t.api.delete(&format!("{RES}/{cid}")).await;
     assert_eq!(
         (s, b["state"].as_str()),
@@ -452,17 +417,8 @@ async fn universal_return_authorization_cancel_and_remove() {
     .await;
 
     // Remove: system admins only, with a reason; the product is lost.
-    let a4 = Agent::new();
-    let rc4 = request(&a4, "CMS", "L1", false);
-    let (_, b) = t
-        .api
-        .post(
-            RES,
-            json!({"request_code": rc4, "virtual_account": "Lab",
-                          "licenses": [{"tag": "tag.a", "count": 1}]}),
-        )
-        .await;
-    let rid = b["id"].as_str().unwrap().to_string();
+    let r4 = reserve(&t.api, "CMS", "L1", json!([{"tag": "tag.a", "count": 1}])).await;
+    let rid = &r4.id;
     let account_admin = t.server.api("account-admin", Some("Acme")).await;
     let (s, b) = account_admin
         .post(&format!("{RES}/{rid}/remove"), json!({"reason": "lost"}))
@@ -509,15 +465,14 @@ fn set_setting(t: &Licensed, column: &str, value: bool) {
 
 #[tokio::test]
 async fn every_refusal_has_its_code_and_changes_nothing() {
-    let t = Licensed::start().await;
-    t.perpetual("tag.a", 3).await;
+    let t = Licensed::with_licenses(&[Lic::plain("tag.a", 3)]).await;
     t.license(
         json!({"tag": "tag.x", "name": "Crypto", "type": "perpetual", "quantity": 2,
                      "start": "2020-01-01", "export_controlled": true}),
     )
     .await;
     let agent = Agent::new();
-    let rc = request(&agent, "CUCM", "REF1", false);
+    let rc = request_code(&agent, "CUCM", "REF1", false);
     let body = |licenses: Value| json!({"request_code": rc, "virtual_account": "Lab", "licenses": licenses});
 
     // A mistyped code fails its checksum.
@@ -645,20 +600,9 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_reservation_waiting_seven_days_raises_an_alert_that_clears_on_confirm() {
-    let t = Licensed::start().await;
-    t.perpetual("tag.a", 3).await;
-    let agent = Agent::new();
-    let rc = request(&agent, "CUCM", "AL1", false);
-    let (s, b) = t
-        .api
-        .post(
-            RES,
-            json!({"request_code": rc, "virtual_account": "Lab",
-                          "licenses": [{"tag": "tag.a", "count": 1}]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let id = b["id"].as_str().unwrap().to_string();
+    let t = Licensed::with_licenses(&[Lic::plain("tag.a", 3)]).await;
+    let r = reserve(&t.api, "CUCM", "AL1", json!([{"tag": "tag.a", "count": 1}])).await;
+    let (agent, id) = (&r.agent, &r.id);
     let kinds = |v: &Value| -> Vec<String> {
         v["items"]
             .as_array()
@@ -689,9 +633,9 @@ async fn a_reservation_waiting_seven_days_raises_an_alert_that_clears_on_confirm
         .text()
         .await
         .unwrap();
-    let key = file(&agent, "a.pem", &pem);
-    let f = file(&agent, "a.xml", b["authorization_code"].as_str().unwrap());
-    let out = install(&agent, &f, Some(&key));
+    let key = file(agent, "a.pem", &pem);
+    let f = file(agent, "a.xml", r.authorization_code());
+    let out = install(agent, &f, Some(&key));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let (s, _) = api
         .post(
@@ -729,18 +673,14 @@ async fn reserved_counts(api: &crate::support::Api) -> Vec<(String, i64, i64)> {
 async fn a_reservation_made_on_a_satellite_counts_alike_on_the_upstream_after_sync() {
     let pair = crate::support::sync::Pair::start().await;
     pair.register_disconnected().await;
-    let agent = Agent::new();
-    let rc = request(&agent, "CUCM", "SAT1", false);
-    let (s, b) = pair
-        .sat_api
-        .post(
-            RES,
-            json!({"request_code": rc, "virtual_account": "Lab",
-                          "licenses": [{"tag": "ess", "count": 2}]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let id = b["id"].as_str().unwrap().to_string();
+    let r = reserve(
+        &pair.sat_api,
+        "CUCM",
+        "SAT1",
+        json!([{"tag": "ess", "count": 2}]),
+    )
+    .await;
+    let (agent, id) = (&r.agent, &r.id);
     pair.sync_disconnected().await;
     let up = reserved_counts(&pair.upstream.api).await;
     assert_eq!(up, reserved_counts(&pair.sat_api).await, "both sides agree");
@@ -748,18 +688,13 @@ async fn a_reservation_made_on_a_satellite_counts_alike_on_the_upstream_after_sy
     pair.upstream.assert_counters_exact();
 
     // A reservation made on the upstream counts on the satellite after the next round.
-    let up_agent = Agent::new();
-    let rc = request(&up_agent, "CUCM", "UP1", false);
-    let (s, b) = pair
-        .upstream
-        .api
-        .post(
-            RES,
-            json!({"request_code": rc, "virtual_account": "Lab",
-                          "licenses": [{"tag": "ess", "count": 1}]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
+    reserve(
+        &pair.upstream.api,
+        "CUCM",
+        "UP1",
+        json!([{"tag": "ess", "count": 1}]),
+    )
+    .await;
     pair.sync_disconnected().await;
     let up = reserved_counts(&pair.upstream.api).await;
     assert_eq!(up, reserved_counts(&pair.sat_api).await, "both sides agree");
@@ -769,7 +704,7 @@ async fn a_reservation_made_on_a_satellite_counts_alike_on_the_upstream_after_sy
         .sat_api
         .post(
             RES,
-            json!({"request_code": request(&agent, "CUCM", "SAT1", false),
+            json!({"request_code": request_code(agent, "CUCM", "SAT1", false),
                           "virtual_account": "Lab", "licenses": [{"tag": "ess", "count": 1}]}),
         )
         .await;
@@ -791,20 +726,21 @@ async fn a_reservation_made_on_a_satellite_counts_alike_on_the_upstream_after_sy
 /// grep, sed, base64, xxd, sha256sum and openssl alone, and agrees with the agent.
 #[tokio::test]
 async fn the_documented_openssl_recipe_checks_an_authorization_code() {
-    let t = Licensed::start().await;
-    t.perpetual("regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf", 4)
-        .await;
-    let agent = Agent::new();
-    let rc = request(&agent, "CUCM", "DOC1", false);
-    let (s, b) = t
-        .api
-        .post(RES, json!({"request_code": rc, "virtual_account": "Lab",
-                          "licenses": [{"tag": "regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf", "count": 2}]}))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let code = b["authorization_code"].as_str().unwrap();
-    let f = file(&agent, "auth.xml", code);
-    let pem = authority_pem(&t, &agent).await;
+    let t = Licensed::with_licenses(&[Lic::plain(
+        "regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf",
+        4,
+    )])
+    .await;
+    let r = reserve(
+        &t.api,
+        "CUCM",
+        "DOC1",
+        json!([{"tag": "regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf", "count": 2}]),
+    )
+    .await;
+    let agent = &r.agent;
+    let f = file(agent, "auth.xml", r.authorization_code());
+    let pem = authority_pem(&t, agent).await;
     assert_eq!(
         std::fs::read_to_string(&pem).unwrap(),
         std::fs::read_to_string(t.server.data_dir.join("keys/authority.pub.pem")).unwrap(),
@@ -831,16 +767,17 @@ async fn the_documented_openssl_recipe_checks_an_authorization_code() {
         stdout.contains("Signature Verified Successfully"),
         "{stdout}"
     );
-    let installed = install(&agent, &f, Some(&pem));
+    let installed = install(agent, &f, Some(&pem));
     assert_eq!(installed.code, 0, "{}", installed.stderr);
     assert!(
         stdout.contains(&format!("confirmation_code={}", installed.stdout.trim())),
         "the recipe's confirmation code is the agent's: {stdout}"
     );
     let bad = file(
-        &agent,
+        agent,
         "bad.xml",
-        &code.replace("<count>2</count>", "<count>3</count>"),
+        &r.authorization_code()
+            .replace("<count>2</count>", "<count>3</count>"),
     );
     assert!(
         !run(&bad).status.success(),
@@ -851,26 +788,11 @@ async fn the_documented_openssl_recipe_checks_an_authorization_code() {
 /// The reservation page's cancel and remove forms, and what each role may do there.
 #[tokio::test]
 async fn reservation_pages_cancel_remove_and_refuse_like_the_api() {
-    let t = Licensed::start().await;
-    t.perpetual("tag.a", 4).await;
-    let make = |sn: &'static str| {
-        let agent = Agent::new();
-        let rc = request(&agent, "CMS", sn, false);
-        (agent, rc)
-    };
+    let t = Licensed::with_licenses(&[Lic::plain("tag.a", 4)]).await;
     let mut ids = vec![];
     for sn in ["P1", "P2"] {
-        let (_agent, rc) = make(sn);
-        let (s, b) = t
-            .api
-            .post(
-                RES,
-                json!({"request_code": rc, "virtual_account": "Lab",
-                              "licenses": [{"tag": "tag.a", "count": 1}]}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{b}");
-        ids.push(b["id"].as_str().unwrap().to_string());
+        let r = reserve(&t.api, "CMS", sn, json!([{"tag": "tag.a", "count": 1}])).await;
+        ids.push(r.id);
     }
     let page = |id: &str| format!("/accounts/Acme/reservations/{id}");
 
@@ -951,8 +873,7 @@ async fn reservation_pages_cancel_remove_and_refuse_like_the_api() {
 /// a VA holding export-controlled licenses needs the acknowledgement.
 #[tokio::test]
 async fn agent_request_details_and_universal_export_control() {
-    let t = Licensed::start().await;
-    t.perpetual("tag.a", 2).await;
+    let t = Licensed::with_licenses(&[Lic::plain("tag.a", 2)]).await;
     let agent = Agent::new();
     let token = t.simple_token().await;
     assert_eq!(agent.register(&t.server, &token, "ISR", "REG1").code, 0);
@@ -988,7 +909,7 @@ async fn agent_request_details_and_universal_export_control() {
     )
     .await;
     let other = Agent::new();
-    let rc = request(&other, "ISR", "U9", true);
+    let rc = request_code(&other, "ISR", "U9", true);
     refused(
         &t,
         RES,
@@ -1028,23 +949,18 @@ async fn agent_request_details_and_universal_export_control() {
 /// An update may use what is available plus what the reservation already holds, no more.
 #[tokio::test]
 async fn an_update_may_use_available_plus_what_it_holds() {
-    let t = Licensed::start().await;
-    t.perpetual("tag.a", 3).await;
-    let agent = Agent::new();
-    let rc = request(&agent, "CUCM", "UPD1", false);
-    let (s, b) = t
-        .api
-        .post(
-            RES,
-            json!({"request_code": rc, "virtual_account": "Lab",
-                          "licenses": [{"tag": "tag.a", "count": 2}]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let id = b["id"].as_str().unwrap().to_string();
-    let pem = authority_pem(&t, &agent).await;
-    let f = file(&agent, "a.xml", b["authorization_code"].as_str().unwrap());
-    let out = install(&agent, &f, Some(&pem));
+    let t = Licensed::with_licenses(&[Lic::plain("tag.a", 3)]).await;
+    let r = reserve(
+        &t.api,
+        "CUCM",
+        "UPD1",
+        json!([{"tag": "tag.a", "count": 2}]),
+    )
+    .await;
+    let (agent, id) = (&r.agent, &r.id);
+    let pem = authority_pem(&t, agent).await;
+    let f = file(agent, "a.xml", r.authorization_code());
+    let out = install(agent, &f, Some(&pem));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let (s, _) = t
         .api
@@ -1082,8 +998,8 @@ async fn an_update_may_use_available_plus_what_it_holds() {
         .await;
     assert_eq!((s, b["version"].as_i64()), (StatusCode::OK, Some(3)), "{b}");
     assert_eq!(pool(&t.pools().await, "tag.a"), (0, 3, 0));
-    let f = file(&agent, "c.xml", b["authorization_code"].as_str().unwrap());
-    let out = install(&agent, &f, Some(&pem));
+    let f = file(agent, "c.xml", b["authorization_code"].as_str().unwrap());
+    let out = install(agent, &f, Some(&pem));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let (s, _) = t
         .api

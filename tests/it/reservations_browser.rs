@@ -3,9 +3,9 @@
 //! target/screenshots/reservations-*.png.
 
 use crate::support::agent::Agent;
+use crate::support::fixtures::Lic;
 use crate::support::webdriver::Browser;
-use crate::support::{Server, ServerOptions};
-use serde_json::json;
+use crate::support::{Licensed, Server};
 use std::time::Duration;
 
 async fn admin_login(browser: &Browser, server: &Server) {
@@ -29,25 +29,19 @@ async fn downloaded_xml(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn reservation_wizard_through_the_pages() {
-    let server = Server::start_with(ServerOptions::upstream());
-    let api = server.admin_api().await;
-    api.create_account("Acme").await;
-    api.create_va("Acme", "Lab").await;
-    let va = "/api/v1/accounts/Acme/virtual-accounts/Lab/licenses";
-    for body in [
-        json!({"tag": "regid.2016-07.com.cisco.UCM_Enhanced,12.0", "name": "UC Manager Enhanced",
-               "type": "perpetual", "quantity": 5, "start": "2020-01-01"}),
-        json!({"tag": "regid.2016-07.com.cisco.UCM_Crypto,12.0", "name": "UC Manager Crypto",
-               "type": "perpetual", "quantity": 2, "start": "2020-01-01", "export_controlled": true}),
-    ] {
-        let (s, b) = api.post(va, body).await;
-        assert_eq!(s, reqwest::StatusCode::CREATED, "{b}");
-    }
+    let t = Licensed::with_licenses(&[
+        Lic::plain("regid.2016-07.com.cisco.UCM_Enhanced,12.0", 5).named("UC Manager Enhanced"),
+        Lic::plain("regid.2016-07.com.cisco.UCM_Crypto,12.0", 2)
+            .named("UC Manager Crypto")
+            .export_controlled(),
+    ])
+    .await;
+    let server = &t.server;
     let Some(browser) = Browser::start().await else {
         return;
     };
     browser.set_size(1280, 1100).await;
-    admin_login(&browser, &server).await;
+    admin_login(&browser, server).await;
     let agent = Agent::new();
     let out = agent.run(&["reserve", "request", "--pid", "CUCM", "--sn", "WZ1"]);
     assert_eq!(out.code, 0, "{}", out.stderr);

@@ -6,7 +6,7 @@ use super::seed::ACCOUNT;
 use satellite::clock::Clock;
 use satellite::config::Settings;
 use satellite::crypto::AuthorityKey;
-use satellite::domain::{Principal, Role};
+use satellite::service::{access, accounts as service_accounts};
 use satellite::store::{accounts, sync_state, Store};
 use satellite::sync::{outbound, SyncContext};
 use std::path::{Path, PathBuf};
@@ -57,16 +57,15 @@ fn written(bundle: Option<PathBuf>, what: &str) -> Result<PathBuf, String> {
 fn upstream(dir: &Path, now: i64) -> Result<String, String> {
     let store = Store::open(&dir.join("satellite.db")).map_err(|e| e.to_string())?;
     AuthorityKey::load_or_create(dir).map_err(|e| e.to_string())?;
-    let admin = Principal {
-        actor: "bench".into(),
-        role: Role::SystemAdmin,
-        account_id: None,
-    };
+    let admin = access::system_principal("bench");
     store
         .write_blocking(|tx| {
             let id = match accounts::id_by_name(tx, ACCOUNT)? {
                 Some(id) => id,
-                None => accounts::create(tx, &admin, now, ACCOUNT, "bench upstream")?.id,
+                None => {
+                    let cap = access::system_admin(&admin)?;
+                    service_accounts::create(tx, &cap, now, ACCOUNT, "bench upstream")?.id
+                }
             };
             sync_state::create_satellite_token(tx, id, "bench", 30, now).map(|(_, t)| t)
         })

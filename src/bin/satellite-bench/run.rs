@@ -81,6 +81,10 @@ pub struct Args {
     /// The running server's process id (with --url), to read its CPU time and memory.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Whether the server folds changes into the ledger (`--ledger false` measures
+    /// without it; sets `ledger_enabled` on the server it starts and on the seeding).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub ledger: bool,
     /// The running server's `metrics_token` (with --url), to read its SQLite counters.
     #[arg(long)]
     pub metrics_token: Option<String>,
@@ -189,7 +193,8 @@ pub fn run(args: Args) -> Result<bool, String> {
                 // The bench is one address registering at full speed: rate limits off.
                 .env("SATELLITE_RATE_REGISTER_PER_MINUTE", "0")
                 .env("SATELLITE_RATE_CREDENTIAL_PER_MINUTE", "0")
-                .env("SATELLITE_RATE_LOGIN_PER_MINUTE", "0");
+                .env("SATELLITE_RATE_LOGIN_PER_MINUTE", "0")
+                .env("SATELLITE_LEDGER_ENABLED", args.ledger.to_string());
             let (process, url) = spawn_with_url(cmd, "the server")?;
             let pid = process.0.id();
             (Some(process), url, data, Some(pid))
@@ -226,7 +231,7 @@ struct Prepared {
 }
 
 fn prepare(args: &Args, db: &Path, https: bool, now: i64) -> Result<Prepared, String> {
-    let store = Store::open(db).map_err(|e| e.to_string())?;
+    let store = Store::open_with(db, args.ledger).map_err(|e| e.to_string())?;
     let token = seed::prepare(&store, now).map_err(|e| e.to_string())?;
     // A data dir from an earlier run (--dir) is topped up, not seeded again.
     let present = seed::existing(&store).map_err(|e| e.to_string())?;
@@ -478,6 +483,7 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
     };
     let facts = vec![
         ("instances in the estate", estate),
+        ("ledger", if args.ledger { "on" } else { "off" }.to_string()),
         ("instances at the end", instances.to_string()),
         (
             "reporters",

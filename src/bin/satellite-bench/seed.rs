@@ -5,10 +5,11 @@ use ed25519_dalek::SigningKey;
 use satellite::crypto::secrets;
 use satellite::domain::instance::Udi;
 use satellite::domain::license::{LicenseSpec, LicenseType};
-use satellite::domain::{Principal, Role};
 use satellite::service::instances::{self as registration, RegisterInput};
+use satellite::service::virtual_accounts as service_vas;
+use satellite::service::{access, accounts as service_accounts, licenses, tokens};
 use satellite::store::instances::{self, Report};
-use satellite::store::{accounts, licenses, tokens, Store, StoreError};
+use satellite::store::{accounts, Store, StoreError};
 use sha2::{Digest, Sha256};
 
 pub const ACCOUNT: &str = "Bench";
@@ -21,24 +22,18 @@ pub fn key_for(i: u64) -> SigningKey {
     SigningKey::from_bytes(&Sha256::digest(format!("satellite-bench-{i}")).into())
 }
 
-fn bench_admin() -> Principal {
-    Principal {
-        actor: "bench".into(),
-        role: Role::SystemAdmin,
-        account_id: None,
-    }
-}
-
 /// Creates the account, VA and a large pool unless an earlier run (`--dir`) left them,
 /// then a fresh token; returns the token's secret.
 pub fn prepare(store: &Store, now: i64) -> Result<String, StoreError> {
-    let admin = bench_admin();
+    let admin = access::system_principal("bench");
     store.write_blocking(|tx| {
-        let (account, va) = match accounts::id_by_name(tx, ACCOUNT)? {
-            Some(_) => accounts::find_with_va(tx, &admin, ACCOUNT, VA)?,
+        let cap = access::system_admin(&admin)?;
+        let va = match accounts::id_by_name(tx, ACCOUNT)? {
+            Some(_) => access::edit_va(tx, &admin, ACCOUNT, VA)?.1,
             None => {
-                let account = accounts::create(tx, &admin, now, ACCOUNT, "load test")?;
-                let va = accounts::create_va(tx, &admin, now, &account, VA, "")?;
+                service_accounts::create(tx, &cap, now, ACCOUNT, "load test")?;
+                let edit = access::edit_account(tx, &admin, ACCOUNT)?;
+                let va = service_vas::create(tx, &edit, now, VA, "")?;
                 let spec = LicenseSpec {
                     tag: TAG.into(),
                     name: "Bench Essentials".into(),
@@ -50,15 +45,15 @@ pub fn prepare(store: &Store, now: i64) -> Result<String, StoreError> {
                     substitutes: vec![],
                     rank: satellite::domain::license::DEFAULT_RANK,
                 };
-                licenses::create(tx, &admin, now, &account, &va, &spec)?;
-                (account, va)
+                licenses::create(tx, &edit, now, &va, &spec)?;
+                va
             }
         };
+        let edit = access::edit_account(tx, &admin, ACCOUNT)?;
         let (_, secret) = tokens::create(
             tx,
-            &admin,
+            &edit,
             now,
-            &account,
             &va,
             tokens::NewToken {
                 description: "bench",
@@ -172,14 +167,14 @@ pub fn page_user(store: &Store, now: i64) -> Result<(String, String), StoreError
         satellite::crypto::password::hash(&password).map_err(|e| StoreError::Io(e.to_string()))?;
     let username = format!("bench{}", now);
     store.write_blocking(|tx| {
-        satellite::store::users::create(
+        satellite::service::users::create(
             tx,
-            "bench",
+            &access::local_operator("bench"),
             now,
-            satellite::store::users::NewUser {
+            satellite::service::users::NewUser {
                 username: &username,
                 password_hash: &hash,
-                role: Role::SystemAdmin,
+                role: satellite::domain::Role::SystemAdmin,
                 account: None,
                 must_change_password: false,
             },

@@ -1,6 +1,8 @@
 //! `/api/v1/accounts`: list, create, show, update (rename, describe), delete.
 
 use super::{List, ListQuery};
+use crate::service::access;
+use crate::service::accounts as service_accounts;
 use crate::store::{accounts, page};
 use crate::web::auth::ApiCaller;
 use crate::web::{AppError, State};
@@ -48,7 +50,10 @@ pub async fn list(
     let limit = page::clamp_limit(q.limit);
     let page = state
         .store
-        .read(move |c| accounts::list(c, &who, q.after.as_deref(), limit))
+        .read(move |c| {
+            let scope = access::visible(&who);
+            Ok(service_accounts::list(c, scope, q.after.as_deref(), limit)?)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, |a| AccountDto::from(a))))
 }
@@ -65,7 +70,16 @@ pub async fn create(
     let now = state.clock.unix();
     let account = state
         .store
-        .write(move |tx| accounts::create(tx, &who, now, &body.name, &body.description))
+        .write(move |tx| {
+            let cap = access::system_admin_to(&who, "create accounts")?;
+            Ok(service_accounts::create(
+                tx,
+                &cap,
+                now,
+                &body.name,
+                &body.description,
+            )?)
+        })
         .await?;
     Ok(HttpResponse::Created().json(AccountDto::from(&account)))
 }
@@ -82,7 +96,7 @@ pub async fn show(
     let name = path.into_inner();
     let account = state
         .store
-        .read(move |c| accounts::find(c, &who, &name))
+        .read(move |c| Ok(access::read_account(c, &who, &name)?.account))
         .await?;
     Ok(HttpResponse::Ok().json(AccountDto::from(&account)))
 }
@@ -102,14 +116,19 @@ pub async fn update(
     let account = state
         .store
         .write(move |tx| {
-            accounts::update(
+            let cap = access::edit_account(tx, &who, &name)?;
+            let admin = access::system_admin(&who).ok();
+            let changes = service_accounts::Changes {
+                name: body.name,
+                description: body.description,
+            };
+            Ok(service_accounts::update(
                 tx,
-                &who,
+                &cap,
+                admin.as_ref(),
                 now,
-                &name,
-                body.name.as_deref(),
-                body.description.as_deref(),
-            )
+                &changes,
+            )?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(AccountDto::from(&account)))
@@ -127,7 +146,11 @@ pub async fn delete(
     let now = state.clock.unix();
     state
         .store
-        .write(move |tx| accounts::delete(tx, &who, now, &name))
+        .write(move |tx| {
+            let seen = access::read_account(tx, &who, &name)?;
+            let cap = access::system_admin_to(&who, "delete accounts")?;
+            Ok(service_accounts::delete(tx, &seen, &cap, now)?)
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

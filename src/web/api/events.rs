@@ -2,6 +2,7 @@
 
 use super::List;
 use crate::clock;
+use crate::service::access::visible;
 use crate::service::events as service_events;
 use crate::store::page;
 use crate::web::auth::ApiCaller;
@@ -64,7 +65,15 @@ pub async fn list(
     }
     let page = state
         .store
-        .read(move |c| Ok(service_events::list(c, &who, &filter, q.after, limit)?))
+        .read(move |c| {
+            Ok(service_events::list(
+                c,
+                visible(&who),
+                &filter,
+                q.after,
+                limit,
+            )?)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, |e| EventDto {
         id: e.id,

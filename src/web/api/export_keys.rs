@@ -5,11 +5,11 @@ use super::instances::UdiDto;
 use super::{List, ListQuery};
 use crate::clock::rfc3339;
 use crate::domain::export_key::{DenyReason, ExportKeyState};
-use crate::service::{access, export_keys};
+use crate::service::export_keys;
 use crate::store::export_keys::ExportKey;
 use crate::store::page;
 use crate::web::auth::ApiCaller;
-use crate::web::{AppError, State};
+use crate::web::{calls, AppError, State};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -91,19 +91,10 @@ pub async fn list(
     let (name, q) = (path.into_inner(), q.into_inner());
     let wanted = parse_state(s.state.as_deref())?;
     let limit = page::clamp_limit(q.limit);
-    let page = state
-        .store
-        .read(move |c| {
-            let cap = access::read_account(c, &who, &name)?;
-            Ok(export_keys::list(
-                c,
-                &cap,
-                wanted,
-                q.after.as_deref(),
-                limit,
-            )?)
-        })
-        .await?;
+    let page = calls::read_account(&state, &who, &name, move |c, cap, _| {
+        export_keys::list(c, cap, wanted, q.after.as_deref(), limit)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, |k| ExportKeyDto::from(k))))
 }
 
@@ -118,15 +109,10 @@ pub async fn approve(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (a, id) = path.into_inner();
-    let now = state.clock.unix();
-    let today = state.clock.now().date_naive();
-    let key = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &a)?;
-            Ok(export_keys::approve(tx, &cap, now, today, &id)?)
-        })
-        .await?;
+    let key = calls::edit_account(&state, &who, &a, move |tx, cap, now| {
+        export_keys::approve(tx, cap, now.unix, now.today, &id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ExportKeyDto::from(&key)))
 }
 
@@ -152,14 +138,10 @@ pub async fn deny(
             .reason
     };
     let reason = DenyReason::parse(reason.as_deref())?;
-    let now = state.clock.unix();
-    let key = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &a)?;
-            Ok(export_keys::deny(tx, &cap, now, &id, &reason)?)
-        })
-        .await?;
+    let key = calls::edit_account(&state, &who, &a, move |tx, cap, now| {
+        export_keys::deny(tx, cap, now.unix, &id, &reason)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ExportKeyDto::from(&key)))
 }
 

@@ -2,8 +2,10 @@
 
 use super::List;
 use crate::clock::rfc3339;
+use crate::service::access;
+use crate::service::instances as service_instances;
 use crate::store::instances::{self, Instance};
-use crate::store::{accounts, page};
+use crate::store::page;
 use crate::web::auth::ApiCaller;
 use crate::web::{AppError, State};
 use actix_web::{web, HttpResponse};
@@ -90,7 +92,7 @@ pub async fn list(
     let list = state
         .store
         .read(move |c| {
-            let (_, va) = accounts::find_with_va(c, &who, &a, &va)?;
+            let (_, va) = access::read_va(c, &who, &a, &va)?;
             let page = instances::list(c, va.id, q.search.as_deref(), q.after.as_deref(), limit)?;
             let mut items = Vec::with_capacity(page.items.len());
             for i in &page.items {
@@ -119,8 +121,8 @@ pub async fn remove(
     state
         .store
         .write(move |tx| {
-            let (account, va) = accounts::find_with_va(tx, &who, &a, &va)?;
-            instances::remove(tx, &who, now, &account, &va, &id)
+            let (cap, va) = access::edit_va(tx, &who, &a, &va)?;
+            Ok(service_instances::remove(tx, &cap, now, &va, &id)?)
         })
         .await?;
     state.agent_keys.forget(&removed);
@@ -147,9 +149,8 @@ pub async fn transfer(
     let moved = state
         .store
         .write(move |tx| {
-            let (account, from) = accounts::find_with_va(tx, &who, &a, &va)?;
-            let to =
-                instances::transfer(tx, &who, now, &account, &from, &id, &b.to_virtual_account)?;
+            let (cap, from) = access::edit_va(tx, &who, &a, &va)?;
+            let to = service_instances::transfer(tx, &cap, now, &from, &id, &b.to_virtual_account)?;
             let inst = instances::find_in_va(tx, &to, &id)?;
             Ok(dto(&inst, &to.name, instances::usage_of(tx, &id)?))
         })

@@ -3,8 +3,9 @@
 use crate::config::ServerRole;
 use crate::domain::compliance::{Evaluation, PoolStatus};
 use crate::domain::license::{LicenseSpec, RawLicense};
-use crate::store::accounts;
-use crate::store::licenses::{self, License};
+use crate::service::access;
+use crate::service::licenses as service_licenses;
+use crate::store::licenses::License;
 use crate::web::auth::ApiCaller;
 use crate::web::{AppError, State};
 use actix_web::http::StatusCode;
@@ -91,8 +92,8 @@ pub async fn list(
     let (licenses, evaluation) = state
         .store
         .read(move |c| {
-            let (_, va) = accounts::find_with_va(c, &who, &a, &va)?;
-            licenses::evaluate(c, va.id, today)
+            let (cap, va) = access::read_va(c, &who, &a, &va)?;
+            Ok(service_licenses::evaluate(c, &cap, &va, today)?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(LicenseList {
@@ -136,9 +137,9 @@ pub async fn create(
     let (licenses, evaluation) = state
         .store
         .write(move |tx| {
-            let (account, va) = accounts::find_with_va(tx, &who, &a, &va)?;
-            licenses::create(tx, &who, now, &account, &va, &spec)?;
-            licenses::evaluate(tx, va.id, today)
+            let (cap, va) = access::edit_va(tx, &who, &a, &va)?;
+            service_licenses::create(tx, &cap, now, &va, &spec)?;
+            Ok(service_licenses::evaluate(tx, &cap.read(), &va, today)?)
         })
         .await?;
     let created = licenses
@@ -172,19 +173,14 @@ pub async fn transfer(
     let (licenses, evaluation) = state
         .store
         .write(move |tx| {
-            let (account, from) = accounts::find_with_va(tx, &who, &a, &va)?;
-            licenses::transfer(
-                tx,
-                &who,
-                now,
-                today,
-                &account,
-                &from,
-                &b.tag,
-                b.quantity,
-                &b.to_virtual_account,
-            )?;
-            licenses::evaluate(tx, from.id, today)
+            let (cap, from) = access::edit_va(tx, &who, &a, &va)?;
+            let t = service_licenses::Transfer {
+                tag: b.tag,
+                quantity: b.quantity,
+                to: b.to_virtual_account,
+            };
+            service_licenses::transfer(tx, &cap, now, today, &from, &t)?;
+            Ok(service_licenses::evaluate(tx, &cap.read(), &from, today)?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(LicenseList {

@@ -4,11 +4,11 @@
 use super::List;
 use crate::clock::rfc3339;
 use crate::domain::reservation as rules;
+use crate::service::access;
 use crate::service::reservations::{self as svc, Detail, Grant, NewReservation, Update};
-use crate::service::{access, ServiceError};
-use crate::store::{page, reservations::Filter, StoreError};
+use crate::store::{page, reservations::Filter};
 use crate::web::auth::ApiCaller;
-use crate::web::{AppError, State};
+use crate::web::{calls, AppError, State};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -155,10 +155,6 @@ pub struct ReservationQuery {
     pub after: Option<String>,
 }
 
-fn store_err(e: ServiceError) -> StoreError {
-    e.into()
-}
-
 #[utoipa::path(get, path = "/api/v1/accounts/{a}/reservations", tag = "reservations",
     params(("a" = String, Path), ReservationQuery),
     responses((status = 200, body = inline(List<ReservationDto>))), security(("bearer" = [])))]
@@ -185,13 +181,10 @@ pub async fn list(
         va_id: None,
     };
     let limit = page::clamp_limit(q.limit);
-    let page = state
-        .store
-        .read(move |c| {
-            let cap = access::read_account(c, &who, &a).map_err(store_err)?;
-            svc::list(c, &cap, &filter, q.after.as_deref(), limit).map_err(store_err)
-        })
-        .await?;
+    let page = calls::read_account(&state, &who, &a, move |c, cap, _| {
+        svc::list(c, cap, &filter, q.after.as_deref(), limit)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, |d| dto(d, false))))
 }
 
@@ -204,13 +197,7 @@ pub async fn show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (a, id) = path.into_inner();
-    let d = state
-        .store
-        .read(move |c| {
-            let cap = access::read_account(c, &who, &a).map_err(store_err)?;
-            svc::get(c, &cap, &id).map_err(store_err)
-        })
-        .await?;
+    let d = calls::read_account(&state, &who, &a, move |c, cap, _| svc::get(c, cap, &id)).await?;
     Ok(HttpResponse::Ok().json(dto(&d, true)))
 }
 
@@ -227,15 +214,11 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let a = path.into_inner();
     let input = NewReservation::try_from(body.into_inner())?;
-    let (now, today) = (state.clock.unix(), state.clock.now().date_naive());
     let authority = state.authority.clone();
-    let d = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &a).map_err(store_err)?;
-            svc::create(tx, &cap, now, today, &authority, input).map_err(store_err)
-        })
-        .await?;
+    let d = calls::edit_account(&state, &who, &a, move |tx, cap, now| {
+        svc::create(tx, cap, now.unix, now.today, &authority, input)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(dto(&d, true)))
 }
 
@@ -254,15 +237,11 @@ pub async fn update(
         counts: svc::counts(pairs(b.licenses), 0)?,
         export_acknowledged: b.export_acknowledged,
     };
-    let (now, today) = (state.clock.unix(), state.clock.now().date_naive());
     let authority = state.authority.clone();
-    let d = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &a).map_err(store_err)?;
-            svc::update(tx, &cap, now, today, &authority, &id, input).map_err(store_err)
-        })
-        .await?;
+    let d = calls::edit_account(&state, &who, &a, move |tx, cap, now| {
+        svc::update(tx, cap, now.unix, now.today, &authority, &id, input)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(dto(&d, true)))
 }
 
@@ -277,14 +256,10 @@ pub async fn confirm(
 ) -> Result<HttpResponse, AppError> {
     let (a, id) = path.into_inner();
     let code = body.into_inner().confirmation_code;
-    let now = state.clock.unix();
-    let d = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &a).map_err(store_err)?;
-            svc::confirm(tx, &cap, now, &id, &code).map_err(store_err)
-        })
-        .await?;
+    let d = calls::edit_account(&state, &who, &a, move |tx, cap, now| {
+        svc::confirm(tx, cap, now.unix, &id, &code)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(dto(&d, false)))
 }
 
@@ -297,14 +272,10 @@ pub async fn cancel(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (a, id) = path.into_inner();
-    let now = state.clock.unix();
-    let d = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &a).map_err(store_err)?;
-            svc::cancel(tx, &cap, now, &id).map_err(store_err)
-        })
-        .await?;
+    let d = calls::edit_account(&state, &who, &a, move |tx, cap, now| {
+        svc::cancel(tx, cap, now.unix, &id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(dto(&d, false)))
 }
 
@@ -319,15 +290,13 @@ pub async fn remove(
 ) -> Result<HttpResponse, AppError> {
     let (a, id) = path.into_inner();
     let reason = body.into_inner().reason;
-    let now = state.clock.unix();
-    let d = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &a).map_err(store_err)?;
-            let admin = access::system_admin(&who).map_err(store_err)?;
-            svc::remove(tx, &cap, &admin, now, &id, &reason).map_err(store_err)
-        })
-        .await?;
+    // Admin rights are checked after the account's, so an unknown account is still 404.
+    let admin = who.clone();
+    let d = calls::edit_account(&state, &who, &a, move |tx, cap, now| {
+        let admin = access::system_admin(&admin)?;
+        svc::remove(tx, cap, &admin, now.unix, &id, &reason)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(dto(&d, false)))
 }
 
@@ -342,14 +311,10 @@ pub async fn return_code(
 ) -> Result<HttpResponse, AppError> {
     let a = path.into_inner();
     let code = rules::parse_return_code(&body.into_inner().return_code)?;
-    let now = state.clock.unix();
-    let d = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &a).map_err(store_err)?;
-            svc::return_code(tx, &cap, now, &code).map_err(store_err)
-        })
-        .await?;
+    let d = calls::edit_account(&state, &who, &a, move |tx, cap, now| {
+        svc::return_code(tx, cap, now.unix, &code)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(dto(&d, false)))
 }
 

@@ -1,12 +1,12 @@
 //! `/api/v1/accounts/{a}/settings` and `/api/v1/accounts/{a}/virtual-accounts/{va}/settings`
 //! (CONTRACT.md section 5): read by anyone who sees the account, patched by its editors.
 
+use crate::service::settings;
 use crate::service::settings::{AccountSettingsPatch, VaSettingsPatch};
-use crate::service::{access, settings};
 use crate::store::accounts;
 use crate::store::settings::{AccountSettings, VaSettings};
 use crate::web::auth::ApiCaller;
-use crate::web::{AppError, State};
+use crate::web::{calls, AppError, State};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -66,13 +66,7 @@ pub async fn get_account(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let name = path.into_inner();
-    let s = state
-        .store
-        .read(move |c| {
-            let cap = access::read_account(c, &who, &name)?;
-            Ok(settings::account(c, &cap)?)
-        })
-        .await?;
+    let s = calls::read_account(&state, &who, &name, |c, cap, _| settings::account(c, cap)).await?;
     Ok(HttpResponse::Ok().json(AccountSettingsDto::from(s)))
 }
 
@@ -92,14 +86,10 @@ pub async fn patch_account(
         reservation_enabled: body.reservation_enabled,
         export_allowed: body.export_allowed,
     };
-    let now = state.clock.unix();
-    let s = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &name)?;
-            Ok(settings::patch_account(tx, &cap, now, patch)?)
-        })
-        .await?;
+    let s = calls::edit_account(&state, &who, &name, move |tx, cap, now| {
+        settings::patch_account(tx, cap, now.unix, patch)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(AccountSettingsDto::from(s)))
 }
 
@@ -113,14 +103,11 @@ pub async fn get_va(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (a, va) = path.into_inner();
-    let s = state
-        .store
-        .read(move |c| {
-            let cap = access::read_account(c, &who, &a)?;
-            let va = accounts::find_va(c, &cap.account, &va)?;
-            Ok(settings::va(c, &cap, &va)?)
-        })
-        .await?;
+    let s = calls::read_account(&state, &who, &a, move |c, cap, _| {
+        let va = accounts::find_va(c, &cap.account, &va)?;
+        settings::va(c, cap, &va)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(VaSettingsDto::from(s)))
 }
 
@@ -140,15 +127,11 @@ pub async fn patch_va(
     let patch = VaSettingsPatch {
         export_approval: body.export_approval,
     };
-    let now = state.clock.unix();
-    let s = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &a)?;
-            let va = accounts::find_va(tx, &cap.account, &va)?;
-            Ok(settings::patch_va(tx, &cap, now, &va, patch)?)
-        })
-        .await?;
+    let s = calls::edit_account(&state, &who, &a, move |tx, cap, now| {
+        let va = accounts::find_va(tx, &cap.account, &va)?;
+        settings::patch_va(tx, cap, now.unix, &va, patch)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(VaSettingsDto::from(s)))
 }
 

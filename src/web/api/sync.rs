@@ -4,7 +4,8 @@
 use super::List;
 use crate::clock::rfc3339;
 use crate::config::ServerRole;
-use crate::store::{accounts, page, sync_state};
+use crate::service::access;
+use crate::store::{page, sync_state};
 use crate::sync::import::{self, Outcome};
 use crate::web::auth::ApiCaller;
 use crate::web::calls::sync::{
@@ -89,7 +90,7 @@ pub async fn satellite_token(
     let (expires_at, token) = state
         .store
         .write(move |tx| {
-            let account = accounts::find_editable(tx, &who, &a)?;
+            let account = access::edit_account(tx, &who, &a)?.account;
             sync_state::create_satellite_token(
                 tx,
                 account.id,

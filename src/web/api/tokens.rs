@@ -2,7 +2,9 @@
 
 use super::{List, ListQuery};
 use crate::clock::rfc3339;
-use crate::store::{accounts, page, tokens};
+use crate::service::access;
+use crate::service::tokens as service_tokens;
+use crate::store::{page, tokens};
 use crate::web::auth::ApiCaller;
 use crate::web::{AppError, State};
 use actix_web::{web, HttpResponse};
@@ -75,8 +77,14 @@ pub async fn list(
     let page = state
         .store
         .read(move |c| {
-            let (_, va) = accounts::find_with_va(c, &who, &a, &va)?;
-            tokens::list(c, va.id, q.after.as_deref(), limit)
+            let (cap, va) = access::read_va(c, &who, &a, &va)?;
+            Ok(service_tokens::list(
+                c,
+                &cap,
+                &va,
+                q.after.as_deref(),
+                limit,
+            )?)
         })
         .await?;
     let now = state.clock.unix();
@@ -98,14 +106,14 @@ pub async fn create(
     let (token, secret) = state
         .store
         .write(move |tx| {
-            let (account, va) = accounts::find_with_va(tx, &who, &a, &va)?;
-            let new = tokens::NewToken {
+            let (cap, va) = access::edit_va(tx, &who, &a, &va)?;
+            let new = service_tokens::NewToken {
                 description: &b.description,
                 expires_in_days: b.expires_in_days,
                 max_uses: b.max_uses,
                 export_controlled: b.export_controlled,
             };
-            tokens::create(tx, &who, now, &account, &va, new)
+            Ok(service_tokens::create(tx, &cap, now, &va, new)?)
         })
         .await?;
     Ok(HttpResponse::Created().json(CreatedToken {
@@ -132,8 +140,8 @@ pub async fn revoke(
     let token = state
         .store
         .write(move |tx| {
-            let (account, va) = accounts::find_with_va(tx, &who, &a, &va)?;
-            tokens::revoke(tx, &who, now, &account, &va, &id)
+            let (cap, va) = access::edit_va(tx, &who, &a, &va)?;
+            Ok(service_tokens::revoke(tx, &cap, now, &va, &id)?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(dto(&token, now)))

@@ -2,6 +2,8 @@
 
 use super::accounts::AccountChanges;
 use super::{List, ListQuery};
+use crate::service::access;
+use crate::service::virtual_accounts as service_vas;
 use crate::store::{accounts, page};
 use crate::web::auth::ApiCaller;
 use crate::web::{AppError, State};
@@ -49,8 +51,8 @@ pub async fn list(
     let page = state
         .store
         .read(move |c| {
-            let account = accounts::find(c, &who, &name)?;
-            accounts::list_vas(c, &account, q.after.as_deref(), limit)
+            let cap = access::read_account(c, &who, &name)?;
+            Ok(service_vas::list(c, &cap, q.after.as_deref(), limit)?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, |v| VirtualAccountDto::from(v))))
@@ -71,8 +73,14 @@ pub async fn create(
     let va = state
         .store
         .write(move |tx| {
-            let account = accounts::find(tx, &who, &name)?;
-            accounts::create_va(tx, &who, now, &account, &body.name, &body.description)
+            let cap = access::edit_account(tx, &who, &name)?;
+            Ok(service_vas::create(
+                tx,
+                &cap,
+                now,
+                &body.name,
+                &body.description,
+            )?)
         })
         .await?;
     Ok(HttpResponse::Created().json(VirtualAccountDto::from(&va)))
@@ -91,8 +99,8 @@ pub async fn show(
     let va = state
         .store
         .read(move |c| {
-            let account = accounts::find(c, &who, &a)?;
-            accounts::find_va(c, &account, &va)
+            let (_, va) = access::read_va(c, &who, &a, &va)?;
+            Ok(va)
         })
         .await?;
     Ok(HttpResponse::Ok().json(VirtualAccountDto::from(&va)))
@@ -114,16 +122,12 @@ pub async fn update(
     let va = state
         .store
         .write(move |tx| {
-            let account = accounts::find(tx, &who, &a)?;
-            accounts::update_va(
-                tx,
-                &who,
-                now,
-                &account,
-                &va,
-                body.name.as_deref(),
-                body.description.as_deref(),
-            )
+            let (cap, va) = access::edit_va(tx, &who, &a, &va)?;
+            let changes = service_vas::Changes {
+                name: body.name,
+                description: body.description,
+            };
+            Ok(service_vas::update(tx, &cap, now, &va, &changes)?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(VirtualAccountDto::from(&va)))
@@ -142,8 +146,8 @@ pub async fn delete(
     state
         .store
         .write(move |tx| {
-            let account = accounts::find(tx, &who, &a)?;
-            accounts::delete_va(tx, &who, now, &account, &va)
+            let (cap, va) = access::edit_va(tx, &who, &a, &va)?;
+            Ok(service_vas::delete(tx, &cap, now, &va)?)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -6,3 +6,6 @@ pub mod alerts;
 pub mod instance_list;
 pub mod notifications;
 pub mod sync;
+
+pub mod account;
+pub use account::{edit_account, read_account, read_as, Now};

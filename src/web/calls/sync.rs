@@ -6,7 +6,8 @@
 use crate::clock::rfc3339;
 use crate::config::ServerRole;
 use crate::domain::{schedule, DomainError, Principal};
-use crate::store::{accounts, sync_state};
+use crate::service::access;
+use crate::store::sync_state;
 use crate::sync::import::{self, Outcome};
 use crate::sync::{outbound, transport, SyncError};
 use crate::web::upload::save_body;
@@ -138,7 +139,7 @@ pub async fn upstream_state(
     let link = state
         .store
         .read(move |c| {
-            let account = accounts::find(c, &who, &a)?;
+            let account = access::read_account(c, &who, &a)?.account;
             sync_state::link(c, account.id)
         })
         .await?;
@@ -178,7 +179,7 @@ pub async fn register(
     let name = a.clone();
     let account = state
         .store
-        .read(move |c| accounts::find(c, &w, &name))
+        .read(move |c| Ok(access::read_account(c, &w, &name)?.account))
         .await?;
     let ctx = state.sync.clone();
     // The token's shape is checked before any request is written (after the URL, which
@@ -233,7 +234,7 @@ pub async fn export(
     require_role(state, ServerRole::Satellite, "Exporting a sync request")?;
     let account = state
         .store
-        .read(move |c| accounts::find(c, &who, &a))
+        .read(move |c| Ok(access::read_account(c, &who, &a)?.account))
         .await?;
     let ctx = state.sync.clone();
     let w = web::block(move || outbound::sync_request(&ctx, &account.name, &|_| {})).await??;
@@ -245,7 +246,7 @@ pub async fn run_now(state: &State, who: Principal, a: String) -> Result<Outcome
     require_role(state, ServerRole::Satellite, "Sync now")?;
     let account = state
         .store
-        .read(move |c| accounts::find(c, &who, &a))
+        .read(move |c| Ok(access::read_account(c, &who, &a)?.account))
         .await?;
     let ctx = state.sync.clone();
     Ok(web::block(move || transport::sync_now(&ctx, &account.name)).await??)
@@ -263,7 +264,7 @@ pub async fn load_schedule(state: &State, who: Principal, a: String) -> Result<S
     let link = state
         .store
         .read(move |c| {
-            let account = accounts::find(c, &who, &a)?;
+            let account = access::read_account(c, &who, &a)?.account;
             sync_state::link(c, account.id)
         })
         .await?;
@@ -292,7 +293,7 @@ pub async fn save_schedule(
     state
         .store
         .write(move |tx| {
-            let account = accounts::find(tx, &w, &name)?;
+            let account = access::read_account(tx, &w, &name)?.account;
             sync_state::set_cron(tx, account.id, &c)?;
             crate::store::events::record(
                 tx,

@@ -2,7 +2,10 @@
 
 use super::PageQuery;
 use crate::clock;
-use crate::store::accounts::{self, Account, VirtualAccount};
+use crate::service::access;
+use crate::service::accounts as service_accounts;
+use crate::service::virtual_accounts as service_vas;
+use crate::store::accounts::{Account, VirtualAccount};
 use crate::store::page::{self, Page};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
@@ -80,7 +83,15 @@ async fn list_page(
     let who = user.principal.clone();
     let page: Page<Account> = state
         .store
-        .read(move |c| accounts::list(c, &who, after.as_deref(), page::DEFAULT_LIMIT))
+        .read(move |c| {
+            let scope = access::visible(&who);
+            Ok(service_accounts::list(
+                c,
+                scope,
+                after.as_deref(),
+                page::DEFAULT_LIMIT,
+            )?)
+        })
         .await?;
     let (status, form, errors) = match form {
         Some((f, e)) => (e.status(), f, e),
@@ -134,7 +145,16 @@ async fn create(
     let (name, description) = (form.name.clone(), form.description.clone());
     let result = state
         .store
-        .write(move |tx| accounts::create(tx, &who, now, &name, &description))
+        .write(move |tx| {
+            let cap = access::system_admin_to(&who, "create accounts")?;
+            Ok(service_accounts::create(
+                tx,
+                &cap,
+                now,
+                &name,
+                &description,
+            )?)
+        })
         .await;
     match result {
         Ok(a) => Ok(render::redirect_with_flash(
@@ -190,11 +210,10 @@ async fn show_page(
     let (account, vas, settings) = state
         .store
         .read(move |c| {
-            let cap = crate::service::access::read_account(c, &who, &name)?;
+            let cap = access::read_account(c, &who, &name)?;
             let settings = crate::service::settings::account(c, &cap)?;
-            let account = cap.account;
-            let vas = accounts::list_vas(c, &account, after.as_deref(), page::DEFAULT_LIMIT)?;
-            Ok((account, vas, settings))
+            let vas = service_vas::list(c, &cap, after.as_deref(), page::DEFAULT_LIMIT)?;
+            Ok((cap.account, vas, settings))
         })
         .await?;
     let view = AccountView::from(&account);
@@ -275,14 +294,19 @@ async fn update(
     let result = state
         .store
         .write(move |tx| {
-            accounts::update(
+            let cap = access::edit_account(tx, &who, &current)?;
+            let admin = access::system_admin(&who).ok();
+            let changes = service_accounts::Changes {
+                name: new_name,
+                description: Some(description),
+            };
+            Ok(service_accounts::update(
                 tx,
-                &who,
+                &cap,
+                admin.as_ref(),
                 now,
-                &current,
-                new_name.as_deref(),
-                Some(&description),
-            )
+                &changes,
+            )?)
         })
         .await;
     match result {
@@ -331,7 +355,11 @@ async fn delete(
     let (who, now, target) = (user.principal.clone(), state.clock.unix(), name.clone());
     let result = state
         .store
-        .write(move |tx| accounts::delete(tx, &who, now, &target))
+        .write(move |tx| {
+            let seen = access::read_account(tx, &who, &target)?;
+            let cap = access::system_admin_to(&who, "delete accounts")?;
+            Ok(service_accounts::delete(tx, &seen, &cap, now)?)
+        })
         .await;
     match result.map_err(AppError::from) {
         Ok(()) => Ok(render::redirect_with_flash(
@@ -375,8 +403,8 @@ async fn create_va(
     let result = state
         .store
         .write(move |tx| {
-            let account = accounts::find(tx, &who, &an)?;
-            accounts::create_va(tx, &who, now, &account, &name, &description)
+            let cap = access::edit_account(tx, &who, &an)?;
+            Ok(service_vas::create(tx, &cap, now, &name, &description)?)
         })
         .await;
     match result {

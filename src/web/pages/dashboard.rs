@@ -2,6 +2,8 @@
 
 use super::va_view::label;
 use crate::domain::compliance::PoolStatus;
+use crate::service::access;
+use crate::service::accounts as service_accounts;
 use crate::store::{accounts, instances, licenses, page::Page};
 use crate::web::auth::SessionUser;
 use crate::web::charts;
@@ -62,12 +64,13 @@ async fn show(
     let ((account_total, va_total), page, counts, short, pools_checked) = state
         .store
         .read(move |c| {
-            let totals = accounts::totals(c, &who)?;
-            let page: Page<accounts::Account> = accounts::list(c, &who, None, 10)?;
-            let counts = instances::status_counts(c, None, who.account_filter())?;
+            let scope = access::visible(&who);
+            let totals = service_accounts::totals(c, scope)?;
+            let page: Page<accounts::Account> = service_accounts::list(c, scope, None, 10)?;
+            let counts = instances::status_counts(c, None, scope.account_filter())?;
             let mut short = vec![];
             let mut checked = 0;
-            for (account, va) in accounts::vas_with_licenses(c, &who)? {
+            for (account, va) in service_accounts::vas_with_licenses(c, scope)? {
                 let (ls, evaluation) = licenses::evaluate(c, va.id, today)?;
                 checked += ls.len();
                 for l in ls {

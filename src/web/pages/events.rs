@@ -1,6 +1,7 @@
 //! The event log page, newest first, with filters.
 
 use crate::clock;
+use crate::service::access::visible;
 use crate::service::events::{self as service_events, RawFilter};
 use crate::store::events;
 use crate::store::page;
@@ -79,7 +80,7 @@ async fn list(
         .store
         .read(move |c| {
             let page = match &f {
-                Some(f) => events::list(c, &who, f, q.after, page::DEFAULT_LIMIT)?,
+                Some(f) => service_events::list(c, visible(&who), f, q.after, page::DEFAULT_LIMIT)?,
                 None => page::Page {
                     items: vec![],
                     next_after: None,

@@ -3,11 +3,11 @@
 
 use crate::clock;
 use crate::domain::export_key::{DenyReason, ExportKeyState};
-use crate::service::{access, export_keys};
+use crate::service::export_keys;
 use crate::store::export_keys::ExportKey;
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, Layout};
-use crate::web::{AppError, PageError, State};
+use crate::web::{calls, PageError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -82,15 +82,10 @@ async fn render_list(
     problem: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let who = user.principal.clone();
-    let (account, keys) = state
-        .store
-        .read(move |c| {
-            let cap = access::read_account(c, &who, &name)?;
-            let keys = export_keys::overview(c, &cap, SHOWN)?;
-            Ok((cap.account, keys))
-        })
-        .await?;
+    let (account, keys) = calls::read_account(state, &user.principal, &name, |c, cap, _| {
+        Ok((cap.account.clone(), export_keys::overview(c, cap, SHOWN)?))
+    })
+    .await?;
     let page = ListPage {
         layout: Layout::new(req, user, "accounts", "Export keys"),
         account_url: format!("/accounts/{}", path_segment(&account.name)),
@@ -138,23 +133,16 @@ async fn decide(
     user.check_csrf(&form.csrf)?;
     let ((a, id), reason) = (path.into_inner(), form.into_inner().reason);
     let reason = DenyReason::parse(Some(&reason));
-    let (who, now, today) = (
-        user.principal.clone(),
-        state.clock.unix(),
-        state.clock.now().date_naive(),
-    );
-    let name = a.clone();
-    let result = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &name)?;
-            Ok(match verdict {
-                Verdict::Approve => export_keys::approve(tx, &cap, now, today, &id)?,
-                Verdict::Deny => export_keys::deny(tx, &cap, now, &id, &reason?)?,
-            })
-        })
-        .await
-        .map_err(AppError::from);
+    let result = calls::edit_account(
+        &state,
+        &user.principal,
+        &a,
+        move |tx, cap, now| match verdict {
+            Verdict::Approve => export_keys::approve(tx, cap, now.unix, now.today, &id),
+            Verdict::Deny => export_keys::deny(tx, cap, now.unix, &id, &reason?),
+        },
+    )
+    .await;
     match result {
         Ok(key) => Ok(render::redirect_with_flash(
             &format!("/accounts/{}/export-keys", path_segment(&a)),
@@ -178,29 +166,19 @@ async fn decide(
     }
 }
 
-async fn approve(
-    req: HttpRequest,
-    state: State,
-    user: SessionUser,
-    path: web::Path<(String, String)>,
-    form: web::Form<DecisionForm>,
-) -> Result<HttpResponse, PageError> {
-    decide(req, state, user, path, form, Verdict::Approve).await
-}
-
-async fn deny(
-    req: HttpRequest,
-    state: State,
-    user: SessionUser,
-    path: web::Path<(String, String)>,
-    form: web::Form<DecisionForm>,
-) -> Result<HttpResponse, PageError> {
-    decide(req, state, user, path, form, Verdict::Deny).await
-}
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let base = "/accounts/{a}/export-keys";
     cfg.route(base, web::get().to(list))
-        .route(&format!("{base}/{{id}}/approve"), web::post().to(approve))
-        .route(&format!("{base}/{{id}}/deny"), web::post().to(deny));
+        .route(
+            &format!("{base}/{{id}}/approve"),
+            web::post().to(|req, state, user, path, form| {
+                decide(req, state, user, path, form, Verdict::Approve)
+            }),
+        )
+        .route(
+            &format!("{base}/{{id}}/deny"),
+            web::post().to(|req, state, user, path, form| {
+                decide(req, state, user, path, form, Verdict::Deny)
+            }),
+        );
 }

@@ -6,8 +6,11 @@ use super::va_view::label;
 use crate::clock;
 use crate::domain::instance::InstanceStatus;
 use crate::domain::lifecycle;
+use crate::service::access;
+use crate::service::instances as service_instances;
+use crate::service::virtual_accounts as service_vas;
 use crate::store::instances::{self, Instance};
-use crate::store::{accounts, page};
+use crate::store::page;
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
 use crate::web::{AppError, PageError, State};
@@ -105,7 +108,8 @@ async fn list(
     let (account, va, page) = state
         .store
         .read(move |c| {
-            let (account, va) = accounts::find_with_va(c, &who, &a, &va)?;
+            let (cap, va) = access::read_va(c, &who, &a, &va)?;
+            let account = cap.account;
             let page = instances::list_filtered(
                 c,
                 va.id,
@@ -196,11 +200,12 @@ async fn show_page(
     let (account, va, inst, usage, history, other_vas) = state
         .store
         .read(move |c| {
-            let (account, va) = accounts::find_with_va(c, &who, &names.0, &names.1)?;
+            let (cap, va) = access::read_va(c, &who, &names.0, &names.1)?;
             let inst = instances::find_in_va(c, &va, &names.2)?;
+            let account = cap.account.clone();
             let usage = instances::usage_of(c, &inst.id)?;
             let history = instances::history(c, &inst.id)?;
-            let others: Vec<String> = accounts::list_vas(c, &account, None, 500)?
+            let others: Vec<String> = service_vas::list(c, &cap, None, 500)?
                 .items
                 .into_iter()
                 .filter(|v| v.id != va.id)
@@ -309,8 +314,8 @@ async fn remove(
     state
         .store
         .write(move |tx| {
-            let (account, va) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
-            instances::remove(tx, &who, now, &account, &va, &n.2)
+            let (cap, va) = access::edit_va(tx, &who, &n.0, &n.1)?;
+            Ok(service_instances::remove(tx, &cap, now, &va, &n.2)?)
         })
         .await?;
     state.agent_keys.forget(&names.2);
@@ -340,8 +345,10 @@ async fn transfer(
     let result = state
         .store
         .write(move |tx| {
-            let (account, from) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
-            instances::transfer(tx, &who, now, &account, &from, &n.2, &to)
+            let (cap, from) = access::edit_va(tx, &who, &n.0, &n.1)?;
+            Ok(service_instances::transfer(
+                tx, &cap, now, &from, &n.2, &to,
+            )?)
         })
         .await;
     match result.map_err(AppError::from) {

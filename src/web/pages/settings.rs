@@ -2,12 +2,12 @@
 //! the virtual-account page (`export_approval`): post, change through the service, redirect
 //! back with a message.
 
+use crate::service::settings;
 use crate::service::settings::{AccountSettingsPatch, VaSettingsPatch};
-use crate::service::{access, settings};
 use crate::store::accounts;
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment};
-use crate::web::{PageError, State};
+use crate::web::{calls, PageError, State};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
@@ -37,14 +37,10 @@ async fn save_account(
         reservation_enabled: Some(form.reservation_enabled.is_some()),
         export_allowed: Some(form.export_allowed.is_some()),
     };
-    let (who, now, target) = (user.principal.clone(), state.clock.unix(), name.clone());
-    state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &target)?;
-            Ok(settings::patch_account(tx, &cap, now, patch)?)
-        })
-        .await?;
+    calls::edit_account(&state, &user.principal, &name, move |tx, cap, now| {
+        settings::patch_account(tx, cap, now.unix, patch)
+    })
+    .await?;
     Ok(render::redirect_with_flash(
         &format!("/accounts/{}", path_segment(&name)),
         "Account settings saved.",
@@ -62,16 +58,12 @@ async fn save_va(
     let patch = VaSettingsPatch {
         export_approval: Some(form.export_approval.is_some()),
     };
-    let (who, now) = (user.principal.clone(), state.clock.unix());
-    let (an, vn) = (a.clone(), va.clone());
-    state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &an)?;
-            let va = accounts::find_va(tx, &cap.account, &vn)?;
-            Ok(settings::patch_va(tx, &cap, now, &va, patch)?)
-        })
-        .await?;
+    let vn = va.clone();
+    calls::edit_account(&state, &user.principal, &a, move |tx, cap, now| {
+        let va = accounts::find_va(tx, &cap.account, &vn)?;
+        settings::patch_va(tx, cap, now.unix, &va, patch)
+    })
+    .await?;
     Ok(render::redirect_with_flash(
         &format!(
             "/accounts/{}/virtual-accounts/{}",

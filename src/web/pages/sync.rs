@@ -7,7 +7,8 @@ use super::va_view::label;
 use crate::clock;
 use crate::config::ServerRole;
 use crate::crypto::keys::fingerprint;
-use crate::store::{accounts, sync_state};
+use crate::service::access;
+use crate::store::sync_state;
 use crate::web::auth::SessionUser;
 use crate::web::calls::sync::{self as api, bundle_response, UpstreamRequest};
 use crate::web::render::{self, path_segment, FormErrors, Layout};
@@ -93,7 +94,8 @@ async fn index_page(
     let (visible, links, sats, history) = state
         .store
         .read(move |c| {
-            let visible = accounts::list(c, &who, None, 500)?.items;
+            let visible =
+                crate::service::accounts::list(c, access::visible(&who), None, 500)?.items;
             let links = sync_state::links(c)?;
             let sats = sync_state::satellites(c, who.account_filter())?;
             let history = sync_state::history(c, who.account_filter(), None, 20)?.items;
@@ -208,7 +210,7 @@ async fn create_satellite_token(
     let result = state
         .store
         .write(move |tx| {
-            let account = accounts::find_editable(tx, &who, &name)?;
+            let account = access::edit_account(tx, &who, &name)?.account;
             sync_state::create_satellite_token(tx, account.id, &form.description, days, now)
         })
         .await;
@@ -311,7 +313,7 @@ async fn account_page(
     let (account, link, history) = state
         .store
         .read(move |c| {
-            let account = accounts::find(c, &who, &n)?;
+            let account = access::read_account(c, &who, &n)?.account;
             let link = sync_state::link(c, account.id)?;
             let history = sync_state::history(c, Some(account.id), None, 20)?.items;
             Ok((account, link, history))

@@ -5,6 +5,8 @@ use super::accounts::CsrfForm;
 use crate::clock;
 use crate::crypto::{password, secrets};
 use crate::domain::Role;
+use crate::service::access;
+use crate::service::users as service_users;
 use crate::store::{accounts, users};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
@@ -154,7 +156,7 @@ async fn create(
     let generated = secrets::random_password();
     let to_hash = generated.clone();
     let hash = web::block(move || password::hash(&to_hash)).await??;
-    let (actor, now) = (user.principal.actor.clone(), state.clock.unix());
+    let (who, now) = (user.principal.clone(), state.clock.unix());
     let (username, account, role) = (
         form.username.clone(),
         form.account.clone(),
@@ -164,14 +166,15 @@ async fn create(
         .store
         .write(move |tx| {
             let role = role.parse::<Role>()?;
-            let new = users::NewUser {
+            let new = service_users::NewUser {
                 username: &username,
                 password_hash: &hash,
                 role,
                 account: Some(account.as_str()).filter(|a| !a.is_empty()),
                 must_change_password: true,
             };
-            users::create(tx, &actor, now, new)
+            let cap = access::system_admin_to(&who, "manage users")?;
+            Ok(service_users::create(tx, &cap, now, new)?)
         })
         .await;
     match result {
@@ -213,7 +216,10 @@ async fn delete(
     let (who, now, target) = (user.principal.clone(), state.clock.unix(), username.clone());
     let result = state
         .store
-        .write(move |tx| users::delete(tx, &who, now, &target))
+        .write(move |tx| {
+            let cap = access::system_admin_to(&who, "remove users")?;
+            Ok(service_users::remove(tx, &cap, now, &target)?)
+        })
         .await;
     match result.map_err(AppError::from) {
         Ok(()) => Ok(render::redirect_with_flash(

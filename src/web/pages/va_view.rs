@@ -4,9 +4,10 @@ use super::accounts::{AccountView, VaView};
 use crate::clock;
 use crate::domain::compliance::{Evaluation, PoolStatus};
 use crate::domain::Principal;
-use crate::store::licenses::{self, License};
-use crate::store::tokens::{self, Token};
-use crate::store::{accounts, instances, StoreError};
+use crate::service;
+use crate::store::licenses::License;
+use crate::store::tokens::Token;
+use crate::store::{instances, StoreError};
 use crate::web::render::path_segment;
 use chrono::NaiveDate;
 use rusqlite::Connection;
@@ -164,16 +165,17 @@ pub fn load(
     now: i64,
     today: NaiveDate,
 ) -> Result<VaData, StoreError> {
-    let (account, va) = accounts::find_with_va(conn, who, a, va)?;
-    let (licenses, evaluation) = licenses::evaluate(conn, va.id, today)?;
-    let token_page = tokens::list(conn, va.id, None, 20)?;
-    let va_view = VaView::new(&account, &va);
-    let other_vas = accounts::list_vas(conn, &account, None, 500)?
+    let (cap, va) = service::access::read_va(conn, who, a, va)?;
+    let (licenses, evaluation) = service::licenses::evaluate(conn, &cap, &va, today)?;
+    let token_page = service::tokens::list(conn, &cap, &va, None, 20)?;
+    let other_vas = service::virtual_accounts::list(conn, &cap, None, 500)?
         .items
         .into_iter()
         .filter(|v| v.id != va.id)
         .map(|v| v.name)
         .collect();
+    let account = cap.account;
+    let va_view = VaView::new(&account, &va);
     let names: Vec<(String, String)> = licenses
         .iter()
         .map(|l| (l.spec.tag.clone(), l.spec.name.clone()))

@@ -5,7 +5,10 @@ use super::accounts::{CsrfForm, EditForm};
 use super::va_view::{self, VaData};
 use crate::config::ServerRole;
 use crate::domain::license::{LicenseSpec, RawLicense};
-use crate::store::{accounts, licenses, tokens};
+use crate::service::access;
+use crate::service::licenses as service_licenses;
+use crate::service::tokens as service_tokens;
+use crate::service::virtual_accounts as service_vas;
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
 use crate::web::{AppError, PageError, State};
@@ -183,16 +186,12 @@ async fn update(
     let result = state
         .store
         .write(move |tx| {
-            let account = accounts::find(tx, &who, &n.0)?;
-            accounts::update_va(
-                tx,
-                &who,
-                now,
-                &account,
-                &n.1,
-                new_name.as_deref(),
-                Some(&description),
-            )
+            let (cap, va) = access::edit_va(tx, &who, &n.0, &n.1)?;
+            let changes = service_vas::Changes {
+                name: new_name,
+                description: Some(description),
+            };
+            Ok(service_vas::update(tx, &cap, now, &va, &changes)?)
         })
         .await;
     match result {
@@ -225,8 +224,8 @@ async fn delete(
     let result = state
         .store
         .write(move |tx| {
-            let account = accounts::find(tx, &who, &n.0)?;
-            accounts::delete_va(tx, &who, now, &account, &n.1)
+            let (cap, va) = access::edit_va(tx, &who, &n.0, &n.1)?;
+            Ok(service_vas::delete(tx, &cap, now, &va)?)
         })
         .await;
     match result {
@@ -296,8 +295,8 @@ async fn create_license(
         Ok(spec) => state
             .store
             .write(move |tx| {
-                let (account, va) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
-                licenses::create(tx, &who, now, &account, &va, &spec)?;
+                let (cap, va) = access::edit_va(tx, &who, &n.0, &n.1)?;
+                service_licenses::create(tx, &cap, now, &va, &spec)?;
                 Ok(spec.tag)
             })
             .await
@@ -337,18 +336,13 @@ async fn transfer_license(
         Ok(quantity) => state
             .store
             .write(move |tx| {
-                let (account, from) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
-                licenses::transfer(
-                    tx,
-                    &who,
-                    now,
-                    today,
-                    &account,
-                    &from,
-                    &f.tag,
+                let (cap, from) = access::edit_va(tx, &who, &n.0, &n.1)?;
+                let t = service_licenses::Transfer {
+                    tag: f.tag,
                     quantity,
-                    &f.to_virtual_account,
-                )
+                    to: f.to_virtual_account,
+                };
+                Ok(service_licenses::transfer(tx, &cap, now, today, &from, &t)?)
             })
             .await
             .map_err(AppError::from),
@@ -400,14 +394,14 @@ async fn create_token(
         Ok((days, max_uses)) => state
             .store
             .write(move |tx| {
-                let (account, va) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
-                let new = tokens::NewToken {
+                let (cap, va) = access::edit_va(tx, &who, &n.0, &n.1)?;
+                let new = service_tokens::NewToken {
                     description: &f.description,
                     expires_in_days: days,
                     max_uses,
                     export_controlled: f.export_controlled.is_some(),
                 };
-                tokens::create(tx, &who, now, &account, &va, new)
+                Ok(service_tokens::create(tx, &cap, now, &va, new)?)
             })
             .await
             .map_err(AppError::from),
@@ -447,8 +441,8 @@ async fn revoke_token(
     state
         .store
         .write(move |tx| {
-            let (account, va) = accounts::find_with_va(tx, &who, &n.0, &n.1)?;
-            tokens::revoke(tx, &who, now, &account, &va, &token_id)
+            let (cap, va) = access::edit_va(tx, &who, &n.0, &n.1)?;
+            Ok(service_tokens::revoke(tx, &cap, now, &va, &token_id)?)
         })
         .await?;
     Ok(render::redirect_with_flash(

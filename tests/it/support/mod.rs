@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod fixtures;
 pub mod proxy;
 pub mod sync;
 pub mod webdriver;
