@@ -9,7 +9,6 @@
 
 pub mod agent;
 pub mod backup;
-pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

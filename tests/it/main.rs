@@ -8,6 +8,7 @@ mod adminux_pages;
 mod adminux_sync;
 mod agent_protocol;
 mod api_accounts;
+mod bench;
 mod browser;
 mod capabilities;
 mod cli;

@@ -1,12 +1,13 @@
 //! What a process has used, from /proc: CPU time and resident memory.
 
+use super::sample::Cpu;
 use std::time::Duration;
 
 /// Linux reports /proc times in USER_HZ, which the kernel ABI fixes at 100 per second.
 const TICKS_PER_SECOND: u64 = 100;
 
-/// User plus system CPU time `pid` has used so far (zero if it cannot be read).
-pub fn cpu_time(pid: u32) -> Duration {
+/// User and system CPU time `pid` has used so far (zero if it cannot be read).
+pub fn cpu_split(pid: u32) -> Cpu {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
@@ -14,10 +15,22 @@ pub fn cpu_time(pid: u32) -> Duration {
             let rest = &s[s.rfind(')')? + 2..];
             let f: Vec<&str> = rest.split_whitespace().collect();
             // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            Some((
+                f.get(11)?.parse::<u64>().ok()?,
+                f.get(12)?.parse::<u64>().ok()?,
+            ))
         })
-        .unwrap_or(0);
-    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+        .unwrap_or((0, 0));
+    let d = |t: u64| Duration::from_millis(t * 1000 / TICKS_PER_SECOND);
+    Cpu {
+        user: d(ticks.0),
+        system: d(ticks.1),
+    }
+}
+
+/// User plus system CPU time `pid` has used so far (zero if it cannot be read).
+pub fn cpu_time(pid: u32) -> Duration {
+    cpu_split(pid).total()
 }
 
 /// Waits until `pid` is idle (at most one clock tick of CPU in a quarter second), or 30 s:
@@ -57,6 +70,7 @@ mod tests {
         let spin = std::time::Instant::now();
         while spin.elapsed() < Duration::from_millis(60) {}
         assert!(cpu_time(me) > Duration::ZERO);
+        assert!(cpu_split(me).user > Duration::ZERO);
         assert!(rss_mib(me) > 0.0);
     }
 }

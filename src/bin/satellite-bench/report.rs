@@ -1,6 +1,7 @@
 //! The bench's output: a table for people and a JSON object for machines. Every rate is
 //! also given as a ratio to the floor measured in the same run, and so is the serving
-//! process's CPU time per request.
+//! process's CPU time per request; beside it the CPU split (server user and system time,
+//! the load generator's) and the server's SQLite counters per phase when it exposes them.
 
 use super::bundles::Step;
 use super::Sample;
@@ -49,9 +50,11 @@ fn opt(v: Option<f64>, digits: usize) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+const NAME: usize = 32;
+
 pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
     let mut out = format!(
-        "{:<28} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6}  {}\n",
+        "{:<NAME$} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6}  {}\n",
         "phase",
         "requests",
         "per s",
@@ -60,6 +63,9 @@ pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
         "max ms",
         "errors",
         "cpu us",
+        "usr",
+        "sys",
+        "gen us",
         "x rate",
         "x cpu",
         "floor"
@@ -67,7 +73,7 @@ pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
     for r in rows {
         let s = &r.sample;
         out.push_str(&format!(
-            "{:<28} {:>8} {:>8.0} {:>7.2} {:>7.2} {:>7.2} {:>6} {:>7} {:>6} {:>6}  {}\n",
+            "{:<NAME$} {:>8} {:>8.0} {:>7.2} {:>7.2} {:>7.2} {:>6} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6}  {}\n",
             s.name,
             s.latencies_us.len(),
             s.throughput(),
@@ -76,20 +82,24 @@ pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
             s.percentile_ms(1.0),
             s.errors,
             opt(s.cpu_us_per_request(), 0),
+            opt(s.user_us_per_request(), 0),
+            opt(s.system_us_per_request(), 0),
+            opt(s.client_us_per_request(), 0),
             opt(r.throughput_ratio(), 2),
             opt(r.cpu_ratio(), 2),
             r.floor.as_ref().map(|f| f.name.as_str()).unwrap_or("")
         ));
     }
+    out.push_str(&sqlite_table(rows));
     if !steps.is_empty() {
         out.push('\n');
         out.push_str(&format!(
-            "{:<28} {:>9} {:>11}\n",
+            "{:<NAME$} {:>9} {:>11}\n",
             "step", "seconds", "bundle MiB"
         ));
         for s in steps {
             out.push_str(&format!(
-                "{:<28} {:>9.2} {:>11.1}\n",
+                "{:<NAME$} {:>9.2} {:>11.1}\n",
                 s.name,
                 s.took.as_secs_f64(),
                 s.bundle_mib
@@ -99,6 +109,43 @@ pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
     out.push('\n');
     for (k, v) in facts {
         out.push_str(&format!("{k}: {v}\n"));
+    }
+    out
+}
+
+/// The server's SQLite counters, grown over each product phase, per answered request: one
+/// column per series the server exposes (its `satellite_sqlite_` prefix dropped), "-"
+/// where a phase has none.
+fn sqlite_table(rows: &[Row]) -> String {
+    let mut series: Vec<&String> = rows
+        .iter()
+        .filter_map(|r| r.sample.sqlite.as_ref())
+        .flat_map(|m| m.keys())
+        .collect();
+    series.sort();
+    series.dedup();
+    if series.is_empty() {
+        return "\nSQLite counters: - (the server's /metrics has no satellite_sqlite_* series)\n"
+            .into();
+    }
+    let short: Vec<&str> = series
+        .iter()
+        .map(|k| k.strip_prefix(super::metrics::PREFIX).unwrap_or(k))
+        .collect();
+    let mut out = format!("\n{:<NAME$}", "SQLite, per request");
+    for k in &short {
+        out.push_str(&format!(" {:>w$}", k, w = k.len().max(8)));
+    }
+    out.push('\n');
+    for r in rows {
+        let n = r.sample.latencies_us.len().max(1) as f64;
+        out.push_str(&format!("{:<NAME$}", r.sample.name));
+        for (k, name) in series.iter().zip(&short) {
+            let v = r.sample.sqlite.as_ref().and_then(|m| m.get(*k));
+            let cell = opt(v.map(|v| v / n), 2);
+            out.push_str(&format!(" {:>w$}", cell, w = name.len().max(8)));
+        }
+        out.push('\n');
     }
     out
 }
@@ -118,6 +165,10 @@ pub fn json(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> Value {
                 "max_ms": s.percentile_ms(1.0),
                 "errors": s.errors,
                 "server_cpu_us_per_request": s.cpu_us_per_request(),
+                "server_user_us_per_request": s.user_us_per_request(),
+                "server_system_us_per_request": s.system_us_per_request(),
+                "load_generator_cpu_us_per_request": s.client_us_per_request(),
+                "sqlite": s.sqlite,
                 "floor": r.floor.as_ref().map(|f| f.name.clone()),
                 "ratio_to_floor": r.throughput_ratio(),
                 "cpu_ratio_to_floor": r.cpu_ratio(),

@@ -3,12 +3,12 @@
 //! and the satellite's `bundle import` of that answer, each a `satellite` process.
 
 use super::seed::ACCOUNT;
-use crate::clock::Clock;
-use crate::config::Settings;
-use crate::crypto::AuthorityKey;
-use crate::service::{access, accounts as service_accounts};
-use crate::store::{accounts, sync_state, Store};
-use crate::sync::{outbound, SyncContext};
+use satellite::clock::Clock;
+use satellite::config::Settings;
+use satellite::crypto::AuthorityKey;
+use satellite::service::{access, accounts as service_accounts};
+use satellite::store::{accounts, sync_state, Store};
+use satellite::sync::{outbound, SyncContext};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
