@@ -85,7 +85,7 @@ fn register(
     let registered = store
         .read_blocking(|c| sync_state::link_by_account(c, ACCOUNT))
         .map_err(|e| e.to_string())?
-        .is_some_and(|l| l.state == "registered");
+        .is_some_and(|l| l.state == crate::domain::sync::LinkState::Registered);
     if registered {
         return Ok(());
     }

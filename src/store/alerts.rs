@@ -18,7 +18,9 @@ pub fn collect(
 ) -> Result<Vec<Alert>> {
     let mut out = vec![];
     for link in sync_state::links(conn)? {
-        if !who.can_see_account(link.account_id) || link.state != "registered" {
+        if !who.can_see_account(link.account_id)
+            || link.state != crate::domain::sync::LinkState::Registered
+        {
             continue;
         }
         out.extend(alerts::sync_overdue(

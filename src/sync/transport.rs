@@ -5,6 +5,7 @@ use super::context::SyncContext;
 use super::import::{self, Outcome};
 use super::outbound::{self, Written};
 use super::SyncError;
+use crate::domain::sync::LinkState;
 use crate::store::sync_state::{self, Link};
 use std::path::Path;
 use std::sync::Arc;
@@ -180,7 +181,7 @@ pub fn sync_now(ctx: &SyncContext, account: &str) -> Result<Outcome, SyncError> 
     let link = ctx
         .store
         .read_blocking(|c| sync_state::link_by_account(c, account))?
-        .filter(|l| l.state == "registered" && l.mode == "connected")
+        .filter(|l| l.state == LinkState::Registered && l.mode == "connected")
         .ok_or_else(|| {
             SyncError::Invalid(crate::domain::DomainError::conflict(
                 "not_connected",

@@ -5,6 +5,7 @@
 
 use crate::clock::rfc3339;
 use crate::config::ServerRole;
+use crate::domain::sync::LinkState;
 use crate::domain::{schedule, DomainError, Principal};
 use crate::store::{accounts, sync_state};
 use crate::sync::import::{self, Outcome};
@@ -144,7 +145,7 @@ pub async fn upstream_state(
         .await?;
     Ok(match link {
         None => UpstreamState {
-            state: "unregistered".into(),
+            state: LinkState::Unregistered.as_str().into(),
             mode: None,
             upstream_authority_id: None,
             last_sync: None,
@@ -153,7 +154,7 @@ pub async fn upstream_state(
             registration_expires_at: None,
         },
         Some(l) => UpstreamState {
-            state: l.state,
+            state: l.state.as_str().into(),
             mode: Some(l.mode),
             upstream_authority_id: l.upstream_authority_id,
             last_sync: l.last_sync.map(rfc3339),

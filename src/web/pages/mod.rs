@@ -8,6 +8,7 @@ pub mod backups;
 pub mod dashboard;
 pub mod events;
 pub mod export_keys;
+pub mod import_preview;
 pub mod instances;
 pub mod license_edit;
 pub mod login;
@@ -45,7 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(notifications::configure)
         .configure(reports::configure)
         .configure(account_instances::configure)
-        .configure(license_edit::configure);
+        .configure(license_edit::configure)
+        .configure(import_preview::configure);
 }
 
 /// The `?after=` cursor of paginated pages.

@@ -2,11 +2,11 @@
 //! disconnected, schedule, sync now, export, import, history). On the upstream: the
 //! registered satellites, their tokens, and the request-in / response-out page.
 
-use super::upload::bundle_form;
-use super::va_view::label;
+use super::import_preview;
 use crate::clock;
 use crate::config::ServerRole;
 use crate::crypto::keys::fingerprint;
+use crate::domain::sync::LinkState;
 use crate::store::{accounts, sync_state};
 use crate::web::auth::SessionUser;
 use crate::web::calls::sync::{self as api, bundle_response, UpstreamRequest};
@@ -108,8 +108,9 @@ async fn index_page(
                 account: a.name.clone(),
                 url: format!("/accounts/{}/sync", path_segment(&a.name)),
                 state: link
-                    .map(|l| l.state.clone())
-                    .unwrap_or_else(|| "unregistered".into()),
+                    .map_or(LinkState::Unregistered, |l| l.state)
+                    .as_str()
+                    .to_string(),
                 mode: link.map(|l| l.mode.clone()).unwrap_or_default(),
                 last_sync: link
                     .and_then(|l| l.last_sync)
@@ -130,7 +131,9 @@ async fn index_page(
             },
         ),
         upstream: state.settings.role == ServerRole::Upstream,
-        has_unregistered: links.iter().any(|l| l.state == "unregistered"),
+        has_unregistered: links
+            .iter()
+            .any(|l| l.state == LinkState::Unregistered.as_str()),
         links,
         satellites: sats
             .into_iter()
@@ -233,7 +236,7 @@ async fn create_satellite_token(
     }
 }
 
-/// Upstream: a request bundle in, its response downloaded at once.
+/// Upstream: a request bundle in; its preview shows, and Apply downloads the response.
 async fn upstream_upload(
     state: State,
     user: SessionUser,
@@ -244,19 +247,7 @@ async fn upstream_upload(
             AppError::forbidden("Only system admins and operators exchange bundles.").into(),
         );
     }
-    let path = bundle_form(&user, form, &state.sync.dir("inbox")).await?;
-    let ctx = state.sync.clone();
-    let outcome = web::block(move || crate::sync::import::import_upload(&ctx, &path)).await?;
-    match outcome.map_err(AppError::from) {
-        Ok(o) => match o.answer {
-            Some(w) => Ok(bundle_response(&w.path)?),
-            None => Ok(render::redirect_with_flash(
-                "/sync",
-                &format!("Bundle {}: {}.", o.bundle_id, o.result),
-            )),
-        },
-        Err(e) => Err(e.into()),
-    }
+    Ok(import_preview::start(&state, &user, form, "/sync".into()).await?)
 }
 
 #[derive(Template)]
@@ -324,8 +315,9 @@ async fn account_page(
         account: account.name,
         state: link
             .as_ref()
-            .map(|l| l.state.clone())
-            .unwrap_or_else(|| "unregistered".into()),
+            .map_or(LinkState::Unregistered, |l| l.state)
+            .as_str()
+            .to_string(),
         mode: link.as_ref().map(|l| l.mode.clone()).unwrap_or_default(),
         upstream_authority_id: link
             .as_ref()
@@ -516,6 +508,7 @@ async fn schedule(
     }
 }
 
+/// An upload shows its preview first (import_preview.rs); Apply imports it.
 async fn import(
     req: HttpRequest,
     state: State,
@@ -527,14 +520,9 @@ async fn import(
     if !user.principal.can_sync() {
         return Err(AppError::forbidden("Only system admins and operators import bundles.").into());
     }
-    let file = bundle_form(&user, form, &state.sync.dir("inbox")).await?;
-    let ctx = state.sync.clone();
-    let outcome = web::block(move || crate::sync::import::import_upload(&ctx, &file)).await?;
-    match outcome.map_err(AppError::from) {
-        Ok(o) => Ok(render::redirect_with_flash(
-            &format!("/accounts/{}/sync", path_segment(&name)),
-            &format!("Imported {} ({}): {}.", label(&o.kind), o.result, o.summary),
-        )),
+    let back = import_preview::account_back(&name);
+    match import_preview::start(&state, &user, form, back).await {
+        Ok(to_preview) => Ok(to_preview),
         Err(e) => failed(&req, &state, &user, name, e, Tried::default()).await,
     }
 }
