@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod api_clients;
 pub mod batch;
 pub mod checkpoint;
+pub mod columns;
 pub mod counters;
 pub mod events;
 pub mod export_keys;

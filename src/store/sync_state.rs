@@ -38,7 +38,7 @@ fn link_row(r: &Row<'_>) -> rusqlite::Result<Link> {
         account_id: r.get(0)?,
         account: r.get(1)?,
         mode: r.get(2)?,
-        state: enum_column(r, 3)?,
+        state: super::columns::enum_column(r, 3)?,
         url: r.get(4)?,
         ca_cert_pem: r.get(5)?,
         pending_request_id: r.get(6)?,
@@ -52,17 +52,6 @@ fn link_row(r: &Row<'_>) -> rusqlite::Result<Link> {
         last_sync: r.get(14)?,
         cron: r.get(15)?,
         created_at: r.get(16)?,
-    })
-}
-
-/// A text column holding one of an enum's strings; anything else is a damaged row.
-pub(crate) fn enum_column<T: std::str::FromStr>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    let text: String = r.get(i)?;
-    text.parse::<T>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 

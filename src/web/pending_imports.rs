@@ -102,7 +102,9 @@ mod tests {
     fn preview() -> Preview {
         Preview {
             result: PreviewResult::Duplicate,
-            kind: "sync-response".into(),
+            kind: crate::domain::sync::BundleKind::SyncResponse
+                .as_str()
+                .into(),
             bundle_id: "b".into(),
             sequence: 1,
             account: "Acme".into(),
