@@ -339,6 +339,44 @@ async fn previews_of_every_kind_change_nothing_and_match_the_import() {
         before,
         "no rejected/ file, no history row"
     );
+
+    // Byte for byte: with the satellite stopped, the CLI previews a new response and
+    // the database files and the bundle dir are exactly as they were.
+    let out = sat.cli(&["bundle", "export", "--account", "Acme"]);
+    let third = pair.upstream_import(Path::new(&out.value("bundle")));
+    let Pair { satellite, .. } = pair;
+    let bundles = satellite.bundle_dir();
+    let (_keep_dir, data_dir) = satellite.stop();
+    let cli = |args: &[&str]| {
+        crate::support::run_cli(crate::support::SATELLITE, args, Some(&data_dir), None)
+    };
+    // A first open settles the stopped server's WAL into the database file.
+    assert_eq!(cli(&["check"]).code, 0);
+    let files = |dir: &Path| {
+        let mut all = BTreeMap::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                all.insert(p.display().to_string(), std::fs::read(&p).unwrap());
+            }
+        }
+        all
+    };
+    let tree = |dir: &Path| {
+        ["inbox", "outbox", "archive", "rejected"]
+            .map(|sub| files(&dir.join(sub)))
+            .to_vec()
+    };
+    let (db_before, bundles_before) = (files(&data_dir), tree(&bundles));
+    let out = cli(&["bundle", "verify", third.to_str().unwrap(), "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["preview"]["result"], "would_apply", "{v}");
+    assert!(
+        files(&data_dir) == db_before,
+        "the database files are byte-identical"
+    );
+    assert!(tree(&bundles) == bundles_before, "the bundle dir too");
 }
 
 /// The Sync pages import in two steps: the upload shows the preview (the pool the import

@@ -28,7 +28,10 @@ pub fn preview(ctx: &SyncContext, src: &BundleSource) -> Result<Preview, SyncErr
         turns_short: turns_short(&virtual_accounts),
         virtual_accounts,
     };
-    let ran = ctx.store.write_blocking(|tx| {
+    // The writer's transaction ends in a rollback too (by answering `Ended::Done`, which
+    // write_blocking takes for an error), so not even unchanged pages are written to the
+    // WAL: the database files stay byte for byte as they were.
+    let ended = ctx.store.write_blocking(|tx| {
         let (account_id, after) = preview::rolled_back(tx, |tx| {
             let (_, account_id) = apply_in(ctx, tx, src, &verified, Mode::Preview, &|_| {})?;
             let after = preview::account_picture(tx, account_id, today)?;
@@ -37,12 +40,35 @@ pub fn preview(ctx: &SyncContext, src: &BundleSource) -> Result<Preview, SyncErr
         // Rolled back: what the database holds now is exactly what it held before.
         let before: AccountPicture = preview::account_picture(tx, account_id, today)?;
         let name = preview::account_name(tx, account_id)?;
-        Ok::<_, SyncError>((name, compare(&before, &after)))
+        Err::<(), _>(Ended::Done(name, compare(&before, &after)))
     });
+    let ran = match ended {
+        Err(Ended::Done(name, vas)) => Ok((name, vas)),
+        Err(Ended::Failed(e)) => Err(e),
+        Ok(()) => Err(SyncError::Io("the preview did not end".into())),
+    };
     match ran {
         Ok((name, vas)) => Ok(report(PreviewResult::WouldApply, name, vas)),
         Err(SyncError::Duplicate(_)) => Ok(report(PreviewResult::Duplicate, None, vec![])),
         Err(e) => Err(e),
+    }
+}
+
+/// How the preview's transaction ended: always rolled back, with the report or a failure.
+enum Ended {
+    Done(Option<String>, Vec<crate::sync::preview_report::VaChanges>),
+    Failed(SyncError),
+}
+
+impl From<SyncError> for Ended {
+    fn from(e: SyncError) -> Self {
+        Ended::Failed(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Ended {
+    fn from(e: crate::store::StoreError) -> Self {
+        Ended::Failed(e.into())
     }
 }
 
