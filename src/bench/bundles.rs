@@ -97,8 +97,15 @@ fn register(
     };
     let authority = Arc::new(AuthorityKey::load_or_create(sat).map_err(|e| e.to_string())?);
     let ctx = SyncContext::new(store, authority, &settings, Clock::with_offset(0));
-    let request = outbound::registration_request(&ctx, ACCOUNT, "disconnected", &token, None, None)
-        .map_err(|e| e.to_string())?;
+    let request = outbound::registration_request(
+        &ctx,
+        ACCOUNT,
+        crate::domain::sync::LinkMode::Disconnected,
+        &token,
+        None,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
     let answer = written(
         cli(
             bin,

@@ -47,6 +47,36 @@ impl std::str::FromStr for LinkState {
     }
 }
 
+/// How an account's link moves bundles: over HTTPS on a schedule, or by hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkMode {
+    Connected,
+    Disconnected,
+}
+
+impl LinkMode {
+    pub const ALL: [LinkMode; 2] = [LinkMode::Connected, LinkMode::Disconnected];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkMode::Connected => "connected",
+            LinkMode::Disconnected => "disconnected",
+        }
+    }
+}
+
+impl std::str::FromStr for LinkMode {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                DomainError::invalid("invalid_mode", "mode", "mode is connected or disconnected.")
+            })
+    }
+}
+
 /// The kind a bundle's manifest names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BundleKind {
@@ -121,6 +151,9 @@ mod tests {
     fn each_state_and_kind_reads_back_from_its_one_string() {
         for s in LinkState::ALL {
             assert_eq!(s.as_str().parse::<LinkState>().ok(), Some(s));
+        }
+        for m in LinkMode::ALL {
+            assert_eq!(m.as_str().parse::<LinkMode>().ok(), Some(m));
         }
         for k in BundleKind::ALL {
             assert_eq!(k.as_str().parse::<BundleKind>().ok(), Some(k));

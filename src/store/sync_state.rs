@@ -4,7 +4,7 @@
 use super::page::{self, Page};
 use super::{Result, StoreError};
 use crate::crypto::secrets;
-use crate::domain::sync::LinkState;
+use crate::domain::sync::{LinkMode, LinkState};
 use crate::domain::{names, DomainError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 pub struct Link {
     pub account_id: i64,
     pub account: String,
-    pub mode: String,
+    pub mode: LinkMode,
     pub state: LinkState,
     pub url: Option<String>,
     pub ca_cert_pem: Option<String>,
@@ -37,7 +37,7 @@ fn link_row(r: &Row<'_>) -> rusqlite::Result<Link> {
     Ok(Link {
         account_id: r.get(0)?,
         account: r.get(1)?,
-        mode: r.get(2)?,
+        mode: super::columns::enum_column(r, 2)?,
         state: super::columns::enum_column(r, 3)?,
         url: r.get(4)?,
         ca_cert_pem: r.get(5)?,
@@ -83,7 +83,7 @@ pub fn links(conn: &Connection) -> Result<Vec<Link>> {
 pub fn start_link(
     tx: &Connection,
     account_id: i64,
-    mode: &str,
+    mode: LinkMode,
     url: Option<&str>,
     ca_cert_pem: Option<&str>,
     request_id: &str,
@@ -95,7 +95,7 @@ pub fn start_link(
          ON CONFLICT (account_id) DO UPDATE SET mode = ?2, state = ?7, url = ?3, ca_cert_pem = ?4,
            pending_request_id = ?5, upstream_authority_id = NULL, upstream_public_key = NULL,
            last_sequence = 0, last_acked_sequence = 0, last_response_sequence = 0",
-        params![account_id, mode, url, ca_cert_pem, request_id, now, LinkState::Pending.as_str()],
+        params![account_id, mode.as_str(), url, ca_cert_pem, request_id, now, LinkState::Pending.as_str()],
     )?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::records;
 use super::SyncError;
 use crate::clock::rfc3339;
 use crate::crypto::idcert::UdiJson;
-use crate::domain::sync::{BundleKind, LinkState};
+use crate::domain::sync::{BundleKind, LinkMode, LinkState};
 use crate::domain::timers::CERT_VALID;
 use crate::store::sync_state::{self, History};
 use crate::store::{accounts, synced, StoreError};
@@ -42,7 +42,7 @@ fn out_history(m: &Manifest, account_id: i64, started: std::time::Instant, now: 
 pub fn registration_request(
     ctx: &SyncContext,
     account: &str,
-    mode: &str,
+    mode: LinkMode,
     token: &str,
     url: Option<&str>,
     ca_cert_pem: Option<&str>,

@@ -111,7 +111,9 @@ async fn index_page(
                     .map_or(LinkState::Unregistered, |l| l.state)
                     .as_str()
                     .to_string(),
-                mode: link.map(|l| l.mode.clone()).unwrap_or_default(),
+                mode: link
+                    .map(|l| l.mode.as_str().to_string())
+                    .unwrap_or_default(),
                 last_sync: link
                     .and_then(|l| l.last_sync)
                     .map(clock::human)
@@ -318,7 +320,10 @@ async fn account_page(
             .map_or(LinkState::Unregistered, |l| l.state)
             .as_str()
             .to_string(),
-        mode: link.as_ref().map(|l| l.mode.clone()).unwrap_or_default(),
+        mode: link
+            .as_ref()
+            .map(|l| l.mode.as_str().to_string())
+            .unwrap_or_default(),
         upstream_authority_id: link
             .as_ref()
             .and_then(|l| l.upstream_authority_id.clone())
