@@ -198,6 +198,10 @@ async fn previews_of_every_kind_change_nothing_and_match_the_import() {
     assert_eq!(cli["import"], "would_apply");
     assert_eq!(cli["preview"], api_preview, "CLI and API agree");
     assert_eq!(fingerprint(up), before, "the previews changed nothing");
+    // Only those who run sync may ask (as for the import).
+    let admin = up.api("account-admin", Some("Acme")).await;
+    let (s, b) = preview_api(&admin, &up.url, request.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     // The token is still unused: the import itself redeems it.
     let response = pair.upstream_import(&request_path);
 
