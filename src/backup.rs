@@ -291,27 +291,8 @@ fn is_bare_database(file: &Path) -> Result<bool, BackupError> {
 
 /// Checks that the unpacked database is whole and is a satellite database.
 fn check_database(path: &Path) -> Result<(), BackupError> {
-    let bad = |why: String| BackupError::NotABackup(path.display().to_string(), why);
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| bad(e.to_string()))?;
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(|e| bad(e.to_string()))?;
-    if integrity != "ok" {
-        return Err(bad(format!("integrity check: {integrity}")));
-    }
-    let tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('accounts', 'users')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|e| bad(e.to_string()))?;
-    if tables != 2 {
-        return Err(bad("it has no satellite tables".into()));
-    }
-    Ok(())
+    crate::store::integrity::check_satellite_database(path)
+        .map_err(|why| BackupError::NotABackup(path.display().to_string(), why))
 }
 
 /// What a restore put in place.

@@ -213,6 +213,12 @@ settings! {
         rejected_max_files: u64 = crate::sync::storage::Limits::default().rejected_max_files,
         /// Most bytes of rejected bundles kept in rejected/.
         rejected_max_bytes: u64 = crate::sync::storage::Limits::default().rejected_max_bytes,
+        /// Largest bundle an import preview reads (API or page); held in memory only.
+        preview_body_max_bytes: u64 = 64 << 20,
+        /// Previews the Sync page holds for Apply or Discard at once (oldest dropped).
+        pending_previews_max: usize = 4,
+        /// How long a previewed upload waits for Apply or Discard, in seconds.
+        pending_preview_ttl_seconds: u64 = 600,
         /// `text` or `json` (one object per line) log lines on stderr.
         log_format: LogFormat = LogFormat::Text,
         /// How often new alerts are looked for and due notifications sent, in seconds

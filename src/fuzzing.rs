@@ -154,7 +154,7 @@ mod tests {
         let out = dir.path().join("b.tar.gz");
         w.finish(
             Header {
-                kind: "sync-request",
+                kind: crate::domain::sync::BundleKind::SyncRequest,
                 in_reply_to: None,
                 sequence: 3,
                 to: Some("up".into()),

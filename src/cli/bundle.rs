@@ -4,8 +4,9 @@ use super::{CliError, Output};
 use crate::clock::Clock;
 use crate::config::{ServerRole, Settings};
 use crate::crypto::AuthorityKey;
-use crate::store::{sync_state, Store};
-use crate::sync::import::{self, Source};
+use crate::domain::sync::LinkState;
+use crate::store::{sync_state, synced, Store};
+use crate::sync::import::{self, preview, Source};
 use crate::sync::{outbound, SyncContext, SyncError};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -87,8 +88,10 @@ pub fn run(settings: Settings, cmd: BundleCommand, out: &Output) -> Result<(), C
             let account = match account {
                 Some(a) => a,
                 None => {
-                    let registered: Vec<_> =
-                        links.iter().filter(|l| l.state == "registered").collect();
+                    let registered: Vec<_> = links
+                        .iter()
+                        .filter(|l| l.state == LinkState::Registered)
+                        .collect();
                     match registered.as_slice() {
                         [one] => one.account.clone(),
                         [] => {
@@ -105,13 +108,9 @@ pub fn run(settings: Settings, cmd: BundleCommand, out: &Output) -> Result<(), C
                     }
                 }
             };
-            let total = ctx.store.read_blocking(|c| {
-                Ok(c.query_row(
-                    "SELECT coalesce(sum(v.instance_count), 0) FROM virtual_accounts v JOIN accounts a ON a.id = v.account_id WHERE a.name = ?1",
-                    [&account],
-                    |r| r.get::<_, i64>(0),
-                )?)
-            })?;
+            let total = ctx
+                .store
+                .read_blocking(|c| synced::instance_total(c, &account))?;
             let pb = bar(total as u64, "exporting");
             let written = outbound::sync_request(&ctx, &account, &|n| pb.set_position(n))
                 .map_err(sync_err)?;
@@ -151,7 +150,7 @@ pub fn run(settings: Settings, cmd: BundleCommand, out: &Output) -> Result<(), C
         }
         BundleCommand::Verify { file } => {
             let (m, pinned) = import::verify_file(&ctx, &file).map_err(sync_err)?;
-            out.emit(&[
+            let mut pairs = vec![
                 ("valid", "true".into()),
                 ("kind", m.kind),
                 ("bundle_id", m.bundle_id),
@@ -169,7 +168,21 @@ pub fn run(settings: Settings, cmd: BundleCommand, out: &Output) -> Result<(), C
                     "records",
                     m.files.iter().map(|f| f.records).sum::<u64>().to_string(),
                 ),
-            ]);
+            ];
+            // Then what importing it here would change; the exit code still says only
+            // whether it verifies (a bundle this server would refuse verifies all the same).
+            match preview::preview_file(&ctx, &file) {
+                Ok(p) => {
+                    pairs.push(("import", p.result.as_str().into()));
+                    let json = serde_json::to_value(&p).unwrap_or_default();
+                    out.emit_report(&pairs, "preview", json, &p.to_string());
+                }
+                Err(SyncError::Rejected(reason)) => {
+                    pairs.push(("import", format!("rejected: {reason}")));
+                    out.emit_report(&pairs, "preview", serde_json::Value::Null, "");
+                }
+                Err(e) => return Err(sync_err(e)),
+            }
             Ok(())
         }
     }

@@ -218,6 +218,10 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         agent_keys: Default::default(),
         alert_badge: Default::default(),
         metrics: metrics.clone(),
+        pending_imports: crate::web::pending_imports::PendingImports::new(
+            settings.pending_previews_max,
+            std::time::Duration::from_secs(settings.pending_preview_ttl_seconds),
+        ),
     };
     let metrics_listener = settings
         .metrics_listen

@@ -106,6 +106,19 @@ impl InstanceStatus {
     }
 }
 
+impl std::str::FromStr for InstanceStatus {
+    type Err = super::DomainError;
+    fn from_str(s: &str) -> Result<Self, super::DomainError> {
+        Self::parse(s).ok_or_else(|| {
+            super::DomainError::invalid(
+                "invalid_status",
+                "status",
+                "status is registered, authorized, out_of_compliance, not_authorized, authorization_expired or reserved.",
+            )
+        })
+    }
+}
+
 /// What to do with a usage report, given the instance's last applied one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportDisposition {

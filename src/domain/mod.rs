@@ -14,6 +14,7 @@ pub mod registration;
 pub mod reservation;
 pub mod roles;
 pub mod schedule;
+pub mod sync;
 pub mod timers;
 pub mod token;
 

@@ -364,7 +364,7 @@ mod tests {
             cert_expires_at: 0,
             auth_renew_after: None,
             auth_expires_at: None,
-            status: "authorized".into(),
+            status: crate::domain::instance::InstanceStatus::Authorized,
             last_report_id: None,
             last_measured_at_us: None,
         };

@@ -8,6 +8,7 @@ pub mod access;
 pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
+pub mod bundle_preview;
 pub mod events;
 pub mod export_keys;
 pub mod instance_list;

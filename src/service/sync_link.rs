@@ -5,6 +5,7 @@
 
 use super::access::{ReadAccount, SystemAdmin};
 use super::Result;
+use crate::domain::sync::LinkState;
 use crate::domain::DomainError;
 use crate::store::events::{self, NewEvent};
 use crate::store::satellite_admin;
@@ -15,36 +16,7 @@ use rusqlite::Connection;
 use serde_json::json;
 use std::str::FromStr;
 
-/// How a satellite reaches its upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Connected,
-    Disconnected,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Connected => "connected",
-            Mode::Disconnected => "disconnected",
-        }
-    }
-}
-
-impl FromStr for Mode {
-    type Err = DomainError;
-    fn from_str(s: &str) -> std::result::Result<Self, DomainError> {
-        match s {
-            "connected" => Ok(Mode::Connected),
-            "disconnected" => Ok(Mode::Disconnected),
-            _ => Err(DomainError::invalid(
-                "invalid_mode",
-                "mode",
-                "Choose connected or disconnected.",
-            )),
-        }
-    }
-}
+pub use crate::domain::sync::LinkMode as Mode;
 
 /// A mode switch as typed: the URL and CA matter only when switching to connected, and
 /// an empty one keeps what the link has.
@@ -79,7 +51,7 @@ impl ModeChange {
 
 fn registered_link(conn: &Connection, cap: &ReadAccount) -> Result<Link> {
     sync_state::link(conn, cap.account.id)?
-        .filter(|l| l.state == "registered")
+        .filter(|l| l.state == LinkState::Registered)
         .ok_or_else(|| {
             DomainError::conflict(
                 "not_registered",
@@ -123,7 +95,7 @@ pub fn switch_mode(
             action: "sync.mode_changed",
             account: Some((cap.account.id, &cap.account.name)),
             target: &cap.account.name,
-            detail: json!({ "from": link.mode, "to": change.mode.as_str() }),
+            detail: json!({ "from": link.mode.as_str(), "to": change.mode.as_str() }),
         },
     )?;
     sync_state::link(tx, cap.account.id)?
@@ -156,7 +128,7 @@ pub fn deregister(
             account: Some((cap.account.id, &cap.account.name)),
             target: &cap.account.name,
             detail: json!({
-                "mode": link.mode,
+                "mode": link.mode.as_str(),
                 "upstream_authority_id": link.upstream_authority_id,
             }),
         },

@@ -18,7 +18,9 @@ pub fn collect(
 ) -> Result<Vec<Alert>> {
     let mut out = vec![];
     for link in sync_state::links(conn)? {
-        if scope.is_some_and(|a| a != link.account_id) || link.state != "registered" {
+        if scope.is_some_and(|a| a != link.account_id)
+            || link.state != crate::domain::sync::LinkState::Registered
+        {
             continue;
         }
         out.extend(alerts::sync_overdue(

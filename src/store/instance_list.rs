@@ -49,7 +49,7 @@ impl SortBy {
             SortBy::Id => Key::None,
             SortBy::LastContact => Key::Int(i.last_contact),
             SortBy::Pid => Key::Text(i.udi.pid.clone()),
-            SortBy::Status => Key::Text(i.status.clone()),
+            SortBy::Status => Key::Text(i.status.as_str().to_string()),
         }
     }
 
@@ -59,7 +59,7 @@ impl SortBy {
             SortBy::Id => Ordering::Equal,
             SortBy::LastContact => b.last_contact.cmp(&a.last_contact),
             SortBy::Pid => a.udi.pid.cmp(&b.udi.pid),
-            SortBy::Status => a.status.cmp(&b.status),
+            SortBy::Status => a.status.as_str().cmp(b.status.as_str()),
         };
         let by_id = if self.column().1 {
             b.id.cmp(&a.id)

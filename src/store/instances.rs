@@ -32,7 +32,7 @@ pub struct Instance {
     pub cert_expires_at: i64,
     pub auth_renew_after: Option<i64>,
     pub auth_expires_at: Option<i64>,
-    pub status: String,
+    pub status: InstanceStatus,
     pub last_report_id: Option<String>,
     pub last_measured_at_us: Option<i64>,
 }
@@ -62,7 +62,7 @@ pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         cert_expires_at: r.get(13)?,
         auth_renew_after: r.get(14)?,
         auth_expires_at: r.get(15)?,
-        status: r.get(16)?,
+        status: super::columns::enum_column(r, 16)?,
         last_report_id: r.get(17)?,
         last_measured_at_us: r.get(18)?,
     })
@@ -193,7 +193,7 @@ pub fn status_counts(
 struct StatusOf<'a> {
     id: &'a str,
     va_id: i64,
-    status: &'a str,
+    status: InstanceStatus,
 }
 
 impl<'a> From<&'a Instance> for StatusOf<'a> {
@@ -201,7 +201,7 @@ impl<'a> From<&'a Instance> for StatusOf<'a> {
         StatusOf {
             id: &i.id,
             va_id: i.va_id,
-            status: &i.status,
+            status: i.status,
         }
     }
 }
@@ -213,12 +213,12 @@ fn set_status(
     now: i64,
     note: &str,
 ) -> Result<()> {
-    if inst.status == status.as_str() {
+    if inst.status == status {
         return Ok(());
     }
     tx.prepare_cached("UPDATE instances SET status = ?2 WHERE id = ?1")?
         .execute(params![inst.id, status.as_str()])?;
-    counters::bump_status(tx, inst.va_id, inst.status, -1)?;
+    counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     counters::bump_status(tx, inst.va_id, status.as_str(), 1)?;
     add_history(tx, inst.id, now, status.as_str(), note)
 }
@@ -298,7 +298,7 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
         &id,
         now,
         InstanceStatus::Registered.as_str(),
-        "registered",
+        InstanceStatus::Registered.as_str(),
     )?;
     Ok(id)
 }
@@ -359,7 +359,7 @@ pub fn move_released(
     .execute(params![inst.id, to_va, InstanceStatus::Registered.as_str()])?;
     counters::bump_va(tx, inst.va_id, 0, -1)?;
     counters::bump_va(tx, to_va, 0, 1)?;
-    counters::bump_status(tx, inst.va_id, &inst.status, -1)?;
+    counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     counters::bump_status(tx, to_va, InstanceStatus::Registered.as_str(), 1)?;
     add_history(tx, &inst.id, now, InstanceStatus::Registered.as_str(), note)
 }
@@ -395,7 +395,7 @@ struct Reporting {
     cert_expires_at: i64,
     va_id: i64,
     export_controlled: bool,
-    status: String,
+    status: InstanceStatus,
     last_report_id: Option<String>,
     last_measured_at_us: Option<i64>,
     auth_renew_after: Option<i64>,
@@ -417,7 +417,7 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
             cert_expires_at: r.get(2)?,
             va_id: r.get(3)?,
             export_controlled: r.get(4)?,
-            status: r.get(5)?,
+            status: super::columns::enum_column(r, 5)?,
             last_report_id: r.get(6)?,
             last_measured_at_us: r.get(7)?,
             auth_renew_after: r.get(8)?,
@@ -563,7 +563,7 @@ pub fn apply_report(
         let from = StatusOf {
             id,
             va_id: inst.va_id,
-            status: &inst.status,
+            status: inst.status,
         };
         let to = match InstanceStatus::from_entitlement(status) {
             InstanceStatus::Authorized if reserved.is_some() => InstanceStatus::Reserved,
@@ -613,7 +613,7 @@ fn delete(tx: &Connection, inst: &Instance, now: i64, actor: &str, action: &str)
     tx.prepare_cached("DELETE FROM instances WHERE id = ?1")?
         .execute([&inst.id])?;
     counters::bump_va(tx, inst.va_id, 0, -1)?;
-    counters::bump_status(tx, inst.va_id, &inst.status, -1)?;
+    counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     let (va_name, account_id, account_name) = va_and_account(tx, inst.va_id)?;
     events::record(
         tx,
@@ -682,13 +682,13 @@ pub fn transfer(
     counters::add_instance_usage(tx, &inst.id, to.id, inst.export_controlled, 1)?;
     counters::bump_va(tx, from.id, 0, -1)?;
     counters::bump_va(tx, to.id, 0, 1)?;
-    counters::bump_status(tx, from.id, &inst.status, -1)?;
-    counters::bump_status(tx, to.id, &inst.status, 1)?;
+    counters::bump_status(tx, from.id, inst.status.as_str(), -1)?;
+    counters::bump_status(tx, to.id, inst.status.as_str(), 1)?;
     add_history(
         tx,
         &inst.id,
         now,
-        &inst.status,
+        inst.status.as_str(),
         &format!("transferred from {} to {}", from.name, to.name),
     )?;
     events::record(

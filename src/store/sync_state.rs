@@ -4,6 +4,7 @@
 use super::page::{self, Page};
 use super::{Result, StoreError};
 use crate::crypto::secrets;
+use crate::domain::sync::{LinkMode, LinkState};
 use crate::domain::{names, DomainError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -11,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 pub struct Link {
     pub account_id: i64,
     pub account: String,
-    pub mode: String,
-    pub state: String,
+    pub mode: LinkMode,
+    pub state: LinkState,
     pub url: Option<String>,
     pub ca_cert_pem: Option<String>,
     pub pending_request_id: Option<String>,
@@ -36,8 +37,8 @@ fn link_row(r: &Row<'_>) -> rusqlite::Result<Link> {
     Ok(Link {
         account_id: r.get(0)?,
         account: r.get(1)?,
-        mode: r.get(2)?,
-        state: r.get(3)?,
+        mode: super::columns::enum_column(r, 2)?,
+        state: super::columns::enum_column(r, 3)?,
         url: r.get(4)?,
         ca_cert_pem: r.get(5)?,
         pending_request_id: r.get(6)?,
@@ -82,7 +83,7 @@ pub fn links(conn: &Connection) -> Result<Vec<Link>> {
 pub fn start_link(
     tx: &Connection,
     account_id: i64,
-    mode: &str,
+    mode: LinkMode,
     url: Option<&str>,
     ca_cert_pem: Option<&str>,
     request_id: &str,
@@ -90,11 +91,11 @@ pub fn start_link(
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO upstream_links (account_id, mode, state, url, ca_cert_pem, pending_request_id, created_at)
-         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6)
-         ON CONFLICT (account_id) DO UPDATE SET mode = ?2, state = 'pending', url = ?3, ca_cert_pem = ?4,
+         VALUES (?1, ?2, ?7, ?3, ?4, ?5, ?6)
+         ON CONFLICT (account_id) DO UPDATE SET mode = ?2, state = ?7, url = ?3, ca_cert_pem = ?4,
            pending_request_id = ?5, upstream_authority_id = NULL, upstream_public_key = NULL,
            last_sequence = 0, last_acked_sequence = 0, last_response_sequence = 0",
-        params![account_id, mode, url, ca_cert_pem, request_id, now],
+        params![account_id, mode.as_str(), url, ca_cert_pem, request_id, now, LinkState::Pending.as_str()],
     )?;
     Ok(())
 }
@@ -402,4 +403,65 @@ pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
+}
+
+/// What a registration response pins on the satellite's link.
+pub struct Registered<'a> {
+    pub upstream_authority_id: &'a str,
+    pub upstream_public_key: &'a [u8],
+    pub upstream_account: Option<&'a str>,
+    pub registration_expires_at: Option<i64>,
+    pub response_sequence: i64,
+}
+
+/// The satellite's link becomes registered: the upstream's key is pinned, the pending
+/// request is answered.
+pub fn complete_registration(
+    tx: &Connection,
+    account_id: i64,
+    r: &Registered<'_>,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE upstream_links SET state = ?8, pending_request_id = NULL, upstream_authority_id = ?2,
+           upstream_public_key = ?3, upstream_account = ?4, registration_expires_at = ?5,
+           last_response_sequence = ?6, last_sync = ?7 WHERE account_id = ?1",
+        params![
+            account_id,
+            r.upstream_authority_id,
+            r.upstream_public_key,
+            r.upstream_account,
+            r.registration_expires_at,
+            r.response_sequence,
+            now,
+            LinkState::Registered.as_str()
+        ],
+    )?;
+    Ok(())
+}
+
+/// A sync response applied on the satellite: what it acknowledged, its sequence, when.
+pub fn record_response(
+    tx: &Connection,
+    account_id: i64,
+    acked: i64,
+    response_sequence: i64,
+    registration_expires_at: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE upstream_links SET last_acked_sequence = ?2, last_response_sequence = ?3, last_sync = ?4,
+           registration_expires_at = ?5 WHERE account_id = ?1",
+        params![account_id, acked, response_sequence, now, registration_expires_at],
+    )?;
+    Ok(())
+}
+
+/// Upstream: the sequence of the last response written for a satellite.
+pub fn set_response_sequence(tx: &Connection, satellite_id: i64, sequence: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE satellites SET response_sequence = ?2 WHERE id = ?1",
+        params![satellite_id, sequence],
+    )?;
+    Ok(())
 }

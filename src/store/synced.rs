@@ -249,6 +249,16 @@ pub fn for_each_usage(
     Ok(())
 }
 
+/// How many instances an account holds (from the counters), to size an export's progress.
+pub fn instance_total(conn: &Connection, account: &str) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT coalesce(sum(v.instance_count), 0) FROM virtual_accounts v
+         JOIN accounts a ON a.id = v.account_id WHERE a.name = ?1",
+        [account],
+        |r| r.get(0),
+    )?)
+}
+
 /// Upstream: a satellite's snapshot replaces what it reported before.
 pub struct Snapshot<'a> {
     tx: &'a Connection,

@@ -3,6 +3,7 @@
 use crate::clock::Clock;
 use crate::config::{ServerRole, Settings};
 use crate::crypto::AuthorityKey;
+use crate::domain::sync::BundleKind;
 use crate::store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ impl SyncContext {
     }
 
     /// A file name in outbox/ that says what the bundle is.
-    pub fn outbox_path(&self, account: &str, kind: &str, sequence: i64) -> PathBuf {
+    pub fn outbox_path(&self, account: &str, kind: BundleKind, sequence: i64) -> PathBuf {
         let safe: String = account
             .chars()
             .map(|c| {
@@ -57,7 +58,9 @@ impl SyncContext {
             })
             .collect();
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3f");
-        self.dir("outbox")
-            .join(format!("{safe}-{kind}-{sequence}-{stamp}.tar.gz"))
+        self.dir("outbox").join(format!(
+            "{safe}-{}-{sequence}-{stamp}.tar.gz",
+            kind.as_str()
+        ))
     }
 }

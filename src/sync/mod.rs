@@ -2,6 +2,7 @@
 //! upstream's side of registration and sync, connected transport, schedules and the inbox.
 
 pub mod bundle;
+pub mod preview_report;
 pub mod records;
 
 use crate::store::StoreError;

@@ -7,6 +7,7 @@ use super::records;
 use super::SyncError;
 use crate::clock::rfc3339;
 use crate::crypto::idcert::UdiJson;
+use crate::domain::sync::{BundleKind, LinkMode, LinkState};
 use crate::domain::timers::CERT_VALID;
 use crate::store::sync_state::{self, History};
 use crate::store::{accounts, synced, StoreError};
@@ -41,7 +42,7 @@ fn out_history(m: &Manifest, account_id: i64, started: std::time::Instant, now: 
 pub fn registration_request(
     ctx: &SyncContext,
     account: &str,
-    mode: &str,
+    mode: LinkMode,
     token: &str,
     url: Option<&str>,
     ca_cert_pem: Option<&str>,
@@ -59,9 +60,10 @@ pub fn registration_request(
         ..Default::default()
     })?;
     writer.close(file)?;
-    let path = ctx.outbox_path(account, "registration-request", 0);
+    let kind = BundleKind::RegistrationRequest;
+    let path = ctx.outbox_path(account, kind, 0);
     let header = Header {
-        kind: "registration-request",
+        kind,
         in_reply_to: None,
         sequence: 0,
         to: None,
@@ -89,7 +91,7 @@ pub fn sync_request(
     let link = ctx
         .store
         .read_blocking(|c| sync_state::link_by_account(c, account))?
-        .filter(|l| l.state == "registered")
+        .filter(|l| l.state == LinkState::Registered)
         .ok_or_else(|| {
             SyncError::Invalid(crate::domain::DomainError::conflict(
                 "not_registered",
@@ -183,9 +185,10 @@ pub fn sync_request(
     }
     writer.close(reservations)?;
     writer.close(usage)?;
-    let path = ctx.outbox_path(account, "sync-request", sequence);
+    let kind = BundleKind::SyncRequest;
+    let path = ctx.outbox_path(account, kind, sequence);
     let header = Header {
-        kind: "sync-request",
+        kind,
         in_reply_to: None,
         sequence,
         to: link.upstream_authority_id.clone(),
@@ -213,11 +216,10 @@ pub fn response(
     let started = std::time::Instant::now();
     let now = ctx.clock.unix();
     let sequence = satellite.response_sequence + 1;
-    let kind = if request.kind == "registration-request" {
-        "registration-response"
-    } else {
-        "sync-response"
-    };
+    let kind = request
+        .bundle_kind()
+        .and_then(BundleKind::answer)
+        .ok_or_else(|| SyncError::Rejected(format!("a {} is answered by nothing", request.kind)))?;
     let mut writer = BundleWriter::new()?;
     let mut reg = writer.file("registration")?;
     reg.write(&records::Registration {
@@ -279,10 +281,7 @@ pub fn response(
         created_at: now,
     };
     let manifest = writer.finish(header, &ctx.authority, &path)?;
-    tx.execute(
-        "UPDATE satellites SET response_sequence = ?2 WHERE id = ?1",
-        rusqlite::params![satellite.id, sequence],
-    )?;
+    sync_state::set_response_sequence(tx, satellite.id, sequence)?;
     sync_state::record(
         tx,
         &out_history(&manifest, satellite.account_id, started, now),

@@ -4,6 +4,7 @@ use super::context::SyncContext;
 use super::import::{self, Source};
 use super::transport;
 use crate::domain::schedule;
+use crate::domain::sync::{LinkMode, LinkState};
 use crate::store::sync_state;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ pub async fn run_schedules(ctx: SyncContext) {
         let now = ctx.clock.now();
         for link in links
             .into_iter()
-            .filter(|l| l.state == "registered" && l.mode == "connected")
+            .filter(|l| l.state == LinkState::Registered && l.mode == LinkMode::Connected)
         {
             let Ok(sched) = schedule::parse(&link.cron) else {
                 continue;

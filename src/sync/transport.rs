@@ -5,6 +5,7 @@ use super::context::SyncContext;
 use super::import::{self, Outcome};
 use super::outbound::{self, Written};
 use super::SyncError;
+use crate::domain::sync::{LinkMode, LinkState};
 use crate::store::satellite_admin;
 use crate::store::sync_state::{self, Link};
 use std::path::Path;
@@ -178,8 +179,14 @@ pub fn connect(
         )));
     }
     let since = ctx.store.read_blocking(satellite_admin::last_history_id)?;
-    let request =
-        outbound::registration_request(ctx, account, "connected", token, Some(url), ca_cert_pem)?;
+    let request = outbound::registration_request(
+        ctx,
+        account,
+        LinkMode::Connected,
+        token,
+        Some(url),
+        ca_cert_pem,
+    )?;
     let link = ctx
         .store
         .read_blocking(|c| sync_state::link_by_account(c, account))?
@@ -221,7 +228,7 @@ pub fn sync_now(ctx: &SyncContext, account: &str) -> Result<Outcome, SyncError> 
     let link = ctx
         .store
         .read_blocking(|c| sync_state::link_by_account(c, account))?
-        .filter(|l| l.state == "registered" && l.mode == "connected")
+        .filter(|l| l.state == LinkState::Registered && l.mode == LinkMode::Connected)
         .ok_or_else(|| {
             SyncError::Invalid(crate::domain::DomainError::conflict(
                 "not_connected",

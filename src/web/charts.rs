@@ -25,14 +25,15 @@ pub fn escape(s: &str) -> String {
 
 /// The colour of each instance status: one hue each, so no two statuses look alike.
 pub fn status_colour(status: &str) -> &'static str {
-    match status {
-        "authorized" => "#12b76a",
-        "registered" => "#f79009",
-        "out_of_compliance" => "#f04438",
-        "not_authorized" => "#7a5af8",
-        "authorization_expired" => "#912018",
-        "reserved" => "#2e90fa",
-        _ => "#667085",
+    use crate::domain::instance::InstanceStatus as S;
+    match S::parse(status) {
+        Some(S::Authorized) => "#12b76a",
+        Some(S::Registered) => "#f79009",
+        Some(S::OutOfCompliance) => "#f04438",
+        Some(S::NotAuthorized) => "#7a5af8",
+        Some(S::AuthorizationExpired) => "#912018",
+        Some(S::Reserved) => "#2e90fa",
+        None => "#667085",
     }
 }
 

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod pages;
+pub mod pending_imports;
 pub mod render;
 pub mod throttle;
 pub mod upload;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The menu's alert count, kept a few seconds per visibility scope.
     pub alert_badge: badge::AlertBadge,
+    /// Uploads the Sync page previewed, waiting for Apply or Discard (in memory only).
+    pub pending_imports: pending_imports::PendingImports,
 }
 
 pub type State = web::Data<AppState>;

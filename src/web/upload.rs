@@ -68,11 +68,25 @@ where
     S: Stream<Item = Result<web::Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    body_in_memory_under(stream, declared, limit, "exchange_body_max_bytes").await
+}
+
+/// As `body_in_memory`, the 413 naming `setting` as the limit that was crossed.
+pub async fn body_in_memory_under<S, E>(
+    stream: &mut S,
+    declared: Option<u64>,
+    limit: u64,
+    setting: &str,
+) -> Result<std::sync::Arc<[u8]>, AppError>
+where
+    S: Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let too_large = || {
         AppError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("The bundle is larger than {limit} bytes (exchange_body_max_bytes)."),
+            format!("The bundle is larger than {limit} bytes ({setting})."),
         )
     };
     if declared.is_some_and(|n| n > limit) {
@@ -113,6 +127,28 @@ pub async fn save_body(mut payload: web::Payload, dir: &Path) -> Result<PathBuf,
         ));
     }
     Ok(path)
+}
+
+/// Writes bytes held in memory (an upload applied after its preview) to a new hidden
+/// file in `dir`, as `save_body` would have streamed them.
+pub async fn save_body_bytes(bytes: &[u8], dir: &Path) -> Result<PathBuf, AppError> {
+    let mut chunks = Chunked(Some(web::Bytes::copy_from_slice(bytes)));
+    let too_large = || AppError::bad_request("The bundle is larger than 4 GiB.");
+    let (path, _) = stream_to_file(&mut chunks, dir, "saving the upload failed", too_large).await?;
+    Ok(path)
+}
+
+/// One chunk, as a stream.
+struct Chunked(Option<web::Bytes>);
+
+impl Stream for Chunked {
+    type Item = Result<web::Bytes, std::io::Error>;
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(self.0.take().map(Ok))
+    }
 }
 
 #[cfg(test)]

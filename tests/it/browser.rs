@@ -260,7 +260,9 @@ async fn disconnected_sync_through_the_pages() {
 
     browser.goto(&format!("{up}/sync")).await;
     browser.upload("#request-file", &request).await;
-    browser.click_download("#answer").await;
+    browser.click("#answer").await;
+    assert_eq!(browser.text("#changes-account").await, "Acme");
+    browser.click_download("#apply").await;
     let response = browser
         .downloaded(downloads.path(), "registration-response")
         .await;
@@ -268,6 +270,8 @@ async fn disconnected_sync_through_the_pages() {
     browser.goto(&format!("{sat}/accounts/Acme/sync")).await;
     browser.upload("#response-file", &response).await;
     browser.click("#import").await;
+    assert!(browser.text(".preview-licenses").await.contains("ess"));
+    browser.click("#apply").await;
     assert_eq!(browser.text("#link-state").await, "registered");
     assert!(browser
         .text(".flash")
@@ -296,7 +300,8 @@ async fn disconnected_sync_through_the_pages() {
     let sync_request = browser.downloaded(downloads.path(), "sync-request").await;
     browser.goto(&format!("{up}/sync")).await;
     browser.upload("#request-file", &sync_request).await;
-    browser.click_download("#answer").await;
+    browser.click("#answer").await;
+    browser.click_download("#apply").await;
     let sync_response = browser.downloaded(downloads.path(), "sync-response").await;
     browser.goto(&format!("{up}/sync")).await;
     assert!(browser.text("#satellites").await.contains("Acme"));
@@ -305,6 +310,7 @@ async fn disconnected_sync_through_the_pages() {
     browser.goto(&format!("{sat}/accounts/Acme/sync")).await;
     browser.upload("#response-file", &sync_response).await;
     browser.click("#import").await;
+    browser.click("#apply").await;
     assert_eq!(browser.text("#sequences").await, "1 / 1");
     assert!(browser
         .text("#sync-history")

@@ -84,7 +84,7 @@ fn register(
     let registered = store
         .read_blocking(|c| sync_state::link_by_account(c, ACCOUNT))
         .map_err(|e| e.to_string())?
-        .is_some_and(|l| l.state == "registered");
+        .is_some_and(|l| l.state == satellite::domain::sync::LinkState::Registered);
     if registered {
         return Ok(());
     }
@@ -96,8 +96,15 @@ fn register(
     };
     let authority = Arc::new(AuthorityKey::load_or_create(sat).map_err(|e| e.to_string())?);
     let ctx = SyncContext::new(store, authority, &settings, Clock::with_offset(0));
-    let request = outbound::registration_request(&ctx, ACCOUNT, "disconnected", &token, None, None)
-        .map_err(|e| e.to_string())?;
+    let request = outbound::registration_request(
+        &ctx,
+        ACCOUNT,
+        satellite::domain::sync::LinkMode::Disconnected,
+        &token,
+        None,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
     let answer = written(
         cli(
             bin,

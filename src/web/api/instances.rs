@@ -82,7 +82,7 @@ pub fn dto(i: &Instance, va_name: &str, usage: Vec<(String, i64)>) -> InstanceDt
         virtual_account: va_name.to_string(),
         registered_at: rfc3339(i.registered_at),
         last_contact: rfc3339(i.last_contact),
-        status: i.status.clone(),
+        status: i.status.as_str().to_string(),
         hostname: i.hostname.clone(),
         licenses: usage
             .into_iter()

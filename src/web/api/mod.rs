@@ -4,6 +4,7 @@ pub mod account_instances;
 pub mod accounts;
 pub mod alerts;
 pub mod api_clients;
+pub mod bundle_preview;
 pub mod events;
 pub mod export_keys;
 pub mod instances;
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(licenses::configure)
         .configure(instances::configure)
         .configure(sync::configure)
+        .configure(bundle_preview::configure)
         .configure(alerts::configure)
         .configure(events::configure)
         .configure(api_clients::configure)

@@ -1,5 +1,6 @@
 //! `GET /api/openapi.json`, generated from the handlers' annotations.
 
+use super::bundle_preview;
 use super::reservations;
 use super::{
     account_instances, accounts, alerts, api_clients, events, instances, license_edit, licenses,
@@ -34,6 +35,7 @@ impl Modify for BearerAuth {
         instances::list, instances::remove, instances::transfer,
         sync::import_bundle, sync::satellite_token, sync::get_upstream, sync::post_upstream,
         sync::export_bundle, sync::sync_now, sync::get_schedule, sync::put_schedule, sync::history,
+        bundle_preview::preview,
         alerts::list,
         alerts::acknowledge,
         notifications::get,

@@ -5,6 +5,7 @@
 
 use crate::clock::rfc3339;
 use crate::config::ServerRole;
+use crate::domain::sync::{LinkMode, LinkState};
 use crate::domain::{schedule, DomainError, Principal};
 use crate::service::access;
 use crate::store::sync_state;
@@ -145,7 +146,7 @@ pub async fn upstream_state(
         .await?;
     Ok(match link {
         None => UpstreamState {
-            state: "unregistered".into(),
+            state: LinkState::Unregistered.as_str().into(),
             mode: None,
             upstream_authority_id: None,
             last_sync: None,
@@ -154,8 +155,8 @@ pub async fn upstream_state(
             registration_expires_at: None,
         },
         Some(l) => UpstreamState {
-            state: l.state,
-            mode: Some(l.mode),
+            state: l.state.as_str().into(),
+            mode: Some(l.mode.as_str().into()),
             upstream_authority_id: l.upstream_authority_id,
             last_sync: l.last_sync.map(rfc3339),
             last_sequence: Some(l.last_sequence),
@@ -185,8 +186,9 @@ pub async fn register(
     // The token's shape is checked before any request is written (after the URL, which
     // says more when both are wrong).
     let token = || crate::domain::token::satellite_token(&b.token);
-    match b.mode.as_str() {
-        "connected" => {
+    let mode: LinkMode = b.mode.parse().map_err(AppError::from)?;
+    match mode {
+        LinkMode::Connected => {
             // Only https: the registration token travels in this request.
             let url = b
                 .url
@@ -206,20 +208,21 @@ pub async fn register(
                 .await??;
             Ok(Ok(upstream_state(state, who, a).await?))
         }
-        "disconnected" => {
+        LinkMode::Disconnected => {
             let token = token()?;
             let acc = account.name.clone();
             let w = web::block(move || {
-                outbound::registration_request(&ctx, &acc, "disconnected", &token, None, None)
+                outbound::registration_request(
+                    &ctx,
+                    &acc,
+                    LinkMode::Disconnected,
+                    &token,
+                    None,
+                    None,
+                )
             })
             .await??;
             Ok(Err(w.path))
-        }
-        _ => {
-            Err(
-                DomainError::invalid("invalid_mode", "mode", "mode is connected or disconnected.")
-                    .into(),
-            )
         }
     }
 }

@@ -37,9 +37,7 @@ pub struct InstanceRow {
 
 impl InstanceRow {
     pub fn new(i: &Instance, va_url: &str, now: i64) -> Self {
-        let flags = InstanceStatus::parse(&i.status)
-            .map(|s| lifecycle::flags(s, i.auth_expires_at, i.cert_expires_at, now))
-            .unwrap_or_default()
+        let flags = lifecycle::flags(i.status, i.auth_expires_at, i.cert_expires_at, now)
             .into_iter()
             .map(|f| (f.as_str(), f.label()))
             .collect();
@@ -51,8 +49,8 @@ impl InstanceRow {
             sn: i.udi.sn.clone(),
             product: format!("{} {}", i.product_name, i.product_version),
             hostname: i.hostname.clone().unwrap_or_default(),
-            status_label: label(&i.status),
-            status: i.status.clone(),
+            status_label: label(i.status.as_str()),
+            status: i.status.as_str().to_string(),
             last_contact: clock::human(i.last_contact),
             reported_by: None,
         }

@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod event_detail;
 pub mod events;
 pub mod export_keys;
+pub mod import_preview;
 pub mod instances;
 pub mod license_edit;
 pub mod login;
@@ -49,7 +50,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(reports::configure)
         .configure(account_instances::configure)
         .configure(license_edit::configure)
-        .configure(sync_admin::configure);
+        .configure(sync_admin::configure)
+        .configure(import_preview::configure);
 }
 
 /// The `?after=` cursor of paginated pages.

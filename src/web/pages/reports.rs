@@ -143,15 +143,6 @@ struct ReportsPage {
     csv_url: String,
 }
 
-const STATUSES: [&str; 6] = [
-    "registered",
-    "authorized",
-    "out_of_compliance",
-    "not_authorized",
-    "authorization_expired",
-    "reserved",
-];
-
 /// The preview: columns, the first rows, and a summary of how many there are.
 async fn preview(
     state: &State,
@@ -280,7 +271,10 @@ async fn index(
         tag: text(&form.tag),
         from: text(&form.from),
         to: text(&form.to),
-        statuses: STATUSES.to_vec(),
+        statuses: crate::domain::instance::InstanceStatus::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
         csv_url: format!(
             "/reports/{}.csv{}{query}",
             kind.as_str(),

@@ -2,10 +2,11 @@
 //! disconnected, schedule, sync now, export, import, history). On the upstream: the
 //! registered satellites, their tokens, and the request-in / response-out page.
 
-use super::upload::bundle_form;
+use super::import_preview;
 use crate::clock;
 use crate::config::ServerRole;
 use crate::crypto::keys::key_fingerprint;
+use crate::domain::sync::LinkState;
 use crate::service::access;
 use crate::service::satellites::{self, SatelliteToken, TokenState};
 use crate::store::sync_state;
@@ -150,9 +151,12 @@ async fn index_page(
                 account: a.name.clone(),
                 url: format!("/accounts/{}/sync", path_segment(&a.name)),
                 state: link
-                    .map(|l| l.state.clone())
-                    .unwrap_or_else(|| "unregistered".into()),
-                mode: link.map(|l| l.mode.clone()).unwrap_or_default(),
+                    .map_or(LinkState::Unregistered, |l| l.state)
+                    .as_str()
+                    .to_string(),
+                mode: link
+                    .map(|l| l.mode.as_str().to_string())
+                    .unwrap_or_default(),
                 last_sync: link
                     .and_then(|l| l.last_sync)
                     .map(clock::human)
@@ -172,7 +176,9 @@ async fn index_page(
             },
         ),
         upstream: state.settings.role == ServerRole::Upstream,
-        has_unregistered: links.iter().any(|l| l.state == "unregistered"),
+        has_unregistered: links
+            .iter()
+            .any(|l| l.state == LinkState::Unregistered.as_str()),
         links,
         satellites: sats
             .into_iter()
@@ -282,7 +288,7 @@ async fn create_satellite_token(
     }
 }
 
-/// Upstream: a request bundle in, its response downloaded at once.
+/// Upstream: a request bundle in; its preview shows, and Apply downloads the response.
 async fn upstream_upload(
     req: HttpRequest,
     state: State,
@@ -294,23 +300,8 @@ async fn upstream_upload(
             AppError::forbidden("Only system admins and operators exchange bundles.").into(),
         );
     }
-    let outcome = match bundle_form(&user, form, &state.sync.dir("inbox")).await {
-        Ok(path) => {
-            let ctx = state.sync.clone();
-            web::block(move || crate::sync::import::import_upload(&ctx, &path))
-                .await?
-                .map_err(AppError::from)
-        }
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok(o) => match o.answer {
-            Some(w) => Ok(bundle_response(&w.path)?),
-            None => Ok(render::redirect_with_flash(
-                "/sync",
-                &sentences::imported(&o),
-            )),
-        },
+    match import_preview::start(&state, &user, form, "/sync".into()).await {
+        Ok(to_preview) => Ok(to_preview),
         Err(e) => {
             let errors = FormErrors::from_error(upload_error(e))?;
             let status = errors.status();
@@ -403,9 +394,13 @@ async fn account_page(
         account: account.name,
         state: link
             .as_ref()
-            .map(|l| l.state.clone())
-            .unwrap_or_else(|| "unregistered".into()),
-        mode: link.as_ref().map(|l| l.mode.clone()).unwrap_or_default(),
+            .map_or(LinkState::Unregistered, |l| l.state)
+            .as_str()
+            .to_string(),
+        mode: link
+            .as_ref()
+            .map(|l| l.mode.as_str().to_string())
+            .unwrap_or_default(),
         upstream_authority_id: link
             .as_ref()
             .and_then(|l| l.upstream_authority_id.clone())
@@ -635,6 +630,7 @@ async fn schedule(
     }
 }
 
+/// An upload shows its preview first (import_preview.rs); Apply imports it.
 async fn import(
     req: HttpRequest,
     state: State,
@@ -646,20 +642,9 @@ async fn import(
     if !user.principal.can_sync() {
         return Err(AppError::forbidden("Only system admins and operators import bundles.").into());
     }
-    let outcome = match bundle_form(&user, form, &state.sync.dir("inbox")).await {
-        Ok(file) => {
-            let ctx = state.sync.clone();
-            web::block(move || crate::sync::import::import_upload(&ctx, &file))
-                .await?
-                .map_err(AppError::from)
-        }
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok(o) => Ok(render::redirect_with_flash(
-            &format!("/accounts/{}/sync", path_segment(&name)),
-            &sentences::imported(&o),
-        )),
+    let back = import_preview::account_back(&name);
+    match import_preview::start(&state, &user, form, back).await {
+        Ok(to_preview) => Ok(to_preview),
         Err(e) => failed(&req, &state, &user, name, upload_error(e), Tried::default()).await,
     }
 }

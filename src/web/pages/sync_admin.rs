@@ -172,7 +172,7 @@ async fn switch_mode(
         .map_err(AppError::from);
     match result {
         Ok(link) => {
-            let what = if link.mode == Mode::Connected.as_str() {
+            let what = if link.mode == Mode::Connected {
                 format!(
                     "Account {a} now syncs connected, with {} on its schedule. Use \"Sync now\" to check the link.",
                     link.url.unwrap_or_default()
@@ -229,7 +229,7 @@ async fn confirm_deregister(
         consequences: vec![
             format!(
                 "This satellite stops syncing {account} ({} mode): no more scheduled or manual syncs, no sync requests to download.",
-                link.mode
+                link.mode.as_str()
             ),
             "The virtual accounts and licenses that came from the upstream stay here as last synced (read-only), and products keep reporting against them.".into(),
             "The upstream still lists this satellite until its admin deregisters it there; ask them to, so the instances it reported last stop counting there.".into(),
