@@ -353,7 +353,10 @@ fn measure(
         ("instances at the end", instances.to_string()),
         ("seed seconds", format!("{:.1}", seeded.seconds)),
         ("concurrency", c.to_string()),
-        ("server RSS MiB (peak seen)", format!("{peak_rss:.1}")),
+        (
+            "server private RSS MiB (peak seen)",
+            format!("{peak_rss:.1}"),
+        ),
         (
             "database MiB (with WAL)",
             format!("{:.1}", dir_size_mib(&data.join("satellite.db"))),

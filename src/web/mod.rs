@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod pages;
 pub mod render;
+pub mod sqlite_metrics;
 pub mod throttle;
 pub mod upload;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub sync: crate::sync::SyncContext,
     /// Parsed keys of instances that signed requests lately (a hint; see agent/keys.rs).
     pub agent_keys: agent::keys::KeyCache,
+    /// Checks agent request signatures in batches (agent/verifier.rs).
+    pub signatures: agent::verifier::Verifier,
     pub metrics: Arc<metrics::Metrics>,
     /// The menu's alert count, kept a few seconds per visibility scope.
     pub alert_badge: badge::AlertBadge,
