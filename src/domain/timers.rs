@@ -54,4 +54,13 @@ mod tests {
         assert_eq!(days_left(90 * DAY, 1), 90);
         assert_eq!(days_left(5, 10), 0);
     }
+
+    #[test]
+    fn last_contact_moves_by_the_hour() {
+        assert_eq!(contact_to_record(1_000, 1_000 + 3_599), None);
+        assert_eq!(contact_to_record(1_000, 1_000 + 3_600), Some(4_600));
+        // A clock stepped back leaves it alone; extremes do not overflow.
+        assert_eq!(contact_to_record(5_000, 4_000), None);
+        assert_eq!(contact_to_record(i64::MIN, i64::MAX), Some(i64::MAX));
+    }
 }
