@@ -216,6 +216,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         rates: throttle::RateLimits::from_settings(&settings),
         sync: sync.clone(),
         agent_keys: Default::default(),
+        signatures: Default::default(),
         alert_badge: Default::default(),
         metrics: metrics.clone(),
         pending_imports: crate::web::pending_imports::PendingImports::new(

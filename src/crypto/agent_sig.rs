@@ -36,13 +36,16 @@ pub fn decode_public_key(b64: &str) -> Option<VerifyingKey> {
     VerifyingKey::from_bytes(&bytes).ok()
 }
 
-/// Verifies a base64 signature; malformed input is simply not valid.
-pub fn verify_b64(key: &VerifyingKey, message: &[u8], signature_b64: &str) -> bool {
-    let Some(bytes) = B64
-        .decode(signature_b64.trim())
+/// The 64 bytes of a base64 signature; None when malformed.
+pub fn decode_signature(signature_b64: &str) -> Option<[u8; 64]> {
+    B64.decode(signature_b64.trim())
         .ok()
         .and_then(|b| <[u8; 64]>::try_from(b).ok())
-    else {
+}
+
+/// Verifies a base64 signature; malformed input is simply not valid.
+pub fn verify_b64(key: &VerifyingKey, message: &[u8], signature_b64: &str) -> bool {
+    let Some(bytes) = decode_signature(signature_b64) else {
         return false;
     };
     key.verify_strict(message, &Signature::from_bytes(&bytes))

@@ -1,6 +1,7 @@
 //! Keys on disk, signatures, TLS material, password hashes and random secrets.
 
 pub mod agent_sig;
+pub mod batch_verify;
 pub mod cert_expiry;
 pub mod idcert;
 pub mod keys;

@@ -27,6 +27,16 @@ pub fn expiry_day(at: i64) -> i64 {
     at.div_euclid(86_400)
 }
 
+/// How far behind `last_contact` may fall before a usage report writes it again. The
+/// instance list sorts on it through an index: writing it on every report rewrote an
+/// entry of that index, on a random page of it, for every report.
+pub const CONTACT_PRECISION: i64 = 3_600;
+
+/// The `last_contact` a report at `now` leaves, when it must be written at all.
+pub fn contact_to_record(last_contact: i64, now: i64) -> Option<i64> {
+    (now.saturating_sub(last_contact) >= CONTACT_PRECISION).then_some(now)
+}
+
 /// Whole days left until `deadline`, never negative.
 pub fn days_left(deadline: i64, now: i64) -> i64 {
     ((deadline - now).max(0) + DAY - 1) / DAY
@@ -43,5 +53,14 @@ mod tests {
         assert_eq!(days_left(90 * DAY, 0), 90);
         assert_eq!(days_left(90 * DAY, 1), 90);
         assert_eq!(days_left(5, 10), 0);
+    }
+
+    #[test]
+    fn last_contact_moves_by_the_hour() {
+        assert_eq!(contact_to_record(1_000, 1_000 + 3_599), None);
+        assert_eq!(contact_to_record(1_000, 1_000 + 3_600), Some(4_600));
+        // A clock stepped back leaves it alone; extremes do not overflow.
+        assert_eq!(contact_to_record(5_000, 4_000), None);
+        assert_eq!(contact_to_record(i64::MIN, i64::MAX), Some(i64::MAX));
     }
 }

@@ -95,11 +95,14 @@ pub fn collect(
         ));
     }
     // Lapsed authorizations: the status counter says which VAs have any, so this never
-    // scans the whole instance table.
+    // scans the whole instance table. The join order and index are spelled out: left to
+    // itself the planner walked every instance in id order (for the ORDER BY), on the
+    // writer, at every notification tick.
     let mut stmt = conn.prepare_cached(
         "SELECT a.name, v.name, i.id, i.pid || ':' || i.sn FROM va_status_counts c
+         CROSS JOIN instances i INDEXED BY instances_va_status
+           ON i.va_id = c.va_id AND i.status = c.status
          JOIN virtual_accounts v ON v.id = c.va_id JOIN accounts a ON a.id = v.account_id
-         JOIN instances i ON i.va_id = c.va_id AND i.status = c.status
          WHERE c.status = ?2 AND c.n > 0 AND (?1 IS NULL OR a.id = ?1)
          ORDER BY i.id LIMIT 200",
     )?;

@@ -41,6 +41,7 @@ pub type BatchObserver = std::sync::Arc<std::sync::OnceLock<Box<dyn Fn(usize) + 
 pub struct Batcher {
     jobs: mpsc::Sender<Job>,
     observer: BatchObserver,
+    stats: std::sync::Arc<super::stats::WriterStats>,
 }
 
 /// Where a committed batch's replies go.
@@ -76,16 +77,27 @@ impl Batcher {
         let (jobs, queue) = mpsc::channel::<Job>();
         let observer = BatchObserver::default();
         let seen = observer.clone();
+        let stats = super::stats::WriterStats::shared();
+        let counted = stats.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, queue, deliver, seen, seal))
+            .spawn(move || run(conn, queue, deliver, seen, seal, &counted))
             .map_err(|e| StoreError::Io(format!("cannot start the database writer thread: {e}")))?;
-        Ok(Batcher { jobs, observer })
+        Ok(Batcher {
+            jobs,
+            observer,
+            stats,
+        })
     }
 
     /// Has `f` told the size of each batch from now on (only the first call counts).
     pub fn observe_batches(&self, f: Box<dyn Fn(usize) + Send + Sync>) {
         let _ = self.observer.set(f);
+    }
+
+    /// SQLite's counters for this writer's connection (see stats.rs).
+    pub fn stats(&self) -> super::stats::StatsSnapshot {
+        self.stats.snapshot()
     }
 
     fn send(&self, job: Job) -> Result<()> {
@@ -165,6 +177,7 @@ fn run(
     deliver: Deliver,
     observer: BatchObserver,
     seal: Option<Seal>,
+    stats: &super::stats::WriterStats,
 ) {
     let exec = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     while let Ok(first) = queue.recv() {
@@ -199,6 +212,7 @@ fn run(
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
         });
+        stats.sample(&conn);
         match (&deliver, commit) {
             (Deliver::AfterSync(sync), Ok(())) if writes => {
                 if let Err(mpsc::SendError(completions)) = sync.send(completions) {

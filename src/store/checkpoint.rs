@@ -45,16 +45,35 @@ fn run(conn: Connection, stop: mpsc::Receiver<()>) {
 /// and under steady load it would otherwise grow without bound.
 const RESTART_FRAMES: i64 = 16_384;
 
-fn checkpoint(conn: &Connection) {
-    let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+/// Frames left uncopied below which RESTART may run: it holds the writer off while it
+/// copies what is left and syncs the database file, so the PASSIVE passes before it copy
+/// the bulk while the writer keeps going, and RESTART is left only the tail.
+const RESTART_TAIL: i64 = 512;
+
+/// PASSIVE passes tried before a RESTART, each copying what the writer added meanwhile.
+const CATCH_UP_PASSES: usize = 8;
+
+/// One PASSIVE checkpoint: frames in the log and frames copied back.
+fn passive(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    });
-    let result = match passive {
-        Ok((log, _)) if log > RESTART_FRAMES => {
-            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+    })
+}
+
+fn checkpoint(conn: &Connection) {
+    let result = passive(conn).and_then(|(log, mut copied)| {
+        if log <= RESTART_FRAMES {
+            return Ok(());
         }
-        other => other.map(|_| ()),
-    };
+        let mut log = log;
+        for _ in 0..CATCH_UP_PASSES {
+            if log - copied <= RESTART_TAIL {
+                break;
+            }
+            (log, copied) = passive(conn)?;
+        }
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+    });
     if let Err(e) = result {
         tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
     }

@@ -4,15 +4,12 @@
 use super::accounts::{Account, VirtualAccount};
 use super::counters;
 use super::events::{self, NewEvent};
-use super::licenses;
 use super::page::{self, Page};
 use super::{Result, StoreError};
 use crate::crypto::secrets;
-use crate::domain::compliance::{self, EntitlementStatus};
-use crate::domain::instance::{self, dispose_report, InstanceStatus, ReportDisposition, Udi};
+use crate::domain::instance::{self, InstanceStatus, Udi};
 use crate::domain::timers;
 use crate::domain::DomainError;
-use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::json;
 
@@ -88,13 +85,18 @@ pub struct Signer<'a> {
     pub public_key: &'a [u8; 32],
 }
 
-fn not_registered() -> StoreError {
+pub(super) fn not_registered() -> StoreError {
     instance::not_registered().into()
 }
 
 /// The write-time check of a signed request: the key it was verified with is still the
 /// instance's (a re-registration may have replaced it), and the registration is current.
-fn confirm(signer: Signer<'_>, stored_key: &[u8], cert_expires_at: i64, now: i64) -> Result<()> {
+pub(super) fn confirm(
+    signer: Signer<'_>,
+    stored_key: &[u8],
+    cert_expires_at: i64,
+    now: i64,
+) -> Result<()> {
     if stored_key != signer.public_key.as_slice() {
         return Err(instance::bad_signature().into());
     }
@@ -190,10 +192,10 @@ pub fn status_counts(
 }
 
 /// Which instance a status change is for, and the status it leaves.
-struct StatusOf<'a> {
-    id: &'a str,
-    va_id: i64,
-    status: InstanceStatus,
+pub(super) struct StatusOf<'a> {
+    pub id: &'a str,
+    pub va_id: i64,
+    pub status: InstanceStatus,
 }
 
 impl<'a> From<&'a Instance> for StatusOf<'a> {
@@ -206,7 +208,7 @@ impl<'a> From<&'a Instance> for StatusOf<'a> {
     }
 }
 
-fn set_status(
+pub(super) fn set_status(
     tx: &Connection,
     inst: StatusOf<'_>,
     status: InstanceStatus,
@@ -372,213 +374,7 @@ pub fn set_hostname(tx: &Connection, id: &str, hostname: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
-/// A usage report as validated by the web layer.
-pub struct Report {
-    pub report_id: String,
-    /// Microseconds since the epoch.
-    pub measured_at_us: i64,
-    pub entitlements: Vec<(String, i64)>,
-}
-
-pub struct ReportOutcome {
-    pub status: EntitlementStatus,
-    pub entitlements: Vec<(String, i64, EntitlementStatus)>,
-    pub auth_renew_after: Option<i64>,
-    pub auth_expires_at: Option<i64>,
-    pub disposition: ReportDisposition,
-}
-
-/// What a usage report reads of its instance (the whole row is not needed).
-struct Reporting {
-    rowid: i64,
-    public_key: Vec<u8>,
-    cert_expires_at: i64,
-    va_id: i64,
-    export_controlled: bool,
-    status: InstanceStatus,
-    last_report_id: Option<String>,
-    last_measured_at_us: Option<i64>,
-    auth_renew_after: Option<i64>,
-    auth_expires_at: Option<i64>,
-    auth_expiry_day: Option<i64>,
-}
-
-fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
-    tx.prepare_cached(
-        "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
-                last_report_id, last_measured_at_us, auth_renew_after, auth_expires_at,
-                auth_expiry_day
-         FROM instances WHERE id = ?1",
-    )?
-    .query_row([id], |r| {
-        Ok(Reporting {
-            rowid: r.get(0)?,
-            public_key: r.get(1)?,
-            cert_expires_at: r.get(2)?,
-            va_id: r.get(3)?,
-            export_controlled: r.get(4)?,
-            status: super::columns::enum_column(r, 5)?,
-            last_report_id: r.get(6)?,
-            last_measured_at_us: r.get(7)?,
-            auth_renew_after: r.get(8)?,
-            auth_expires_at: r.get(9)?,
-            auth_expiry_day: r.get(10)?,
-        })
-    })
-    .optional()?
-    .ok_or_else(not_registered)
-}
-
-/// Makes an instance's stored usage `new`, touching only the tags whose count changed
-/// (most reports repeat the last one), and moves the pool demand by the differences.
-fn replace_usage(tx: &Connection, id: &str, inst: &Reporting, new: &[(String, i64)]) -> Result<()> {
-    let old: std::collections::HashMap<String, i64> = usage_of(tx, id)?.into_iter().collect();
-    let demand = |tag: &str, delta: i64| {
-        counters::add_demand(tx, inst.va_id, tag, delta, inst.export_controlled)
-    };
-    for (tag, count) in new {
-        match old.get(tag) {
-            Some(before) if before == count => {}
-            Some(before) => {
-                demand(tag, count - before)?;
-                tx.prepare_cached(
-                    "UPDATE instance_usage SET count = ?3 WHERE instance_id = ?1 AND tag = ?2",
-                )?
-                .execute(params![id, tag, count])?;
-            }
-            None => {
-                demand(tag, *count)?;
-                tx.prepare_cached(
-                    "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![id, tag, count])?;
-            }
-        }
-    }
-    let kept: std::collections::HashSet<&str> = new.iter().map(|(t, _)| t.as_str()).collect();
-    for (tag, before) in &old {
-        if !kept.contains(tag.as_str()) {
-            demand(tag, -before)?;
-            tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1 AND tag = ?2")?
-                .execute(params![id, tag])?;
-        }
-    }
-    Ok(())
-}
-
-/// Records an accepted report and renews the authorization. The expiry-day column (and
-/// its index) is written only when the day moves.
-fn accept_report(
-    tx: &Connection,
-    now: i64,
-    inst: &Reporting,
-    report: &Report,
-) -> Result<(i64, i64)> {
-    let (renew, expires) = timers::authorization_times(now);
-    let day = timers::expiry_day(expires);
-    let (rid, at) = (&report.report_id, report.measured_at_us);
-    // By rowid: the row was just read, and this skips a second walk of the id index.
-    if inst.auth_expiry_day == Some(day) {
-        tx.prepare_cached(
-            "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3, last_contact = ?4,
-               auth_renew_after = ?5, auth_expires_at = ?6 WHERE rowid = ?1",
-        )?
-        .execute(params![inst.rowid, rid, at, now, renew, expires])?;
-    } else {
-        tx.prepare_cached(
-            "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3, last_contact = ?4,
-               auth_renew_after = ?5, auth_expires_at = ?6, auth_expiry_day = ?7 WHERE rowid = ?1",
-        )?
-        .execute(params![inst.rowid, rid, at, now, renew, expires, day])?;
-    }
-    Ok((renew, expires))
-}
-
-pub fn apply_report(
-    tx: &Connection,
-    now: i64,
-    today: NaiveDate,
-    signer: Signer<'_>,
-    report: &Report,
-) -> Result<ReportOutcome> {
-    let id = signer.id;
-    let inst = reporting(tx, id)?;
-    confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
-    let disposition = dispose_report(
-        inst.last_report_id.as_deref(),
-        inst.last_measured_at_us,
-        &report.report_id,
-        report.measured_at_us,
-    );
-    let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
-    // A UDI holding a live reservation draws nothing from the pool for its reserved tags.
-    let reserved = super::reservations::held_by_instance(tx, id)?;
-    let is_reserved = |tag: &str| {
-        reserved
-            .as_ref()
-            .is_some_and(|(universal, tags)| *universal || tags.iter().any(|t| t == tag))
-    };
-    let counts: Vec<(String, i64)> = if disposition == ReportDisposition::Apply {
-        let drawn: Vec<(String, i64)> = (report.entitlements.iter())
-            .filter(|(tag, _)| !is_reserved(tag))
-            .cloned()
-            .collect();
-        replace_usage(tx, id, &inst, &drawn)?;
-        let (renew, expires) = accept_report(tx, now, &inst, report)?;
-        (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
-        report.entitlements.clone()
-    } else {
-        tx.prepare_cached("UPDATE instances SET last_contact = ?2 WHERE rowid = ?1")?
-            .execute(params![inst.rowid, now])?;
-        usage_of(tx, id)?
-    };
-    let (licenses, evaluation) = licenses::evaluate(tx, inst.va_id, today)?;
-    let pools: Vec<_> = licenses.iter().map(|l| l.pool()).collect();
-    // A tag the instance holds an export key for is judged as for an export-controlled
-    // token; that matters only where some pool is export-controlled.
-    let keyed = if pools.iter().any(|p| p.export_controlled) {
-        super::export_keys::granted_tags(tx, id)?
-    } else {
-        Default::default()
-    };
-    let entitlements: Vec<(String, i64, EntitlementStatus)> = counts
-        .into_iter()
-        .map(|(tag, count)| {
-            if is_reserved(&tag) {
-                return (tag, count, EntitlementStatus::Reserved);
-            }
-            let s = compliance::entitlement_status(
-                &pools,
-                &evaluation,
-                &tag,
-                count,
-                inst.export_controlled || keyed.contains(&tag),
-            );
-            (tag, count, s)
-        })
-        .collect();
-    let statuses: Vec<EntitlementStatus> = entitlements.iter().map(|e| e.2).collect();
-    let status = compliance::overall_status(&statuses);
-    if disposition == ReportDisposition::Apply {
-        let from = StatusOf {
-            id,
-            va_id: inst.va_id,
-            status: inst.status,
-        };
-        let to = match InstanceStatus::from_entitlement(status) {
-            InstanceStatus::Authorized if reserved.is_some() => InstanceStatus::Reserved,
-            other => other,
-        };
-        set_status(tx, from, to, now, "usage report")?;
-    }
-    Ok(ReportOutcome {
-        status,
-        entitlements,
-        auth_renew_after,
-        auth_expires_at,
-        disposition,
-    })
-}
+pub use super::instance_reports::{apply_report, Report, ReportOutcome};
 
 /// Issues new certificate times for an instance (the id certificate's renewal).
 pub fn renew_certificate(
@@ -607,7 +403,13 @@ pub fn renew_certificate(
 }
 
 /// Deletes an instance and releases its licenses at once.
-fn delete(tx: &Connection, inst: &Instance, now: i64, actor: &str, action: &str) -> Result<()> {
+pub(super) fn delete(
+    tx: &Connection,
+    inst: &Instance,
+    now: i64,
+    actor: &str,
+    action: &str,
+) -> Result<()> {
     counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
     super::export_keys::release_instance(tx, &inst.id, now, action)?;
     tx.prepare_cached("DELETE FROM instances WHERE id = ?1")?
@@ -705,72 +507,7 @@ pub fn transfer(
     Ok(to)
 }
 
-/// Lapses authorizations not renewed for 90 days: such instances hold no licenses until
-/// they report again. Handles at most `limit` per call so one transaction stays short.
-pub fn expire_authorizations(tx: &Connection, now: i64, limit: u32) -> Result<usize> {
-    // The day index narrows the search to instances lapsing today or earlier; the exact
-    // time decides.
-    let sql = format!(
-        "SELECT {COLUMNS} FROM instances
-         WHERE auth_expiry_day IS NOT NULL AND auth_expiry_day <= ?1 AND auth_expires_at <= ?2
-         LIMIT ?3"
-    );
-    let due: Vec<Instance> = tx
-        .prepare_cached(&sql)?
-        .query_map(params![timers::expiry_day(now), now, limit], row)?
-        .collect::<rusqlite::Result<_>>()?;
-    for inst in &due {
-        counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
-        tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
-            .execute([&inst.id])?;
-        tx.prepare_cached(
-            "UPDATE instances SET auth_expires_at = NULL, auth_renew_after = NULL,
-               auth_expiry_day = NULL WHERE id = ?1",
-        )?
-        .execute([&inst.id])?;
-        set_status(
-            tx,
-            inst.into(),
-            InstanceStatus::AuthorizationExpired,
-            now,
-            "no usage report for 90 days",
-        )?;
-        let (va_name, account_id, account_name) = va_and_account(tx, inst.va_id)?;
-        events::record(
-            tx,
-            now,
-            NewEvent {
-                actor: "system",
-                action: "instance.authorization_expired",
-                account: Some((account_id, &account_name)),
-                target: &inst.id,
-                detail: json!({ "virtual_account": va_name }),
-            },
-        )?;
-    }
-    Ok(due.len())
-}
-
-/// Treats instances whose registration (id certificate) ended unrenewed as deregistered:
-/// they are deleted and their licenses released, as if the product had deregistered.
-/// At most `limit` per call.
-pub fn expire_registrations(tx: &Connection, now: i64, limit: u32) -> Result<usize> {
-    let sql = format!("SELECT {COLUMNS} FROM instances WHERE cert_expires_at <= ?1 LIMIT ?2");
-    let due: Vec<Instance> = tx
-        .prepare_cached(&sql)?
-        .query_map(params![now, limit], row)?
-        .collect::<rusqlite::Result<_>>()?;
-    for inst in &due {
-        end_registration(tx, inst, now)?;
-    }
-    Ok(due.len())
-}
-
-/// Ends one instance whose registration expired: deleted, licenses released, event
-/// `instance.registration_expired`.
-pub fn end_registration(tx: &Connection, inst: &Instance, now: i64) -> Result<()> {
-    delete(tx, inst, now, "system", "instance.registration_expired")
-}
+pub use super::instance_expiry::{end_registration, expire_authorizations, expire_registrations};
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
 pub(super) fn like_escaped(s: &str) -> String {

@@ -33,6 +33,7 @@ pub struct Metrics {
     tls_expiry: IntGauge,
     batch_size: prometheus::Histogram,
     sync_results: IntGaugeVec,
+    sqlite: super::sqlite_metrics::SqliteMetrics,
 }
 
 /// Latency buckets from 1 ms to 10 s: agent calls answer in milliseconds, bundle imports
@@ -127,7 +128,9 @@ impl Metrics {
         registry.register(Box::new(pool_shortfall.clone()))?;
         registry.register(Box::new(database_bytes.clone()))?;
         registry.register(Box::new(wal_bytes.clone()))?;
+        let sqlite = super::sqlite_metrics::SqliteMetrics::register(&registry)?;
         Ok(Metrics {
+            sqlite,
             registry,
             http_requests,
             http_duration,
@@ -191,6 +194,7 @@ impl Metrics {
             self.tls_expiry.set(at);
         }
         self.wal_bytes.set(snapshot.wal_bytes);
+        self.sqlite.update(snapshot.sqlite);
         let mut out = vec![];
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
@@ -205,6 +209,7 @@ struct Snapshot {
     wal_bytes: i64,
     tls_expires_at: Option<i64>,
     sync_results: Vec<(String, String, i64)>,
+    sqlite: crate::store::stats::StatsSnapshot,
 }
 
 fn file_size(path: &std::path::Path) -> i64 {
@@ -247,6 +252,7 @@ async fn snapshot(
         wal_bytes: file_size(std::path::Path::new(&wal)),
         tls_expires_at,
         sync_results,
+        sqlite: store.sqlite_stats(),
     })
 }
 

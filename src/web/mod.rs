@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod pages;
 pub mod pending_imports;
 pub mod render;
+pub mod sqlite_metrics;
 pub mod throttle;
 pub mod upload;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub sync: crate::sync::SyncContext,
     /// Parsed keys of instances that signed requests lately (a hint; see agent/keys.rs).
     pub agent_keys: agent::keys::KeyCache,
+    /// Checks agent request signatures in batches (agent/verifier.rs).
+    pub signatures: agent::verifier::Verifier,
     pub metrics: Arc<metrics::Metrics>,
     /// The menu's alert count, kept a few seconds per visibility scope.
     pub alert_badge: badge::AlertBadge,

@@ -166,6 +166,15 @@ async fn metrics_need_the_bearer_and_count_what_happened() {
         }
         other => panic!("batch sizes are not a histogram: {other:?}"),
     }
+    // SQLite's counters for that writer: it committed, wrote pages and read some.
+    let sqlite = |name: &str| value(find(&samples, name, &[]).unwrap());
+    assert!(sqlite("satellite_sqlite_commits_total") >= 1.0);
+    assert!(sqlite("satellite_sqlite_pages_written_total") >= 1.0);
+    assert!(
+        sqlite("satellite_sqlite_cache_hits_total") + sqlite("satellite_sqlite_cache_misses_total")
+            >= 1.0
+    );
+    assert!(sqlite("satellite_sqlite_cache_used_bytes") > 0.0);
     let guessed = find(
         &samples,
         "satellite_rate_limited_total",

@@ -49,12 +49,14 @@ pub async fn settle(pid: u32) {
     }
 }
 
+/// Private (anonymous) resident memory: the memory-mapped database's file-backed pages
+/// are the OS page cache, shared and reclaimable, and are not counted.
 pub fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with("RssAnon:"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0.0, |kib| kib as f64 / 1024.0)

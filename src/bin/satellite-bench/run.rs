@@ -494,7 +494,10 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
         ),
         ("seed seconds", format!("{:.1}", prepared.seconds)),
         ("concurrency", c.to_string()),
-        ("server RSS MiB (peak seen)", format!("{peak_rss:.1}")),
+        (
+            "server private RSS MiB (peak seen)",
+            format!("{peak_rss:.1}"),
+        ),
         (
             "database MiB (with WAL)",
             format!("{:.1}", dir_size_mib(&db)),

@@ -10,6 +10,7 @@ mod lifecycle;
 mod register;
 pub mod signing;
 mod usage;
+pub mod verifier;
 mod verify;
 
 use crate::web::AppError;

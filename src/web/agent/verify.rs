@@ -3,6 +3,7 @@
 
 use super::keys::KnownKey;
 use crate::crypto::agent_sig::{self, INSTANCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::crypto::batch_verify::Item;
 use crate::domain::instance;
 use crate::domain::timers::CLOCK_WINDOW;
 use crate::store::instances::{self, Signer};
@@ -45,7 +46,7 @@ pub async fn signed_instance(
         .to_string();
     let now = state.clock.unix();
     if let Some(known) = state.agent_keys.get(&id) {
-        if check(&known, req, body, now).is_ok() {
+        if check(state, &known, req, body, now).await.is_ok() {
             return Ok(verified(id, &known));
         }
         // The key may have changed or the certificate been renewed since it was cached:
@@ -67,7 +68,7 @@ pub async fn signed_instance(
         key,
         cert_expires_at: stored.cert_expires_at,
     };
-    check(&known, req, body, now)?;
+    check(state, &known, req, body, now).await?;
     state.agent_keys.remember(&id, known.clone());
     Ok(verified(id, &known))
 }
@@ -102,8 +103,15 @@ fn check_timestamp(text: Option<&str>, now: i64) -> Result<i64, AppError> {
     Ok(ts)
 }
 
-/// Registration still current, timestamp within the window, signature valid.
-fn check(known: &KnownKey, req: &HttpRequest, body: &[u8], now: i64) -> Result<(), AppError> {
+/// Registration still current, timestamp within the window, signature valid (checked in
+/// a batch with other requests' signatures, see verifier.rs).
+async fn check(
+    state: &State,
+    known: &KnownKey,
+    req: &HttpRequest,
+    body: &[u8],
+    now: i64,
+) -> Result<(), AppError> {
     instance::check_registration_current(known.cert_expires_at, now)?;
     let timestamp = header(req, TIMESTAMP_HEADER);
     check_timestamp(timestamp, now)?;
@@ -111,7 +119,13 @@ fn check(known: &KnownKey, req: &HttpRequest, body: &[u8], now: i64) -> Result<(
     let signature = header(req, SIGNATURE_HEADER).ok_or_else(bad_signature)?;
     let message =
         agent_sig::request_message(req.method().as_str(), req.uri().path(), timestamp, body);
-    if !agent_sig::verify_b64(&known.key, &message, signature) {
+    let signature = agent_sig::decode_signature(signature).ok_or_else(bad_signature)?;
+    let item = Item {
+        key: known.key,
+        message,
+        signature,
+    };
+    if !state.signatures.verify(item).await {
         return Err(bad_signature());
     }
     Ok(())

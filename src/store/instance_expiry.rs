@@ -1,0 +1,79 @@
+//! Timers that end what an instance was given: authorizations not renewed for 90 days
+//! lapse, and registrations whose id certificate ran out unrenewed end as if the product
+//! had deregistered. Each call handles a bounded number, so one transaction stays short.
+
+use super::counters;
+use super::events::{self, NewEvent};
+use super::instances::{delete, row, set_status, va_and_account, Instance, COLUMNS};
+use super::Result;
+use crate::domain::instance::InstanceStatus;
+use crate::domain::timers;
+use rusqlite::{params, Connection};
+use serde_json::json;
+
+/// Lapses authorizations not renewed for 90 days: such instances hold no licenses until
+/// they report again. Handles at most `limit` per call so one transaction stays short.
+pub fn expire_authorizations(tx: &Connection, now: i64, limit: u32) -> Result<usize> {
+    // The day index narrows the search to instances lapsing today or earlier; the exact
+    // time decides.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instances
+         WHERE auth_expiry_day IS NOT NULL AND auth_expiry_day <= ?1 AND auth_expires_at <= ?2
+         LIMIT ?3"
+    );
+    let due: Vec<Instance> = tx
+        .prepare_cached(&sql)?
+        .query_map(params![timers::expiry_day(now), now, limit], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for inst in &due {
+        counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+        tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
+            .execute([&inst.id])?;
+        tx.prepare_cached(
+            "UPDATE instances SET auth_expires_at = NULL, auth_renew_after = NULL,
+               auth_expiry_day = NULL WHERE id = ?1",
+        )?
+        .execute([&inst.id])?;
+        set_status(
+            tx,
+            inst.into(),
+            InstanceStatus::AuthorizationExpired,
+            now,
+            "no usage report for 90 days",
+        )?;
+        let (va_name, account_id, account_name) = va_and_account(tx, inst.va_id)?;
+        events::record(
+            tx,
+            now,
+            NewEvent {
+                actor: "system",
+                action: "instance.authorization_expired",
+                account: Some((account_id, &account_name)),
+                target: &inst.id,
+                detail: json!({ "virtual_account": va_name }),
+            },
+        )?;
+    }
+    Ok(due.len())
+}
+
+/// Treats instances whose registration (id certificate) ended unrenewed as deregistered:
+/// they are deleted and their licenses released, as if the product had deregistered.
+/// At most `limit` per call.
+pub fn expire_registrations(tx: &Connection, now: i64, limit: u32) -> Result<usize> {
+    let sql = format!("SELECT {COLUMNS} FROM instances WHERE cert_expires_at <= ?1 LIMIT ?2");
+    let due: Vec<Instance> = tx
+        .prepare_cached(&sql)?
+        .query_map(params![now, limit], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for inst in &due {
+        end_registration(tx, inst, now)?;
+    }
+    Ok(due.len())
+}
+
+/// Ends one instance whose registration expired: deleted, licenses released, event
+/// `instance.registration_expired`.
+pub fn end_registration(tx: &Connection, inst: &Instance, now: i64) -> Result<()> {
+    delete(tx, inst, now, "system", "instance.registration_expired")
+}

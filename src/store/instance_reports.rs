@@ -1,0 +1,234 @@
+//! The usage report's write (CONTRACT section 4): confirm the signer, decide whether the
+//! report is newer than the last one, keep the instance's usage and its pool demand, renew
+//! the authorization, judge each entitlement and move the status counters, all in the
+//! caller's transaction. Split from instances.rs, which keeps the instance's other jobs.
+
+use super::counters;
+use super::instances::{confirm, not_registered, set_status, usage_of, Signer, StatusOf};
+use super::licenses;
+use super::Result;
+use crate::domain::compliance::{self, EntitlementStatus};
+use crate::domain::instance::{dispose_report, InstanceStatus, ReportDisposition};
+use crate::domain::timers;
+use chrono::NaiveDate;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// A usage report as validated by the web layer.
+pub struct Report {
+    pub report_id: String,
+    /// Microseconds since the epoch.
+    pub measured_at_us: i64,
+    pub entitlements: Vec<(String, i64)>,
+}
+
+pub struct ReportOutcome {
+    pub status: EntitlementStatus,
+    pub entitlements: Vec<(String, i64, EntitlementStatus)>,
+    pub auth_renew_after: Option<i64>,
+    pub auth_expires_at: Option<i64>,
+    pub disposition: ReportDisposition,
+}
+
+/// What a usage report reads of its instance (the whole row is not needed).
+struct Reporting {
+    rowid: i64,
+    public_key: Vec<u8>,
+    cert_expires_at: i64,
+    va_id: i64,
+    export_controlled: bool,
+    status: InstanceStatus,
+    last_report_id: Option<String>,
+    last_measured_at_us: Option<i64>,
+    auth_renew_after: Option<i64>,
+    auth_expires_at: Option<i64>,
+    auth_expiry_day: Option<i64>,
+    last_contact: i64,
+}
+
+fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
+    tx.prepare_cached(
+        "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
+                last_report_id, last_measured_at_us, auth_renew_after, auth_expires_at,
+                auth_expiry_day, last_contact
+         FROM instances WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(Reporting {
+            rowid: r.get(0)?,
+            public_key: r.get(1)?,
+            cert_expires_at: r.get(2)?,
+            va_id: r.get(3)?,
+            export_controlled: r.get(4)?,
+            status: super::columns::enum_column(r, 5)?,
+            last_report_id: r.get(6)?,
+            last_measured_at_us: r.get(7)?,
+            auth_renew_after: r.get(8)?,
+            auth_expires_at: r.get(9)?,
+            auth_expiry_day: r.get(10)?,
+            last_contact: r.get(11)?,
+        })
+    })
+    .optional()?
+    .ok_or_else(not_registered)
+}
+
+/// Makes an instance's stored usage `new`, touching only the tags whose count changed
+/// (most reports repeat the last one), and moves the pool demand by the differences.
+fn replace_usage(tx: &Connection, id: &str, inst: &Reporting, new: &[(String, i64)]) -> Result<()> {
+    let old: std::collections::HashMap<String, i64> = usage_of(tx, id)?.into_iter().collect();
+    let demand = |tag: &str, delta: i64| {
+        counters::add_demand(tx, inst.va_id, tag, delta, inst.export_controlled)
+    };
+    for (tag, count) in new {
+        match old.get(tag) {
+            Some(before) if before == count => {}
+            Some(before) => {
+                demand(tag, count - before)?;
+                tx.prepare_cached(
+                    "UPDATE instance_usage SET count = ?3 WHERE instance_id = ?1 AND tag = ?2",
+                )?
+                .execute(params![id, tag, count])?;
+            }
+            None => {
+                demand(tag, *count)?;
+                tx.prepare_cached(
+                    "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, tag, count])?;
+            }
+        }
+    }
+    let kept: std::collections::HashSet<&str> = new.iter().map(|(t, _)| t.as_str()).collect();
+    for (tag, before) in &old {
+        if !kept.contains(tag.as_str()) {
+            demand(tag, -before)?;
+            tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1 AND tag = ?2")?
+                .execute(params![id, tag])?;
+        }
+    }
+    Ok(())
+}
+
+/// Records an accepted report and renews the authorization. The expiry-day and
+/// last-contact columns (each with an index) are written only when they move (a day; an
+/// hour, see `timers::CONTACT_PRECISION`).
+fn accept_report(
+    tx: &Connection,
+    now: i64,
+    inst: &Reporting,
+    report: &Report,
+) -> Result<(i64, i64)> {
+    let (renew, expires) = timers::authorization_times(now);
+    let day = timers::expiry_day(expires);
+    let new_day = (inst.auth_expiry_day != Some(day)).then_some(day);
+    let contact = timers::contact_to_record(inst.last_contact, now);
+    let (rid, at) = (&report.report_id, report.measured_at_us);
+    // By rowid: the row was just read, and this skips a second walk of the id index.
+    let set = "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
+                 auth_renew_after = ?4, auth_expires_at = ?5";
+    match (new_day, contact) {
+        (None, None) => tx
+            .prepare_cached(&format!("{set} WHERE rowid = ?1"))?
+            .execute(params![inst.rowid, rid, at, renew, expires])?,
+        (Some(day), None) => tx
+            .prepare_cached(&format!("{set}, auth_expiry_day = ?6 WHERE rowid = ?1"))?
+            .execute(params![inst.rowid, rid, at, renew, expires, day])?,
+        (None, Some(now)) => tx
+            .prepare_cached(&format!("{set}, last_contact = ?6 WHERE rowid = ?1"))?
+            .execute(params![inst.rowid, rid, at, renew, expires, now])?,
+        (Some(day), Some(now)) => tx
+            .prepare_cached(&format!(
+                "{set}, auth_expiry_day = ?6, last_contact = ?7 WHERE rowid = ?1"
+            ))?
+            .execute(params![inst.rowid, rid, at, renew, expires, day, now])?,
+    };
+    Ok((renew, expires))
+}
+
+pub fn apply_report(
+    tx: &Connection,
+    now: i64,
+    today: NaiveDate,
+    signer: Signer<'_>,
+    report: &Report,
+) -> Result<ReportOutcome> {
+    let id = signer.id;
+    let inst = reporting(tx, id)?;
+    confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
+    let disposition = dispose_report(
+        inst.last_report_id.as_deref(),
+        inst.last_measured_at_us,
+        &report.report_id,
+        report.measured_at_us,
+    );
+    let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
+    // A UDI holding a live reservation draws nothing from the pool for its reserved tags.
+    let reserved = super::reservations::held_by_instance(tx, id)?;
+    let is_reserved = |tag: &str| {
+        reserved
+            .as_ref()
+            .is_some_and(|(universal, tags)| *universal || tags.iter().any(|t| t == tag))
+    };
+    let counts: Vec<(String, i64)> = if disposition == ReportDisposition::Apply {
+        let drawn: Vec<(String, i64)> = (report.entitlements.iter())
+            .filter(|(tag, _)| !is_reserved(tag))
+            .cloned()
+            .collect();
+        replace_usage(tx, id, &inst, &drawn)?;
+        let (renew, expires) = accept_report(tx, now, &inst, report)?;
+        (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
+        report.entitlements.clone()
+    } else {
+        if let Some(now) = timers::contact_to_record(inst.last_contact, now) {
+            tx.prepare_cached("UPDATE instances SET last_contact = ?2 WHERE rowid = ?1")?
+                .execute(params![inst.rowid, now])?;
+        }
+        usage_of(tx, id)?
+    };
+    let (licenses, evaluation) = licenses::evaluate(tx, inst.va_id, today)?;
+    let pools: Vec<_> = licenses.iter().map(|l| l.pool()).collect();
+    // A tag the instance holds an export key for is judged as for an export-controlled
+    // token; that matters only where some pool is export-controlled.
+    let keyed = if pools.iter().any(|p| p.export_controlled) {
+        super::export_keys::granted_tags(tx, id)?
+    } else {
+        Default::default()
+    };
+    let entitlements: Vec<(String, i64, EntitlementStatus)> = counts
+        .into_iter()
+        .map(|(tag, count)| {
+            if is_reserved(&tag) {
+                return (tag, count, EntitlementStatus::Reserved);
+            }
+            let s = compliance::entitlement_status(
+                &pools,
+                &evaluation,
+                &tag,
+                count,
+                inst.export_controlled || keyed.contains(&tag),
+            );
+            (tag, count, s)
+        })
+        .collect();
+    let statuses: Vec<EntitlementStatus> = entitlements.iter().map(|e| e.2).collect();
+    let status = compliance::overall_status(&statuses);
+    if disposition == ReportDisposition::Apply {
+        let from = StatusOf {
+            id,
+            va_id: inst.va_id,
+            status: inst.status,
+        };
+        let to = match InstanceStatus::from_entitlement(status) {
+            InstanceStatus::Authorized if reserved.is_some() => InstanceStatus::Reserved,
+            other => other,
+        };
+        set_status(tx, from, to, now, "usage report")?;
+    }
+    Ok(ReportOutcome {
+        status,
+        entitlements,
+        auth_renew_after,
+        auth_expires_at,
+        disposition,
+    })
+}
