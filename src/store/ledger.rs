@@ -111,6 +111,15 @@ fn canonical_sql(c: &Counted, prefix: &str) -> String {
         .join("||','||")
 }
 
+/// Whether this database has a ledger at all (it predates migration 0017 otherwise).
+pub fn exists(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'ledger_entries')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// Creates the capture table and triggers on this connection (the server's writers).
 pub fn install(conn: &Connection) -> Result<()> {
     let mut sql = String::from(

@@ -457,7 +457,10 @@ async fn the_pages_show_the_preview_then_apply_or_discard() {
     assert!(browser.text("h1").await.contains("sync-response"));
     browser.screenshot("preview-02-satellite-response").await;
     browser.click("#apply").await;
-    assert!(browser.text(".flash").await.contains("applied"));
+    assert!(browser
+        .text(".flash")
+        .await
+        .contains("Imported the sync response"));
     assert_eq!(browser.text("#sequences").await, "1 / 1");
     // A used preview is gone: applying it twice is not possible.
     browser.goto(&format!("{sat_url}/sync/previews/nope")).await;
