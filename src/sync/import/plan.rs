@@ -235,7 +235,8 @@ impl Importer<'_> {
             .snapshot
             .as_mut()
             .ok_or_else(|| reject("instances before the manifest"))?;
-        snapshot.instance(&InstanceExport {
+        let id = i.id.clone();
+        let first = snapshot.instance(&InstanceExport {
             id: i.id,
             virtual_account: va,
             pid: udi.pid,
@@ -249,6 +250,9 @@ impl Importer<'_> {
             last_contact: records::parse_time("last_contact", &i.last_contact)?,
             status: i.status,
         })?;
+        if !first {
+            return Err(reject(format!("instance {id} is listed twice")));
+        }
         Ok(())
     }
 
