@@ -356,3 +356,99 @@ pub fn rebuild_demand(tx: &Connection, account_id: i64) -> Result<()> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{counters, Store, StoreError};
+
+    fn inst(id: &str, va: &str, export: bool) -> InstanceExport {
+        InstanceExport {
+            id: id.into(),
+            virtual_account: va.into(),
+            pid: "P".into(),
+            sn: id.into(),
+            uuid: None,
+            product_name: "p".into(),
+            product_version: "1".into(),
+            hostname: None,
+            export_controlled: export,
+            registered_at: 0,
+            last_contact: 0,
+            status: "authorized".into(),
+        }
+    }
+
+    /// Applies one snapshot: instances (id, VA, export) each with usage `t` = count.
+    fn apply(store: &Store, seq: i64, rows: &[(&str, &str, bool, i64)]) -> Written {
+        let rows: Vec<(String, String, bool, i64)> = rows
+            .iter()
+            .map(|(i, v, e, c)| (i.to_string(), v.to_string(), *e, *c))
+            .collect();
+        store
+            .write_blocking(move |tx| {
+                let mut s = Snapshot::begin(tx, 1, 1, 0)?;
+                for (id, va, export, _) in &rows {
+                    assert!(s.instance(&inst(id, va, *export))?);
+                }
+                for (id, _, _, count) in &rows {
+                    assert!(s.usage(id, "t", *count)?);
+                }
+                s.finish(seq)
+            })
+            .unwrap()
+    }
+
+    fn demand(store: &Store) -> Vec<(String, i64, i64)> {
+        store
+            .read_blocking(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT v.name, t.demand, t.demand_export FROM usage_totals t
+                     JOIN virtual_accounts v ON v.id = t.va_id WHERE t.demand <> 0 ORDER BY v.name",
+                )?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok::<_, StoreError>(rows)
+            })
+            .unwrap()
+    }
+
+    /// Demand follows an instance that moves pool or turns export-controlled, a changed
+    /// count moves it by the difference, and the counters always match a recount.
+    #[test]
+    fn demand_moves_by_the_rows_that_changed_and_matches_a_recount() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Acme', 0);
+                     INSERT INTO satellites (id, account_id, authority_id, public_key,
+                       local_account, registered_at) VALUES (1, 1, 'sat-1', x'00', 'Acme', 0);",
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let recount = |store: &Store| store.read_blocking(counters::recount).unwrap();
+
+        let w = apply(&store, 1, &[("a", "A", false, 2), ("b", "A", false, 3)]);
+        assert_eq!((w.instances, w.usage), (2, 2));
+        assert_eq!(demand(&store), vec![("A".into(), 5, 0)]);
+
+        let w = apply(&store, 2, &[("a", "A", false, 2), ("b", "A", false, 3)]);
+        assert_eq!(w, Written::default(), "unchanged: nothing written");
+
+        // b moves to B and turns export-controlled; a's count changes.
+        let w = apply(&store, 3, &[("a", "A", false, 4), ("b", "B", true, 3)]);
+        assert_eq!((w.instances, w.usage), (1, 2));
+        assert_eq!(demand(&store), vec![("A".into(), 4, 0), ("B".into(), 3, 3)]);
+        assert!(recount(&store).is_empty(), "{:?}", recount(&store));
+
+        // a is gone, with its usage.
+        let w = apply(&store, 4, &[("b", "B", true, 3)]);
+        assert_eq!((w.instances_removed, w.usage_removed), (1, 1));
+        assert_eq!(demand(&store), vec![("B".into(), 3, 3)]);
+        assert!(recount(&store).is_empty(), "{:?}", recount(&store));
+    }
+}
