@@ -50,6 +50,11 @@ pub struct Snapshot<'a> {
     reserved: BTreeMap<(i64, String), i64>,
 }
 
+/// A text column of a row, borrowed.
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str> {
+    Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?)
+}
+
 /// A usage row's demand and export demand.
 fn weigh(count: i64, export: bool) -> (i64, i64) {
     (count, if export { count } else { 0 })
@@ -93,8 +98,12 @@ impl<'a> Snapshot<'a> {
     }
 
     fn tag(&mut self, tag: &str) -> u32 {
+        if let Some(t) = self.tags.get(tag) {
+            return *t;
+        }
         let next = self.tags.len() as u32;
-        *self.tags.entry(tag.to_string()).or_insert(next)
+        self.tags.insert(tag.to_string(), next);
+        next
     }
 
     fn move_demand(&mut self, va: i64, tag: &str, (d, de): (i64, i64), sign: i64) {
@@ -258,9 +267,10 @@ impl<'a> Snapshot<'a> {
             let mut rows = stmt.query([sat])?;
             let mut gone = vec![];
             while let Some(r) = rows.next()? {
-                let (id, tag): (String, String) = (r.get(0)?, r.get(1)?);
-                if !self.listed(&id, &tag, |s| &s.usage) {
-                    gone.push((id, tag, r.get(2)?, r.get(3)?, r.get(4)?));
+                // Borrowed, not copied: almost every row is still listed.
+                let (id, tag) = (text(r, 0)?, text(r, 1)?);
+                if !self.listed(id, tag, |s| &s.usage) {
+                    gone.push((id.into(), tag.into(), r.get(2)?, r.get(3)?, r.get(4)?));
                 }
             }
             gone
@@ -280,9 +290,9 @@ impl<'a> Snapshot<'a> {
             let mut rows = stmt.query([sat])?;
             let mut gone = vec![];
             while let Some(r) = rows.next()? {
-                let (id, tag): (String, String) = (r.get(0)?, r.get(1)?);
-                if !self.listed(&id, &tag, |s| &s.keys) {
-                    gone.push((id, tag));
+                let (id, tag) = (text(r, 0)?, text(r, 1)?);
+                if !self.listed(id, tag, |s| &s.keys) {
+                    gone.push((id.into(), tag.into()));
                 }
             }
             gone
@@ -300,9 +310,9 @@ impl<'a> Snapshot<'a> {
             let mut rows = stmt.query([sat])?;
             let mut gone = vec![];
             while let Some(r) = rows.next()? {
-                let id: String = r.get(0)?;
-                if !self.seen.contains_key(id.as_str()) {
-                    gone.push(id);
+                let id = text(r, 0)?;
+                if !self.seen.contains_key(id) {
+                    gone.push(id.into());
                 }
             }
             gone

@@ -146,7 +146,13 @@ impl BundleSink for Importer<'_> {
     }
 
     fn record(&mut self, file: &str, value: Value) -> Result<(), SyncError> {
-        *self.counts.entry(file.to_string()).or_default() += 1;
+        // No key allocated per record: the files are few, the records many.
+        match self.counts.get_mut(file) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(file.to_string(), 1);
+            }
+        }
         let upstream_request = matches!(self.plan, Some(Plan::SyncRequest(_)));
         match file {
             "registration" => {
