@@ -401,25 +401,38 @@ fn refresh_reserved(tx: &Connection, va_id: i64, tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Upstream side: replaces what one satellite's reservations hold.
+/// Upstream side: replaces what one satellite's reservations hold, writing only the
+/// holds that changed (every sync request repeats them; the ledger records real changes).
 pub fn replace_satellite_held(
     tx: &Connection,
     satellite_id: i64,
     new: &BTreeMap<(i64, String), i64>,
 ) -> Result<()> {
-    let old: Vec<(i64, String)> = tx
-        .prepare_cached("SELECT va_id, tag FROM satellite_reservations WHERE satellite_id = ?1")?
-        .query_map([satellite_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let old: BTreeMap<(i64, String), i64> = tx
+        .prepare_cached(
+            "SELECT va_id, tag, held FROM satellite_reservations WHERE satellite_id = ?1",
+        )?
+        .query_map([satellite_id], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    tx.prepare_cached("DELETE FROM satellite_reservations WHERE satellite_id = ?1")?
-        .execute([satellite_id])?;
-    for ((va_id, tag), held) in new {
+    for (va_id, tag) in old.keys().filter(|k| !new.contains_key(*k)) {
         tx.prepare_cached(
-            "INSERT INTO satellite_reservations (satellite_id, va_id, tag, held) VALUES (?1, ?2, ?3, ?4)",
+            "DELETE FROM satellite_reservations WHERE satellite_id = ?1 AND va_id = ?2 AND tag = ?3",
+        )?
+        .execute(params![satellite_id, va_id, tag])?;
+    }
+    for ((va_id, tag), held) in new {
+        if old.get(&(*va_id, tag.clone())) == Some(held) {
+            continue;
+        }
+        tx.prepare_cached(
+            "INSERT INTO satellite_reservations (satellite_id, va_id, tag, held) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (satellite_id, va_id, tag) DO UPDATE SET held = excluded.held",
         )?
         .execute(params![satellite_id, va_id, tag, held])?;
     }
-    for (va_id, tag) in old.iter().chain(new.keys()) {
+    // Every pool either side names, changed or not: a license created here since the
+    // last sync starts from its sources (an unchanged count is not captured again).
+    for (va_id, tag) in old.keys().chain(new.keys()) {
         refresh_reserved(tx, *va_id, tag)?;
     }
     Ok(())

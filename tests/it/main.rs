@@ -32,5 +32,6 @@ mod reservations;
 mod reservations_browser;
 mod scoping;
 mod settings;
+mod snapshot_sync;
 mod sync;
 mod sync_hardening;

@@ -252,7 +252,9 @@ fn sync_request(
             &key,
         )?;
     }
-    snapshot.finish(m.sequence)?;
+    let written = snapshot.finish(m.sequence)?;
+    // What differed from the stored snapshot: an unchanged re-sync writes nothing.
+    tracing::info!(satellite = %sat.authority_id, ?written, "satellite snapshot applied");
     let sat = sync_state::satellite(tx, &sat.authority_id, &sat.local_account)?.unwrap_or(sat);
     let answer = match mode {
         Mode::Apply => Some(outbound::response(imp.ctx, tx, m, &sat, Some(m.sequence))?),

@@ -146,7 +146,13 @@ impl BundleSink for Importer<'_> {
     }
 
     fn record(&mut self, file: &str, value: Value) -> Result<(), SyncError> {
-        *self.counts.entry(file.to_string()).or_default() += 1;
+        // No key allocated per record: the files are few, the records many.
+        match self.counts.get_mut(file) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(file.to_string(), 1);
+            }
+        }
         let upstream_request = matches!(self.plan, Some(Plan::SyncRequest(_)));
         match file {
             "registration" => {
@@ -235,7 +241,8 @@ impl Importer<'_> {
             .snapshot
             .as_mut()
             .ok_or_else(|| reject("instances before the manifest"))?;
-        snapshot.instance(&InstanceExport {
+        let id = i.id.clone();
+        let first = snapshot.instance(&InstanceExport {
             id: i.id,
             virtual_account: va,
             pid: udi.pid,
@@ -249,6 +256,9 @@ impl Importer<'_> {
             last_contact: records::parse_time("last_contact", &i.last_contact)?,
             status: i.status,
         })?;
+        if !first {
+            return Err(reject(format!("instance {id} is listed twice")));
+        }
         Ok(())
     }
 
