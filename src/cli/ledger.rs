@@ -37,13 +37,7 @@ fn open(settings: &Settings) -> Result<Connection, CliError> {
     }
     let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(CliError::from_display)?;
-    let has: bool = conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'ledger_entries')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(CliError::from_display)?;
+    let has = crate::store::ledger::installed(&conn).map_err(CliError::from_display)?;
     if !has {
         return Err(CliError(format!(
             "{} has no ledger yet; start this version's `satellite serve` on it once",

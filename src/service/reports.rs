@@ -200,7 +200,7 @@ impl InstanceReportRow {
 pub fn parse_status(raw: Option<&str>) -> Result<Option<String>> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) if InstanceStatus::parse(s).is_some() || s == "reserved" => Ok(Some(s.into())),
+        Some(s) if InstanceStatus::parse(s).is_some() => Ok(Some(s.into())),
         Some(s) => Err(DomainError::invalid(
             "invalid_status",
             "status",

@@ -194,6 +194,15 @@ pub fn entry_at(conn: &Connection, seq: i64) -> Result<Option<(Entry, Hash)>> {
         .optional()?)
 }
 
+/// True when the database has the ledger's table (a server of this version ran on it).
+pub fn installed(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'ledger_entries')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 pub fn entry_count(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT count(*) FROM ledger_entries", [], |r| r.get(0))?)
 }

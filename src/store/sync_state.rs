@@ -4,7 +4,7 @@
 use super::page::{self, Page};
 use super::{Result, StoreError};
 use crate::crypto::secrets;
-use crate::domain::sync::{LinkMode, LinkState};
+use crate::domain::sync::{BundleKind, BundleResult, Direction, LinkMode, LinkState};
 use crate::domain::{names, DomainError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -128,11 +128,12 @@ pub struct History {
     pub account_id: Option<i64>,
     pub account: Option<String>,
     pub bundle_id: String,
-    pub kind: String,
-    pub direction: &'static str,
+    /// None when a rejected bundle named no kind this server knows.
+    pub kind: Option<BundleKind>,
+    pub direction: Direction,
     pub sequence: i64,
     pub records: i64,
-    pub result: String,
+    pub result: BundleResult,
     pub duration_ms: i64,
     pub detail: String,
 }
@@ -143,7 +144,8 @@ pub fn record(tx: &Connection, h: &History) -> Result<()> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
-        h.at, h.account_id, h.account, h.bundle_id, h.kind, h.direction, h.sequence, h.records, h.result,
+        h.at, h.account_id, h.account, h.bundle_id, h.kind.map_or("unknown", BundleKind::as_str),
+        h.direction.as_str(), h.sequence, h.records, h.result.as_str(),
         h.duration_ms, h.detail
     ])?;
     Ok(())
@@ -186,18 +188,21 @@ pub fn history(
              ORDER BY id DESC LIMIT ?3",
         )?
         .query_map(params![account_filter, after, limit + 1], |r| {
+            // The columns hold only what `record` wrote; an unknown word reads as its default.
+            let kind: String = r.get(5)?;
             let direction: String = r.get(6)?;
+            let result: String = r.get(9)?;
             Ok(History {
                 id: r.get(0)?,
                 at: r.get(1)?,
                 account_id: r.get(2)?,
                 account: r.get(3)?,
                 bundle_id: r.get(4)?,
-                kind: r.get(5)?,
-                direction: if direction == "out" { "out" } else { "in" },
+                kind: kind.parse().ok(),
+                direction: direction.parse().unwrap_or_default(),
                 sequence: r.get(7)?,
                 records: r.get(8)?,
-                result: r.get(9)?,
+                result: result.parse().unwrap_or_default(),
                 duration_ms: r.get(10)?,
                 detail: r.get(11)?,
             })

@@ -26,7 +26,7 @@ use super::context::SyncContext;
 use super::outbound::{self, Written};
 use super::SyncError;
 use crate::config::ServerRole;
-use crate::domain::sync::BundleKind;
+use crate::domain::sync::{BundleKind, BundleResult};
 use crate::store::sync_state;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -54,8 +54,8 @@ pub(crate) enum Origin {
 
 #[derive(Debug)]
 pub struct Outcome {
-    /// `applied` or `duplicate`.
-    pub result: &'static str,
+    /// Applied or duplicate.
+    pub result: BundleResult,
     pub kind: String,
     pub bundle_id: String,
     pub account: String,
@@ -152,7 +152,7 @@ fn import(
     match result {
         Ok(outcome) => {
             // Files leave inbox/ either way; bytes in memory are archived only when applied.
-            if matches!(origin, Origin::File(_)) || outcome.result == "applied" {
+            if matches!(origin, Origin::File(_)) || outcome.result == BundleResult::Applied {
                 keep::keep(
                     src,
                     origin,
@@ -161,7 +161,7 @@ fn import(
                     &outcome.bundle_id,
                 );
             }
-            tracing::info!(kind = %outcome.kind, bundle = %outcome.bundle_id, result = outcome.result, "bundle imported");
+            tracing::info!(kind = %outcome.kind, bundle = %outcome.bundle_id, result = %outcome.result, "bundle imported");
             Ok(outcome)
         }
         Err((SyncError::Rejected(reason), verified)) => {
@@ -176,7 +176,7 @@ fn import(
 
 fn duplicate(ctx: &SyncContext, m: &Manifest, id: String) -> Result<Outcome, SyncError> {
     Ok(Outcome {
-        result: "duplicate",
+        result: BundleResult::Duplicate,
         kind: m.kind.clone(),
         bundle_id: id,
         account: m.account.clone(),

@@ -6,7 +6,7 @@ use super::import_preview;
 use crate::clock;
 use crate::config::ServerRole;
 use crate::crypto::keys::key_fingerprint;
-use crate::domain::sync::LinkState;
+use crate::domain::sync::{BundleKind, LinkState};
 use crate::service::access;
 use crate::service::satellites::{self, SatelliteToken, TokenState};
 use crate::store::sync_state;
@@ -39,11 +39,11 @@ fn history_views(rows: Vec<sync_state::History>) -> Vec<HistoryView> {
         .map(|h| HistoryView {
             at: clock::human(h.at),
             account: h.account.unwrap_or_default(),
-            kind: h.kind,
-            direction: h.direction,
+            kind: h.kind.map_or("unknown", BundleKind::as_str).to_string(),
+            direction: h.direction.as_str(),
             sequence: h.sequence,
             records: h.records,
-            result: h.result,
+            result: h.result.as_str().to_string(),
             duration_ms: h.duration_ms,
             detail: h.detail,
             bundle_id: h.bundle_id,
