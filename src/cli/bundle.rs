@@ -138,7 +138,7 @@ pub fn run(settings: Settings, cmd: BundleCommand, out: &Output) -> Result<(), C
             let outcome = result.map_err(sync_err)?;
             let mut lines = vec![
                 ("result", outcome.result.as_str().to_string()),
-                ("kind", outcome.kind.clone()),
+                ("kind", outcome.kind.as_str().to_string()),
                 ("bundle_id", outcome.bundle_id.clone()),
                 ("summary", outcome.summary.to_string()),
             ];

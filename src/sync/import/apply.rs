@@ -133,7 +133,7 @@ fn finish(
     )?;
     let outcome = Outcome {
         result: BundleResult::Applied,
-        kind: m.kind.clone(),
+        kind: super::known_kind(m)?,
         bundle_id: m.bundle_id.clone(),
         account: m.account.clone(),
         summary,

@@ -56,12 +56,18 @@ pub(crate) enum Origin {
 pub struct Outcome {
     /// Applied or duplicate.
     pub result: BundleResult,
-    pub kind: String,
+    pub kind: BundleKind,
     pub bundle_id: String,
     pub account: String,
     pub summary: Value,
     /// The response bundle, when the upstream answered a request.
     pub answer: Option<Written>,
+}
+
+/// The kind of a verified bundle (verification refuses any other, so this is a guard).
+pub(crate) fn known_kind(m: &Manifest) -> Result<BundleKind, SyncError> {
+    m.bundle_kind()
+        .ok_or_else(|| reject(format!("'{}' is not a kind of bundle", m.kind)))
 }
 
 fn reject(msg: impl Into<String>) -> SyncError {
@@ -157,7 +163,7 @@ fn import(
                     src,
                     origin,
                     &ctx.dir("archive"),
-                    &outcome.kind,
+                    outcome.kind.as_str(),
                     &outcome.bundle_id,
                 );
             }
@@ -176,8 +182,8 @@ fn import(
 
 fn duplicate(ctx: &SyncContext, m: &Manifest, id: String) -> Result<Outcome, SyncError> {
     Ok(Outcome {
+        kind: known_kind(m)?,
         result: BundleResult::Duplicate,
-        kind: m.kind.clone(),
         bundle_id: id,
         account: m.account.clone(),
         summary: json!({ "message": "this bundle was imported before; nothing changed" }),

@@ -22,7 +22,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 fn outcome_json(o: &Outcome) -> serde_json::Value {
-    json!({ "result": o.result.as_str(), "kind": o.kind, "bundle_id": o.bundle_id, "summary": o.summary })
+    json!({ "result": o.result.as_str(), "kind": o.kind.as_str(), "bundle_id": o.bundle_id, "summary": o.summary })
 }
 
 /// `POST /sync/v1/exchange`: a satellite's request in, our response out. The bundle's

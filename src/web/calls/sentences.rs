@@ -52,7 +52,7 @@ pub fn kind_label(kind: &str) -> String {
 /// One import's outcome: "Imported the sync response for account Acme: 5 licenses and 1
 /// virtual account." or "... was imported before; nothing changed."
 pub fn imported(o: &Outcome) -> String {
-    let kind = kind_label(&o.kind);
+    let kind = kind_label(o.kind.as_str());
     if o.result == BundleResult::Duplicate {
         return format!(
             "This {kind} for account {} was imported before; nothing changed.",
@@ -73,7 +73,7 @@ pub fn synced(account: &str, o: &Outcome) -> String {
     }
     format!(
         "Synced account {account} with the upstream: its {} brought {}.",
-        kind_label(&o.kind),
+        kind_label(o.kind.as_str()),
         records(&o.summary)
     )
 }
