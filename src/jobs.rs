@@ -65,7 +65,7 @@ pub async fn apply_timers(store: &Store, clock: &Clock) -> usize {
 pub async fn snapshot_usage(store: &Store, clock: &Clock) {
     let today = clock.now().date_naive();
     let written = store
-        .write(move |tx| Ok(crate::service::reports::snapshot_day(tx, today)?))
+        .write(move |tx| Ok(crate::service::usage_snapshot::snapshot_day(tx, today)?))
         .await;
     if let Err(e) = written {
         tracing::error!(error = %e, "writing the usage history failed");

@@ -1,21 +1,18 @@
 //! Sending notifications: email by SMTP (lettre over rustls) and webhooks signed with
-//! HMAC-SHA256, plus the background job that queues new alerts and sends what is due,
-//! retrying failures with exponential backoff. What was sent is recorded before the next
-//! tick, so a restart neither loses nor repeats a notification.
+//! HMAC-SHA256, and the test button's send. The background job that queues new alerts
+//! and retries what failed is `notify/queue.rs`.
 
-use crate::clock::Clock;
 use crate::config::{Settings, SmtpTls};
-use crate::service::alerts::Now;
-use crate::service::notifications as queue;
-use crate::store::events::{self, NewEvent};
-use crate::store::{notifications, Store};
+use crate::store::notifications;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Duration;
 
+mod queue;
+
+pub use queue::{backoff, run, tick};
+
 pub const SIGNATURE_HEADER: &str = "X-Satellite-Webhook-Signature";
-const BATCH: u32 = 100;
-const MAX_BACKOFF: i64 = 3600;
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `t=<unix>,v1=<hex hmac_sha256(secret, t + "." + body)>`.
@@ -27,13 +24,6 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
     };
     mac.update(format!("{t}.{body}").as_bytes());
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Delay before attempt `attempts + 1`: the base doubled per failure, at most an hour.
-pub fn backoff(base: u64, attempts: i64) -> i64 {
-    let base = base.max(1) as i64;
-    base.saturating_mul(1i64 << attempts.clamp(0, 20))
-        .min(MAX_BACKOFF)
 }
 
 /// Sends over the configured SMTP server; the error says why in words.
@@ -159,7 +149,7 @@ fn email_text(payload: &serde_json::Value) -> (String, String) {
 }
 
 /// Sends one payload to a target of `account_settings`.
-async fn deliver(
+pub(crate) async fn deliver(
     settings: &Settings,
     http: &reqwest::Client,
     target: &str,
@@ -225,128 +215,6 @@ pub async fn send_test(
     }
 }
 
-/// One tick: queue new alerts, then send what is due. Answers how many were sent.
-pub async fn tick(
-    store: &Store,
-    clock: &Clock,
-    settings: &Settings,
-    http: &reqwest::Client,
-) -> usize {
-    let at = Now {
-        now: clock.unix(),
-        today: clock.now().date_naive(),
-        overdue_days: settings.sync_overdue_days,
-    };
-    if let Err(e) = store
-        .write(move |tx| Ok(queue::queue_new_alerts(tx, at)?))
-        .await
-    {
-        tracing::error!(error = %e, "queueing alert notifications failed");
-        return 0;
-    }
-    let now = at.now;
-    let due = match store
-        .read(move |c| {
-            let due = notifications::due(c, now, BATCH)?;
-            if due.is_empty() {
-                return Ok(vec![]);
-            }
-            let names: std::collections::HashMap<i64, String> =
-                crate::store::accounts::all_names(c)?.into_iter().collect();
-            let mut out = vec![];
-            for d in due {
-                let s = notifications::settings(c, d.account_id)?;
-                let account = names.get(&d.account_id).cloned().unwrap_or_default();
-                out.push((d, s, account));
-            }
-            Ok(out)
-        })
-        .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "reading due notifications failed");
-            return 0;
-        }
-    };
-    let mut sent = 0;
-    for (d, account_settings, account) in due {
-        let result = deliver(
-            settings,
-            http,
-            &d.target,
-            &account_settings,
-            &d.payload,
-            clock.unix(),
-        )
-        .await;
-        let now = clock.unix();
-        let retry = settings.notify_retry_seconds;
-        let max = i64::from(settings.notify_max_attempts);
-        let ok = result.is_ok();
-        let (alert_id, target, attempts) = (d.alert_id.clone(), d.target.clone(), d.attempts + 1);
-        let written = store
-            .write(move |tx| {
-                let (action, error) = match &result {
-                    Ok(()) => {
-                        notifications::mark_sent(tx, d.id, now)?;
-                        ("notification.sent", None)
-                    }
-                    Err(e) => {
-                        let next = (d.attempts + 1 < max).then(|| now + backoff(retry, d.attempts));
-                        notifications::mark_failed(tx, d.id, e, next)?;
-                        if next.is_some() {
-                            // Retries are routine; only the outcome is an event.
-                            return Ok(());
-                        }
-                        ("notification.failed", Some(e.clone()))
-                    }
-                };
-                events::record(
-                    tx,
-                    now,
-                    NewEvent {
-                        actor: "system",
-                        action,
-                        account: Some((d.account_id, &account)),
-                        target: &d.alert_id,
-                        detail: serde_json::json!({"target": d.target, "error": error}),
-                    },
-                )?;
-                Ok(())
-            })
-            .await;
-        match written {
-            Ok(()) if ok => sent += 1,
-            Ok(()) => tracing::warn!(
-                alert = %alert_id,
-                target = %target,
-                attempts,
-                "notification failed; will retry unless attempts are used up"
-            ),
-            Err(e) => tracing::error!(error = %e, "recording a notification failed"),
-        }
-    }
-    if sent > 0 {
-        tracing::info!(sent, "notifications sent");
-    }
-    sent
-}
-
-/// Runs `tick` every `notify_interval_seconds`, forever (not at all when it is 0).
-pub async fn run(store: Store, clock: Clock, settings: Settings) {
-    if settings.notify_interval_seconds == 0 {
-        return;
-    }
-    let http = http_client();
-    let mut every = tokio::time::interval(Duration::from_secs(settings.notify_interval_seconds));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        tick(&store, &clock, &settings, &http).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,13 +228,5 @@ mod tests {
             "t=1,v1=1ba6b8171186efc613e8bcc0cbdab2748f24984d7c5a84faa2637afa0e40d224"
         );
         assert_ne!(signature("key", 2, "{}"), s, "the time is signed");
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(30, 0), 30);
-        assert_eq!(backoff(30, 1), 60);
-        assert_eq!(backoff(30, 3), 240);
-        assert_eq!(backoff(30, 60), MAX_BACKOFF);
     }
 }

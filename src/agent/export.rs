@@ -6,6 +6,7 @@ use super::client::Client;
 use super::ops::Lines;
 use super::state::{AgentState, Registration, StateDir};
 use super::AgentError;
+use crate::domain::export_key::ExportKeyState;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -32,9 +33,25 @@ impl ExportAction {
 /// One key as the server last answered it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HeldKey {
-    pub status: String,
+    #[serde(with = "state_word")]
+    pub status: ExportKeyState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// The key's state as its one word in `export_keys.json` (the server's word for it).
+mod state_word {
+    use crate::domain::export_key::ExportKeyState;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &ExportKeyState, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<ExportKeyState, D::Error> {
+        let word = String::deserialize(de)?;
+        word.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The keys by tag, of the instance and virtual account they were asked for: the server
@@ -103,6 +120,11 @@ fn keep(
                 "a key in the answer has no tag or status".into(),
             ));
         };
+        let state: ExportKeyState = status.parse().map_err(|_| {
+            AgentError::Protocol(format!(
+                "a key in the answer has an unknown status {status}"
+            ))
+        })?;
         let reason = k["reason"].as_str().map(str::to_string);
         let mut line = format!("{tag} status={status}");
         if let Some(r) = &reason {
@@ -112,7 +134,7 @@ fn keep(
         kept.keys.insert(
             tag.to_string(),
             HeldKey {
-                status: status.to_string(),
+                status: state,
                 reason,
             },
         );
@@ -129,7 +151,12 @@ pub fn refresh_pending(dir: &StateDir, now: i64) -> Result<(), AgentError> {
         return Ok(());
     };
     let kept = load(dir)?;
-    if kept.instance_id != reg.instance_id || !kept.keys.values().any(|k| k.status == "pending") {
+    if kept.instance_id != reg.instance_id
+        || !kept
+            .keys
+            .values()
+            .any(|k| k.status == ExportKeyState::Pending)
+    {
         return Ok(());
     }
     let authority = crate::crypto::agent_sig::decode_public_key(&reg.authority_public_key)
@@ -196,18 +223,18 @@ pub fn amend_status(
         let existing = lines
             .iter_mut()
             .find(|(key, v)| *key == "license" && v.starts_with(&prefix));
-        match (k.status.as_str(), existing) {
-            ("pending", Some(line)) => {
+        match (k.status, existing) {
+            (ExportKeyState::Pending, Some(line)) => {
                 let count = line.1.rsplit_once(" count=").map_or("1", |(_, c)| c);
                 line.1 = format!("{tag} status=export_key_pending count={count}");
             }
-            ("pending", None) => {
+            (ExportKeyState::Pending, None) => {
                 lines.push((
                     "license",
                     format!("{tag} status=export_key_pending count=1"),
                 ));
             }
-            ("granted", None) => {
+            (ExportKeyState::Granted, None) => {
                 lines.push(("license", format!("{tag} status=authorized count=1")));
             }
             _ => {}

@@ -137,8 +137,8 @@ pub fn run(settings: Settings, cmd: BundleCommand, out: &Output) -> Result<(), C
             pb.finish_and_clear();
             let outcome = result.map_err(sync_err)?;
             let mut lines = vec![
-                ("result", outcome.result.to_string()),
-                ("kind", outcome.kind.clone()),
+                ("result", outcome.result.as_str().to_string()),
+                ("kind", outcome.kind.as_str().to_string()),
                 ("bundle_id", outcome.bundle_id.clone()),
                 ("summary", outcome.summary.to_string()),
             ];

@@ -37,7 +37,7 @@ fn open(settings: &Settings) -> Result<Connection, CliError> {
     }
     let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(CliError::from_display)?;
-    let has = crate::store::ledger::exists(&conn).map_err(CliError::from_display)?;
+    let has = crate::store::ledger::installed(&conn).map_err(CliError::from_display)?;
     if !has {
         return Err(CliError(format!(
             "{} has no ledger yet; start this version's `satellite serve` on it once",

@@ -120,7 +120,7 @@ fn wrong_state(what: &str, state: ExportKeyState) -> DomainError {
 /// settings may have changed while it waited.
 pub fn check_approval(tag: &str, state: ExportKeyState, g: &Grounds) -> Result<(), DomainError> {
     if state != ExportKeyState::Pending {
-        return Err(wrong_state("pending", state));
+        return Err(wrong_state(ExportKeyState::Pending.as_str(), state));
     }
     match refusal(tag, g) {
         None => Ok(()),
@@ -132,7 +132,7 @@ pub fn check_approval(tag: &str, state: ExportKeyState, g: &Grounds) -> Result<(
 pub fn check_denial(state: ExportKeyState) -> Result<(), DomainError> {
     match state {
         ExportKeyState::Pending => Ok(()),
-        other => Err(wrong_state("pending", other)),
+        other => Err(wrong_state(ExportKeyState::Pending.as_str(), other)),
     }
 }
 
@@ -145,10 +145,10 @@ pub fn agent_transition(
     match (action, state) {
         (AgentAction::Return, ExportKeyState::Granted) => Ok(Some(ExportKeyState::Returned)),
         (AgentAction::Return, ExportKeyState::Returned) => Ok(None),
-        (AgentAction::Return, other) => Err(wrong_state("granted", other)),
+        (AgentAction::Return, other) => Err(wrong_state(ExportKeyState::Granted.as_str(), other)),
         (AgentAction::Cancel, ExportKeyState::Pending) => Ok(Some(ExportKeyState::Cancelled)),
         (AgentAction::Cancel, ExportKeyState::Cancelled) => Ok(None),
-        (AgentAction::Cancel, other) => Err(wrong_state("pending", other)),
+        (AgentAction::Cancel, other) => Err(wrong_state(ExportKeyState::Pending.as_str(), other)),
     }
 }
 

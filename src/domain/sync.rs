@@ -143,6 +143,97 @@ impl std::str::FromStr for BundleKind {
     }
 }
 
+/// Which way a bundle went, as the sync history lists it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Imported here.
+    #[default]
+    In,
+    /// Written here for the other side.
+    Out,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::In, Direction::Out];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+impl std::str::FromStr for Direction {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                DomainError::invalid("invalid_direction", "direction", "direction is in or out.")
+            })
+    }
+}
+
+/// What became of a bundle, as the sync history lists it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BundleResult {
+    /// Written to the outbox (out).
+    #[default]
+    Written,
+    /// A connected attempt whose written request did not complete (out).
+    Failed,
+    /// Verified and applied (in).
+    Applied,
+    /// Imported before; nothing changed (in).
+    Duplicate,
+    /// Refused, with the reason in the detail (in).
+    Rejected,
+}
+
+impl BundleResult {
+    pub const ALL: [BundleResult; 5] = [
+        BundleResult::Written,
+        BundleResult::Failed,
+        BundleResult::Applied,
+        BundleResult::Duplicate,
+        BundleResult::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BundleResult::Written => "written",
+            BundleResult::Failed => "failed",
+            BundleResult::Applied => "applied",
+            BundleResult::Duplicate => "duplicate",
+            BundleResult::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for BundleResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BundleResult {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "invalid_result",
+                    "result",
+                    "result is written, failed, applied, duplicate or rejected.",
+                )
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +248,12 @@ mod tests {
         }
         for k in BundleKind::ALL {
             assert_eq!(k.as_str().parse::<BundleKind>().ok(), Some(k));
+        }
+        for d in Direction::ALL {
+            assert_eq!(d.as_str().parse::<Direction>().ok(), Some(d));
+        }
+        for r in BundleResult::ALL {
+            assert_eq!(r.as_str().parse::<BundleResult>().ok(), Some(r));
         }
         assert!("sync".parse::<BundleKind>().is_err());
         assert_eq!(

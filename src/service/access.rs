@@ -175,3 +175,45 @@ pub fn system_principal(actor: &str) -> Principal {
         account_id: None,
     }
 }
+
+/// Which accounts the caller may change, for operations that learn the account only from
+/// what they find (an alert named by its id): `Editable::may_edit` is asked once the
+/// account is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Editable {
+    pub actor: String,
+    /// `None` no account, `Some(None)` every account, `Some(Some(id))` that one.
+    accounts: Option<Option<i64>>,
+}
+
+impl Editable {
+    pub fn may_edit(&self, account_id: i64) -> bool {
+        match self.accounts {
+            None => false,
+            Some(None) => true,
+            Some(Some(a)) => a == account_id,
+        }
+    }
+}
+
+pub fn editable(who: &Principal) -> Editable {
+    let accounts = match who.role {
+        Role::SystemAdmin => Some(None),
+        Role::AccountAdmin => Some(Some(who.account_id.unwrap_or(-1))),
+        Role::Operator | Role::Viewer => None,
+    };
+    Editable {
+        actor: who.actor.clone(),
+        accounts,
+    }
+}
+
+impl Visible {
+    /// The account named `name` if this caller sees it; one it may not see is not found,
+    /// exactly as an unknown one.
+    pub fn account(self, conn: &Connection, name: &str) -> Result<Account> {
+        Ok(accounts::find(conn, name)?
+            .filter(|a| self.sees(a.id))
+            .ok_or_else(|| StoreError::not_found(format!("account '{name}'")))?)
+    }
+}

@@ -1,13 +1,16 @@
-//! Alerts as listed and acknowledged: the live alerts (`store::alerts::collect`) joined
+//! Alerts as listed and acknowledged: the live alerts (`alert_rules::collect`) joined
 //! with what is remembered of each (`store::notifications`): when it was first seen (its
 //! stable `raised_at`) and who acknowledged it. The notification job calls `sweep`, which
 //! records new alerts and forgets cleared ones.
 
+use super::access::{Editable, Visible};
 use super::Result;
 use crate::domain::alerts::Alert;
-use crate::domain::{DomainError, Principal};
+use crate::domain::DomainError;
 use crate::store::events::{self, NewEvent};
-use crate::store::{accounts, alerts, notifications, StoreError};
+use crate::store::{accounts, notifications, StoreError};
+
+pub use super::alert_rules::collect;
 use chrono::NaiveDate;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -113,12 +116,11 @@ fn account_ids(conn: &Connection) -> Result<HashMap<String, i64>> {
 /// holds from the first look on).
 pub fn list(
     tx: &Connection,
-    who: &Principal,
+    visible: Visible,
     at: Now,
     filter: DateFilter,
 ) -> Result<Vec<AlertOut>> {
-    let scope = super::access::visible(who).account_filter();
-    let live = alerts::collect(tx, scope, at.now, at.today, at.overdue_days)?;
+    let live = collect(tx, visible, at)?;
     let ids = account_ids(tx)?;
     for a in &live {
         if let Some(account_id) = ids.get(&a.account) {
@@ -138,12 +140,18 @@ pub fn list(
 
 /// Acknowledges one of the caller's alerts (kept listed, marked, until its cause clears);
 /// acknowledging twice keeps the first.
-pub fn acknowledge(tx: &Connection, who: &Principal, at: Now, id: &str) -> Result<AlertOut> {
-    let alert = list(tx, who, at, DateFilter::default())?
+pub fn acknowledge(
+    tx: &Connection,
+    visible: Visible,
+    editor: &Editable,
+    at: Now,
+    id: &str,
+) -> Result<AlertOut> {
+    let alert = list(tx, visible, at, DateFilter::default())?
         .into_iter()
         .find(|a| a.id == id)
         .ok_or_else(|| StoreError::NotFound(format!("alert '{id}'")))?;
-    if !who.can_edit_account(account_ids(tx)?.get(&alert.account).copied().unwrap_or(-1)) {
+    if !editor.may_edit(account_ids(tx)?.get(&alert.account).copied().unwrap_or(-1)) {
         return Err(DomainError::Forbidden(format!(
             "Your role may not acknowledge alerts of account '{}'.",
             alert.account
@@ -151,13 +159,13 @@ pub fn acknowledge(tx: &Connection, who: &Principal, at: Now, id: &str) -> Resul
         .into());
     }
     if alert.acknowledged_at.is_none() {
-        notifications::acknowledge(tx, id, at.now, &who.actor)?;
+        notifications::acknowledge(tx, id, at.now, &editor.actor)?;
         let account_id = account_ids(tx)?.get(&alert.account).copied().unwrap_or(-1);
         events::record(
             tx,
             at.now,
             NewEvent {
-                actor: &who.actor,
+                actor: &editor.actor,
                 action: "alert.acknowledged",
                 account: Some((account_id, &alert.account)),
                 target: id,
@@ -172,8 +180,7 @@ pub fn acknowledge(tx: &Connection, who: &Principal, at: Now, id: &str) -> Resul
 /// Every alert of the server now; new ones are recorded (and returned, to be notified),
 /// cleared ones forgotten.
 pub fn sweep(tx: &Connection, at: Now) -> Result<Vec<(AlertOut, i64)>> {
-    let everything = super::access::Visible::EVERYTHING.account_filter();
-    let live = alerts::collect(tx, everything, at.now, at.today, at.overdue_days)?;
+    let live = collect(tx, Visible::EVERYTHING, at)?;
     let ids = account_ids(tx)?;
     let mut fresh = vec![];
     let mut seen = std::collections::HashSet::new();

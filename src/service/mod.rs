@@ -55,4 +55,6 @@ impl From<ServiceError> for StoreError {
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+pub mod alert_rules;
 pub mod instance_explain;
+pub mod usage_snapshot;

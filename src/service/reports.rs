@@ -1,18 +1,17 @@
-//! Reports (CONTRACT section 7) and the daily usage history behind them: licenses,
-//! instances and usage over time, per account or VA, scoped like everything else.
+//! Reports (CONTRACT section 7): licenses, instances and usage over time, per account or
+//! VA, scoped like everything else (the daily snapshot they read is `usage_snapshot`).
 
-use super::access;
+use super::access::Visible;
 use super::Result;
 use crate::domain::compliance::PoolStatus;
 use crate::domain::instance::InstanceStatus;
-use crate::domain::{DomainError, Principal};
-use crate::store::usage_history::{self, HistoryFilter, PoolDay, PoolFigures};
+use crate::domain::DomainError;
+use crate::store::usage_history::{self, HistoryFilter, PoolDay};
 use crate::store::{accounts, licenses, reports};
 use chrono::NaiveDate;
 use rusqlite::Connection;
 
-/// Days of history kept: two years.
-pub const HISTORY_DAYS: i64 = 730;
+pub use super::usage_snapshot::{snapshot_day, HISTORY_DAYS};
 
 /// Which part of the estate a report covers, checked against the caller once.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +24,7 @@ pub struct Scope {
 /// found; an account-scoped caller is held to its own account even when it names none.
 pub fn scope(
     conn: &Connection,
-    who: &Principal,
+    visible: Visible,
     account: Option<&str>,
     virtual_account: Option<&str>,
 ) -> Result<Scope> {
@@ -41,17 +40,17 @@ pub fn scope(
             .into());
         }
         return Ok(Scope {
-            account_id: who.account_filter(),
+            account_id: visible.account_filter(),
             va_id: None,
         });
     };
-    let cap = access::read_account(conn, who, name)?;
+    let account = visible.account(conn, name)?;
     let va_id = match va {
-        Some(v) => Some(accounts::find_va(conn, &cap.account, v)?.id),
+        Some(v) => Some(accounts::find_va(conn, &account, v)?.id),
         None => None,
     };
     Ok(Scope {
-        account_id: Some(cap.account.id),
+        account_id: Some(account.id),
         va_id,
     })
 }
@@ -111,13 +110,12 @@ impl LicenseRow {
 /// Every license the scope covers, with its figures as of `today`.
 pub fn licenses(
     conn: &Connection,
-    who: &Principal,
+    visible: Visible,
     scope: &Scope,
     today: NaiveDate,
 ) -> Result<Vec<LicenseRow>> {
     let mut out = vec![];
-    let visible = access::visible(who).account_filter();
-    for (account, va) in accounts::vas_with_licenses(conn, visible)? {
+    for (account, va) in accounts::vas_with_licenses(conn, visible.account_filter())? {
         if scope.account_id.is_some_and(|a| a != va.account_id)
             || scope.va_id.is_some_and(|v| v != va.id)
         {
@@ -200,7 +198,7 @@ impl InstanceReportRow {
 pub fn parse_status(raw: Option<&str>) -> Result<Option<String>> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) if InstanceStatus::parse(s).is_some() || s == "reserved" => Ok(Some(s.into())),
+        Some(s) if InstanceStatus::parse(s).is_some() => Ok(Some(s.into())),
         Some(s) => Err(DomainError::invalid(
             "invalid_status",
             "status",
@@ -372,32 +370,4 @@ pub fn usage_history(
             available: p.available,
         })
         .collect())
-}
-
-/// Writes today's history rows for every tracked VA and drops days older than two years.
-/// Cheap at any estate size: it reads the pool counters, never the instances.
-pub fn snapshot_day(tx: &Connection, today: NaiveDate) -> Result<usize> {
-    let day = today.to_string();
-    let vas = usage_history::tracked_vas(tx)?;
-    for va in &vas {
-        let (ls, evaluation) = licenses::evaluate(tx, va.va_id, today)?;
-        let figures: Vec<PoolFigures<'_>> = ls
-            .iter()
-            .map(|l| {
-                let pool = evaluation.pools.get(&l.spec.tag);
-                PoolFigures {
-                    tag: &l.spec.tag,
-                    purchased: l.spec.quantity,
-                    in_use: pool.map_or(0, |p| p.in_use),
-                    reserved: l.reserved,
-                    available: pool.map_or(0, |p| p.available),
-                }
-            })
-            .collect();
-        usage_history::set_pools(tx, va.va_id, &day, &figures)?;
-        usage_history::set_statuses(tx, va.va_id, &day)?;
-    }
-    let oldest = today - chrono::Duration::days(HISTORY_DAYS - 1);
-    usage_history::prune(tx, &oldest.to_string())?;
-    Ok(vas.len())
 }

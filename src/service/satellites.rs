@@ -50,17 +50,21 @@ impl TokenState {
 impl FromStr for TokenState {
     type Err = DomainError;
     fn from_str(s: &str) -> std::result::Result<Self, DomainError> {
-        match s {
-            "unused" => Ok(TokenState::Unused),
-            "used" => Ok(TokenState::Used),
-            "expired" => Ok(TokenState::Expired),
-            "revoked" => Ok(TokenState::Revoked),
-            _ => Err(DomainError::invalid(
+        [
+            TokenState::Unused,
+            TokenState::Used,
+            TokenState::Expired,
+            TokenState::Revoked,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+        .ok_or_else(|| {
+            DomainError::invalid(
                 "invalid_state",
                 "state",
                 "A token's state is unused, used, expired or revoked.",
-            )),
-        }
+            )
+        })
     }
 }
 

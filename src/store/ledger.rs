@@ -111,15 +111,6 @@ fn canonical_sql(c: &Counted, prefix: &str) -> String {
         .join("||','||")
 }
 
-/// Whether this database has a ledger at all (it predates migration 0017 otherwise).
-pub fn exists(conn: &Connection) -> Result<bool> {
-    Ok(conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'ledger_entries')",
-        [],
-        |r| r.get(0),
-    )?)
-}
-
 /// Creates the capture table and triggers on this connection (the server's writers).
 pub fn install(conn: &Connection) -> Result<()> {
     let mut sql = String::from(
@@ -201,6 +192,15 @@ pub fn entry_at(conn: &Connection, seq: i64) -> Result<Option<(Entry, Hash)>> {
         ))?
         .query_row([seq], entry_from)
         .optional()?)
+}
+
+/// True when the database has the ledger's table (a server of this version ran on it).
+pub fn installed(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'ledger_entries')",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 pub fn entry_count(conn: &Connection) -> Result<i64> {

@@ -27,6 +27,7 @@ pub mod reported;
 pub mod reports;
 pub mod reservations;
 pub mod satellite_admin;
+pub mod satellite_registry;
 pub mod sessions;
 pub mod settings;
 pub mod stats;

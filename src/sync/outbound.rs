@@ -7,7 +7,7 @@ use super::records;
 use super::SyncError;
 use crate::clock::rfc3339;
 use crate::crypto::idcert::UdiJson;
-use crate::domain::sync::{BundleKind, LinkMode, LinkState};
+use crate::domain::sync::{BundleKind, BundleResult, Direction, LinkMode, LinkState};
 use crate::domain::timers::CERT_VALID;
 use crate::store::sync_state::{self, History};
 use crate::store::{accounts, synced, StoreError};
@@ -27,11 +27,11 @@ fn out_history(m: &Manifest, account_id: i64, started: std::time::Instant, now: 
         account_id: Some(account_id),
         account: Some(m.account.clone()),
         bundle_id: m.bundle_id.clone(),
-        kind: m.kind.clone(),
-        direction: "out",
+        kind: m.bundle_kind(),
+        direction: Direction::Out,
         sequence: m.sequence,
         records: m.records() as i64,
-        result: "written".into(),
+        result: BundleResult::Written,
         duration_ms: started.elapsed().as_millis() as i64,
         ..Default::default()
     }

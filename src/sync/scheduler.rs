@@ -103,7 +103,7 @@ pub fn scan_inbox(ctx: &SyncContext) -> usize {
     for path in &files {
         match import::import_file(ctx, path, Source::Inbox, &|_| {}) {
             Ok(o) => {
-                tracing::info!(file = %path.display(), result = o.result, kind = %o.kind, "inbox bundle imported")
+                tracing::info!(file = %path.display(), result = %o.result, kind = %o.kind, "inbox bundle imported")
             }
             Err(e) if e.is_verdict() => {
                 tracing::warn!(file = %path.display(), error = %e, "inbox bundle rejected")

@@ -4,7 +4,8 @@
 //! last known count shown, never hidden.
 
 use crate::domain::Principal;
-use crate::store::{alerts, Store};
+use crate::service::alerts::{self, Now};
+use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,7 +36,8 @@ impl AlertBadge {
         today: chrono::NaiveDate,
         overdue_days: i64,
     ) -> usize {
-        let scope = crate::service::access::visible(who).account_filter();
+        let visible = crate::service::access::visible(who);
+        let scope = visible.account_filter();
         let known = self.cached(scope);
         if let Some((at, n)) = known {
             if at.elapsed() < FRESH_FOR {
@@ -43,7 +45,14 @@ impl AlertBadge {
             }
         }
         match store
-            .read(move |c| alerts::collect(c, scope, now, today, overdue_days))
+            .read(move |c| {
+                let at = Now {
+                    now,
+                    today,
+                    overdue_days,
+                };
+                Ok(alerts::collect(c, visible, at)?)
+            })
             .await
         {
             Ok(list) => {

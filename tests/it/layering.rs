@@ -270,3 +270,112 @@ fn the_checker_catches_each_rule() {
         "the API may use itself"
     );
 }
+
+/// The words of states and kinds (their one string mapping lives in the enum's file).
+const STATE_WORDS: &[&str] = &[
+    "unregistered",
+    "pending",
+    "registered",
+    "connected",
+    "disconnected",
+    "registration-request",
+    "registration-response",
+    "sync-request",
+    "sync-response",
+    "in",
+    "out",
+    "written",
+    "failed",
+    "applied",
+    "duplicate",
+    "rejected",
+    "granted",
+    "denied",
+    "returned",
+    "cancelled",
+    "authorized",
+    "authorization_expired",
+    "out_of_compliance",
+    "reserved",
+    "active",
+    "expired",
+    "revoked",
+];
+
+/// Lines (outside test modules) that compare or match a state word as a string.
+fn state_string_comparisons(rel: &Path, text: &str) -> Vec<Violation> {
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            break;
+        }
+        let code = code_of(line);
+        let arm = code.trim_start();
+        for w in STATE_WORDS {
+            let q = format!("\"{w}\"");
+            let hit = [
+                format!("== {q}"),
+                format!("!= {q}"),
+                format!("{q} =="),
+                format!("{q} !="),
+                format!("{q} =>"),
+                format!("Some({q})"),
+            ]
+            .iter()
+            .any(|p| code.contains(p.as_str()))
+                // A tuple pattern of a match arm (a tuple in a list is data).
+                || (arm.starts_with(&format!("({q},")) && arm.contains("=>"));
+            if hit {
+                out.push(Violation {
+                    file: rel.display().to_string(),
+                    line: i + 1,
+                    rule: "compare states as enums (parse the word once at the edge)",
+                    text: line.trim().to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn states_are_compared_as_enums_not_strings() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = vec![];
+    for path in rust_files(&src) {
+        let rel = path.strip_prefix(&src).unwrap().to_path_buf();
+        let text = std::fs::read_to_string(&path).unwrap();
+        violations.extend(state_string_comparisons(&rel, &text));
+    }
+    let report: Vec<String> = violations
+        .iter()
+        .map(|v| format!("  {}:{}: {}\n      {}", v.file, v.line, v.rule, v.text))
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "{} state string comparison(s):\n{}",
+        violations.len(),
+        report.join("\n")
+    );
+    // The check itself catches the forms such code takes, and lets the enums be.
+    let p = Path::new("sync/x.rs");
+    for bad in [
+        "if link.state == \"registered\" {",
+        "if o.result != \"applied\" {",
+        "Some(\"connected\") => true,",
+        "(\"granted\", None) => {",
+        "\"duplicate\" => 1,",
+    ] {
+        assert_eq!(state_string_comparisons(p, bad).len(), 1, "{bad}");
+    }
+    for fine in [
+        "LinkState::Pending => \"pending\",",
+        "if link.state == LinkState::Registered {",
+        "// compares == \"pending\" no more",
+        "json!({ \"state\": \"pending\" })",
+        "(\"reserved\", \"reservation hold\", \"reservation holds\"),",
+        "return Err(wrong_state(\"pending\", state));",
+    ] {
+        assert!(state_string_comparisons(p, fine).is_empty(), "{fine}");
+    }
+}

@@ -6,6 +6,7 @@
 use super::plan::{Importer, Plan, PrepareSnapshot};
 use super::{reject, Outcome};
 use crate::crypto::keys::public_key_b64;
+use crate::domain::sync::{BundleResult, Direction};
 use crate::store::sync_state::{self, History, Link, Registered, Satellite};
 use crate::store::synced::{self, Catalog};
 use crate::sync::bundle::{self, BundleSource, Manifest, Verified};
@@ -120,19 +121,19 @@ fn finish(
             account_id: Some(account_id),
             account: Some(m.account.clone()),
             bundle_id: m.bundle_id.clone(),
-            kind: m.kind.clone(),
-            direction: "in",
+            kind: m.bundle_kind(),
+            direction: Direction::In,
             sequence: m.sequence,
             records: m.records() as i64,
-            result: "applied".into(),
+            result: BundleResult::Applied,
             duration_ms: started.elapsed().as_millis() as i64,
             detail: summary.to_string(),
             ..Default::default()
         },
     )?;
     let outcome = Outcome {
-        result: "applied",
-        kind: m.kind.clone(),
+        result: BundleResult::Applied,
+        kind: super::known_kind(m)?,
         bundle_id: m.bundle_id.clone(),
         account: m.account.clone(),
         summary,

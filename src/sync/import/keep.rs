@@ -3,6 +3,7 @@
 
 use super::verify::Trust;
 use super::{Origin, Source};
+use crate::domain::sync::{BundleResult, Direction};
 use crate::store::sync_state::{self, History};
 use crate::sync::bundle::{BundleSource, Manifest};
 use crate::sync::context::SyncContext;
@@ -56,12 +57,10 @@ fn log_rejection(ctx: &SyncContext, m: Option<&Manifest>, reason: &str) {
         at: now,
         account: m.map(|m| m.account.clone()),
         bundle_id: m.map(|m| m.bundle_id.clone()).unwrap_or_else(|| "-".into()),
-        kind: m
-            .map(|m| m.kind.clone())
-            .unwrap_or_else(|| "unknown".into()),
-        direction: "in",
+        kind: m.and_then(Manifest::bundle_kind),
+        direction: Direction::In,
         sequence: m.map_or(0, |m| m.sequence),
-        result: "rejected".into(),
+        result: BundleResult::Rejected,
         detail: reason.to_string(),
         ..Default::default()
     };

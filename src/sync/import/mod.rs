@@ -26,7 +26,7 @@ use super::context::SyncContext;
 use super::outbound::{self, Written};
 use super::SyncError;
 use crate::config::ServerRole;
-use crate::domain::sync::BundleKind;
+use crate::domain::sync::{BundleKind, BundleResult};
 use crate::store::sync_state;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -54,14 +54,20 @@ pub(crate) enum Origin {
 
 #[derive(Debug)]
 pub struct Outcome {
-    /// `applied` or `duplicate`.
-    pub result: &'static str,
-    pub kind: String,
+    /// Applied or duplicate.
+    pub result: BundleResult,
+    pub kind: BundleKind,
     pub bundle_id: String,
     pub account: String,
     pub summary: Value,
     /// The response bundle, when the upstream answered a request.
     pub answer: Option<Written>,
+}
+
+/// The kind of a verified bundle (verification refuses any other, so this is a guard).
+pub(crate) fn known_kind(m: &Manifest) -> Result<BundleKind, SyncError> {
+    m.bundle_kind()
+        .ok_or_else(|| reject(format!("'{}' is not a kind of bundle", m.kind)))
 }
 
 fn reject(msg: impl Into<String>) -> SyncError {
@@ -152,16 +158,16 @@ fn import(
     match result {
         Ok(outcome) => {
             // Files leave inbox/ either way; bytes in memory are archived only when applied.
-            if matches!(origin, Origin::File(_)) || outcome.result == "applied" {
+            if matches!(origin, Origin::File(_)) || outcome.result == BundleResult::Applied {
                 keep::keep(
                     src,
                     origin,
                     &ctx.dir("archive"),
-                    &outcome.kind,
+                    outcome.kind.as_str(),
                     &outcome.bundle_id,
                 );
             }
-            tracing::info!(kind = %outcome.kind, bundle = %outcome.bundle_id, result = outcome.result, "bundle imported");
+            tracing::info!(kind = %outcome.kind, bundle = %outcome.bundle_id, result = %outcome.result, "bundle imported");
             Ok(outcome)
         }
         Err((SyncError::Rejected(reason), verified)) => {
@@ -176,8 +182,8 @@ fn import(
 
 fn duplicate(ctx: &SyncContext, m: &Manifest, id: String) -> Result<Outcome, SyncError> {
     Ok(Outcome {
-        result: "duplicate",
-        kind: m.kind.clone(),
+        kind: known_kind(m)?,
+        result: BundleResult::Duplicate,
         bundle_id: id,
         account: m.account.clone(),
         summary: json!({ "message": "this bundle was imported before; nothing changed" }),

@@ -1,6 +1,7 @@
 //! `GET /api/v1/alerts` (what needs attention now, `from=`/`to=` by day raised) and
 //! `POST /api/v1/alerts/{id}/acknowledge`.
 
+use crate::service::access;
 use crate::service::alerts::{self as service, DateFilter};
 use crate::web::auth::ApiCaller;
 use crate::web::calls::alerts::{load_full, now};
@@ -43,7 +44,10 @@ pub async fn acknowledge(
     let at = now(&state);
     let alert = state
         .store
-        .write(move |tx| Ok(service::acknowledge(tx, &who, at, &id)?))
+        .write(move |tx| {
+            let (visible, editor) = (access::visible(&who), access::editable(&who));
+            Ok(service::acknowledge(tx, visible, &editor, at, &id)?)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(alert))
 }

@@ -2,6 +2,7 @@
 //! `{"items": [...]}` or CSV with the same columns (`format=csv`). The instances report
 //! streams, so an estate of a million instances never sits in memory.
 
+use crate::service::access;
 use crate::service::reports::{self, Scope};
 use crate::web::auth::ApiCaller;
 use crate::web::download;
@@ -36,7 +37,14 @@ async fn resolve(
     let (account, va) = (q.account.clone(), q.virtual_account.clone());
     Ok(state
         .store
-        .read(move |c| Ok(reports::scope(c, &who, account.as_deref(), va.as_deref())?))
+        .read(move |c| {
+            Ok(reports::scope(
+                c,
+                access::visible(&who),
+                account.as_deref(),
+                va.as_deref(),
+            )?)
+        })
         .await?)
 }
 
@@ -53,7 +61,7 @@ pub async fn licenses(
     let today = state.clock.now().date_naive();
     let rows = state
         .store
-        .read(move |c| Ok(reports::licenses(c, &who, &scope, today)?))
+        .read(move |c| Ok(reports::licenses(c, access::visible(&who), &scope, today)?))
         .await?;
     match format {
         Format::Json => Ok(HttpResponse::Ok().json(serde_json::json!({ "items": rows }))),

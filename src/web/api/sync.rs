@@ -4,6 +4,7 @@
 use super::List;
 use crate::clock::rfc3339;
 use crate::config::ServerRole;
+use crate::domain::sync::BundleKind;
 use crate::service::access;
 use crate::store::{page, sync_state};
 use crate::sync::import::{self, Outcome};
@@ -21,7 +22,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 fn outcome_json(o: &Outcome) -> serde_json::Value {
-    json!({ "result": o.result, "kind": o.kind, "bundle_id": o.bundle_id, "summary": o.summary })
+    json!({ "result": o.result.as_str(), "kind": o.kind.as_str(), "bundle_id": o.bundle_id, "summary": o.summary })
 }
 
 /// `POST /sync/v1/exchange`: a satellite's request in, our response out. The bundle's
@@ -216,11 +217,11 @@ pub async fn history(
             at: rfc3339(h.at),
             account: h.account.clone(),
             bundle_id: h.bundle_id.clone(),
-            kind: h.kind.clone(),
-            direction: h.direction.to_string(),
+            kind: h.kind.map_or("unknown", BundleKind::as_str).to_string(),
+            direction: h.direction.as_str().to_string(),
             sequence: h.sequence,
             records: h.records,
-            result: h.result.clone(),
+            result: h.result.as_str().to_string(),
             duration_ms: h.duration_ms,
             detail: h.detail.clone(),
         })),

@@ -1,5 +1,6 @@
 //! Alerts as pages and the API both read them.
 
+use crate::service::access;
 use crate::service::alerts::{self as service, AlertOut, DateFilter, Now};
 use crate::web::{AppError, State};
 
@@ -21,6 +22,6 @@ pub async fn load_full(
     let at = now(state);
     Ok(state
         .store
-        .write(move |tx| Ok(service::list(tx, &who, at, filter)?))
+        .write(move |tx| Ok(service::list(tx, access::visible(&who), at, filter)?))
         .await?)
 }

@@ -1,6 +1,7 @@
 //! Sync outcomes as sentences a person reads ("Imported the sync response for account
 //! Acme: 5 licenses and 1 virtual account."), for flash messages, instead of JSON.
 
+use crate::domain::sync::BundleResult;
 use crate::sync::import::Outcome;
 use serde_json::Value;
 
@@ -51,8 +52,8 @@ pub fn kind_label(kind: &str) -> String {
 /// One import's outcome: "Imported the sync response for account Acme: 5 licenses and 1
 /// virtual account." or "... was imported before; nothing changed."
 pub fn imported(o: &Outcome) -> String {
-    let kind = kind_label(&o.kind);
-    if o.result == "duplicate" {
+    let kind = kind_label(o.kind.as_str());
+    if o.result == BundleResult::Duplicate {
         return format!(
             "This {kind} for account {} was imported before; nothing changed.",
             o.account
@@ -67,12 +68,12 @@ pub fn imported(o: &Outcome) -> String {
 
 /// A connected round trip's outcome.
 pub fn synced(account: &str, o: &Outcome) -> String {
-    if o.result == "duplicate" {
+    if o.result == BundleResult::Duplicate {
         return format!("Synced account {account} with the upstream; nothing had changed.");
     }
     format!(
         "Synced account {account} with the upstream: its {} brought {}.",
-        kind_label(&o.kind),
+        kind_label(o.kind.as_str()),
         records(&o.summary)
     )
 }

@@ -3,6 +3,7 @@
 
 use super::accounts::CsrfForm;
 use crate::domain::alerts::AlertKind;
+use crate::service::access;
 use crate::service::alerts::{self as service, AlertOut, DateFilter};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, Layout};
@@ -106,7 +107,10 @@ async fn acknowledge(
     let who = user.principal.clone();
     let alert = state
         .store
-        .write(move |tx| Ok(service::acknowledge(tx, &who, at, &id)?))
+        .write(move |tx| {
+            let (visible, editor) = (access::visible(&who), access::editable(&who));
+            Ok(service::acknowledge(tx, visible, &editor, at, &id)?)
+        })
         .await?;
     Ok(render::redirect_with_flash(
         "/alerts",

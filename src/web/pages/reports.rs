@@ -3,6 +3,7 @@
 //! the same service functions and the same CSV writer as `/api/v1/reports/*`, so a page
 //! download and an API download of one scope are the same document.
 
+use crate::service::access;
 use crate::service::reports::{self, Scope};
 use crate::web::auth::SessionUser;
 use crate::web::download;
@@ -110,7 +111,14 @@ async fn resolve(state: &State, user: &SessionUser, form: &ReportForm) -> Result
     let (account, va) = (form.account.clone(), form.virtual_account.clone());
     Ok(state
         .store
-        .read(move |c| Ok(reports::scope(c, &who, account.as_deref(), va.as_deref())?))
+        .read(move |c| {
+            Ok(reports::scope(
+                c,
+                access::visible(&who),
+                account.as_deref(),
+                va.as_deref(),
+            )?)
+        })
         .await?)
 }
 
@@ -165,7 +173,7 @@ async fn preview(
         ReportKind::Licenses => {
             let all = state
                 .store
-                .read(move |c| Ok(reports::licenses(c, &who, &scope, today)?))
+                .read(move |c| Ok(reports::licenses(c, access::visible(&who), &scope, today)?))
                 .await?;
             let total = all.len();
             let rows = all
@@ -303,7 +311,7 @@ async fn licenses_csv(
     let who = user.principal.clone();
     let rows = state
         .store
-        .read(move |c| Ok(reports::licenses(c, &who, &scope, today)?))
+        .read(move |c| Ok(reports::licenses(c, access::visible(&who), &scope, today)?))
         .await?;
     let doc = download::csv_document(&reports::LICENSE_COLUMNS, rows.iter().map(|r| r.cells()))
         .map_err(AppError::internal)?;
