@@ -14,6 +14,7 @@ mod capabilities;
 mod cli;
 mod counting;
 mod export_keys;
+mod forms;
 mod hardening;
 mod import_preview;
 mod key_rotation;

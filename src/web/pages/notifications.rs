@@ -7,6 +7,7 @@ use crate::service::access;
 use crate::service::notifications::{self as service, NotificationSettingsInput};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
+use crate::web::shown_once::{shown_url, Reveal, Secret, SecretKind, ShownQuery};
 use crate::web::{AppError, PageError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -142,9 +143,19 @@ async fn show(
     state: State,
     user: SessionUser,
     path: web::Path<String>,
+    query: web::Query<ShownQuery>,
 ) -> Result<HttpResponse, PageError> {
     let account = path.into_inner();
-    show_page(&req, &state, &user, account, None, None).await
+    // The test button's outcome, once; a refresh shows the plain page and sends nothing.
+    let tested =
+        match state
+            .shown_once
+            .reveal(&query, &user.token_hash, SecretKind::NotificationTest)
+        {
+            Reveal::Now(s) => Some((s.label, s.value)),
+            Reveal::Nothing | Reveal::AlreadyShown => None,
+        };
+    show_page(&req, &state, &user, account, None, tested).await
 }
 
 async fn save(
@@ -179,7 +190,6 @@ async fn save(
 }
 
 async fn test(
-    req: HttpRequest,
     state: State,
     user: SessionUser,
     path: web::Path<String>,
@@ -190,8 +200,16 @@ async fn test(
     let result =
         crate::web::calls::notifications::run_test(&state, user.principal.clone(), account.clone())
             .await?;
-    let tested = Some((result.email, result.webhook));
-    show_page(&req, &state, &user, account, None, tested).await
+    let outcome = Secret {
+        label: result.email,
+        value: result.webhook,
+        detail: String::new(),
+    };
+    let id = state
+        .shown_once
+        .put(&user.token_hash, SecretKind::NotificationTest, outcome);
+    let page = format!("/accounts/{}/notifications", path_segment(&account));
+    Ok(render::redirect(&shown_url(&page, &id)))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -14,6 +14,7 @@ use crate::web::auth::SessionUser;
 use crate::web::calls::sentences;
 use crate::web::calls::sync::{self as api, bundle_response, UpstreamRequest};
 use crate::web::render::{self, path_segment, FormErrors, Layout};
+use crate::web::shown_once::{no_store, shown_url, Reveal, Secret, SecretKind, ShownQuery};
 use crate::web::{AppError, PageError, State};
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
@@ -222,16 +223,28 @@ async fn index(
     req: HttpRequest,
     state: State,
     user: SessionUser,
+    query: web::Query<ShownQuery>,
 ) -> Result<HttpResponse, PageError> {
-    index_page(
-        &req,
-        &state,
-        &user,
-        None,
-        FormErrors::default(),
-        StatusCode::OK,
-    )
-    .await
+    let mut errors = FormErrors::default();
+    let created =
+        match state
+            .shown_once
+            .reveal(&query, &user.token_hash, SecretKind::SatelliteToken)
+        {
+            Reveal::Nothing => None,
+            Reveal::Now(s) => Some((s.label, s.value, s.detail)),
+            Reveal::AlreadyShown => {
+                // A refresh after the token showed: say so where a new one is made.
+                errors.push(
+                    "shown",
+                    "That registration token was shown once already and is not kept. \
+                 If you did not copy it, revoke it below and create a new one.",
+                );
+                None
+            }
+        };
+    let res = index_page(&req, &state, &user, created, errors, StatusCode::OK).await?;
+    Ok(no_store(res))
 }
 
 #[derive(Deserialize)]
@@ -269,16 +282,16 @@ async fn create_satellite_token(
         .await;
     match result.map_err(AppError::from) {
         Ok((expires, token)) => {
-            let created = Some((form.account, token, clock::human(expires)));
-            index_page(
-                &req,
-                &state,
-                &user,
-                created,
-                FormErrors::default(),
-                StatusCode::CREATED,
-            )
-            .await
+            // Kept in memory for the one GET that shows it (post/redirect/get).
+            let kept = Secret {
+                label: form.account,
+                value: token,
+                detail: clock::human(expires),
+            };
+            let id = state
+                .shown_once
+                .put(&user.token_hash, SecretKind::SatelliteToken, kept);
+            Ok(render::redirect(&shown_url("/sync", &id)))
         }
         Err(e) => {
             let errors = FormErrors::from_error(e)?;
@@ -564,6 +577,13 @@ async fn register(
             ),
         )),
         Ok(Err(bundle)) => Ok(bundle_response(&bundle)?),
+        // The upstream refused the token: say so in words next to it (the previous
+        // registration, if any, is still in place).
+        Err(e) if e.field.is_none() && e.code == "upstream_refused" => {
+            let errors = FormErrors::at("token", e.message, e.status);
+            let status = errors.status();
+            account_page(&req, &state, &user, name, errors, None, status, tried).await
+        }
         Err(e) => failed(&req, &state, &user, name, e, tried).await,
     }
 }

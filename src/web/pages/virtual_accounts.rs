@@ -11,6 +11,7 @@ use crate::service::tokens as service_tokens;
 use crate::service::virtual_accounts as service_vas;
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
+use crate::web::shown_once::{no_store, shown_url, Reveal, Secret, SecretKind, ShownQuery};
 use crate::web::{AppError, PageError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -77,6 +78,8 @@ pub struct Extra {
     pub transfer: TransferForm,
     pub transfer_errors: FormErrors,
     pub created_token: Option<(String, String)>,
+    /// A refresh of the page that showed a new token: it is gone, say so.
+    pub token_shown_already: bool,
     pub problem: Option<String>,
 }
 
@@ -139,16 +142,19 @@ async fn show(
     state: State,
     user: SessionUser,
     path: web::Path<(String, String)>,
+    query: web::Query<ShownQuery>,
 ) -> Result<HttpResponse, PageError> {
-    render_page(
-        &req,
-        &state,
-        &user,
-        path.into_inner(),
-        Extra::default(),
-        StatusCode::OK,
-    )
-    .await
+    let mut x = Extra::default();
+    match state
+        .shown_once
+        .reveal(&query, &user.token_hash, SecretKind::VaToken)
+    {
+        Reveal::Nothing => {}
+        Reveal::Now(s) => x.created_token = Some((s.label, s.value)),
+        Reveal::AlreadyShown => x.token_shown_already = true,
+    }
+    let res = render_page(&req, &state, &user, path.into_inner(), x, StatusCode::OK).await?;
+    Ok(no_store(res))
 }
 
 /// Shows a refused change on the page: field errors next to their form, anything else
@@ -478,12 +484,16 @@ async fn create_token(
     };
     match result {
         Ok((token, secret)) => {
-            // The secret exists only now: show it on this response, never again.
-            let x = Extra {
-                created_token: Some((token.id, secret)),
-                ..Default::default()
+            // The secret exists only now: kept in memory for the one GET that shows it.
+            let kept = Secret {
+                label: token.id,
+                value: secret,
+                detail: String::new(),
             };
-            render_page(&req, &state, &user, names, x, StatusCode::CREATED).await
+            let id = state
+                .shown_once
+                .put(&user.token_hash, SecretKind::VaToken, kept);
+            Ok(render::redirect(&shown_url(&va_url(&names), &id)))
         }
         Err(e) => {
             let (mut x, status) = refusal(e, |x, errors| x.token_errors = errors)?;
