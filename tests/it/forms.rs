@@ -225,3 +225,117 @@ async fn a_failed_re_registration_keeps_the_link_registered_and_syncing() {
         "synced: {after}"
     );
 }
+
+/// Several bad fields in one submission: every error shows next to its field at once, what
+/// was typed stays, and nothing is made.
+#[tokio::test]
+async fn a_form_with_several_bad_fields_shows_every_error_at_once() {
+    let l = Licensed::start().await;
+    let session = l.server.session("system-admin", None).await;
+    let long = "d".repeat(600);
+
+    let va_page = "/accounts/Acme/virtual-accounts/Lab";
+    let (s, html, _) = session
+        .submit(
+            va_page,
+            &format!("{va_page}/tokens"),
+            &[
+                ("description", &long),
+                ("expires_in_days", "0"),
+                ("max_uses", "many"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    for id in [
+        "token-description-error",
+        "token-days-error",
+        "token-max-uses-error",
+    ] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "{id}: {html}");
+    }
+    assert!(html.contains("value=\"many\""), "typed value kept");
+    let (_, tokens) = l.api.get(&format!("{VA}/tokens")).await;
+    assert_eq!(count(&tokens), 0, "{tokens}");
+
+    let (s, html, _) = session
+        .submit(va_page, va_page, &[("name", " "), ("description", &long)])
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("Name is required."), "{html}");
+    assert!(html.contains("Description is at most"), "{html}");
+
+    let (s, html, _) = session
+        .submit(
+            "/accounts",
+            "/accounts",
+            &[("name", ""), ("description", &long)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("id=\"account-name-error\""), "{html}");
+    assert!(html.contains("Description is at most"), "{html}");
+
+    let (s, html, _) = session
+        .submit(
+            "/accounts/Acme",
+            "/accounts/Acme/virtual-accounts",
+            &[("name", ""), ("description", &long)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("id=\"va-name-error\""), "{html}");
+    assert!(html.contains("Description is at most"), "{html}");
+
+    let (s, html, _) = session
+        .submit(
+            "/users",
+            "/users",
+            &[
+                ("username", "Not Valid!"),
+                ("role", "viewer"),
+                ("account", ""),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("Username is 1-64"), "{html}");
+    assert!(html.contains("Role viewer needs an account."), "{html}");
+    assert!(html.contains("value=\"Not Valid!\""), "{html}");
+
+    let (_, before) = l.api.get("/api/v1/api-clients").await;
+    let (s, html, _) = session
+        .submit(
+            "/api-clients",
+            "/api-clients",
+            &[("name", ""), ("role", "operator"), ("account", "Acme")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("Name is required."), "{html}");
+    assert!(
+        html.contains("Role operator is not scoped to an account."),
+        "{html}"
+    );
+    let (_, after) = l.api.get("/api/v1/api-clients").await;
+    assert_eq!(count(&after), count(&before));
+
+    let (s, html, _) = session
+        .submit(
+            "/sync",
+            "/sync/satellite-tokens",
+            &[
+                ("account", "Acme"),
+                ("description", &long),
+                ("expires_in_days", "999"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(
+        html.contains("id=\"satellite-token-description-error\""),
+        "{html}"
+    );
+    assert!(html.contains("id=\"satellite-token-days-error\""), "{html}");
+    assert!(html.contains("value=\"999\""), "typed value kept");
+}

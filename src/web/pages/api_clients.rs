@@ -148,6 +148,16 @@ async fn create(
     let cap = access::system_admin(&user.principal).map_err(AppError::from)?;
     user.check_csrf(&form.csrf)?;
     let form = form.into_inner();
+    // Every field's error at once, before anything is written.
+    let checked = super::form_checks::principal(
+        crate::domain::names::name("name", &form.name),
+        &form.role,
+        &form.account,
+    );
+    if let Err(errors) = checked {
+        let status = errors.status();
+        return list_page(&req, &state, &user, form, errors, None, status).await;
+    }
     let now = state.clock.unix();
     let (name, role, account) = (form.name.clone(), form.role.clone(), form.account.clone());
     let result = state

@@ -120,6 +120,8 @@ struct IndexPage {
     created_token: Option<(String, String, String)>,
     errors: FormErrors,
     history: Vec<HistoryView>,
+    /// The new satellite token form as typed (kept when it is refused).
+    typed: SatelliteTokenForm,
 }
 
 async fn index_page(
@@ -129,6 +131,21 @@ async fn index_page(
     created_token: Option<(String, String, String)>,
     errors: FormErrors,
     status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let typed = SatelliteTokenForm::default();
+    index_page_typed(req, state, user, created_token, errors, status, typed).await
+}
+
+/// The Satellites/Sync page with the new satellite token form as typed.
+#[allow(clippy::too_many_arguments)]
+async fn index_page_typed(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    created_token: Option<(String, String, String)>,
+    errors: FormErrors,
+    status: StatusCode,
+    typed: SatelliteTokenForm,
 ) -> Result<HttpResponse, PageError> {
     let who = user.principal.clone();
     let now = state.clock.unix();
@@ -215,6 +232,7 @@ async fn index_page(
         created_token,
         errors,
         history: history_views(history),
+        typed,
     };
     Ok(render::page_with_status(req, status, &page)?)
 }
@@ -249,11 +267,26 @@ async fn index(
 
 #[derive(Deserialize)]
 struct SatelliteTokenForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     account: String,
     #[serde(default)]
     description: String,
+    #[serde(default)]
     expires_in_days: String,
+}
+
+impl Default for SatelliteTokenForm {
+    /// A month, the value offered until one is typed.
+    fn default() -> Self {
+        Self {
+            csrf: String::new(),
+            account: String::new(),
+            description: String::new(),
+            expires_in_days: "30".into(),
+        }
+    }
 }
 
 async fn create_satellite_token(
@@ -267,7 +300,22 @@ async fn create_satellite_token(
         return Err(AppError::forbidden("Satellite tokens are made on the upstream.").into());
     }
     let form = form.into_inner();
-    let days: i64 = form.expires_in_days.trim().parse().unwrap_or(0);
+    // Every field's error at once (the same rules as a VA token), what was typed kept.
+    let mut checks = super::form_checks::Checks::default();
+    checks.keep(crate::domain::names::description(&form.description));
+    let days = checks.number(
+        "expires_in_days",
+        &form.expires_in_days,
+        "Choose between 1 and 365 days.",
+    );
+    if let Some(d) = days {
+        checks.keep(crate::domain::token::check_new(d, None, 0));
+    }
+    if let Err(errors) = checks.finish() {
+        let status = errors.status();
+        return index_page_typed(&req, &state, &user, None, errors, status, form).await;
+    }
+    let days = days.unwrap_or_default();
     let (who, now, name) = (
         user.principal.clone(),
         state.clock.unix(),

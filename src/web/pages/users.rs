@@ -190,6 +190,23 @@ async fn create(
     require_admin(&user)?;
     user.check_csrf(&form.csrf)?;
     let form = form.into_inner();
+    // Every field's error at once, before anything is written.
+    let checked = super::form_checks::principal(
+        crate::domain::names::username(&form.username),
+        &form.role,
+        &form.account,
+    );
+    if let Err(errors) = checked {
+        let status = errors.status();
+        let extra = Extra {
+            form,
+            errors,
+            created: None,
+            problem: None,
+            reset: None,
+        };
+        return list_page(&req, &state, &user, extra, status).await;
+    }
     let generated = secrets::random_password();
     let to_hash = generated.clone();
     let hash = web::block(move || password::hash(&to_hash)).await??;

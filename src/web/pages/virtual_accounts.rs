@@ -2,6 +2,7 @@
 //! change them (edit, license create/transfer, token create/revoke, delete).
 
 use super::accounts::{CsrfForm, EditForm};
+use super::form_checks;
 use super::va_view::{self, VaData};
 use crate::config::ServerRole;
 use crate::domain::license::{LicenseSpec, RawLicense};
@@ -187,6 +188,18 @@ async fn update(
 ) -> Result<HttpResponse, PageError> {
     user.check_csrf(&form.csrf)?;
     let (names, form) = (path.into_inner(), form.into_inner());
+    if let Err(errors) = form_checks::named(form.name.as_deref(), &form.description) {
+        let status = errors.status();
+        let x = Extra {
+            edit: Some((
+                form.name.unwrap_or_else(|| names.1.clone()),
+                form.description,
+            )),
+            edit_errors: errors,
+            ..Default::default()
+        };
+        return render_page(&req, &state, &user, names, x, status).await;
+    }
     let (who, now) = (user.principal.clone(), state.clock.unix());
     let (n, new_name, description) = (names.clone(), form.name.clone(), form.description.clone());
     let result = state
@@ -450,38 +463,41 @@ async fn create_token(
 ) -> Result<HttpResponse, PageError> {
     user.check_csrf(&form.csrf)?;
     let (names, form) = (path.into_inner(), form.into_inner());
-    let parsed = number("expires_in_days", &form.expires_in_days).and_then(|days| {
-        let max = form.max_uses.trim();
-        let max_uses = if max.is_empty() {
-            None
-        } else {
-            Some(number("max_uses", max)?)
-        };
-        Ok((days, max_uses))
-    });
+    // Every field's error at once, before anything is written.
+    let parsed = match form_checks::token(&form.description, &form.expires_in_days, &form.max_uses)
+    {
+        Ok(p) => p,
+        Err(errors) => {
+            let status = errors.status();
+            let x = Extra {
+                token_errors: errors,
+                token: form,
+                ..Default::default()
+            };
+            return render_page(&req, &state, &user, names, x, status).await;
+        }
+    };
     let (who, now, n, f) = (
         user.principal.clone(),
         state.clock.unix(),
         names.clone(),
         form.clone(),
     );
-    let result = match parsed {
-        Ok((days, max_uses)) => state
-            .store
-            .write(move |tx| {
-                let (cap, va) = access::edit_va(tx, &who, &n.0, &n.1)?;
-                let new = service_tokens::NewToken {
-                    description: &f.description,
-                    expires_in_days: days,
-                    max_uses,
-                    export_controlled: f.export_controlled.is_some(),
-                };
-                Ok(service_tokens::create(tx, &cap, now, &va, new)?)
-            })
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(e),
-    };
+    let (days, max_uses) = parsed;
+    let result = state
+        .store
+        .write(move |tx| {
+            let (cap, va) = access::edit_va(tx, &who, &n.0, &n.1)?;
+            let new = service_tokens::NewToken {
+                description: &f.description,
+                expires_in_days: days,
+                max_uses,
+                export_controlled: f.export_controlled.is_some(),
+            };
+            Ok(service_tokens::create(tx, &cap, now, &va, new)?)
+        })
+        .await
+        .map_err(AppError::from);
     match result {
         Ok((token, secret)) => {
             // The secret exists only now: kept in memory for the one GET that shows it.
