@@ -15,6 +15,7 @@ mod cli;
 mod counting;
 mod export_keys;
 mod forms;
+mod forms_browser;
 mod hardening;
 mod import_preview;
 mod key_rotation;
