@@ -338,4 +338,21 @@ async fn a_form_with_several_bad_fields_shows_every_error_at_once() {
     );
     assert!(html.contains("id=\"satellite-token-days-error\""), "{html}");
     assert!(html.contains("value=\"999\""), "typed value kept");
+
+    let (s, html, _) = session
+        .submit(
+            "/accounts/Acme/notifications",
+            "/accounts/Acme/notifications",
+            &[
+                ("emails", "not an address"),
+                ("webhook_url", "ftp://x"),
+                ("kinds", "no_such_kind"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("is not an email address"), "{html}");
+    assert!(html.contains("is not an http(s) URL"), "{html}");
+    assert_eq!(html.matches("class=\"field-error\"").count(), 3, "{html}");
+    assert!(html.contains("not an address"), "typed value kept");
 }

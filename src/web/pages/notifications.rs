@@ -4,7 +4,9 @@
 
 use crate::domain::alerts::AlertKind;
 use crate::service::access;
-use crate::service::notifications::{self as service, NotificationSettingsInput};
+use crate::service::notifications::{
+    self as service, NotificationSettingsChange, NotificationSettingsInput,
+};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
 use crate::web::shown_once::{shown_url, Reveal, Secret, SecretKind, ShownQuery};
@@ -158,6 +160,30 @@ async fn show(
     show_page(&req, &state, &user, account, None, tested).await
 }
 
+/// Every faulty field of the settings at once: the service's check stops at the first, so
+/// each faulty field is set aside (emptied) and the rest checked again.
+fn problems(mut input: NotificationSettingsInput) -> FormErrors {
+    let mut errors = FormErrors::default();
+    for _ in 0..4 {
+        let Err(e) = NotificationSettingsChange::try_from(input.clone()) else {
+            break;
+        };
+        let e = AppError::from(e);
+        let Some(field) = e.field.filter(|f| errors.get(f).is_none()) else {
+            break;
+        };
+        errors.push(field, e.message);
+        match field {
+            "emails" => input.emails.clear(),
+            "webhook_url" => input.webhook_url = None,
+            "webhook_secret" => input.webhook_secret = None,
+            "kinds" => input.kinds.clear(),
+            _ => break,
+        }
+    }
+    errors
+}
+
 async fn save(
     req: HttpRequest,
     state: State,
@@ -168,6 +194,10 @@ async fn save(
     let form = SettingsForm::parse(body.into_inner());
     user.check_csrf(&form.csrf)?;
     let account = path.into_inner();
+    let errors = problems(form.input());
+    if !errors.is_empty() {
+        return show_page(&req, &state, &user, account, Some((form, errors)), None).await;
+    }
     let (who, name, input) = (user.principal.clone(), account.clone(), form.input());
     let now = state.clock.unix();
     let result = state
