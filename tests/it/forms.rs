@@ -173,6 +173,23 @@ async fn a_failed_re_registration_keeps_the_link_registered_and_syncing() {
     let session = pair.satellite.session("system-admin", None).await;
     let page = "/accounts/Acme/sync";
 
+    // A plain http:// address and a token of the wrong shape: both said at once.
+    let (s, html, _) = session
+        .submit(
+            page,
+            "/accounts/Acme/sync/register",
+            &[
+                ("mode", "connected"),
+                ("url", "http://plain"),
+                ("token", "nope"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("id=\"again-url-error\""), "{html}");
+    assert!(html.contains("id=\"again-token-error\""), "{html}");
+    assert!(html.contains("value=\"http://plain\""), "typed value kept");
+
     // The token was used already: the upstream refuses it; said next to the token field.
     let (s, html, _) = session
         .submit(
@@ -257,6 +274,20 @@ async fn a_form_with_several_bad_fields_shows_every_error_at_once() {
     assert!(html.contains("value=\"many\""), "typed value kept");
     let (_, tokens) = l.api.get(&format!("{VA}/tokens")).await;
     assert_eq!(count(&tokens), 0, "{tokens}");
+
+    l.perpetual("ess", 5).await;
+    l.api.create_va("Acme", "Edge").await;
+    let (s, html, _) = session
+        .submit(
+            va_page,
+            &format!("{va_page}/licenses/transfer"),
+            &[("tag", ""), ("quantity", "two"), ("to_virtual_account", "")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("Choose the license to move."), "{html}");
+    assert!(html.contains("id=\"transfer-quantity-error\""), "{html}");
+    assert!(html.contains("Choose the virtual account"), "{html}");
 
     let (s, html, _) = session
         .submit(va_page, va_page, &[("name", " "), ("description", &long)])

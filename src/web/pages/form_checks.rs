@@ -28,6 +28,11 @@ impl Checks {
         }
     }
 
+    /// Notes an error against `field` (a rule checked here, not in the domain).
+    pub fn note(&mut self, field: &'static str, message: &str) {
+        self.errors.push(field, message);
+    }
+
     /// A whole number typed into `field`, or the field's hint in words.
     pub fn number(&mut self, field: &'static str, raw: &str, hint: &str) -> Option<i64> {
         match raw.trim().parse::<i64>() {
@@ -97,6 +102,44 @@ pub fn principal(
     role.ok_or_else(|| FormErrors::single("role", "Choose a role."))
 }
 
+/// A license transfer as typed: the quantity when every field passes.
+pub fn transfer(tag: &str, quantity: &str, to: &str) -> Result<i64, FormErrors> {
+    let mut c = Checks::default();
+    if tag.trim().is_empty() {
+        c.note("tag", "Choose the license to move.");
+    }
+    let q = c.number(
+        "quantity",
+        quantity,
+        "Enter a whole number of licenses, like 2.",
+    );
+    if q.is_some_and(|q| q < 1) {
+        c.note("quantity", "Move at least 1 license.");
+    }
+    if to.trim().is_empty() {
+        c.note(
+            "to_virtual_account",
+            "Choose the virtual account to move them to.",
+        );
+    }
+    c.finish()?;
+    q.ok_or_else(|| FormErrors::single("quantity", "Enter a whole number of licenses."))
+}
+
+/// A connected registration as typed: the upstream's https:// address and a satellite
+/// token of the right shape, both checked before anything is written.
+pub fn connected(url: &str, token: &str) -> Result<(), FormErrors> {
+    let mut c = Checks::default();
+    if !crate::sync::transport::is_https(url.trim()) {
+        c.note(
+            "url",
+            "url must be the upstream's https:// address (plain http:// would send the registration token in cleartext).",
+        );
+    }
+    c.keep(token::satellite_token(token));
+    c.finish()
+}
+
 /// A name (when one is given; an edit may leave it as it is) and a description.
 pub fn named(name: Option<&str>, description: &str) -> Result<(), FormErrors> {
     let mut c = Checks::default();
@@ -133,5 +176,11 @@ mod tests {
         let e = named(Some(" "), &"\u{7}".repeat(3)).unwrap_err();
         assert!(e.get("name").is_some() && e.get("description").is_some());
         assert!(named(None, "fine").is_ok());
+        let e = transfer("", "0", "").unwrap_err();
+        assert!(e.get("tag").is_some() && e.get("quantity").is_some());
+        assert!(e.get("to_virtual_account").is_some());
+        assert_eq!(transfer("ess", "2", "Edge").ok(), Some(2));
+        let e = connected("http://x", "nope").unwrap_err();
+        assert!(e.get("url").is_some() && e.get("token").is_some());
     }
 }

@@ -6,7 +6,7 @@ use super::import_preview;
 use crate::clock;
 use crate::config::ServerRole;
 use crate::crypto::keys::key_fingerprint;
-use crate::domain::sync::LinkState;
+use crate::domain::sync::{LinkMode, LinkState};
 use crate::service::access;
 use crate::service::satellites::{self, SatelliteToken, TokenState};
 use crate::store::sync_state;
@@ -596,6 +596,14 @@ async fn register(
         token: f.token.clone(),
         ca_cert_pem: f.ca_cert_pem.clone(),
     };
+    // A connected registration: the address and the token's shape at once, before
+    // anything is written.
+    if f.mode == LinkMode::Connected.as_str() && state.settings.role == ServerRole::Satellite {
+        if let Err(errors) = super::form_checks::connected(&f.url, &f.token) {
+            let status = errors.status();
+            return account_page(&req, &state, &user, name, errors, None, status, tried).await;
+        }
+    }
     // Registering again keeps the CA certificate the link already trusts unless a new one
     // is given.
     let ca_cert_pem = match Some(f.ca_cert_pem).filter(|p| !p.trim().is_empty()) {

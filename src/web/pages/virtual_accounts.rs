@@ -416,22 +416,33 @@ async fn transfer_license(
         names.clone(),
     );
     let f = form.clone();
-    let result = match number("quantity", &form.quantity) {
-        Ok(quantity) => state
-            .store
-            .write(move |tx| {
-                let (cap, from) = access::edit_va(tx, &who, &n.0, &n.1)?;
-                let t = service_licenses::Transfer {
-                    tag: f.tag,
-                    quantity,
-                    to: f.to_virtual_account,
-                };
-                Ok(service_licenses::transfer(tx, &cap, now, today, &from, &t)?)
-            })
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(e),
+    // Every field's error at once, before anything is written.
+    let quantity = match form_checks::transfer(&form.tag, &form.quantity, &form.to_virtual_account)
+    {
+        Ok(q) => q,
+        Err(errors) => {
+            let status = errors.status();
+            let x = Extra {
+                transfer_errors: errors,
+                transfer: form,
+                ..Default::default()
+            };
+            return render_page(&req, &state, &user, names, x, status).await;
+        }
     };
+    let result = state
+        .store
+        .write(move |tx| {
+            let (cap, from) = access::edit_va(tx, &who, &n.0, &n.1)?;
+            let t = service_licenses::Transfer {
+                tag: f.tag,
+                quantity,
+                to: f.to_virtual_account,
+            };
+            Ok(service_licenses::transfer(tx, &cap, now, today, &from, &t)?)
+        })
+        .await
+        .map_err(AppError::from);
     match result {
         Ok(()) => Ok(render::redirect_with_flash(
             &va_url(&names),
