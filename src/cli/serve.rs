@@ -223,6 +223,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
             settings.pending_previews_max,
             std::time::Duration::from_secs(settings.pending_preview_ttl_seconds),
         ),
+        shown_once: Default::default(),
     };
     let metrics_listener = settings
         .metrics_listen

@@ -104,6 +104,31 @@ pub fn start_link(
     Ok(())
 }
 
+/// Puts a link back as it was before `start_link` (a re-registration that failed keeps
+/// the registration it replaced).
+pub fn restore_link(tx: &Connection, l: &Link) -> Result<()> {
+    tx.execute(
+        "UPDATE upstream_links SET mode = ?2, state = ?3, url = ?4, ca_cert_pem = ?5,
+           pending_request_id = ?6, upstream_authority_id = ?7, upstream_public_key = ?8,
+           last_sequence = ?9, last_acked_sequence = ?10, last_response_sequence = ?11
+         WHERE account_id = ?1",
+        params![
+            l.account_id,
+            l.mode.as_str(),
+            l.state.as_str(),
+            l.url,
+            l.ca_cert_pem,
+            l.pending_request_id,
+            l.upstream_authority_id,
+            l.upstream_public_key,
+            l.last_sequence,
+            l.last_acked_sequence,
+            l.last_response_sequence
+        ],
+    )?;
+    Ok(())
+}
+
 pub fn set_cron(tx: &Connection, account_id: i64, cron: &str) -> Result<()> {
     let n = tx.execute(
         "UPDATE upstream_links SET cron = ?2 WHERE account_id = ?1",

@@ -179,6 +179,11 @@ pub fn connect(
         )));
     }
     let since = ctx.store.read_blocking(satellite_admin::last_history_id)?;
+    // A registered link registering again keeps working until the new one succeeds.
+    let before = ctx
+        .store
+        .read_blocking(|c| sync_state::link_by_account(c, account))?
+        .filter(|l| l.state == LinkState::Registered);
     let request = outbound::registration_request(
         ctx,
         account,
@@ -193,7 +198,12 @@ pub fn connect(
         .ok_or_else(|| SyncError::Io("the registration was not recorded".into()))?;
     // One attempt: someone is waiting at the form, and a typo in the URL will not heal.
     let result = post(ctx, &link, &request.path).and_then(|a| import::import_fetched(ctx, a));
-    mark_if_failed(ctx, link.account_id, since, result)
+    let result = mark_if_failed(ctx, link.account_id, since, result);
+    if let (Err(_), Some(before)) = (&result, before) {
+        ctx.store
+            .write_blocking(|tx| sync_state::restore_link(tx, &before))?;
+    }
+    result
 }
 
 /// A connected attempt that failed sent nothing the upstream kept: its request is listed

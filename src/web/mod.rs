@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod pages;
 pub mod pending_imports;
 pub mod render;
+pub mod shown_once;
 pub mod sqlite_metrics;
 pub mod throttle;
 pub mod upload;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub alert_badge: badge::AlertBadge,
     /// Uploads the Sync page previewed, waiting for Apply or Discard (in memory only).
     pub pending_imports: pending_imports::PendingImports,
+    /// Secrets kept for one showing after a post/redirect/get (in memory only).
+    pub shown_once: shown_once::ShownOnce,
 }
 
 pub type State = web::Data<AppState>;

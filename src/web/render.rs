@@ -156,6 +156,15 @@ impl FormErrors {
         self.errors.push((field, message.into()));
     }
 
+    /// One field's error answered with `status` (a failure of something the field named,
+    /// such as an upstream refusing a token, 502).
+    pub fn at(field: &'static str, message: impl Into<String>, status: StatusCode) -> Self {
+        Self {
+            errors: vec![(field, message.into())],
+            status: Some(status),
+        }
+    }
+
     pub fn single(field: &'static str, message: impl Into<String>) -> Self {
         Self {
             errors: vec![(field, message.into())],

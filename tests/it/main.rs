@@ -14,6 +14,8 @@ mod capabilities;
 mod cli;
 mod counting;
 mod export_keys;
+mod forms;
+mod forms_browser;
 mod hardening;
 mod import_preview;
 mod key_rotation;

@@ -406,7 +406,7 @@ async fn api_clients_page_shows_the_secret_once_and_revokes() {
         "viewer is the default role"
     );
 
-    let (s, html, _) = session
+    let (s, html, to) = session
         .submit(
             "/api-clients",
             "/api-clients",
@@ -417,15 +417,22 @@ async fn api_clients_page_shows_the_secret_once_and_revokes() {
             ],
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{html}");
+    assert_eq!(s, StatusCode::SEE_OTHER, "{html}");
+    let to = to.expect("post/redirect/get");
+    assert!(
+        !to.contains("nightly"),
+        "nothing of the client in the URL: {to}"
+    );
+    let (_, html) = session.page(&to).await;
     assert!(html.contains("id=\"created-client-secret\""));
     assert!(html.contains("data-copy=\"created-client-secret\""));
-    let (_, again) = session.page("/api-clients").await;
+    let (_, again) = session.page(&to).await;
     assert!(again.contains("nightly-report"));
     assert!(
         !again.contains("created-client-secret"),
         "the secret shows only once"
     );
+    assert!(again.contains("id=\"client-shown-already\""), "{again}");
 
     // A wrong field is shown next to it, and what was typed is kept.
     let (s, html, _) = session

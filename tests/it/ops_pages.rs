@@ -372,10 +372,11 @@ async fn users_page_changes_roles_resets_passwords_and_disables_users() {
     );
 
     // A reset shows a new password once, ends sessions and forces a change at login.
-    let (s, html, _) = admin
+    let (s, _, to) = admin
         .submit("/users", "/users/bob/reset-password", &[])
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, html) = admin.page(&to.expect("post/redirect/get")).await;
     let marker = "id=\"reset-password\">";
     let start = html.find(marker).expect("password shown") + marker.len();
     let new_password = html[start..start + html[start..].find('<').unwrap()].to_string();

@@ -191,7 +191,7 @@ async fn system_admin_manages_users_on_the_users_page() {
     let session = server.session("system-admin", None).await;
     let api = server.admin_api().await;
     api.create_account("Initech").await;
-    let (s, html, _) = session
+    let (s, _, to) = session
         .submit(
             "/users",
             "/users",
@@ -202,7 +202,8 @@ async fn system_admin_manages_users_on_the_users_page() {
             ],
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, html) = session.page(&to.expect("post/redirect/get")).await;
     let marker = "id=\"created-password\">";
     let start = html.find(marker).unwrap() + marker.len();
     let password = &html[start..start + 20];

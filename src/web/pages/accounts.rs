@@ -1,5 +1,6 @@
 //! Accounts: list, create, show (with its virtual accounts), edit, delete.
 
+use super::form_checks;
 use super::PageQuery;
 use crate::clock;
 use crate::service::access;
@@ -141,6 +142,10 @@ async fn create(
 ) -> Result<HttpResponse, PageError> {
     user.check_csrf(&form.csrf)?;
     let form = form.into_inner();
+    // Every field's error at once, before anything is written.
+    if let Err(errors) = form_checks::named(Some(&form.name), &form.description) {
+        return list_page(&req, &state, &user, None, Some((form, errors))).await;
+    }
     let (who, now) = (user.principal.clone(), state.clock.unix());
     let (name, description) = (form.name.clone(), form.description.clone());
     let result = state
@@ -288,6 +293,19 @@ async fn update(
 ) -> Result<HttpResponse, PageError> {
     user.check_csrf(&form.csrf)?;
     let (name, form) = (path.into_inner(), form.into_inner());
+    if let Err(errors) = form_checks::named(form.name.as_deref(), &form.description) {
+        let status = errors.status();
+        let edit = (
+            form.name.unwrap_or_else(|| name.clone()),
+            form.description,
+            errors,
+        );
+        let extra = ShowState {
+            edit: Some(edit),
+            ..Default::default()
+        };
+        return show_page(&req, &state, &user, name, extra, status).await;
+    }
     let (who, now) = (user.principal.clone(), state.clock.unix());
     let (current, new_name, description) =
         (name.clone(), form.name.clone(), form.description.clone());
@@ -394,6 +412,14 @@ async fn create_va(
 ) -> Result<HttpResponse, PageError> {
     user.check_csrf(&form.csrf)?;
     let (account_name, form) = (path.into_inner(), form.into_inner());
+    if let Err(errors) = form_checks::named(Some(&form.name), &form.description) {
+        let status = errors.status();
+        let extra = ShowState {
+            new_va: Some((form.name, form.description, errors)),
+            ..Default::default()
+        };
+        return show_page(&req, &state, &user, account_name, extra, status).await;
+    }
     let (who, now) = (user.principal.clone(), state.clock.unix());
     let (an, name, description) = (
         account_name.clone(),

@@ -8,6 +8,7 @@ use crate::service::{access, api_clients};
 use crate::store::accounts;
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, FormErrors, Layout};
+use crate::web::shown_once::{no_store, shown_url, Reveal, Secret, SecretKind, ShownQuery};
 use crate::web::{AppError, PageError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -111,18 +112,31 @@ async fn list(
     req: HttpRequest,
     state: State,
     user: SessionUser,
+    query: web::Query<ShownQuery>,
 ) -> Result<HttpResponse, PageError> {
     let form = NewClientForm::default();
-    list_page(
-        &req,
-        &state,
-        &user,
-        form,
-        FormErrors::default(),
-        None,
-        StatusCode::OK,
-    )
-    .await
+    let mut errors = FormErrors::default();
+    let created = match state
+        .shown_once
+        .reveal(&query, &user.token_hash, SecretKind::ApiClient)
+    {
+        Reveal::Nothing => None,
+        Reveal::Now(s) => Some(CreatedView {
+            name: s.label,
+            client_id: s.detail,
+            client_secret: s.value,
+        }),
+        Reveal::AlreadyShown => {
+            errors.push(
+                "shown",
+                "That client secret was shown once already and is not kept. \
+                 If you did not copy it, revoke the client and create a new one.",
+            );
+            None
+        }
+    };
+    let res = list_page(&req, &state, &user, form, errors, created, StatusCode::OK).await?;
+    Ok(no_store(res))
 }
 
 async fn create(
@@ -134,6 +148,16 @@ async fn create(
     let cap = access::system_admin(&user.principal).map_err(AppError::from)?;
     user.check_csrf(&form.csrf)?;
     let form = form.into_inner();
+    // Every field's error at once, before anything is written.
+    let checked = super::form_checks::principal(
+        crate::domain::names::name("name", &form.name),
+        &form.role,
+        &form.account,
+    );
+    if let Err(errors) = checked {
+        let status = errors.status();
+        return list_page(&req, &state, &user, form, errors, None, status).await;
+    }
     let now = state.clock.unix();
     let (name, role, account) = (form.name.clone(), form.role.clone(), form.account.clone());
     let result = state
@@ -145,23 +169,16 @@ async fn create(
         .await;
     match result {
         Ok(made) => {
-            let created = CreatedView {
-                name: made.client.name,
-                client_id: made.client.client_id,
-                client_secret: made.client_secret,
+            // The secret exists only now: kept in memory for the one GET that shows it.
+            let kept = Secret {
+                label: made.client.name,
+                value: made.client_secret,
+                detail: made.client.client_id,
             };
-            let form = NewClientForm::default();
-            let errors = FormErrors::default();
-            list_page(
-                &req,
-                &state,
-                &user,
-                form,
-                errors,
-                Some(created),
-                StatusCode::CREATED,
-            )
-            .await
+            let id = state
+                .shown_once
+                .put(&user.token_hash, SecretKind::ApiClient, kept);
+            Ok(render::redirect(&shown_url("/api-clients", &id)))
         }
         Err(e) => {
             let errors = FormErrors::from_error(e.into())?;

@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod event_detail;
 pub mod events;
 pub mod export_keys;
+pub mod form_checks;
 pub mod import_preview;
 pub mod instances;
 pub mod license_edit;

@@ -4,9 +4,12 @@
 
 use crate::domain::alerts::AlertKind;
 use crate::service::access;
-use crate::service::notifications::{self as service, NotificationSettingsInput};
+use crate::service::notifications::{
+    self as service, NotificationSettingsChange, NotificationSettingsInput,
+};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
+use crate::web::shown_once::{shown_url, Reveal, Secret, SecretKind, ShownQuery};
 use crate::web::{AppError, PageError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -142,9 +145,43 @@ async fn show(
     state: State,
     user: SessionUser,
     path: web::Path<String>,
+    query: web::Query<ShownQuery>,
 ) -> Result<HttpResponse, PageError> {
     let account = path.into_inner();
-    show_page(&req, &state, &user, account, None, None).await
+    // The test button's outcome, once; a refresh shows the plain page and sends nothing.
+    let tested =
+        match state
+            .shown_once
+            .reveal(&query, &user.token_hash, SecretKind::NotificationTest)
+        {
+            Reveal::Now(s) => Some((s.label, s.value)),
+            Reveal::Nothing | Reveal::AlreadyShown => None,
+        };
+    show_page(&req, &state, &user, account, None, tested).await
+}
+
+/// Every faulty field of the settings at once: the service's check stops at the first, so
+/// each faulty field is set aside (emptied) and the rest checked again.
+fn problems(mut input: NotificationSettingsInput) -> FormErrors {
+    let mut errors = FormErrors::default();
+    for _ in 0..4 {
+        let Err(e) = NotificationSettingsChange::try_from(input.clone()) else {
+            break;
+        };
+        let e = AppError::from(e);
+        let Some(field) = e.field.filter(|f| errors.get(f).is_none()) else {
+            break;
+        };
+        errors.push(field, e.message);
+        match field {
+            "emails" => input.emails.clear(),
+            "webhook_url" => input.webhook_url = None,
+            "webhook_secret" => input.webhook_secret = None,
+            "kinds" => input.kinds.clear(),
+            _ => break,
+        }
+    }
+    errors
 }
 
 async fn save(
@@ -157,6 +194,10 @@ async fn save(
     let form = SettingsForm::parse(body.into_inner());
     user.check_csrf(&form.csrf)?;
     let account = path.into_inner();
+    let errors = problems(form.input());
+    if !errors.is_empty() {
+        return show_page(&req, &state, &user, account, Some((form, errors)), None).await;
+    }
     let (who, name, input) = (user.principal.clone(), account.clone(), form.input());
     let now = state.clock.unix();
     let result = state
@@ -179,7 +220,6 @@ async fn save(
 }
 
 async fn test(
-    req: HttpRequest,
     state: State,
     user: SessionUser,
     path: web::Path<String>,
@@ -190,8 +230,16 @@ async fn test(
     let result =
         crate::web::calls::notifications::run_test(&state, user.principal.clone(), account.clone())
             .await?;
-    let tested = Some((result.email, result.webhook));
-    show_page(&req, &state, &user, account, None, tested).await
+    let outcome = Secret {
+        label: result.email,
+        value: result.webhook,
+        detail: String::new(),
+    };
+    let id = state
+        .shown_once
+        .put(&user.token_hash, SecretKind::NotificationTest, outcome);
+    let page = format!("/accounts/{}/notifications", path_segment(&account));
+    Ok(render::redirect(&shown_url(&page, &id)))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

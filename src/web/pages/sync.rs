@@ -12,6 +12,7 @@ use crate::service::satellites::{self, SatelliteToken, TokenState};
 use crate::store::sync_state;
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
+use crate::web::shown_once::{no_store, shown_url, Reveal, Secret, SecretKind, ShownQuery};
 use crate::web::{AppError, PageError, State};
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
@@ -122,6 +123,8 @@ struct IndexPage {
     created_token: Option<(String, String, String)>,
     errors: FormErrors,
     history: Vec<HistoryView>,
+    /// The new satellite token form as typed (kept when it is refused).
+    typed: SatelliteTokenForm,
 }
 
 async fn index_page(
@@ -131,6 +134,21 @@ async fn index_page(
     created_token: Option<(String, String, String)>,
     errors: FormErrors,
     status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let typed = SatelliteTokenForm::default();
+    index_page_typed(req, state, user, created_token, errors, status, typed).await
+}
+
+/// The Satellites/Sync page with the new satellite token form as typed.
+#[allow(clippy::too_many_arguments)]
+async fn index_page_typed(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    created_token: Option<(String, String, String)>,
+    errors: FormErrors,
+    status: StatusCode,
+    typed: SatelliteTokenForm,
 ) -> Result<HttpResponse, PageError> {
     let who = user.principal.clone();
     let now = state.clock.unix();
@@ -217,6 +235,7 @@ async fn index_page(
         created_token,
         errors,
         history: history_views(history),
+        typed,
     };
     Ok(render::page_with_status(req, status, &page)?)
 }
@@ -225,25 +244,52 @@ async fn index(
     req: HttpRequest,
     state: State,
     user: SessionUser,
+    query: web::Query<ShownQuery>,
 ) -> Result<HttpResponse, PageError> {
-    index_page(
-        &req,
-        &state,
-        &user,
-        None,
-        FormErrors::default(),
-        StatusCode::OK,
-    )
-    .await
+    let mut errors = FormErrors::default();
+    let created =
+        match state
+            .shown_once
+            .reveal(&query, &user.token_hash, SecretKind::SatelliteToken)
+        {
+            Reveal::Nothing => None,
+            Reveal::Now(s) => Some((s.label, s.value, s.detail)),
+            Reveal::AlreadyShown => {
+                // A refresh after the token showed: say so where a new one is made.
+                errors.push(
+                    "shown",
+                    "That registration token was shown once already and is not kept. \
+                 If you did not copy it, revoke it below and create a new one.",
+                );
+                None
+            }
+        };
+    let res = index_page(&req, &state, &user, created, errors, StatusCode::OK).await?;
+    Ok(no_store(res))
 }
 
 #[derive(Deserialize)]
 struct SatelliteTokenForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     account: String,
     #[serde(default)]
     description: String,
+    #[serde(default)]
     expires_in_days: String,
+}
+
+impl Default for SatelliteTokenForm {
+    /// A month, the value offered until one is typed.
+    fn default() -> Self {
+        Self {
+            csrf: String::new(),
+            account: String::new(),
+            description: String::new(),
+            expires_in_days: "30".into(),
+        }
+    }
 }
 
 async fn create_satellite_token(
@@ -257,7 +303,22 @@ async fn create_satellite_token(
         return Err(AppError::forbidden("Satellite tokens are made on the upstream.").into());
     }
     let form = form.into_inner();
-    let days: i64 = form.expires_in_days.trim().parse().unwrap_or(0);
+    // Every field's error at once (the same rules as a VA token), what was typed kept.
+    let mut checks = super::form_checks::Checks::default();
+    checks.keep(crate::domain::names::description(&form.description));
+    let days = checks.number(
+        "expires_in_days",
+        &form.expires_in_days,
+        "Choose between 1 and 365 days.",
+    );
+    if let Some(d) = days {
+        checks.keep(crate::domain::token::check_new(d, None, 0));
+    }
+    if let Err(errors) = checks.finish() {
+        let status = errors.status();
+        return index_page_typed(&req, &state, &user, None, errors, status, form).await;
+    }
+    let days = days.unwrap_or_default();
     let (who, now, name) = (
         user.principal.clone(),
         state.clock.unix(),
@@ -272,16 +333,16 @@ async fn create_satellite_token(
         .await;
     match result.map_err(AppError::from) {
         Ok((expires, token)) => {
-            let created = Some((form.account, token, clock::human(expires)));
-            index_page(
-                &req,
-                &state,
-                &user,
-                created,
-                FormErrors::default(),
-                StatusCode::CREATED,
-            )
-            .await
+            // Kept in memory for the one GET that shows it (post/redirect/get).
+            let kept = Secret {
+                label: form.account,
+                value: token,
+                detail: clock::human(expires),
+            };
+            let id = state
+                .shown_once
+                .put(&user.token_hash, SecretKind::SatelliteToken, kept);
+            Ok(render::redirect(&shown_url("/sync", &id)))
         }
         Err(e) => {
             let errors = FormErrors::from_error(e)?;

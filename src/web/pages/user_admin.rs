@@ -1,16 +1,16 @@
 //! The users page's management forms (issue #16): change role and account, reset a
-//! password (the new one is shown once on the page, never put in a cookie or a URL),
+//! password (the new one is shown once, after a redirect, never put in a cookie or a URL),
 //! disable and enable. Thin handlers over `service::user_admin`.
 
 use super::accounts::CsrfForm;
-use super::users::show_list;
+use super::users::{redirect_showing, show_list};
 use crate::crypto::{password, secrets};
 use crate::service::{access, user_admin};
 use crate::store::StoreError;
 use crate::web::auth::SessionUser;
 use crate::web::render;
+use crate::web::shown_once::SecretKind;
 use crate::web::{AppError, PageError, State};
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -89,17 +89,13 @@ async fn reset_password(
         .write(move |tx| Ok(user_admin::reset_password(tx, &cap, now, &target, &hash)?))
         .await;
     match result.map_err(AppError::from) {
-        Ok(()) => {
-            show_list(
-                &req,
-                &state,
-                &user,
-                None,
-                Some((username, generated)),
-                StatusCode::OK,
-            )
-            .await
-        }
+        Ok(()) => Ok(redirect_showing(
+            &state,
+            &user,
+            SecretKind::PasswordReset,
+            username,
+            generated,
+        )),
         Err(e) if e.status.is_client_error() => {
             let status = e.status;
             show_list(&req, &state, &user, Some(e.message), None, status).await

@@ -10,6 +10,7 @@ use crate::service::users as service_users;
 use crate::store::{accounts, users};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
+use crate::web::shown_once::{no_store, shown_url, Reveal, Secret, SecretKind, ShownQuery};
 use crate::web::{AppError, PageError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -132,16 +133,52 @@ async fn list(
     req: HttpRequest,
     state: State,
     user: SessionUser,
+    query: web::Query<ShownQuery>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&user)?;
-    let extra = Extra {
+    let mut extra = Extra {
         form: NewUserForm::default(),
         errors: FormErrors::default(),
         created: None,
         problem: None,
         reset: None,
     };
-    list_page(&req, &state, &user, extra, StatusCode::OK).await
+    // One `?shown=` id: a new user's password or a reset one, whichever it was kept as.
+    let kept = &state.shown_once;
+    match kept.reveal(&query, &user.token_hash, SecretKind::NewUser) {
+        Reveal::Nothing => {}
+        Reveal::Now(s) => extra.created = Some((s.label, s.value)),
+        Reveal::AlreadyShown => {
+            match kept.reveal(&query, &user.token_hash, SecretKind::PasswordReset) {
+                Reveal::Now(s) => extra.reset = Some((s.label, s.value)),
+                _ => extra.errors.push(
+                    "shown",
+                    "That password was shown once already and is not kept. If it was not \
+                     noted, use Reset password on the user to make a new one.",
+                ),
+            }
+        }
+    }
+    let res = list_page(&req, &state, &user, extra, StatusCode::OK).await?;
+    Ok(no_store(res))
+}
+
+/// Keeps a generated password for the one GET of the list that shows it (post/redirect/
+/// get): a refresh of that page shows it no more and submits nothing.
+pub(super) fn redirect_showing(
+    state: &State,
+    user: &SessionUser,
+    kind: SecretKind,
+    username: String,
+    password: String,
+) -> HttpResponse {
+    let kept = Secret {
+        label: username,
+        value: password,
+        detail: String::new(),
+    };
+    let id = state.shown_once.put(&user.token_hash, kind, kept);
+    render::redirect(&shown_url("/users", &id))
 }
 
 async fn create(
@@ -153,6 +190,23 @@ async fn create(
     require_admin(&user)?;
     user.check_csrf(&form.csrf)?;
     let form = form.into_inner();
+    // Every field's error at once, before anything is written.
+    let checked = super::form_checks::principal(
+        crate::domain::names::username(&form.username),
+        &form.role,
+        &form.account,
+    );
+    if let Err(errors) = checked {
+        let status = errors.status();
+        let extra = Extra {
+            form,
+            errors,
+            created: None,
+            problem: None,
+            reset: None,
+        };
+        return list_page(&req, &state, &user, extra, status).await;
+    }
     let generated = secrets::random_password();
     let to_hash = generated.clone();
     let hash = web::block(move || password::hash(&to_hash)).await??;
@@ -178,16 +232,13 @@ async fn create(
         })
         .await;
     match result {
-        Ok(created) => {
-            let extra = Extra {
-                form: NewUserForm::default(),
-                errors: FormErrors::default(),
-                created: Some((created.username, generated)),
-                problem: None,
-                reset: None,
-            };
-            list_page(&req, &state, &user, extra, StatusCode::CREATED).await
-        }
+        Ok(created) => Ok(redirect_showing(
+            &state,
+            &user,
+            SecretKind::NewUser,
+            created.username,
+            generated,
+        )),
         Err(e) => {
             let errors = FormErrors::from_error(e.into())?;
             let status = errors.status();

@@ -2,6 +2,7 @@
 //! change them (edit, license create/transfer, token create/revoke, delete).
 
 use super::accounts::{CsrfForm, EditForm};
+use super::form_checks;
 use super::va_view::{self, VaData};
 use crate::config::ServerRole;
 use crate::domain::license::{LicenseSpec, RawLicense};
@@ -11,6 +12,7 @@ use crate::service::tokens as service_tokens;
 use crate::service::virtual_accounts as service_vas;
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
+use crate::web::shown_once::{no_store, shown_url, Reveal, Secret, SecretKind, ShownQuery};
 use crate::web::{AppError, PageError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -77,6 +79,8 @@ pub struct Extra {
     pub transfer: TransferForm,
     pub transfer_errors: FormErrors,
     pub created_token: Option<(String, String)>,
+    /// A refresh of the page that showed a new token: it is gone, say so.
+    pub token_shown_already: bool,
     pub problem: Option<String>,
 }
 
@@ -139,16 +143,19 @@ async fn show(
     state: State,
     user: SessionUser,
     path: web::Path<(String, String)>,
+    query: web::Query<ShownQuery>,
 ) -> Result<HttpResponse, PageError> {
-    render_page(
-        &req,
-        &state,
-        &user,
-        path.into_inner(),
-        Extra::default(),
-        StatusCode::OK,
-    )
-    .await
+    let mut x = Extra::default();
+    match state
+        .shown_once
+        .reveal(&query, &user.token_hash, SecretKind::VaToken)
+    {
+        Reveal::Nothing => {}
+        Reveal::Now(s) => x.created_token = Some((s.label, s.value)),
+        Reveal::AlreadyShown => x.token_shown_already = true,
+    }
+    let res = render_page(&req, &state, &user, path.into_inner(), x, StatusCode::OK).await?;
+    Ok(no_store(res))
 }
 
 /// Shows a refused change on the page: field errors next to their form, anything else
@@ -181,6 +188,18 @@ async fn update(
 ) -> Result<HttpResponse, PageError> {
     user.check_csrf(&form.csrf)?;
     let (names, form) = (path.into_inner(), form.into_inner());
+    if let Err(errors) = form_checks::named(form.name.as_deref(), &form.description) {
+        let status = errors.status();
+        let x = Extra {
+            edit: Some((
+                form.name.unwrap_or_else(|| names.1.clone()),
+                form.description,
+            )),
+            edit_errors: errors,
+            ..Default::default()
+        };
+        return render_page(&req, &state, &user, names, x, status).await;
+    }
     let (who, now) = (user.principal.clone(), state.clock.unix());
     let (n, new_name, description) = (names.clone(), form.name.clone(), form.description.clone());
     let result = state
@@ -397,22 +416,33 @@ async fn transfer_license(
         names.clone(),
     );
     let f = form.clone();
-    let result = match number("quantity", &form.quantity) {
-        Ok(quantity) => state
-            .store
-            .write(move |tx| {
-                let (cap, from) = access::edit_va(tx, &who, &n.0, &n.1)?;
-                let t = service_licenses::Transfer {
-                    tag: f.tag,
-                    quantity,
-                    to: f.to_virtual_account,
-                };
-                Ok(service_licenses::transfer(tx, &cap, now, today, &from, &t)?)
-            })
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(e),
+    // Every field's error at once, before anything is written.
+    let quantity = match form_checks::transfer(&form.tag, &form.quantity, &form.to_virtual_account)
+    {
+        Ok(q) => q,
+        Err(errors) => {
+            let status = errors.status();
+            let x = Extra {
+                transfer_errors: errors,
+                transfer: form,
+                ..Default::default()
+            };
+            return render_page(&req, &state, &user, names, x, status).await;
+        }
     };
+    let result = state
+        .store
+        .write(move |tx| {
+            let (cap, from) = access::edit_va(tx, &who, &n.0, &n.1)?;
+            let t = service_licenses::Transfer {
+                tag: f.tag,
+                quantity,
+                to: f.to_virtual_account,
+            };
+            Ok(service_licenses::transfer(tx, &cap, now, today, &from, &t)?)
+        })
+        .await
+        .map_err(AppError::from);
     match result {
         Ok(()) => Ok(render::redirect_with_flash(
             &va_url(&names),
@@ -444,46 +474,53 @@ async fn create_token(
 ) -> Result<HttpResponse, PageError> {
     user.check_csrf(&form.csrf)?;
     let (names, form) = (path.into_inner(), form.into_inner());
-    let parsed = number("expires_in_days", &form.expires_in_days).and_then(|days| {
-        let max = form.max_uses.trim();
-        let max_uses = if max.is_empty() {
-            None
-        } else {
-            Some(number("max_uses", max)?)
-        };
-        Ok((days, max_uses))
-    });
+    // Every field's error at once, before anything is written.
+    let parsed = match form_checks::token(&form.description, &form.expires_in_days, &form.max_uses)
+    {
+        Ok(p) => p,
+        Err(errors) => {
+            let status = errors.status();
+            let x = Extra {
+                token_errors: errors,
+                token: form,
+                ..Default::default()
+            };
+            return render_page(&req, &state, &user, names, x, status).await;
+        }
+    };
     let (who, now, n, f) = (
         user.principal.clone(),
         state.clock.unix(),
         names.clone(),
         form.clone(),
     );
-    let result = match parsed {
-        Ok((days, max_uses)) => state
-            .store
-            .write(move |tx| {
-                let (cap, va) = access::edit_va(tx, &who, &n.0, &n.1)?;
-                let new = service_tokens::NewToken {
-                    description: &f.description,
-                    expires_in_days: days,
-                    max_uses,
-                    export_controlled: f.export_controlled.is_some(),
-                };
-                Ok(service_tokens::create(tx, &cap, now, &va, new)?)
-            })
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(e),
-    };
+    let (days, max_uses) = parsed;
+    let result = state
+        .store
+        .write(move |tx| {
+            let (cap, va) = access::edit_va(tx, &who, &n.0, &n.1)?;
+            let new = service_tokens::NewToken {
+                description: &f.description,
+                expires_in_days: days,
+                max_uses,
+                export_controlled: f.export_controlled.is_some(),
+            };
+            Ok(service_tokens::create(tx, &cap, now, &va, new)?)
+        })
+        .await
+        .map_err(AppError::from);
     match result {
         Ok((token, secret)) => {
-            // The secret exists only now: show it on this response, never again.
-            let x = Extra {
-                created_token: Some((token.id, secret)),
-                ..Default::default()
+            // The secret exists only now: kept in memory for the one GET that shows it.
+            let kept = Secret {
+                label: token.id,
+                value: secret,
+                detail: String::new(),
             };
-            render_page(&req, &state, &user, names, x, StatusCode::CREATED).await
+            let id = state
+                .shown_once
+                .put(&user.token_hash, SecretKind::VaToken, kept);
+            Ok(render::redirect(&shown_url(&va_url(&names), &id)))
         }
         Err(e) => {
             let (mut x, status) = refusal(e, |x, errors| x.token_errors = errors)?;

@@ -158,6 +158,13 @@ impl Browser {
             .await;
     }
 
+    /// The browser's own reload of the current page (F5).
+    pub async fn refresh(&self) {
+        self.call(reqwest::Method::POST, "/refresh", Some(json!({})))
+            .await;
+        self.settle().await;
+    }
+
     pub async fn current_url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None)
             .await

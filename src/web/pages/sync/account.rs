@@ -5,7 +5,7 @@ use super::super::import_preview;
 use super::{history_views, upload_error, HistoryView};
 use crate::clock;
 use crate::config::ServerRole;
-use crate::domain::sync::LinkState;
+use crate::domain::sync::{LinkMode, LinkState};
 use crate::service::access;
 use crate::store::sync_state;
 use crate::web::auth::SessionUser;
@@ -229,6 +229,16 @@ async fn register(
         token: f.token.clone(),
         ca_cert_pem: f.ca_cert_pem.clone(),
     };
+    // A connected registration: the address and the token's shape at once, before
+    // anything is written.
+    if matches!(f.mode.parse(), Ok(LinkMode::Connected))
+        && state.settings.role == ServerRole::Satellite
+    {
+        if let Err(errors) = super::super::form_checks::connected(&f.url, &f.token) {
+            let status = errors.status();
+            return account_page(&req, &state, &user, name, errors, None, status, tried).await;
+        }
+    }
     // Registering again keeps the CA certificate the link already trusts unless a new one
     // is given.
     let ca_cert_pem = match Some(f.ca_cert_pem).filter(|p| !p.trim().is_empty()) {
@@ -258,6 +268,13 @@ async fn register(
             ),
         )),
         Ok(Err(bundle)) => Ok(bundle_response(&bundle)?),
+        // The upstream refused the token: say so in words next to it (the previous
+        // registration, if any, is still in place).
+        Err(e) if e.field.is_none() && e.code == "upstream_refused" => {
+            let errors = FormErrors::at("token", e.message, e.status);
+            let status = errors.status();
+            account_page(&req, &state, &user, name, errors, None, status, tried).await
+        }
         Err(e) => failed(&req, &state, &user, name, e, tried).await,
     }
 }
