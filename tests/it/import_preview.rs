@@ -354,7 +354,9 @@ async fn previews_of_every_kind_change_nothing_and_match_the_import() {
     let cli = |args: &[&str]| {
         crate::support::run_cli(crate::support::SATELLITE, args, Some(&data_dir), None)
     };
-    // A first open settles the stopped server's WAL into the database file.
+    // Opens settle the killed server's WAL into the database file (twice: the first
+    // open's own close may leave the checkpoint of what it recovered to the next one).
+    assert_eq!(cli(&["check"]).code, 0);
     assert_eq!(cli(&["check"]).code, 0);
     let files = |dir: &Path| {
         let mut all = BTreeMap::new();
@@ -376,9 +378,15 @@ async fn previews_of_every_kind_change_nothing_and_match_the_import() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(v["preview"]["result"], "would_apply", "{v}");
+    let db_after = files(&data_dir);
+    let changed: Vec<&String> = db_after
+        .keys()
+        .chain(db_before.keys())
+        .filter(|k| db_after.get(*k) != db_before.get(*k))
+        .collect();
     assert!(
-        files(&data_dir) == db_before,
-        "the database files are byte-identical"
+        changed.is_empty(),
+        "the database files are byte-identical, but these changed: {changed:?}"
     );
     assert!(tree(&bundles) == bundles_before, "the bundle dir too");
 }
