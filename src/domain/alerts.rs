@@ -3,66 +3,41 @@
 //! and what it is about), so first-seen times, acknowledgements and notifications can be
 //! kept against it while the cause lasts.
 
+use super::string_enum::string_enum;
 use super::timers::DAY;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// The contract's two severities (CONTRACT section 3); each kind has exactly one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Major,
-    Minor,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Major => "major",
-            Severity::Minor => "minor",
-        }
+string_enum! {
+    /// The contract's two severities (CONTRACT section 3); each kind has exactly one.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Severity {
+        Major => "major",
+        Minor => "minor",
     }
 }
 
-/// Every alert kind of the contract, with its one string and its severity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    SyncOverdue,
-    RegistrationExpiring,
-    LicenseShort,
-    LicenseExpiring,
-    TokenExpiring,
-    AuthorizationLapsed,
-    ReservationPending,
-    ExportKeyPending,
+string_enum! {
+    /// Every alert kind of the contract, with its one string and its severity.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum AlertKind {
+        SyncOverdue => "sync_overdue",
+        RegistrationExpiring => "registration_expiring",
+        LicenseShort => "license_short",
+        LicenseExpiring => "license_expiring",
+        TokenExpiring => "token_expiring",
+        AuthorizationLapsed => "authorization_lapsed",
+        ReservationPending => "reservation_pending",
+        ExportKeyPending => "export_key_pending",
+    }
+    unknown(s) -> String {
+        format!("'{s}' is not an alert kind")
+    }
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 8] = [
-        AlertKind::SyncOverdue,
-        AlertKind::RegistrationExpiring,
-        AlertKind::LicenseShort,
-        AlertKind::LicenseExpiring,
-        AlertKind::TokenExpiring,
-        AlertKind::AuthorizationLapsed,
-        AlertKind::ReservationPending,
-        AlertKind::ExportKeyPending,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::SyncOverdue => "sync_overdue",
-            AlertKind::RegistrationExpiring => "registration_expiring",
-            AlertKind::LicenseShort => "license_short",
-            AlertKind::LicenseExpiring => "license_expiring",
-            AlertKind::TokenExpiring => "token_expiring",
-            AlertKind::AuthorizationLapsed => "authorization_lapsed",
-            AlertKind::ReservationPending => "reservation_pending",
-            AlertKind::ExportKeyPending => "export_key_pending",
-        }
-    }
-
     /// The contract's table: what stops licensing now is major, what is coming is minor.
     pub fn severity(self) -> Severity {
         match self {
@@ -71,16 +46,6 @@ impl AlertKind {
             }
             _ => Severity::Minor,
         }
-    }
-}
-
-impl std::str::FromStr for AlertKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        AlertKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("'{s}' is not an alert kind"))
     }
 }
 

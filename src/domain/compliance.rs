@@ -11,6 +11,7 @@
 //! 3. Export-controlled pools serve only demand from instances registered with an
 //!    export-controlled token; other demand for such a tag is `export_restricted`.
 
+use super::string_enum::string_enum;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 
@@ -36,43 +37,24 @@ pub struct Demand {
     pub export_ok: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PoolStatus {
-    InCompliance,
-    Insufficient,
-    Expired,
-    NotStarted,
-}
-
-impl PoolStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoolStatus::InCompliance => "in_compliance",
-            PoolStatus::Insufficient => "insufficient",
-            PoolStatus::Expired => "expired",
-            PoolStatus::NotStarted => "not_started",
-        }
+string_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum PoolStatus {
+        InCompliance => "in_compliance",
+        Insufficient => "insufficient",
+        Expired => "expired",
+        NotStarted => "not_started",
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EntitlementStatus {
-    Authorized,
-    OutOfCompliance,
-    NotAuthorized,
-    ExportRestricted,
-    Reserved,
-}
-
-impl EntitlementStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntitlementStatus::Authorized => "authorized",
-            EntitlementStatus::OutOfCompliance => "out_of_compliance",
-            EntitlementStatus::NotAuthorized => "not_authorized",
-            EntitlementStatus::ExportRestricted => "export_restricted",
-            EntitlementStatus::Reserved => "reserved",
-        }
+string_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum EntitlementStatus {
+        Authorized => "authorized",
+        OutOfCompliance => "out_of_compliance",
+        NotAuthorized => "not_authorized",
+        ExportRestricted => "export_restricted",
+        Reserved => "reserved",
     }
 }
 

@@ -3,61 +3,35 @@
 //! a request gets, which transitions each state allows, and how a granted key counts.
 
 use super::compliance::Demand;
+use super::string_enum::string_enum;
 use super::DomainError;
-use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ExportKeyState {
-    /// Waits for an admin (the VA's `export_approval` is on).
-    Pending,
-    /// Holds one unit of the export-controlled license until returned or released.
-    Granted,
-    Denied,
-    /// Given back by the agent, or released when its instance was removed or deregistered.
-    Returned,
-    /// A pending request dropped by the agent (or by its instance's removal).
-    Cancelled,
-}
-
-impl ExportKeyState {
-    pub const ALL: [ExportKeyState; 5] = [
-        ExportKeyState::Pending,
-        ExportKeyState::Granted,
-        ExportKeyState::Denied,
-        ExportKeyState::Returned,
-        ExportKeyState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExportKeyState::Pending => "pending",
-            ExportKeyState::Granted => "granted",
-            ExportKeyState::Denied => "denied",
-            ExportKeyState::Returned => "returned",
-            ExportKeyState::Cancelled => "cancelled",
-        }
+string_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum ExportKeyState {
+        /// Waits for an admin (the VA's `export_approval` is on).
+        Pending => "pending",
+        /// Holds one unit of the export-controlled license until returned or released.
+        Granted => "granted",
+        Denied => "denied",
+        /// Given back by the agent, or released when its instance was removed or deregistered.
+        Returned => "returned",
+        /// A pending request dropped by the agent (or by its instance's removal).
+        Cancelled => "cancelled",
     }
-
-    /// Pending and granted keys are live: at most one per instance and tag.
-    pub fn is_live(self) -> bool {
-        matches!(self, ExportKeyState::Pending | ExportKeyState::Granted)
-    }
-}
-
-impl FromStr for ExportKeyState {
-    type Err = DomainError;
-
-    fn from_str(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
+    unknown(s) -> DomainError {
                 DomainError::invalid(
                     "invalid_state",
                     "state",
                     "state is one of pending, granted, denied, returned, cancelled.",
                 )
-            })
+    }
+}
+
+impl ExportKeyState {
+    /// Pending and granted keys are live: at most one per instance and tag.
+    pub fn is_live(self) -> bool {
+        matches!(self, ExportKeyState::Pending | ExportKeyState::Granted)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Product instances: identity (UDI), product, status, and how usage reports apply.
 
+use super::string_enum::string_enum;
 use super::timers::CLOCK_WINDOW;
 use super::DomainError;
 
@@ -58,40 +59,29 @@ pub fn check_product(name: &str, version: &str) -> Result<(), DomainError> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InstanceStatus {
-    /// Registered, no usage report yet.
-    Registered,
-    Authorized,
-    OutOfCompliance,
-    NotAuthorized,
-    /// No accepted report for 90 days: holds no licenses until it reports again.
-    AuthorizationExpired,
-    /// Its UDI holds a live reservation and its last report was authorized.
-    Reserved,
+string_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum InstanceStatus {
+        /// Registered, no usage report yet.
+        Registered => "registered",
+        Authorized => "authorized",
+        OutOfCompliance => "out_of_compliance",
+        NotAuthorized => "not_authorized",
+        /// No accepted report for 90 days: holds no licenses until it reports again.
+        AuthorizationExpired => "authorization_expired",
+        /// Its UDI holds a live reservation and its last report was authorized.
+        Reserved => "reserved",
+    }
+    unknown(s) -> DomainError {
+        DomainError::invalid(
+            "invalid_status",
+            "status",
+            "status is registered, authorized, out_of_compliance, not_authorized, authorization_expired or reserved.",
+        )
+    }
 }
 
 impl InstanceStatus {
-    pub const ALL: [InstanceStatus; 6] = [
-        InstanceStatus::Registered,
-        InstanceStatus::Authorized,
-        InstanceStatus::OutOfCompliance,
-        InstanceStatus::NotAuthorized,
-        InstanceStatus::AuthorizationExpired,
-        InstanceStatus::Reserved,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstanceStatus::Registered => "registered",
-            InstanceStatus::Authorized => "authorized",
-            InstanceStatus::OutOfCompliance => "out_of_compliance",
-            InstanceStatus::NotAuthorized => "not_authorized",
-            InstanceStatus::AuthorizationExpired => "authorization_expired",
-            InstanceStatus::Reserved => "reserved",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|x| x.as_str() == s)
     }
@@ -103,19 +93,6 @@ impl InstanceStatus {
             E::OutOfCompliance => InstanceStatus::OutOfCompliance,
             E::NotAuthorized | E::ExportRestricted => InstanceStatus::NotAuthorized,
         }
-    }
-}
-
-impl std::str::FromStr for InstanceStatus {
-    type Err = super::DomainError;
-    fn from_str(s: &str) -> Result<Self, super::DomainError> {
-        Self::parse(s).ok_or_else(|| {
-            super::DomainError::invalid(
-                "invalid_status",
-                "status",
-                "status is registered, authorized, out_of_compliance, not_authorized, authorization_expired or reserved.",
-            )
-        })
     }
 }
 

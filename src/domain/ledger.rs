@@ -3,6 +3,7 @@
 //! head cover, and the rule by which an upstream accepts a satellite's heads. All hash
 //! inputs are ASCII lines so anyone can recompute them with `printf | sha256sum`.
 
+use super::string_enum::string_enum;
 use sha2::{Digest, Sha256};
 
 pub type Hash = [u8; 32];
@@ -58,19 +59,12 @@ impl StateDigest {
     }
 }
 
-/// Whether a change record adds a row image to the state or takes one away.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    Add,
-    Remove,
-}
-
-impl Op {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Add => "+",
-            Op::Remove => "-",
-        }
+string_enum! {
+    /// Whether a change record adds a row image to the state or takes one away.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Op {
+        Add => "+",
+        Remove => "-",
     }
 }
 

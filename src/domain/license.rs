@@ -1,5 +1,6 @@
 //! Licenses: what a pool of entitlements is, and which are well-formed.
 
+use super::string_enum::string_enum;
 use super::DomainError;
 use chrono::NaiveDate;
 
@@ -9,33 +10,25 @@ pub const QUANTITY_MAX: i64 = i32::MAX as i64;
 pub const DEFAULT_RANK: i64 = 100;
 pub const RANK_MAX: i64 = 1_000_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LicenseType {
-    Perpetual,
-    Term,
-    Subscription,
+string_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum LicenseType {
+        Perpetual => "perpetual",
+        Term => "term",
+        Subscription => "subscription",
+    }
+    unknown(s) -> DomainError {
+        DomainError::invalid(
+            "invalid_license",
+            "type",
+            "type is one of perpetual, term, subscription.",
+        )
+    }
 }
 
 impl LicenseType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LicenseType::Perpetual => "perpetual",
-            LicenseType::Term => "term",
-            LicenseType::Subscription => "subscription",
-        }
-    }
-
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        match s {
-            "perpetual" => Ok(LicenseType::Perpetual),
-            "term" => Ok(LicenseType::Term),
-            "subscription" => Ok(LicenseType::Subscription),
-            _ => Err(DomainError::invalid(
-                "invalid_license",
-                "type",
-                "type is one of perpetual, term, subscription.",
-            )),
-        }
+        s.parse()
     }
 }
 

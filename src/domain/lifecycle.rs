@@ -3,33 +3,27 @@
 //! end, a product out of compliance. Pure: `now` is passed in.
 
 use super::instance::InstanceStatus;
+use super::string_enum::string_enum;
 use super::timers::DAY;
 
 /// How early a lapsing authorization or an ending registration is flagged.
 pub const WARN_WINDOW: i64 = 30 * DAY;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InstanceFlag {
-    /// No accepted report for 60 days: the authorization lapses within 30.
-    AuthorizationLapsing,
-    /// No accepted report for 90 days: licenses released.
-    AuthorizationLapsed,
-    /// The id certificate ends within 30 days and was not renewed.
-    RegistrationExpiring,
-    /// The last report asked for more than the pool holds, or for unknown tags.
-    OutOfCompliance,
+string_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum InstanceFlag {
+        /// No accepted report for 60 days: the authorization lapses within 30.
+        AuthorizationLapsing => "authorization_lapsing",
+        /// No accepted report for 90 days: licenses released.
+        AuthorizationLapsed => "authorization_lapsed",
+        /// The id certificate ends within 30 days and was not renewed.
+        RegistrationExpiring => "registration_expiring",
+        /// The last report asked for more than the pool holds, or for unknown tags.
+        OutOfCompliance => "out_of_compliance",
+    }
 }
 
 impl InstanceFlag {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstanceFlag::AuthorizationLapsing => "authorization_lapsing",
-            InstanceFlag::AuthorizationLapsed => "authorization_lapsed",
-            InstanceFlag::RegistrationExpiring => "registration_expiring",
-            InstanceFlag::OutOfCompliance => "out_of_compliance",
-        }
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             InstanceFlag::AuthorizationLapsing => "authorization lapsing",

@@ -22,3 +22,4 @@ pub use error::DomainError;
 pub use roles::{Principal, Role};
 pub mod explain;
 pub mod license_form;
+pub(crate) mod string_enum;

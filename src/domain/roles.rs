@@ -1,36 +1,28 @@
 //! Who may do what. Account-scoped roles see exactly one account; checks return
 //! `false` rather than erroring so callers choose between 403 and 404.
 
+use super::string_enum::string_enum;
 use super::DomainError;
-use std::fmt;
-use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    SystemAdmin,
-    Operator,
-    AccountAdmin,
-    Viewer,
+string_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Role {
+        SystemAdmin => "system-admin",
+        Operator => "operator",
+        AccountAdmin => "account-admin",
+        Viewer => "viewer",
+    }
+    unknown(s) -> DomainError {
+                DomainError::invalid(
+                    "invalid_role",
+                    "role",
+                    "Role is one of system-admin, operator, account-admin, viewer.",
+                )
+    }
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::SystemAdmin,
-        Role::Operator,
-        Role::AccountAdmin,
-        Role::Viewer,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::SystemAdmin => "system-admin",
-            Role::Operator => "operator",
-            Role::AccountAdmin => "account-admin",
-            Role::Viewer => "viewer",
-        }
-    }
-
     /// Account-admins and viewers belong to exactly one account; the others to none.
     pub fn is_account_scoped(self) -> bool {
         matches!(self, Role::AccountAdmin | Role::Viewer)
@@ -51,28 +43,6 @@ impl Role {
             )),
             _ => Ok(()),
         }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "invalid_role",
-                    "role",
-                    "Role is one of system-admin, operator, account-admin, viewer.",
-                )
-            })
     }
 }
 

@@ -2,107 +2,60 @@
 //! its upstream and the four kinds of bundle. Each has its one string mapping here; the
 //! strings appear only at the edges (SQL columns, manifests, JSON, templates).
 
+use super::string_enum::string_enum;
 use super::DomainError;
 
-/// Where an account stands with its upstream (satellite side).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LinkState {
-    /// No registration was ever started (no link row).
-    Unregistered,
-    /// A registration request went out; its response has not been imported yet.
-    Pending,
-    /// The upstream answered: its key is pinned and sync runs.
-    Registered,
-}
-
-impl LinkState {
-    pub const ALL: [LinkState; 3] = [
-        LinkState::Unregistered,
-        LinkState::Pending,
-        LinkState::Registered,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkState::Unregistered => "unregistered",
-            LinkState::Pending => "pending",
-            LinkState::Registered => "registered",
-        }
+string_enum! {
+    /// Where an account stands with its upstream (satellite side).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum LinkState {
+        /// No registration was ever started (no link row).
+        Unregistered => "unregistered",
+        /// A registration request went out; its response has not been imported yet.
+        Pending => "pending",
+        /// The upstream answered: its key is pinned and sync runs.
+        Registered => "registered",
+    }
+    unknown(s) -> DomainError {
+        DomainError::invalid(
+            "invalid_state",
+            "state",
+            "state is unregistered, pending or registered.",
+        )
     }
 }
 
-impl std::str::FromStr for LinkState {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "invalid_state",
-                    "state",
-                    "state is unregistered, pending or registered.",
-                )
-            })
+string_enum! {
+    /// How an account's link moves bundles: over HTTPS on a schedule, or by hand.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum LinkMode {
+        Connected => "connected",
+        Disconnected => "disconnected",
+    }
+    unknown(s) -> DomainError {
+        DomainError::invalid("invalid_mode", "mode", "Choose connected or disconnected.")
     }
 }
 
-/// How an account's link moves bundles: over HTTPS on a schedule, or by hand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LinkMode {
-    Connected,
-    Disconnected,
-}
-
-impl LinkMode {
-    pub const ALL: [LinkMode; 2] = [LinkMode::Connected, LinkMode::Disconnected];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkMode::Connected => "connected",
-            LinkMode::Disconnected => "disconnected",
-        }
+string_enum! {
+    /// The kind a bundle's manifest names.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum BundleKind {
+        RegistrationRequest => "registration-request",
+        RegistrationResponse => "registration-response",
+        SyncRequest => "sync-request",
+        SyncResponse => "sync-response",
     }
-}
-
-impl std::str::FromStr for LinkMode {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                DomainError::invalid("invalid_mode", "mode", "Choose connected or disconnected.")
-            })
+    unknown(s) -> DomainError {
+        DomainError::invalid(
+            "invalid_kind",
+            "kind",
+            "kind is registration-request, registration-response, sync-request or sync-response.",
+        )
     }
-}
-
-/// The kind a bundle's manifest names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BundleKind {
-    RegistrationRequest,
-    RegistrationResponse,
-    SyncRequest,
-    SyncResponse,
 }
 
 impl BundleKind {
-    pub const ALL: [BundleKind; 4] = [
-        BundleKind::RegistrationRequest,
-        BundleKind::RegistrationResponse,
-        BundleKind::SyncRequest,
-        BundleKind::SyncResponse,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BundleKind::RegistrationRequest => "registration-request",
-            BundleKind::RegistrationResponse => "registration-response",
-            BundleKind::SyncRequest => "sync-request",
-            BundleKind::SyncResponse => "sync-response",
-        }
-    }
-
     /// A request (satellite to upstream) as opposed to a response.
     pub fn is_request(self) -> bool {
         matches!(
@@ -121,116 +74,43 @@ impl BundleKind {
     }
 }
 
-impl std::fmt::Display for BundleKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+string_enum! {
+    /// Which way a bundle went, as the sync history lists it.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub enum Direction {
+        /// Imported here.
+        #[default]
+        In => "in",
+        /// Written here for the other side.
+        Out => "out",
+    }
+    unknown(s) -> DomainError {
+        DomainError::invalid("invalid_direction", "direction", "direction is in or out.")
     }
 }
 
-impl std::str::FromStr for BundleKind {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "invalid_kind",
-                    "kind",
-                    "kind is registration-request, registration-response, sync-request or sync-response.",
-                )
-            })
+string_enum! {
+    /// What became of a bundle, as the sync history lists it.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub enum BundleResult {
+        /// Written to the outbox (out).
+        #[default]
+        Written => "written",
+        /// A connected attempt whose written request did not complete (out).
+        Failed => "failed",
+        /// Verified and applied (in).
+        Applied => "applied",
+        /// Imported before; nothing changed (in).
+        Duplicate => "duplicate",
+        /// Refused, with the reason in the detail (in).
+        Rejected => "rejected",
     }
-}
-
-/// Which way a bundle went, as the sync history lists it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Imported here.
-    #[default]
-    In,
-    /// Written here for the other side.
-    Out,
-}
-
-impl Direction {
-    pub const ALL: [Direction; 2] = [Direction::In, Direction::Out];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::In => "in",
-            Direction::Out => "out",
-        }
-    }
-}
-
-impl std::str::FromStr for Direction {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                DomainError::invalid("invalid_direction", "direction", "direction is in or out.")
-            })
-    }
-}
-
-/// What became of a bundle, as the sync history lists it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum BundleResult {
-    /// Written to the outbox (out).
-    #[default]
-    Written,
-    /// A connected attempt whose written request did not complete (out).
-    Failed,
-    /// Verified and applied (in).
-    Applied,
-    /// Imported before; nothing changed (in).
-    Duplicate,
-    /// Refused, with the reason in the detail (in).
-    Rejected,
-}
-
-impl BundleResult {
-    pub const ALL: [BundleResult; 5] = [
-        BundleResult::Written,
-        BundleResult::Failed,
-        BundleResult::Applied,
-        BundleResult::Duplicate,
-        BundleResult::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BundleResult::Written => "written",
-            BundleResult::Failed => "failed",
-            BundleResult::Applied => "applied",
-            BundleResult::Duplicate => "duplicate",
-            BundleResult::Rejected => "rejected",
-        }
-    }
-}
-
-impl std::fmt::Display for BundleResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for BundleResult {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "invalid_result",
-                    "result",
-                    "result is written, failed, applied, duplicate or rejected.",
-                )
-            })
+    unknown(s) -> DomainError {
+        DomainError::invalid(
+            "invalid_result",
+            "result",
+            "result is written, failed, applied, duplicate or rejected.",
+        )
     }
 }
 

@@ -1,24 +1,16 @@
 //! Registration tokens: how long they live, how often they may be used.
 
+use super::string_enum::string_enum;
 use super::timers::DAY;
 use super::DomainError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenState {
-    Active,
-    Expired,
-    Revoked,
-    Exhausted,
-}
-
-impl TokenState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenState::Active => "active",
-            TokenState::Expired => "expired",
-            TokenState::Revoked => "revoked",
-            TokenState::Exhausted => "exhausted",
-        }
+string_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum TokenState {
+        Active => "active",
+        Expired => "expired",
+        Revoked => "revoked",
+        Exhausted => "exhausted",
     }
 }
 

@@ -1,17 +1,27 @@
 //! The reservation state machine (which transition leads where, 409 `invalid_state`
 //! otherwise) and what an update holds per tag while its new code is in transit.
 
+use crate::domain::string_enum::string_enum;
 use crate::domain::DomainError;
 use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReservationState {
-    Pending,
-    Confirmed,
-    Updating,
-    Returned,
-    Cancelled,
-    Removed,
+string_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ReservationState {
+        Pending => "pending",
+        Confirmed => "confirmed",
+        Updating => "updating",
+        Returned => "returned",
+        Cancelled => "cancelled",
+        Removed => "removed",
+    }
+    unknown(s) -> DomainError {
+        DomainError::invalid(
+            "invalid_state",
+            "state",
+            "state is pending, confirmed, updating, returned, cancelled or removed.",
+        )
+    }
 }
 
 /// What can happen to a reservation.
@@ -37,26 +47,6 @@ impl Transition {
 }
 
 impl ReservationState {
-    pub const ALL: [ReservationState; 6] = [
-        ReservationState::Pending,
-        ReservationState::Confirmed,
-        ReservationState::Updating,
-        ReservationState::Returned,
-        ReservationState::Cancelled,
-        ReservationState::Removed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReservationState::Pending => "pending",
-            ReservationState::Confirmed => "confirmed",
-            ReservationState::Updating => "updating",
-            ReservationState::Returned => "returned",
-            ReservationState::Cancelled => "cancelled",
-            ReservationState::Removed => "removed",
-        }
-    }
-
     /// Live reservations hold licenses; the others are history.
     pub fn is_live(self) -> bool {
         matches!(
@@ -87,22 +77,6 @@ impl ReservationState {
                 ),
             )
         })
-    }
-}
-
-impl std::str::FromStr for ReservationState {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "invalid_state",
-                    "state",
-                    "state is pending, confirmed, updating, returned, cancelled or removed.",
-                )
-            })
     }
 }
 
