@@ -3,13 +3,16 @@
 
 use super::virtual_accounts::{render_page, Extra};
 use crate::config::ServerRole;
-use crate::service::access;
+use crate::service::access::{self, EditAccount};
 use crate::service::licenses::{self, LicensePatch};
-use crate::store::accounts;
+use crate::service::ServiceError;
+use crate::store::accounts::{self, VirtualAccount};
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment};
 use crate::web::{AppError, PageError, State};
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+use rusqlite::Connection;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -97,30 +100,20 @@ async fn edit(
         Ok(p) => p,
         Err(e) => return refused(&req, &state, &user, names, e).await,
     };
-    let (who, now, today) = (
-        user.principal.clone(),
-        state.clock.unix(),
-        state.clock.now().date_naive(),
-    );
-    let (a2, va2, t) = (a.clone(), va.clone(), tag.clone());
-    let result = state
-        .store
-        .write(move |tx| {
-            let cap = access::edit_account(tx, &who, &a2)?;
-            let va = accounts::find_va(tx, &cap.account, &va2)?;
-            Ok(licenses::update(tx, &cap, now, today, &va, &t, patch)?)
-        })
-        .await;
-    match result {
-        Ok(spec) => Ok(render::redirect_with_flash(
-            &va_url(&a, &va),
-            &format!(
+    change(
+        &req,
+        &state,
+        &user,
+        (a, va, tag),
+        move |tx, cap, now, today, va, tag| licenses::update(tx, cap, now, today, va, tag, patch),
+        |spec| {
+            format!(
                 "{} now has {} units (rank {}).",
                 spec.name, spec.quantity, spec.rank
-            ),
-        )),
-        Err(e) => refused(&req, &state, &user, names, e.into()).await,
-    }
+            )
+        },
+    )
+    .await
 }
 
 async fn remove(
@@ -137,26 +130,56 @@ async fn remove(
         let e = AppError::forbidden("Licenses are removed on the upstream.");
         return refused(&req, &state, &user, names, e).await;
     }
+    let said = format!("License {tag} removed.");
+    change(&req, &state, &user, (a, va, tag), licenses::remove, |()| {
+        said
+    })
+    .await
+}
+
+/// Runs one change of a VA's license in one transaction; answers with a redirect to the
+/// VA page and `said(outcome)` as its flash, or the VA page again with the reason.
+async fn change<T, F>(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    (a, va, tag): (String, String, String),
+    op: F,
+    said: impl FnOnce(T) -> String,
+) -> Result<HttpResponse, PageError>
+where
+    T: Send + 'static,
+    F: FnOnce(
+            &Connection,
+            &EditAccount,
+            i64,
+            NaiveDate,
+            &VirtualAccount,
+            &str,
+        ) -> Result<T, ServiceError>
+        + Send
+        + 'static,
+{
     let (who, now, today) = (
         user.principal.clone(),
         state.clock.unix(),
         state.clock.now().date_naive(),
     );
-    let (a2, va2, t) = (a.clone(), va.clone(), tag.clone());
+    let (a2, va2) = (a.clone(), va.clone());
     let result = state
         .store
         .write(move |tx| {
             let cap = access::edit_account(tx, &who, &a2)?;
             let va = accounts::find_va(tx, &cap.account, &va2)?;
-            Ok(licenses::remove(tx, &cap, now, today, &va, &t)?)
+            Ok(op(tx, &cap, now, today, &va, &tag)?)
         })
         .await;
     match result {
-        Ok(()) => Ok(render::redirect_with_flash(
+        Ok(outcome) => Ok(render::redirect_with_flash(
             &va_url(&a, &va),
-            &format!("License {tag} removed."),
+            &said(outcome),
         )),
-        Err(e) => refused(&req, &state, &user, names, e.into()).await,
+        Err(e) => refused(req, state, user, (a, va), e.into()).await,
     }
 }
 
