@@ -9,6 +9,7 @@ use crate::service::virtual_accounts as service_vas;
 use crate::store::accounts::{Account, VirtualAccount};
 use crate::store::page::{self, Page};
 use crate::web::auth::SessionUser;
+use crate::web::calls;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
 use crate::web::{AppError, PageError, State};
 use actix_web::http::StatusCode;
@@ -210,15 +211,12 @@ async fn show_page(
     extra: ShowState,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let who = user.principal.clone();
     let after = extra.after.clone();
-    let (account, vas, settings) = state
-        .store
-        .read(move |c| {
-            let cap = access::read_account(c, &who, &name)?;
-            let settings = crate::service::settings::account(c, &cap)?;
-            let vas = service_vas::list(c, &cap, after.as_deref(), page::DEFAULT_LIMIT)?;
-            Ok((cap.account, vas, settings))
+    let (account, vas, settings) =
+        calls::read_account(state, &user.principal, &name, move |c, cap, _| {
+            let settings = crate::service::settings::account(c, cap)?;
+            let vas = service_vas::list(c, cap, after.as_deref(), page::DEFAULT_LIMIT)?;
+            Ok((cap.account.clone(), vas, settings))
         })
         .await?;
     let view = AccountView::from(&account);

@@ -6,11 +6,10 @@ use super::{history_views, upload_error, HistoryView};
 use crate::clock;
 use crate::config::ServerRole;
 use crate::domain::sync::{LinkMode, LinkState};
-use crate::service::access;
 use crate::store::sync_state;
 use crate::web::auth::SessionUser;
-use crate::web::calls::sentences;
 use crate::web::calls::sync::{self as api, bundle_response, UpstreamRequest};
+use crate::web::calls::{self, sentences};
 use crate::web::render::{self, path_segment, FormErrors, Layout};
 use crate::web::{AppError, PageError, State};
 use actix_multipart::Multipart;
@@ -56,29 +55,31 @@ pub struct Tried {
     pub ca_cert_pem: String,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a re-rendered sync page shows besides the link: a failed form's errors and what
+/// it typed, or the sentence of a refusal.
+#[derive(Default)]
+struct Shown {
+    errors: FormErrors,
+    problem: Option<String>,
+    tried: Tried,
+}
+
 async fn account_page(
     req: &HttpRequest,
     state: &State,
     user: &SessionUser,
     name: String,
-    errors: FormErrors,
-    problem: Option<String>,
+    shown: Shown,
     status: StatusCode,
-    tried: Tried,
 ) -> Result<HttpResponse, PageError> {
     if state.settings.role != ServerRole::Satellite {
         return Err(AppError::not_found("The upstream has no upstream of its own.").into());
     }
-    let who = user.principal.clone();
-    let n = name.clone();
-    let (account, link, history) = state
-        .store
-        .read(move |c| {
-            let account = access::read_account(c, &who, &n)?.account;
-            let link = sync_state::link(c, account.id)?;
-            let history = sync_state::history(c, Some(account.id), None, 20)?.items;
-            Ok((account, link, history))
+    let (account, link, history) =
+        calls::read_account(state, &user.principal, &name, |c, cap, _| {
+            let link = sync_state::link(c, cap.account.id)?;
+            let history = sync_state::history(c, Some(cap.account.id), None, 20)?.items;
+            Ok((cap.account.clone(), link, history))
         })
         .await?;
     let schedule = api::load_schedule(state, user.principal.clone(), name).await?;
@@ -127,10 +128,10 @@ async fn account_page(
             .as_ref()
             .and_then(|l| l.url.clone())
             .unwrap_or_default(),
-        errors,
-        problem,
+        errors: shown.errors,
+        problem: shown.problem,
         history: history_views(history),
-        tried,
+        tried: shown.tried,
     };
     Ok(render::page_with_status(req, status, &page)?)
 }
@@ -146,10 +147,8 @@ async fn account(
         &state,
         &user,
         path.into_inner(),
-        FormErrors::default(),
-        None,
+        Shown::default(),
         StatusCode::OK,
-        Tried::default(),
     )
     .await
 }
@@ -161,7 +160,6 @@ pub async fn account_with_mode_errors(
     user: &SessionUser,
     name: String,
     errors: FormErrors,
-    status: StatusCode,
     url: String,
 ) -> Result<HttpResponse, PageError> {
     let tried = Tried {
@@ -169,7 +167,25 @@ pub async fn account_with_mode_errors(
         url,
         ..Tried::default()
     };
-    account_page(req, state, user, name, errors, None, status, tried).await
+    with_errors(req, state, user, name, errors, tried).await
+}
+
+/// The page again with a failed form's errors next to its fields and what it typed.
+async fn with_errors(
+    req: &HttpRequest,
+    state: &State,
+    user: &SessionUser,
+    name: String,
+    errors: FormErrors,
+    tried: Tried,
+) -> Result<HttpResponse, PageError> {
+    let status = errors.status();
+    let shown = Shown {
+        errors,
+        tried,
+        ..Shown::default()
+    };
+    account_page(req, state, user, name, shown, status).await
 }
 
 /// Shows a failed action on the account's sync page.
@@ -183,24 +199,18 @@ async fn failed(
 ) -> Result<HttpResponse, PageError> {
     if e.field.is_some() {
         let errors = FormErrors::from_error(e)?;
-        let status = errors.status();
-        return account_page(req, state, user, name, errors, None, status, tried).await;
+        return with_errors(req, state, user, name, errors, tried).await;
     }
     if e.status.is_server_error() && e.status != StatusCode::BAD_GATEWAY {
         return Err(e.into());
     }
     let status = e.status;
-    account_page(
-        req,
-        state,
-        user,
-        name,
-        FormErrors::default(),
-        Some(e.message),
-        status,
+    let shown = Shown {
+        problem: Some(e.message),
         tried,
-    )
-    .await
+        ..Shown::default()
+    };
+    account_page(req, state, user, name, shown, status).await
 }
 
 #[derive(Deserialize)]
@@ -235,8 +245,7 @@ async fn register(
         && state.settings.role == ServerRole::Satellite
     {
         if let Err(errors) = super::super::form_checks::connected(&f.url, &f.token) {
-            let status = errors.status();
-            return account_page(&req, &state, &user, name, errors, None, status, tried).await;
+            return with_errors(&req, &state, &user, name, errors, tried).await;
         }
     }
     // Registering again keeps the CA certificate the link already trusts unless a new one
@@ -244,14 +253,10 @@ async fn register(
     let ca_cert_pem = match Some(f.ca_cert_pem).filter(|p| !p.trim().is_empty()) {
         Some(pem) => Some(pem),
         None => {
-            let (who, n) = (user.principal.clone(), name.clone());
-            state
-                .store
-                .read(move |c| {
-                    let account = access::read_account(c, &who, &n)?.account;
-                    Ok(sync_state::link(c, account.id)?.and_then(|l| l.ca_cert_pem))
-                })
-                .await?
+            calls::read_account(&state, &user.principal, &name, |c, cap, _| {
+                Ok(sync_state::link(c, cap.account.id)?.and_then(|l| l.ca_cert_pem))
+            })
+            .await?
         }
     };
     let body = UpstreamRequest {
@@ -272,8 +277,7 @@ async fn register(
         // registration, if any, is still in place).
         Err(e) if e.field.is_none() && e.code == "upstream_refused" => {
             let errors = FormErrors::at("token", e.message, e.status);
-            let status = errors.status();
-            account_page(&req, &state, &user, name, errors, None, status, tried).await
+            with_errors(&req, &state, &user, name, errors, tried).await
         }
         Err(e) => failed(&req, &state, &user, name, e, tried).await,
     }
