@@ -483,7 +483,7 @@ async fn sync_pages_guide_and_keep_what_was_typed() {
         .await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{html}");
     assert!(
-        html.contains(&format!("cannot reach {url}: connection refused")),
+        html.contains(&format!("Cannot reach {url}: connection refused")),
         "{html}"
     );
     assert!(html.contains("id=\"connected-problem\""));

@@ -154,6 +154,10 @@ async fn browser_walks_sync_administration_and_explanations() {
         problem.contains("was deregistered by the upstream's admin"),
         "{problem}"
     );
+    assert!(
+        problem.starts_with("The upstream refused the request:"),
+        "a banner starts with a capital: {problem}"
+    );
     assert!(browser.text("#sync-history").await.contains("failed"));
     browser.screenshot("adminux-18-refused-in-words").await;
 

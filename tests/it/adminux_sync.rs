@@ -287,8 +287,9 @@ async fn satellite_tokens_and_satellites_are_listed_and_revoked_on_the_upstream(
         .submit(SAT_PAGE, "/accounts/Acme/sync/now", &[])
         .await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{html}");
+    // The banner is a sentence of its own: a capital first, whatever the API's clause.
     assert!(
-        html.contains("the upstream refused the request: this satellite"),
+        html.contains("id=\"problem\">The upstream refused the request: this satellite"),
         "{html}"
     );
     assert!(

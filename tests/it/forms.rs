@@ -225,7 +225,7 @@ async fn a_failed_re_registration_keeps_the_link_registered_and_syncing() {
         .await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{html}");
     assert!(html.contains("id=\"again-problem\""), "{html}");
-    assert!(html.contains("cannot reach"), "{html}");
+    assert!(html.contains("Cannot reach"), "{html}");
     let (_, now) = pair.sat_api.get("/api/v1/accounts/Acme/upstream").await;
     assert_eq!(now["state"], "registered", "{now}");
     assert_eq!(now["upstream_authority_id"], authority, "{now}");

@@ -78,6 +78,17 @@ pub fn synced(account: &str, o: &Outcome) -> String {
     )
 }
 
+/// A reason shown on a page as a sentence of its own: its first letter a capital. The
+/// sync layer words its reasons as clauses ("the upstream refused the token: ...") and
+/// the API keeps them so; only the page's banner capitalizes.
+pub fn sentence(reason: &str) -> String {
+    let mut chars = reason.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +105,16 @@ mod tests {
             "14 instances, 20 usage records and 1 export key"
         );
         assert_eq!(records(&json!({})), "no records");
+    }
+
+    #[test]
+    fn a_reason_shown_alone_starts_with_a_capital() {
+        assert_eq!(
+            sentence("the upstream refused the token: it was revoked"),
+            "The upstream refused the token: it was revoked"
+        );
+        assert_eq!(sentence("Cannot reach x"), "Cannot reach x");
+        assert_eq!(sentence("ébauche"), "Ébauche");
+        assert_eq!(sentence(""), "");
     }
 }

@@ -206,7 +206,7 @@ async fn failed(
     }
     let status = e.status;
     let shown = Shown {
-        problem: Some(e.message),
+        problem: Some(sentences::sentence(&e.message)),
         tried,
         ..Shown::default()
     };
@@ -276,7 +276,7 @@ async fn register(
         // The upstream refused the token: say so in words next to it (the previous
         // registration, if any, is still in place).
         Err(e) if e.field.is_none() && e.code == "upstream_refused" => {
-            let errors = FormErrors::at("token", e.message, e.status);
+            let errors = FormErrors::at("token", sentences::sentence(&e.message), e.status);
             with_errors(&req, &state, &user, name, errors, tried).await
         }
         Err(e) => failed(&req, &state, &user, name, e, tried).await,
