@@ -4,34 +4,11 @@
 //! `in_use`, `reserved`, `available` and `status`. The upstream lists the satellite's
 //! instances read-only, marked with who reported them.
 
-use crate::support::agent::Agent;
-use crate::support::sync::{members, Pair};
-use crate::support::{Api, Server, VA};
+use crate::support::sync::{agents_on, members, Pair};
+use crate::support::{Api, VA};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::Path;
-
-/// Agents registered on `server` (VA Lab) each reporting `ess` = n.
-async fn agents_on(server: &Server, api: &Api, pid: &str, usage: &[i64]) -> Vec<Agent> {
-    let (s, b) = api
-        .post(
-            &format!("{VA}/tokens"),
-            json!({ "expires_in_days": 30, "export_controlled": false }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let token = b["token"].as_str().unwrap().to_string();
-    let mut agents = vec![];
-    for (i, n) in usage.iter().enumerate() {
-        let a = Agent::new();
-        let out = a.register(server, &token, pid, &format!("{pid}{i}"));
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        let out = a.report(&[("ess", *n)]);
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        agents.push(a);
-    }
-    agents
-}
 
 /// Every license as the API lists it: tag -> (in_use, reserved, available, status).
 async fn figures(api: &Api) -> Vec<(String, i64, i64, i64, String)> {
@@ -243,16 +220,7 @@ async fn both_sides_count_the_same_after_a_disconnected_round_trip() {
 async fn both_sides_count_the_same_after_a_connected_round_trip() {
     let pair = Pair::start().await;
     with_ranked_substitute(&pair).await;
-    let token = pair.satellite_token().await;
-    let ca = std::fs::read_to_string(pair.upstream.server.data_dir.join("tls/cert.pem")).unwrap();
-    let (s, state) = pair
-        .sat_api
-        .post(
-            "/api/v1/accounts/Acme/upstream",
-            json!({ "mode": "connected", "token": token, "url": pair.upstream.server.url, "ca_cert_pem": ca }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{state}");
+    pair.register_connected().await;
     let _direct = agents_on(&pair.upstream.server, &pair.upstream.api, "UP", &[2]).await;
     let behind = agents_on(&pair.satellite, &pair.sat_api, "SAT", &[4]).await;
 

@@ -2,32 +2,16 @@
 //! loop on a cron schedule, bundles checked with standard tools, and every rejection.
 
 use crate::support::agent::Agent;
-use crate::support::sync::{members, pack, resign, Pair};
+use crate::support::sync::{agents_on, members, pack, resign, Pair};
 use crate::support::{Server, VA};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
+/// Agents behind the satellite (product SAT), each reporting `ess` = n.
 async fn satellite_agents(pair: &Pair, usage: &[i64]) -> Vec<Agent> {
-    let (s, b) = pair
-        .sat_api
-        .post(
-            &format!("{VA}/tokens"),
-            json!({ "expires_in_days": 30, "export_controlled": false }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let token = b["token"].as_str().unwrap().to_string();
-    let mut agents = vec![];
-    for (i, n) in usage.iter().enumerate() {
-        let a = Agent::new();
-        let out = a.register(&pair.satellite, &token, "SAT", &format!("S{i}"));
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        assert_eq!(a.report(&[("ess", *n)]).code, 0);
-        agents.push(a);
-    }
-    agents
+    agents_on(&pair.satellite, &pair.sat_api, "SAT", usage).await
 }
 
 #[tokio::test]
@@ -117,16 +101,7 @@ async fn a_lost_or_repeated_file_is_harmless() {
 #[tokio::test]
 async fn connected_loop_on_a_cron_schedule() {
     let pair = Pair::start().await;
-    let token = pair.satellite_token().await;
-    let ca = std::fs::read_to_string(pair.upstream.server.data_dir.join("tls/cert.pem")).unwrap();
-    let (s, state) = pair
-        .sat_api
-        .post(
-            "/api/v1/accounts/Acme/upstream",
-            json!({ "mode": "connected", "token": token, "url": pair.upstream.server.url, "ca_cert_pem": ca }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{state}");
+    let state = pair.register_connected().await;
     assert_eq!(
         (state["state"].as_str(), state["mode"].as_str()),
         (Some("registered"), Some("connected"))

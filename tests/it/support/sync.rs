@@ -1,5 +1,6 @@
 //! Two real servers, an upstream and a satellite, and tools to carry and doctor bundles.
 
+use super::agent::Agent;
 use super::{Api, Licensed, Server, VA};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -53,6 +54,24 @@ impl Pair {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         b["token"].as_str().unwrap().to_string()
+    }
+
+    /// Registers the satellite's Acme connected to the upstream (its URL, its CA); returns
+    /// the link's state as the satellite answers it.
+    pub async fn register_connected(&self) -> Value {
+        let token = self.satellite_token().await;
+        let ca =
+            std::fs::read_to_string(self.upstream.server.data_dir.join("tls/cert.pem")).unwrap();
+        let (s, state) = self
+            .sat_api
+            .post(
+                "/api/v1/accounts/Acme/upstream",
+                json!({ "mode": "connected", "token": token, "url": self.upstream.server.url,
+                        "ca_cert_pem": ca }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{state}");
+        state
     }
 
     /// Registers the satellite's Acme by files: request out, CLI import on the upstream,
@@ -133,6 +152,29 @@ impl Pair {
         assert!(!up.is_empty());
         assert_eq!(up, sat, "upstream and satellite agree");
     }
+}
+
+/// Agents registered on `server` (VA Lab, product `pid`, hosts `{pid}0`, `{pid}1`, ...)
+/// with a fresh token, each having reported `ess` = its entry of `usage`.
+pub async fn agents_on(server: &Server, api: &Api, pid: &str, usage: &[i64]) -> Vec<Agent> {
+    let (s, b) = api
+        .post(
+            &format!("{VA}/tokens"),
+            json!({ "expires_in_days": 30, "export_controlled": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let token = b["token"].as_str().unwrap().to_string();
+    let mut agents = vec![];
+    for (i, n) in usage.iter().enumerate() {
+        let a = Agent::new();
+        let out = a.register(server, &token, pid, &format!("{pid}{i}"));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = a.report(&[("ess", *n)]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        agents.push(a);
+    }
+    agents
 }
 
 /// The members of a bundle, in order.
