@@ -102,6 +102,40 @@ async fn preview_api(api: &Api, url: &str, bytes: Vec<u8>) -> (StatusCode, Value
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// Previews `file` on `server` both ways, by the CLI (`bundle verify --json`) and by the
+/// API as `api`: both must say the same and neither may change anything. Returns the
+/// CLI's answer (the verification fields and `preview`).
+async fn preview_both(server: &Server, api: &Api, file: &Path) -> Value {
+    let before = fingerprint(server);
+    let cli = verify_json(server, file);
+    let (s, api_preview) = preview_api(api, &server.url, std::fs::read(file).unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{api_preview}");
+    assert_eq!(cli["preview"], api_preview, "CLI and API agree");
+    assert_eq!(fingerprint(server), before, "the previews changed nothing");
+    cli
+}
+
+/// A product behind the satellite (product `pid`) reports more `ess` (9) than the pools
+/// hold; returns it with the sync request the satellite exports then.
+async fn short_sync_request(pair: &Pair, pid: &str) -> (Agent, PathBuf) {
+    let (_, t) = pair
+        .sat_api
+        .post(
+            &format!("{VA}/tokens"),
+            json!({ "expires_in_days": 5, "export_controlled": false }),
+        )
+        .await;
+    let agent = Agent::new();
+    let out = agent.register(&pair.satellite, t["token"].as_str().unwrap(), pid, "1");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(agent.report(&[("ess", 9)]).code, 0);
+    let out = pair
+        .satellite
+        .cli(&["bundle", "export", "--account", "Acme"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    (agent, PathBuf::from(out.value("bundle")))
+}
+
 /// `bundle verify --json`: the verification fields and the preview.
 fn verify_json(server: &Server, file: &Path) -> Value {
     let out = server.cli(&["bundle", "verify", file.to_str().unwrap(), "--json"]);
@@ -188,16 +222,11 @@ async fn previews_of_every_kind_change_nothing_and_match_the_import() {
     assert_eq!(res.status(), StatusCode::OK);
     let request = res.bytes().await.unwrap().to_vec();
     let request_path = write(carry.path(), "reg-request.tar.gz", &request);
-    let before = fingerprint(up);
-    let (s, api_preview) = preview_api(&pair.upstream.api, &up.url, request.clone()).await;
-    assert_eq!(s, StatusCode::OK, "{api_preview}");
-    assert_eq!(api_preview["result"], "would_apply");
-    assert_eq!(api_preview["kind"], "registration-request");
-    assert_eq!(api_preview["changes_account"], "Acme");
-    let cli = verify_json(up, &request_path);
+    let cli = preview_both(up, &pair.upstream.api, &request_path).await;
     assert_eq!(cli["import"], "would_apply");
-    assert_eq!(cli["preview"], api_preview, "CLI and API agree");
-    assert_eq!(fingerprint(up), before, "the previews changed nothing");
+    assert_eq!(cli["preview"]["result"], "would_apply");
+    assert_eq!(cli["preview"]["kind"], "registration-request");
+    assert_eq!(cli["preview"]["changes_account"], "Acme");
     // Only those who run sync may ask (as for the import).
     let admin = up.api("account-admin", Some("Acme")).await;
     let (s, b) = preview_api(&admin, &up.url, request.clone()).await;
@@ -206,9 +235,7 @@ async fn previews_of_every_kind_change_nothing_and_match_the_import() {
     let response = pair.upstream_import(&request_path);
 
     // registration-response, previewed on the satellite: the catalog arrives.
-    let before = fingerprint(sat);
-    let cli = verify_json(sat, &response);
-    let preview = cli["preview"].clone();
+    let preview = preview_both(sat, &pair.sat_api, &response).await["preview"].clone();
     assert_eq!(preview["kind"], "registration-response");
     let lab = va(&preview, "Lab");
     assert_eq!(lab["created"], true);
@@ -219,39 +246,16 @@ async fn previews_of_every_kind_change_nothing_and_match_the_import() {
         .map(|l| (l["tag"].as_str().unwrap(), l["quantity"].as_i64().unwrap()))
         .collect();
     assert_eq!(added, vec![("adv", 2), ("ess", 5)]);
-    let (s, api_preview) =
-        preview_api(&pair.sat_api, &sat.url, std::fs::read(&response).unwrap()).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(api_preview, preview);
-    assert_eq!(fingerprint(sat), before, "the previews changed nothing");
     let out = sat.cli(&["bundle", "import", response.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(listed_pools(&pair.sat_api).await, preview_pools(lab));
 
     // A product uses more than the pools hold: short on the satellite at once, and the
     // sync request would make the upstream's pool short too.
-    let (_, t) = pair
-        .sat_api
-        .post(
-            &format!("{VA}/tokens"),
-            json!({ "expires_in_days": 5, "export_controlled": false }),
-        )
-        .await;
-    let agent = Agent::new();
-    assert_eq!(
-        agent
-            .register(sat, t["token"].as_str().unwrap(), "PV", "1")
-            .code,
-        0
-    );
-    agent.report(&[("ess", 9)]);
-    let out = sat.cli(&["bundle", "export", "--account", "Acme"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let sync_request = PathBuf::from(out.value("bundle"));
+    let (_agent, sync_request) = short_sync_request(&pair, "PV").await;
 
     // sync-request, previewed on the upstream.
-    let before = fingerprint(up);
-    let preview = verify_json(up, &sync_request)["preview"].clone();
+    let preview = preview_both(up, &pair.upstream.api, &sync_request).await["preview"].clone();
     assert_eq!(preview["kind"], "sync-request");
     let lab = va(&preview, "Lab");
     assert_eq!(lab["instances_new"].as_array().unwrap().len(), 1, "{lab}");
@@ -274,14 +278,6 @@ async fn previews_of_every_kind_change_nothing_and_match_the_import() {
         .unwrap();
     assert_eq!(ess["status"], "insufficient");
     assert_eq!(ess["turns_short"], true);
-    let (_, api_preview) = preview_api(
-        &pair.upstream.api,
-        &up.url,
-        std::fs::read(&sync_request).unwrap(),
-    )
-    .await;
-    assert_eq!(api_preview, preview);
-    assert_eq!(fingerprint(up), before, "the previews changed nothing");
     let text = up.cli(&["bundle", "verify", sync_request.to_str().unwrap()]);
     assert!(
         text.stdout.contains("turns short: Lab / ess"),
@@ -316,13 +312,11 @@ async fn previews_of_every_kind_change_nothing_and_match_the_import() {
     let out = sat.cli(&["bundle", "export", "--account", "Acme"]);
     let second = pair.upstream_import(Path::new(&out.value("bundle")));
     let _ = sync_response; // superseded by the newer response below
-    let before = fingerprint(sat);
-    let preview = verify_json(sat, &second)["preview"].clone();
+    let preview = preview_both(sat, &pair.sat_api, &second).await["preview"].clone();
     assert_eq!(preview["kind"], "sync-response");
     let changed = &va(&preview, "Lab")["licenses_changed"][0];
     assert_eq!(changed["tag"], "ess");
     assert_eq!(changed["quantity"], json!({ "old": 5, "new": 8 }));
-    assert_eq!(fingerprint(sat), before, "the preview changed nothing");
     let out = sat.cli(&["bundle", "import", second.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
@@ -401,23 +395,7 @@ async fn the_pages_show_the_preview_then_apply_or_discard() {
     pair.register_disconnected().await;
     let up = &pair.upstream.server;
     let sat = &pair.satellite;
-    let (_, t) = pair
-        .sat_api
-        .post(
-            &format!("{VA}/tokens"),
-            json!({ "expires_in_days": 5, "export_controlled": false }),
-        )
-        .await;
-    let agent = Agent::new();
-    assert_eq!(
-        agent
-            .register(sat, t["token"].as_str().unwrap(), "PB", "1")
-            .code,
-        0
-    );
-    agent.report(&[("ess", 9)]);
-    let out = sat.cli(&["bundle", "export", "--account", "Acme"]);
-    let request = PathBuf::from(out.value("bundle"));
+    let (_agent, request) = short_sync_request(&pair, "PB").await;
     let Some(browser) = Browser::start().await else {
         return;
     };
