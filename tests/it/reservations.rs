@@ -854,6 +854,34 @@ async fn reservation_pages_cancel_remove_and_refuse_like_the_api() {
     assert!(!html.contains("new-reservation"));
     let (s, _) = viewer.page("/accounts/Acme/reservations/new").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    // The wizard's first step answers with a redirect to the GET of its second
+    // (post/redirect/get); the request code is no secret, so it rides in the URL.
+    let agent = Agent::new();
+    let rc = request_code(&agent, "CMS", "P3", false);
+    let new = "/accounts/Acme/reservations/new";
+    let (s, _, to) = sys
+        .submit(
+            new,
+            new,
+            &[("request_code", &rc), ("virtual_account", "Lab")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let to = to.unwrap_or_default();
+    assert!(to.starts_with(&format!("{new}?request_code=")), "{to}");
+    let (s, html) = sys.page(&to).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("id=\"reservation-step2\""), "{html}");
+    assert!(html.contains("P:CMS,S:P3"), "{html}");
+    // A code mistyped in that URL is checked again: step 1, the error next to it.
+    let (s, html) = sys
+        .page(&format!(
+            "{new}?request_code=CB-ZCMS:P3-0&virtual_account=Lab"
+        ))
+        .await;
+    assert!(s.is_client_error(), "{s}");
+    assert!(html.contains("id=\"request-code-error\""), "{html}");
+    assert!(!html.contains("id=\"reservation-step2\""), "{html}");
     // The .xml download is the authorization code.
     let res = viewer
         .get(&format!("{}/authorization.xml", page(&ids[0])))

@@ -65,6 +65,17 @@ async fn reservation_wizard_through_the_pages() {
     browser.fill("#request-code", &request_code).await;
     browser.click("#step1-next").await;
     assert_eq!(browser.text("#reservation-udi").await, "P:CUCM,S:WZ1");
+    // Step 1 answered with a redirect: step 2 is a GET (the request code in its URL),
+    // so a reload shows step 2 again and posts nothing.
+    let step_two = browser.current_url().await;
+    assert!(
+        step_two.contains("/accounts/Acme/reservations/new?request_code="),
+        "{step_two}"
+    );
+    browser.refresh().await;
+    assert_eq!(browser.current_url().await, step_two);
+    assert_eq!(browser.text("#reservation-udi").await, "P:CUCM,S:WZ1");
+    assert!(!browser.exists("#request-code-error").await);
     // Licenses sort by tag: Crypto (2 available) then Enhanced (5 available).
     assert_eq!(browser.text("#available-1").await, "2");
     assert_eq!(browser.text("#available-2").await, "5");

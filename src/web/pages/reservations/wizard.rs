@@ -1,6 +1,11 @@
 //! The new-reservation wizard: step 1 takes the request code (checked by its checksum)
 //! and the VA, step 2 the counts or universal and the export acknowledgement; creating
 //! it leads to the new reservation's page with its authorization code.
+//!
+//! Step 1 answers with a redirect (post/redirect/get) to `new?request_code=..&
+//! virtual_account=..`, the GET that shows step 2: a reload there re-posts nothing. The
+//! request code rides in the URL because it is no secret (the product prints it, the
+//! list searches by it); the GET checks it again, since anyone can type a URL.
 
 use super::{base_url, form_counts, form_value, posted, refusal, typed_counts, Choice};
 use crate::domain::reservation as rules;
@@ -10,9 +15,10 @@ use crate::store::accounts;
 use crate::web::auth::SessionUser;
 use crate::web::render::{self, path_segment, FormErrors, Layout};
 use crate::web::{calls, AppError, PageError, State};
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use serde::Deserialize;
 
 #[derive(Template)]
 #[template(path = "reservations/new.html")]
@@ -136,13 +142,61 @@ async fn wizard_page(
     Ok(render::page_with_status(req, w.status, &view)?)
 }
 
+/// What step 1 hands to step 2 in the URL; without a request code the wizard starts.
+#[derive(Deserialize, Default)]
+pub(super) struct StepTwo {
+    #[serde(default)]
+    request_code: String,
+    #[serde(default)]
+    virtual_account: String,
+    #[serde(default)]
+    universal: String,
+}
+
+impl StepTwo {
+    fn url(&self, a: &str) -> String {
+        let mut url = format!(
+            "{}/new?request_code={}&virtual_account={}",
+            base_url(a),
+            path_segment(&self.request_code),
+            path_segment(&self.virtual_account)
+        );
+        if self.universal == "on" {
+            url.push_str("&universal=on");
+        }
+        url
+    }
+
+    /// The wizard on step 2, or on step 1 with the error next to a code that fails its
+    /// checksum.
+    fn wizard(self) -> Result<WizardState, PageError> {
+        let mut w = WizardState::start();
+        w.request_code = self.request_code.trim().to_string();
+        w.va = self.virtual_account;
+        w.universal = self.universal == "on";
+        match rules::parse_request_code(&w.request_code) {
+            Ok(_) => w.step = 2,
+            Err(e) => (w.errors, w.problem, w.status) = refusal(e.into())?,
+        }
+        Ok(w)
+    }
+}
+
+/// Step 1 (no request code in the URL) or step 2 (the code passed its checksum).
 pub(super) async fn new_form(
     req: HttpRequest,
     state: State,
     user: SessionUser,
     path: web::Path<String>,
+    q: web::Query<StepTwo>,
 ) -> Result<HttpResponse, PageError> {
-    wizard_page(&req, &state, &user, path.into_inner(), WizardState::start()).await
+    let (a, q) = (path.into_inner(), q.into_inner());
+    let w = if q.request_code.trim().is_empty() {
+        WizardState::start()
+    } else {
+        q.wizard()?
+    };
+    wizard_page(&req, &state, &user, a, w).await
 }
 
 /// Which wizard form was posted: step 1's or step 2's.
@@ -167,7 +221,8 @@ pub(super) async fn post(
     }
 }
 
-/// Step 1 -> 2: the request code must pass its checksum and the VA must exist.
+/// Step 1 -> 2: the request code must pass its checksum (else step 1 again, the error
+/// next to it); then a redirect to the GET of step 2, which finds the VA.
 async fn check(
     req: &HttpRequest,
     state: &State,
@@ -175,17 +230,19 @@ async fn check(
     a: String,
     form: &[(String, String)],
 ) -> Result<HttpResponse, PageError> {
-    let mut w = WizardState::start();
-    w.request_code = form_value(form, "request_code").trim().to_string();
-    w.va = form_value(form, "virtual_account").to_string();
-    w.universal = form_value(form, "universal") == "on";
-    if let Err(e) = rules::parse_request_code(&w.request_code) {
-        let (errors, problem, status) = refusal(e.into())?;
-        (w.errors, w.problem, w.status) = (errors, problem, status);
+    let next = StepTwo {
+        request_code: form_value(form, "request_code").trim().to_string(),
+        virtual_account: form_value(form, "virtual_account").to_string(),
+        universal: form_value(form, "universal").to_string(),
+    };
+    let to = next.url(&a);
+    let w = next.wizard()?;
+    if w.step == 1 {
         return wizard_page(req, state, user, a, w).await;
     }
-    w.step = 2;
-    wizard_page(req, state, user, a, w).await
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish())
 }
 
 async fn create(
