@@ -4,6 +4,7 @@
 
 use super::access::{EditAccount, ReadAccount};
 use super::Result;
+use crate::domain::string_enum::string_enum;
 use crate::domain::DomainError;
 use crate::store::events::{self, NewEvent};
 use crate::store::page::Page;
@@ -11,27 +12,26 @@ use crate::store::satellite_admin::{self, TokenRow};
 use crate::store::sync_state::{self, Satellite};
 use rusqlite::Connection;
 use serde_json::json;
-use std::str::FromStr;
 
-/// Where a satellite token stands; `unused` is the only state that can still register.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenState {
-    Unused,
-    Used,
-    Expired,
-    Revoked,
+string_enum! {
+    /// Where a satellite token stands; `unused` is the only state that can still register.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum TokenState {
+        Unused => "unused",
+        Used => "used",
+        Expired => "expired",
+        Revoked => "revoked",
+    }
+    unknown(s) -> DomainError {
+        DomainError::invalid(
+            "invalid_state",
+            "state",
+            "A token's state is unused, used, expired or revoked.",
+        )
+    }
 }
 
 impl TokenState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenState::Unused => "unused",
-            TokenState::Used => "used",
-            TokenState::Expired => "expired",
-            TokenState::Revoked => "revoked",
-        }
-    }
-
     /// Used wins over expired (a used token expiring later changes nothing), revoked over
     /// expired (the admin's act is the more telling fact).
     pub fn of(t: &TokenRow, now: i64) -> Self {
@@ -44,27 +44,6 @@ impl TokenState {
         } else {
             TokenState::Unused
         }
-    }
-}
-
-impl FromStr for TokenState {
-    type Err = DomainError;
-    fn from_str(s: &str) -> std::result::Result<Self, DomainError> {
-        [
-            TokenState::Unused,
-            TokenState::Used,
-            TokenState::Expired,
-            TokenState::Revoked,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
-        .ok_or_else(|| {
-            DomainError::invalid(
-                "invalid_state",
-                "state",
-                "A token's state is unused, used, expired or revoked.",
-            )
-        })
     }
 }
 
