@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 mod account;
 
-pub(super) use account::account_with_mode_errors;
+pub(super) use account::with_errors as account_with_errors;
 pub use account::Tried;
 
 pub struct HistoryView {

@@ -249,7 +249,8 @@ async fn switch_mode(
         }
         Err(e) => {
             let errors = FormErrors::from_error(e)?;
-            super::sync::account_with_mode_errors(&req, &state, &user, a, errors, tried_url).await
+            let tried = super::sync::Tried::switch(tried_url);
+            super::sync::account_with_errors(&req, &state, &user, a, errors, tried).await
         }
     }
 }

@@ -55,6 +55,17 @@ pub struct Tried {
     pub ca_cert_pem: String,
 }
 
+impl Tried {
+    /// A mode switch to connected, at `url`, as typed.
+    pub fn switch(url: String) -> Self {
+        Tried {
+            mode: "switch".into(),
+            url,
+            ..Tried::default()
+        }
+    }
+}
+
 /// What a re-rendered sync page shows besides the link: a failed form's errors and what
 /// it typed, or the sentence of a refusal.
 #[derive(Default)]
@@ -153,25 +164,8 @@ async fn account(
     .await
 }
 
-/// The account's sync page with a failed mode switch's errors next to its fields.
-pub async fn account_with_mode_errors(
-    req: &HttpRequest,
-    state: &State,
-    user: &SessionUser,
-    name: String,
-    errors: FormErrors,
-    url: String,
-) -> Result<HttpResponse, PageError> {
-    let tried = Tried {
-        mode: "switch".into(),
-        url,
-        ..Tried::default()
-    };
-    with_errors(req, state, user, name, errors, tried).await
-}
-
 /// The page again with a failed form's errors next to its fields and what it typed.
-async fn with_errors(
+pub async fn with_errors(
     req: &HttpRequest,
     state: &State,
     user: &SessionUser,
