@@ -224,18 +224,7 @@ async fn both_sides_count_the_same_after_a_connected_round_trip() {
     let _direct = agents_on(&pair.upstream.server, &pair.upstream.api, "UP", &[2]).await;
     let behind = agents_on(&pair.satellite, &pair.sat_api, "SAT", &[4]).await;
 
-    let sync_now = || async {
-        let (s, b) = pair
-            .sat_api
-            .post("/api/v1/accounts/Acme/sync/now", json!({}))
-            .await;
-        assert_eq!(
-            (s, b["result"].as_str()),
-            (StatusCode::OK, Some("applied")),
-            "{b}"
-        );
-    };
-    sync_now().await;
+    pair.sync_now().await;
     // 6 of ess's 5: dna (rank 10) covers the one over, adv stays untouched.
     assert_both(
         &pair,
@@ -249,7 +238,7 @@ async fn both_sides_count_the_same_after_a_connected_round_trip() {
 
     // The satellite's demand drops; the next exchange brings both sides down together.
     assert_eq!(behind[0].report(&[("ess", 1)]).code, 0);
-    sync_now().await;
+    pair.sync_now().await;
     assert_both(
         &pair,
         &[

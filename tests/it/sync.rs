@@ -157,15 +157,7 @@ async fn connected_loop_on_a_cron_schedule() {
     );
     wait_until_same(&pair, "ess", 2).await;
     // Sync now works too, and history shows scheduled runs.
-    let (s, b) = pair
-        .sat_api
-        .post("/api/v1/accounts/Acme/sync/now", json!({}))
-        .await;
-    assert_eq!(
-        (s, b["result"].as_str()),
-        (StatusCode::OK, Some("applied")),
-        "{b}"
-    );
+    pair.sync_now().await;
     let (_, history) = pair.sat_api.get("/api/v1/sync/history?limit=100").await;
     let responses = history["items"]
         .as_array()

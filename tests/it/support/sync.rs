@@ -74,6 +74,19 @@ impl Pair {
         state
     }
 
+    /// A connected sync now, from the satellite's admin API; it must apply.
+    pub async fn sync_now(&self) {
+        let (s, b) = self
+            .sat_api
+            .post("/api/v1/accounts/Acme/sync/now", json!({}))
+            .await;
+        assert_eq!(
+            (s, b["result"].as_str()),
+            (StatusCode::OK, Some("applied")),
+            "{b}"
+        );
+    }
+
     /// Registers the satellite's Acme by files: request out, CLI import on the upstream,
     /// response back, CLI import on the satellite.
     pub async fn register_disconnected(&self) {
