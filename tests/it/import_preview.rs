@@ -3,7 +3,7 @@
 //! import that follows changes exactly what the preview said.
 
 use crate::support::agent::Agent;
-use crate::support::sync::Pair;
+use crate::support::sync::{agents_on, Pair};
 use crate::support::{Api, Server, VA};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -117,23 +117,13 @@ async fn preview_both(server: &Server, api: &Api, file: &Path) -> Value {
 
 /// A product behind the satellite (product `pid`) reports more `ess` (9) than the pools
 /// hold; returns it with the sync request the satellite exports then.
-async fn short_sync_request(pair: &Pair, pid: &str) -> (Agent, PathBuf) {
-    let (_, t) = pair
-        .sat_api
-        .post(
-            &format!("{VA}/tokens"),
-            json!({ "expires_in_days": 5, "export_controlled": false }),
-        )
-        .await;
-    let agent = Agent::new();
-    let out = agent.register(&pair.satellite, t["token"].as_str().unwrap(), pid, "1");
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(agent.report(&[("ess", 9)]).code, 0);
+async fn short_sync_request(pair: &Pair, pid: &str) -> (Vec<Agent>, PathBuf) {
+    let agents = agents_on(&pair.satellite, &pair.sat_api, pid, &[9]).await;
     let out = pair
         .satellite
         .cli(&["bundle", "export", "--account", "Acme"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    (agent, PathBuf::from(out.value("bundle")))
+    (agents, PathBuf::from(out.value("bundle")))
 }
 
 /// `bundle verify --json`: the verification fields and the preview.
@@ -252,7 +242,7 @@ async fn previews_of_every_kind_change_nothing_and_match_the_import() {
 
     // A product uses more than the pools hold: short on the satellite at once, and the
     // sync request would make the upstream's pool short too.
-    let (_agent, sync_request) = short_sync_request(&pair, "PV").await;
+    let (_agents, sync_request) = short_sync_request(&pair, "PV").await;
 
     // sync-request, previewed on the upstream.
     let preview = preview_both(up, &pair.upstream.api, &sync_request).await["preview"].clone();
@@ -395,7 +385,7 @@ async fn the_pages_show_the_preview_then_apply_or_discard() {
     pair.register_disconnected().await;
     let up = &pair.upstream.server;
     let sat = &pair.satellite;
-    let (_agent, request) = short_sync_request(&pair, "PB").await;
+    let (_agents, request) = short_sync_request(&pair, "PB").await;
     let Some(browser) = Browser::start().await else {
         return;
     };
