@@ -54,7 +54,7 @@ pub fn lapsed_instances(conn: &Connection, scope: Option<i64>) -> Result<Vec<Lap
     // every instance in id order (for the ORDER BY), on the writer, at every notification
     // tick.
     let mut stmt = conn.prepare_cached(
-        "SELECT a.name, v.name, i.id, i.pid || ':' || i.sn FROM va_status_counts c
+        "SELECT a.name, v.name, coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), i.pid || ':' || i.sn FROM va_status_counts c
          CROSS JOIN instances i INDEXED BY instances_va_status
            ON i.va_id = c.va_id AND i.status = c.status
          JOIN virtual_accounts v ON v.id = c.va_id JOIN accounts a ON a.id = v.account_id

@@ -21,14 +21,14 @@ pub fn add_demand(tx: &Connection, va_id: i64, tag: &str, delta: i64, export: bo
 /// Adds (or with a negative `sign`, removes) all of an instance's stored usage.
 pub fn add_instance_usage(
     tx: &Connection,
-    instance_id: &str,
+    instance_key: i64,
     va_id: i64,
     export: bool,
     sign: i64,
 ) -> Result<()> {
     let rows: Vec<(String, i64)> = tx
         .prepare_cached("SELECT tag, count FROM instance_usage WHERE instance_id = ?1")?
-        .query_map([instance_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([instance_key], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (tag, count) in rows {
         add_demand(tx, va_id, &tag, sign * count, export)?;

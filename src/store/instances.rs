@@ -4,9 +4,9 @@
 use super::accounts::{Account, VirtualAccount};
 use super::counters;
 use super::events::{self, NewEvent};
+use super::instance_ids;
 use super::page::{self, Page};
 use super::{Result, StoreError};
-use crate::crypto::secrets;
 use crate::domain::instance::{self, InstanceStatus, Udi};
 use crate::domain::timers;
 use crate::domain::DomainError;
@@ -15,7 +15,10 @@ use serde_json::json;
 
 #[derive(Clone, Debug)]
 pub struct Instance {
+    /// The external id (opaque text, `store::instance_ids`).
     pub id: String,
+    /// The integer key inside the store (rows reference it); 0 for a satellite's instance.
+    pub key: i64,
     pub va_id: i64,
     pub udi: Udi,
     pub public_key: Vec<u8>,
@@ -34,10 +37,13 @@ pub struct Instance {
     pub last_measured_at_us: Option<i64>,
 }
 
+/// The instance columns `row` reads: the external id first (`instance_ids::external_sql`
+/// spelled out, a test keeps them equal), the integer key last.
 pub(super) const COLUMNS: &str =
-    "id, va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
+    "coalesce(legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', id)),
+    va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
     export_controlled, registered_at, last_contact, cert_renew_after, cert_expires_at,
-    auth_renew_after, auth_expires_at, status, last_report_id, last_measured_at_us";
+    auth_renew_after, auth_expires_at, status, last_report_id, last_measured_at_us, id";
 
 pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     Ok(Instance {
@@ -60,14 +66,25 @@ pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         auth_renew_after: r.get(14)?,
         auth_expires_at: r.get(15)?,
         status: super::columns::enum_column(r, 16)?,
-        last_report_id: r.get(17)?,
+        last_report_id: super::instance_reports::report_id_text(r.get_ref(17)?),
         last_measured_at_us: r.get(18)?,
+        key: r.get(19)?,
     })
 }
 
 pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<Instance>> {
+    let Some(key) = instance_ids::key(conn, id)? else {
+        return Ok(None);
+    };
+    find_by_key(conn, key)
+}
+
+pub(super) fn find_by_key(conn: &Connection, key: i64) -> Result<Option<Instance>> {
     let sql = format!("SELECT {COLUMNS} FROM instances WHERE id = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([id], row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([key], row)
+        .optional()?)
 }
 
 /// What authenticating an agent's request needs: its key and when its registration ends.
@@ -111,9 +128,12 @@ pub fn signed(tx: &Connection, now: i64, signer: Signer<'_>) -> Result<Instance>
 }
 
 pub fn credentials(conn: &Connection, id: &str) -> Result<Option<Credentials>> {
+    let Some(key) = instance_ids::key(conn, id)? else {
+        return Ok(None);
+    };
     Ok(conn
         .prepare_cached("SELECT public_key, cert_expires_at FROM instances WHERE id = ?1")?
-        .query_row([id], |r| {
+        .query_row([key], |r| {
             Ok(Credentials {
                 public_key: r.get(0)?,
                 cert_expires_at: r.get(1)?,
@@ -129,21 +149,38 @@ pub fn find_in_va(conn: &Connection, va: &VirtualAccount, id: &str) -> Result<In
 }
 
 pub fn usage_of(conn: &Connection, id: &str) -> Result<Vec<(String, i64)>> {
+    match instance_ids::key(conn, id)? {
+        Some(key) => usage_of_key(conn, key),
+        None => Ok(Vec::new()),
+    }
+}
+
+pub(super) fn usage_of_key(conn: &Connection, key: i64) -> Result<Vec<(String, i64)>> {
     Ok(conn
         .prepare_cached(
             "SELECT tag, count FROM instance_usage WHERE instance_id = ?1 ORDER BY tag",
         )?
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?)
 }
 
+/// An instance's history, newest first (up to 100 lines). Its registration is not a row
+/// (migration 0019): the oldest line, "registered", is read from `registered_at`.
 pub fn history(conn: &Connection, id: &str) -> Result<Vec<(i64, String, String)>> {
-    Ok(conn
+    let Some(inst) = find_by_id(conn, id)? else {
+        return Ok(Vec::new());
+    };
+    let mut lines: Vec<(i64, String, String)> = conn
         .prepare_cached(
             "SELECT at, status, note FROM instance_history WHERE instance_id = ?1 ORDER BY id DESC LIMIT 100",
         )?
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?)
+        .query_map([inst.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if lines.len() < 100 {
+        let registered = InstanceStatus::Registered.as_str();
+        lines.push((inst.registered_at, registered.into(), registered.into()));
+    }
+    Ok(lines)
 }
 
 /// Instances of a virtual account by id, optionally only those whose id, pid, sn or
@@ -163,12 +200,16 @@ pub fn list(
                 .replace('_', "\\_")
         )
     });
+    let ext = instance_ids::external_sql("");
     let sql = format!(
         "SELECT {COLUMNS} FROM instances WHERE va_id = ?1 AND (?2 IS NULL OR id > ?2)
-           AND (?3 IS NULL OR id LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
+           AND (?3 IS NULL OR {ext} LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
                 OR sn LIKE ?3 ESCAPE '\\' OR hostname LIKE ?3 ESCAPE '\\')
          ORDER BY id LIMIT ?4"
     );
+    let after = after
+        .map(|a| instance_ids::bound(conn, a, true))
+        .transpose()?;
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(params![va_id, after, pattern, limit + 1], row)?
@@ -192,16 +233,16 @@ pub fn status_counts(
 }
 
 /// Which instance a status change is for, and the status it leaves.
-pub(super) struct StatusOf<'a> {
-    pub id: &'a str,
+pub(super) struct StatusOf {
+    pub key: i64,
     pub va_id: i64,
     pub status: InstanceStatus,
 }
 
-impl<'a> From<&'a Instance> for StatusOf<'a> {
-    fn from(i: &'a Instance) -> Self {
+impl From<&Instance> for StatusOf {
+    fn from(i: &Instance) -> Self {
         StatusOf {
-            id: &i.id,
+            key: i.key,
             va_id: i.va_id,
             status: i.status,
         }
@@ -210,7 +251,7 @@ impl<'a> From<&'a Instance> for StatusOf<'a> {
 
 pub(super) fn set_status(
     tx: &Connection,
-    inst: StatusOf<'_>,
+    inst: StatusOf,
     status: InstanceStatus,
     now: i64,
     note: &str,
@@ -219,17 +260,31 @@ pub(super) fn set_status(
         return Ok(());
     }
     tx.prepare_cached("UPDATE instances SET status = ?2 WHERE id = ?1")?
-        .execute(params![inst.id, status.as_str()])?;
+        .execute(params![inst.key, status.as_str()])?;
     counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     counters::bump_status(tx, inst.va_id, status.as_str(), 1)?;
-    add_history(tx, inst.id, now, status.as_str(), note)
+    add_history_key(tx, inst.key, now, status.as_str(), note)
 }
 
+/// Adds a line to the history of the instance with external id `id` (if it exists).
 pub fn add_history(tx: &Connection, id: &str, now: i64, status: &str, note: &str) -> Result<()> {
+    match instance_ids::key(tx, id)? {
+        Some(key) => add_history_key(tx, key, now, status, note),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn add_history_key(
+    tx: &Connection,
+    key: i64,
+    now: i64,
+    status: &str,
+    note: &str,
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO instance_history (instance_id, at, status, note) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![id, now, status, note])?;
+    .execute(params![key, now, status, note])?;
     Ok(())
 }
 
@@ -266,19 +321,17 @@ pub struct Enrolment<'a> {
     pub cert_expires_at: i64,
 }
 
-/// Inserts a new instance (status `registered`) with its counters and first history line.
+/// Inserts a new instance (status `registered`) with its counters; returns its external
+/// id. Its registration is the row itself (`registered_at`): no history line, no event.
 pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
-    // Time first, then random: new ids land next to each other in every index
-    // keyed by id, instead of on a random page each among a million.
-    let id = format!("inst_{:09x}{}", now.max(0), secrets::random_secret(9));
+    // The next integer key: new rows append to every index keyed by it.
     tx.prepare_cached(
-        "INSERT INTO instances (id, va_id, pid, sn, uuid, public_key, product_name, product_version,
+        "INSERT INTO instances (va_id, pid, sn, uuid, public_key, product_name, product_version,
            hostname, export_controlled, token_id, registered_at, last_contact, cert_renew_after,
            cert_expires_at, status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, 'registered')",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, 'registered')",
     )?
     .execute(params![
-        id,
         e.va_id,
         e.udi.pid,
         e.udi.sn,
@@ -293,21 +346,15 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
         e.cert_renew_after,
         e.cert_expires_at
     ])?;
+    let key = tx.last_insert_rowid();
     counters::bump_va(tx, e.va_id, 0, 1)?;
     counters::bump_status(tx, e.va_id, InstanceStatus::Registered.as_str(), 1)?;
-    add_history(
-        tx,
-        &id,
-        now,
-        InstanceStatus::Registered.as_str(),
-        InstanceStatus::Registered.as_str(),
-    )?;
-    Ok(id)
+    Ok(instance_ids::scheme(tx)?.encode(key))
 }
 
 /// Rewrites an existing instance's registration: new key, product, hostname, token and
 /// certificate times. Its virtual account and usage are left to the caller.
-pub fn enrol_again(tx: &Connection, id: &str, now: i64, e: &Enrolment<'_>) -> Result<()> {
+pub fn enrol_again(tx: &Connection, inst: &Instance, now: i64, e: &Enrolment<'_>) -> Result<()> {
     tx.prepare_cached(
         "UPDATE instances SET public_key = ?2, product_name = ?3, product_version = ?4,
            hostname = ?5, export_controlled = ?6, token_id = ?7, last_contact = ?8,
@@ -315,7 +362,7 @@ pub fn enrol_again(tx: &Connection, id: &str, now: i64, e: &Enrolment<'_>) -> Re
          WHERE id = ?1",
     )?
     .execute(params![
-        id,
+        inst.key,
         e.public_key.as_slice(),
         e.product_name,
         e.product_version,
@@ -334,8 +381,8 @@ pub fn enrol_again(tx: &Connection, id: &str, now: i64, e: &Enrolment<'_>) -> Re
 /// its pool (a re-registration with a token of the other kind).
 pub fn switch_export_bucket(tx: &Connection, inst: &Instance, export: bool) -> Result<()> {
     if inst.export_controlled != export {
-        counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
-        counters::add_instance_usage(tx, &inst.id, inst.va_id, export, 1)?;
+        counters::add_instance_usage(tx, inst.key, inst.va_id, inst.export_controlled, -1)?;
+        counters::add_instance_usage(tx, inst.key, inst.va_id, export, 1)?;
     }
     Ok(())
 }
@@ -350,27 +397,31 @@ pub fn move_released(
     now: i64,
     note: &str,
 ) -> Result<()> {
-    counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+    counters::add_instance_usage(tx, inst.key, inst.va_id, inst.export_controlled, -1)?;
     super::export_keys::release_instance(tx, &inst.id, now, "instance.transferred")?;
     tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
-        .execute([&inst.id])?;
+        .execute([inst.key])?;
     tx.prepare_cached(
         "UPDATE instances SET va_id = ?2, status = ?3, auth_renew_after = NULL,
            auth_expires_at = NULL, auth_expiry_day = NULL WHERE id = ?1",
     )?
-    .execute(params![inst.id, to_va, InstanceStatus::Registered.as_str()])?;
+    .execute(params![
+        inst.key,
+        to_va,
+        InstanceStatus::Registered.as_str()
+    ])?;
     counters::bump_va(tx, inst.va_id, 0, -1)?;
     counters::bump_va(tx, to_va, 0, 1)?;
     counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     counters::bump_status(tx, to_va, InstanceStatus::Registered.as_str(), 1)?;
-    add_history(tx, &inst.id, now, InstanceStatus::Registered.as_str(), note)
+    add_history_key(tx, inst.key, now, InstanceStatus::Registered.as_str(), note)
 }
 
 /// Records a changed hostname (renewal); returns whether it changed.
-pub fn set_hostname(tx: &Connection, id: &str, hostname: &str) -> Result<bool> {
+pub fn set_hostname(tx: &Connection, inst: &Instance, hostname: &str) -> Result<bool> {
     let n = tx
         .prepare_cached("UPDATE instances SET hostname = ?2 WHERE id = ?1 AND hostname IS NOT ?2")?
-        .execute(params![id, hostname])?;
+        .execute(params![inst.key, hostname])?;
     Ok(n > 0)
 }
 
@@ -382,14 +433,13 @@ pub fn renew_certificate(
     now: i64,
     signer: Signer<'_>,
 ) -> Result<(Instance, String)> {
-    let id = signer.id;
-    let inst = find_by_id(tx, id)?.ok_or_else(not_registered)?;
+    let inst = find_by_id(tx, signer.id)?.ok_or_else(not_registered)?;
     confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
     let (renew_after, expires_at) = timers::certificate_times(now);
     tx.prepare_cached(
         "UPDATE instances SET cert_renew_after = ?2, cert_expires_at = ?3, last_contact = ?4 WHERE id = ?1",
     )?
-    .execute(params![id, renew_after, expires_at, now])?;
+    .execute(params![inst.key, renew_after, expires_at, now])?;
     let (va_name, _, _) = va_and_account(tx, inst.va_id)?;
     Ok((
         Instance {
@@ -410,10 +460,13 @@ pub(super) fn delete(
     actor: &str,
     action: &str,
 ) -> Result<()> {
-    counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+    counters::add_instance_usage(tx, inst.key, inst.va_id, inst.export_controlled, -1)?;
     super::export_keys::release_instance(tx, &inst.id, now, action)?;
+    // Usage first, while the row that names it (for the ledger) is still there.
+    tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
+        .execute([inst.key])?;
     tx.prepare_cached("DELETE FROM instances WHERE id = ?1")?
-        .execute([&inst.id])?;
+        .execute([inst.key])?;
     counters::bump_va(tx, inst.va_id, 0, -1)?;
     counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     let (va_name, account_id, account_name) = va_and_account(tx, inst.va_id)?;
@@ -461,7 +514,7 @@ pub fn transfer(
     to: VirtualAccount,
 ) -> Result<VirtualAccount> {
     let inst = find_in_va(tx, from, id)?;
-    let clash: Option<String> = tx
+    let clash: Option<i64> = tx
         .query_row(
             "SELECT id FROM instances WHERE va_id = ?1 AND pid = ?2 AND sn = ?3",
             params![to.id, inst.udi.pid, inst.udi.sn],
@@ -475,20 +528,20 @@ pub fn transfer(
         )
         .into());
     }
-    counters::add_instance_usage(tx, &inst.id, from.id, inst.export_controlled, -1)?;
+    counters::add_instance_usage(tx, inst.key, from.id, inst.export_controlled, -1)?;
     super::export_keys::release_instance(tx, &inst.id, now, "instance.transferred")?;
     tx.execute(
         "UPDATE instances SET va_id = ?2 WHERE id = ?1",
-        params![inst.id, to.id],
+        params![inst.key, to.id],
     )?;
-    counters::add_instance_usage(tx, &inst.id, to.id, inst.export_controlled, 1)?;
+    counters::add_instance_usage(tx, inst.key, to.id, inst.export_controlled, 1)?;
     counters::bump_va(tx, from.id, 0, -1)?;
     counters::bump_va(tx, to.id, 0, 1)?;
     counters::bump_status(tx, from.id, inst.status.as_str(), -1)?;
     counters::bump_status(tx, to.id, inst.status.as_str(), 1)?;
-    add_history(
+    add_history_key(
         tx,
-        &inst.id,
+        inst.key,
         now,
         inst.status.as_str(),
         &format!("transferred from {} to {}", from.name, to.name),
@@ -530,14 +583,18 @@ pub fn list_filtered(
     let search = search.map(str::trim).filter(|s| !s.is_empty());
     let pattern = search.map(|s| format!("%{}%", like_escaped(s)));
     let status_pattern = search.map(|s| format!("%{}%", like_escaped(&s.replace(' ', "_"))));
+    let ext = instance_ids::external_sql("");
     let sql = format!(
         "SELECT {COLUMNS} FROM instances WHERE va_id = ?1 AND (?2 IS NULL OR id > ?2)
-           AND (?3 IS NULL OR id LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
+           AND (?3 IS NULL OR {ext} LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
                 OR sn LIKE ?3 ESCAPE '\\' OR hostname LIKE ?3 ESCAPE '\\'
                 OR product_name LIKE ?3 ESCAPE '\\' OR status LIKE ?5 ESCAPE '\\')
            AND (?6 IS NULL OR status = ?6)
          ORDER BY id LIMIT ?4"
     );
+    let after = after
+        .map(|a| instance_ids::bound(conn, a, true))
+        .transpose()?;
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(

@@ -101,12 +101,25 @@ pub const COUNTED: &[Counted] = &[
     },
 ];
 
+/// How a counted column reads in the canonical text, through `p`. An instance is named by
+/// its external id: migration 0019 made its key an integer, and the text (so every digest
+/// folded before) stays what it was.
+fn column_text(table: &str, col: &str, p: &str) -> String {
+    match (table, col) {
+        ("instances", "id") => super::instance_ids::external_sql(p),
+        ("instance_usage", "instance_id") => {
+            super::instance_ids::external_of_key_sql(&format!("{p}instance_id"))
+        }
+        _ => format!("{p}{col}"),
+    }
+}
+
 /// The canonical text of a row in SQL: `quote(a)||','||quote(b)...`, each column read
 /// through `prefix` (`NEW.`, `OLD.` or nothing).
 fn canonical_sql(c: &Counted, prefix: &str) -> String {
     c.columns
         .iter()
-        .map(|col| format!("quote({prefix}{col})"))
+        .map(|col| format!("quote({})", column_text(c.table, col, prefix)))
         .collect::<Vec<_>>()
         .join("||','||")
 }

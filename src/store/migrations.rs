@@ -23,6 +23,7 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0016_demand_elsewhere.sql")),
     M::up(include_str!("migrations/0017_ledger.sql")),
     M::up(include_str!("migrations/0018_admin_ux.sql")),
+    M::up(include_str!("migrations/0019_compact_instances.sql")),
 ];
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).

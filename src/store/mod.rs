@@ -13,6 +13,7 @@ pub mod demand_elsewhere;
 pub mod events;
 pub mod export_keys;
 pub mod instance_expiry;
+pub mod instance_ids;
 pub mod instance_list;
 pub mod instance_reports;
 pub mod instances;

@@ -31,7 +31,7 @@ pub fn for_each_instance(
     mut each: impl FnMut(InstanceRow) -> bool,
 ) -> Result<()> {
     let mut stmt = conn.prepare(
-        "SELECT a.name, v.name, i.id, i.pid, i.sn, i.product_name, i.product_version, i.hostname,
+        "SELECT a.name, v.name, coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), i.pid, i.sn, i.product_name, i.product_version, i.hostname,
                 i.status, i.registered_at, i.last_contact,
                 (SELECT group_concat(tag || '=' || count, ';')
                    FROM (SELECT tag, count FROM instance_usage u WHERE u.instance_id = i.id ORDER BY tag))

@@ -84,7 +84,7 @@ pub fn for_each_instance(
         "instances i JOIN virtual_accounts v ON v.id = i.va_id"
     };
     let mut stmt = conn.prepare(&format!(
-        "SELECT i.id, v.name, i.pid, i.sn, i.uuid, i.product_name, i.product_version, i.hostname,
+        "SELECT coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), v.name, i.pid, i.sn, i.uuid, i.product_name, i.product_version, i.hostname,
                 i.export_controlled, i.registered_at, i.last_contact, i.status
          FROM {from} WHERE v.account_id = ?1 ORDER BY i.id"
     ))?;
@@ -116,7 +116,7 @@ pub fn for_each_usage(
     // VA, then its instance ids from the (va_id, id) index alone, then their usage rows:
     // both walked in id order, so usage pages are read in sequence, not one per row.
     let mut stmt = conn.prepare(
-        "SELECT u.instance_id, u.tag, u.count
+        "SELECT coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), u.tag, u.count
          FROM virtual_accounts v CROSS JOIN instances i CROSS JOIN instance_usage u
          WHERE v.account_id = ?1 AND i.va_id = v.id AND u.instance_id = i.id",
     )?;
@@ -158,15 +158,15 @@ mod tests {
                 for n in 0..10 {
                     let va = if n == 0 { 10 } else { 20 };
                     tx.execute(
-                        "INSERT INTO instances (id, va_id, pid, sn, public_key, product_name,
-                           product_version, registered_at, last_contact, cert_renew_after,
-                           cert_expires_at, status)
-                         VALUES (?1, ?2, 'P', ?1, x'00', 'p', '1', 0, 0, 0, 0, 'registered')",
-                        params![format!("inst_{n}"), va],
+                        "INSERT INTO instances (id, legacy_id, va_id, pid, sn, public_key,
+                           product_name, product_version, registered_at, last_contact,
+                           cert_renew_after, cert_expires_at, status)
+                         VALUES (?3, ?1, ?2, 'P', ?1, x'00', 'p', '1', 0, 0, 0, 0, 'registered')",
+                        params![format!("inst_{n}"), va, n + 1],
                     )?;
                     tx.execute(
                         "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, 't', ?2)",
-                        params![format!("inst_{n}"), n],
+                        params![n + 1, n],
                     )?;
                 }
                 Ok::<_, crate::store::StoreError>(())
