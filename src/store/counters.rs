@@ -27,7 +27,10 @@ pub fn add_instance_usage(
     sign: i64,
 ) -> Result<()> {
     let rows: Vec<(String, i64)> = tx
-        .prepare_cached("SELECT tag, count FROM instance_usage WHERE instance_id = ?1")?
+        .prepare_cached(
+            "SELECT t.tag, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
+             WHERE u.instance_id = ?1",
+        )?
         .query_map([instance_key], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (tag, count) in rows {
@@ -65,9 +68,10 @@ pub fn recount(conn: &Connection) -> Result<Vec<String>> {
                       coalesce(r.d, 0) AS rd, coalesce(r.de, 0) AS rde
                FROM usage_totals t FULL OUTER JOIN (
                  SELECT va_id, tag, sum(c) AS d, sum(e) AS de FROM (
-                   SELECT i.va_id AS va_id, u.tag AS tag, u.count AS c,
+                   SELECT i.va_id AS va_id, t.tag AS tag, u.count AS c,
                           CASE WHEN i.export_controlled THEN u.count ELSE 0 END AS e
                    FROM instance_usage u JOIN instances i ON i.id = u.instance_id
+                   JOIN tags t ON t.id = u.tag_id
                    UNION ALL
                    SELECT va_id, tag, count, CASE WHEN export THEN count ELSE 0 END FROM satellite_usage)
                  GROUP BY va_id, tag) r ON r.va_id = t.va_id AND r.tag = t.tag)

@@ -201,7 +201,8 @@ mod tests {
                      INSERT INTO satellite_usage (satellite_id, instance_id, va_id, tag, count, export)
                        VALUES (1, 'a', 10, 'ess', 3, 0), (2, 'b', 10, 'ess', 2, 0);
                      INSERT INTO satellite_export_keys (satellite_id, instance_id, tag, va_id)
-                       VALUES (2, 'c', 'crypto', 10);",
+                       VALUES (2, 'c', 'crypto', 10);
+                     INSERT INTO tags (tag) VALUES ('ess');",
                 )?;
                 for (key, id, count, export) in [(1, "d1", 3, 0), (2, "d2", 1, 1)] {
                     tx.execute(
@@ -212,7 +213,8 @@ mod tests {
                         params![id, export, key],
                     )?;
                     tx.execute(
-                        "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, 'ess', ?2)",
+                        "INSERT INTO instance_usage (instance_id, tag_id, count)
+                         VALUES (?1, (SELECT id FROM tags WHERE tag = 'ess'), ?2)",
                         params![key, count],
                     )?;
                 }

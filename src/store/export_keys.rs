@@ -267,7 +267,8 @@ pub fn add_key_demand(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT k.tag, coalesce(u.count, 0), i.export_controlled
          FROM export_keys k JOIN instances i ON i.id = ({key}) AND i.va_id = k.va_id
-         LEFT JOIN instance_usage u ON u.instance_id = i.id AND u.tag = k.tag
+         LEFT JOIN instance_usage u ON u.instance_id = i.id
+              AND u.tag_id = (SELECT t.id FROM tags t WHERE t.tag = k.tag)
          WHERE k.va_id = ?1 AND k.state = 'granted'
          UNION ALL
          SELECT s.tag, coalesce(u.count, 0), si.export_controlled

@@ -142,14 +142,19 @@ fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Re
             Some(before) => {
                 demand(tag, count - before)?;
                 tx.prepare_cached(
-                    "UPDATE instance_usage SET count = ?3 WHERE instance_id = ?1 AND tag = ?2",
+                    "UPDATE instance_usage SET count = ?3
+                     WHERE instance_id = ?1 AND tag_id = (SELECT id FROM tags WHERE tag = ?2)",
                 )?
                 .execute(params![id, tag, count])?;
             }
             None => {
                 demand(tag, *count)?;
+                // A tag seen before writes nothing here (the usual case).
+                tx.prepare_cached("INSERT OR IGNORE INTO tags (tag) VALUES (?1)")?
+                    .execute([tag])?;
                 tx.prepare_cached(
-                    "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO instance_usage (instance_id, tag_id, count)
+                     VALUES (?1, (SELECT id FROM tags WHERE tag = ?2), ?3)",
                 )?
                 .execute(params![id, tag, count])?;
             }
@@ -159,8 +164,11 @@ fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Re
     for (tag, before) in &old {
         if !kept.contains(tag.as_str()) {
             demand(tag, -before)?;
-            tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1 AND tag = ?2")?
-                .execute(params![id, tag])?;
+            tx.prepare_cached(
+                "DELETE FROM instance_usage
+                 WHERE instance_id = ?1 AND tag_id = (SELECT id FROM tags WHERE tag = ?2)",
+            )?
+            .execute(params![id, tag])?;
         }
     }
     Ok(())

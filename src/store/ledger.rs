@@ -53,7 +53,7 @@ pub const COUNTED: &[Counted] = &[
     },
     Counted {
         table: "instance_usage",
-        columns: &["instance_id", "tag", "count"],
+        columns: &["instance_id", "tag_id", "count"],
     },
     Counted {
         table: "reservations",
@@ -109,6 +109,10 @@ fn column_text(table: &str, col: &str, p: &str) -> String {
         ("instances", "id") => super::instance_ids::external_sql(p),
         ("instance_usage", "instance_id") => {
             super::instance_ids::external_of_key_sql(&format!("{p}instance_id"))
+        }
+        // Tags are interned (0019); the text names the tag itself.
+        ("instance_usage", "tag_id") => {
+            format!("(SELECT t.tag FROM tags t WHERE t.id = {p}tag_id)")
         }
         _ => format!("{p}{col}"),
     }

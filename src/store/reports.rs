@@ -34,7 +34,8 @@ pub fn for_each_instance(
         "SELECT a.name, v.name, coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), i.pid, i.sn, i.product_name, i.product_version, i.hostname,
                 i.status, i.registered_at, i.last_contact,
                 (SELECT group_concat(tag || '=' || count, ';')
-                   FROM (SELECT tag, count FROM instance_usage u WHERE u.instance_id = i.id ORDER BY tag))
+                   FROM (SELECT t.tag, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
+                         WHERE u.instance_id = i.id ORDER BY t.tag))
          FROM instances i JOIN virtual_accounts v ON v.id = i.va_id
          JOIN accounts a ON a.id = v.account_id
          WHERE (?1 IS NULL OR v.account_id = ?1) AND (?2 IS NULL OR i.va_id = ?2)

@@ -30,8 +30,12 @@ fn counted_texts(conn: &rusqlite::Connection, migrated: bool) -> BTreeSet<String
             })
             .unwrap();
         } else {
-            // Version 18: every column was stored as it reads.
-            let cols: Vec<String> = c.columns.iter().map(|k| format!("quote({k})")).collect();
+            // Version 18: every column was stored as it reads (tags were not interned).
+            let cols: Vec<String> = c
+                .columns
+                .iter()
+                .map(|k| format!("quote({})", if *k == "tag_id" { "tag" } else { k }))
+                .collect();
             let sql = format!("SELECT {} FROM {}", cols.join("||','||"), c.table);
             let mut stmt = conn.prepare(&sql).unwrap();
             let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();

@@ -68,14 +68,23 @@ SELECT row_number() OVER (ORDER BY id), va_id, pid, sn, uuid, public_key, produc
     last_measured_at_us, auth_expiry_day, id
 FROM instances;
 
+-- Tags interned: a usage row is (key, tag number, count), a few bytes; the handful of
+-- tags an estate reports are hot rows of a small table.
+CREATE TABLE tags (
+    id  INTEGER PRIMARY KEY,
+    tag TEXT NOT NULL UNIQUE
+);
+INSERT INTO tags (tag) SELECT DISTINCT tag FROM instance_usage ORDER BY tag;
+
 CREATE TABLE instance_usage_c (
     instance_id INTEGER NOT NULL REFERENCES instances_c(id) ON DELETE CASCADE,
-    tag         TEXT NOT NULL,
+    tag_id      INTEGER NOT NULL,
     count       INTEGER NOT NULL,
-    PRIMARY KEY (instance_id, tag)
+    PRIMARY KEY (instance_id, tag_id)
 ) WITHOUT ROWID;
-INSERT INTO instance_usage_c (instance_id, tag, count)
-SELECT c.id, u.tag, u.count FROM instance_usage u JOIN instances_c c ON c.legacy_id = u.instance_id;
+INSERT INTO instance_usage_c (instance_id, tag_id, count)
+SELECT c.id, t.id, u.count FROM instance_usage u
+JOIN instances_c c ON c.legacy_id = u.instance_id JOIN tags t ON t.tag = u.tag;
 
 CREATE TABLE instance_history_c (
     id          INTEGER PRIMARY KEY,

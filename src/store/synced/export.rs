@@ -116,7 +116,8 @@ pub fn for_each_usage(
     // VA, then its instance ids from the (va_id, id) index alone, then their usage rows:
     // both walked in id order, so usage pages are read in sequence, not one per row.
     let mut stmt = conn.prepare(
-        "SELECT coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), u.tag, u.count
+        "SELECT coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)),
+                (SELECT t.tag FROM tags t WHERE t.id = u.tag_id), u.count
          FROM virtual_accounts v CROSS JOIN instances i CROSS JOIN instance_usage u
          WHERE v.account_id = ?1 AND i.va_id = v.id AND u.instance_id = i.id",
     )?;
@@ -153,7 +154,8 @@ mod tests {
                 tx.execute_batch(
                     "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Small', 0), (2, 'Large', 0);
                      INSERT INTO virtual_accounts (id, account_id, name, instance_count, created_at)
-                       VALUES (10, 1, 'A', 1, 0), (20, 2, 'B', 9, 0);",
+                       VALUES (10, 1, 'A', 1, 0), (20, 2, 'B', 9, 0);
+                     INSERT INTO tags (tag) VALUES ('t');",
                 )?;
                 for n in 0..10 {
                     let va = if n == 0 { 10 } else { 20 };
@@ -165,7 +167,8 @@ mod tests {
                         params![format!("inst_{n}"), va, n + 1],
                     )?;
                     tx.execute(
-                        "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, 't', ?2)",
+                        "INSERT INTO instance_usage (instance_id, tag_id, count)
+                         VALUES (?1, (SELECT id FROM tags WHERE tag = 't'), ?2)",
                         params![n + 1, n],
                     )?;
                 }
