@@ -86,7 +86,7 @@ pub fn register(tx: &Connection, now: i64, input: &RegisterInput) -> Result<Regi
                 tx,
                 &inst.id,
                 now,
-                inst.status.as_str(),
+                inst.status,
                 "re-registered with a new key",
             )?;
             let detail = json!({ "virtual_account": va_name });
@@ -146,7 +146,7 @@ pub fn renew(
                 tx,
                 &inst.id,
                 now,
-                inst.status.as_str(),
+                inst.status,
                 &format!("hostname changed to {h}"),
             )?;
             let (_, account_id, account_name) = instances::va_and_account(tx, inst.va_id)?;

@@ -83,7 +83,8 @@ pub fn recount(conn: &Connection) -> Result<Vec<String>> {
                SELECT coalesce(c.va_id, r.va_id) AS va_id, coalesce(c.status, r.status) AS status,
                       coalesce(c.n, 0) AS n, coalesce(r.n, 0) AS rn
                FROM va_status_counts c FULL OUTER JOIN (
-                 SELECT va_id, status, count(*) AS n FROM instances GROUP BY va_id, status) r
+                 SELECT va_id, CASE status WHEN 0 THEN 'authorization_expired' WHEN 1 THEN 'authorized' WHEN 2 THEN 'not_authorized' WHEN 3 THEN 'out_of_compliance' WHEN 4 THEN 'registered' WHEN 5 THEN 'reserved' END AS status, count(*) AS n
+                 FROM instances GROUP BY va_id, instances.status) r
                ON r.va_id = c.va_id AND r.status = c.status)
              WHERE n <> rn",
         ),

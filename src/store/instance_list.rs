@@ -233,6 +233,10 @@ fn build(
         let key = match &p.key {
             Key::None => Value::Null,
             Key::Int(n) => Value::Integer(*n),
+            // Our statuses are stored as codes that sort as their text.
+            Key::Text(t) if table == Table::Direct && sort == SortBy::Status => {
+                super::status_codes::code_of(t).map_or(Value::Text(t.clone()), Value::Integer)
+            }
             Key::Text(t) => Value::Text(t.clone()),
         };
         match column {
@@ -248,7 +252,10 @@ fn build(
         }
     }
     if let Some(s) = filter.status {
-        args.push(Value::Text(s.as_str().into()));
+        args.push(match table {
+            Table::Direct => Value::Integer(super::status_codes::code(s)),
+            Table::Satellite => Value::Text(s.as_str().into()),
+        });
         sql += &format!(" AND status = ?{}", args.len());
     }
     if let Some(q) = q {

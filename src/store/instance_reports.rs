@@ -115,7 +115,7 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
             cert_expires_at: r.get(2)?,
             va_id: r.get(3)?,
             export_controlled: r.get(4)?,
-            status: super::columns::enum_column(r, 5)?,
+            status: super::status_codes::column(r, 5)?,
             last_report_id: report_id_text(r.get_ref(6)?),
             last_measured_at_us: r.get(7)?,
             auth_renew_after: r.get(8)?,

@@ -6,6 +6,7 @@ use super::counters;
 use super::events::{self, NewEvent};
 use super::instance_ids;
 use super::page::{self, Page};
+use super::status_codes;
 use super::{Result, StoreError};
 use crate::domain::instance::{self, InstanceStatus, Udi};
 use crate::domain::timers;
@@ -38,12 +39,15 @@ pub struct Instance {
 }
 
 /// The instance columns `row` reads: the external id first (`instance_ids::external_sql`
-/// spelled out, a test keeps them equal), the integer key last.
+/// spelled out), the status as its text (`status_codes::text_sql`; tests keep both equal),
+/// the integer key last.
 pub(super) const COLUMNS: &str =
     "coalesce(legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', id)),
     va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
     export_controlled, registered_at, last_contact, cert_renew_after, cert_expires_at,
-    auth_renew_after, auth_expires_at, status, last_report_id, last_measured_at_us, id";
+    auth_renew_after, auth_expires_at,
+    CASE status WHEN 0 THEN 'authorization_expired' WHEN 1 THEN 'authorized' WHEN 2 THEN 'not_authorized' WHEN 3 THEN 'out_of_compliance' WHEN 4 THEN 'registered' WHEN 5 THEN 'reserved' END,
+    last_report_id, last_measured_at_us, id";
 
 pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     Ok(Instance {
@@ -172,9 +176,11 @@ pub fn history(conn: &Connection, id: &str) -> Result<Vec<(i64, String, String)>
         return Ok(Vec::new());
     };
     let mut lines: Vec<(i64, String, String)> = conn
-        .prepare_cached(
-            "SELECT at, status, note FROM instance_history WHERE instance_id = ?1 ORDER BY id DESC LIMIT 100",
-        )?
+        .prepare_cached(&format!(
+            "SELECT at, {}, note FROM instance_history WHERE instance_id = ?1
+                 ORDER BY id DESC LIMIT 100",
+            status_codes::text_sql("status")
+        ))?
         .query_map([inst.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     if lines.len() < 100 {
@@ -261,14 +267,20 @@ pub(super) fn set_status(
         return Ok(());
     }
     tx.prepare_cached("UPDATE instances SET status = ?2 WHERE id = ?1")?
-        .execute(params![inst.key, status.as_str()])?;
+        .execute(params![inst.key, status_codes::code(status)])?;
     counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     counters::bump_status(tx, inst.va_id, status.as_str(), 1)?;
-    add_history_key(tx, inst.key, now, status.as_str(), note)
+    add_history_key(tx, inst.key, now, status, note)
 }
 
 /// Adds a line to the history of the instance with external id `id` (if it exists).
-pub fn add_history(tx: &Connection, id: &str, now: i64, status: &str, note: &str) -> Result<()> {
+pub fn add_history(
+    tx: &Connection,
+    id: &str,
+    now: i64,
+    status: InstanceStatus,
+    note: &str,
+) -> Result<()> {
     match instance_ids::key(tx, id)? {
         Some(key) => add_history_key(tx, key, now, status, note),
         None => Ok(()),
@@ -279,13 +291,13 @@ pub(super) fn add_history_key(
     tx: &Connection,
     key: i64,
     now: i64,
-    status: &str,
+    status: InstanceStatus,
     note: &str,
 ) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO instance_history (instance_id, at, status, note) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![key, now, status, note])?;
+    .execute(params![key, now, status_codes::code(status), note])?;
     Ok(())
 }
 
@@ -330,7 +342,7 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
         "INSERT INTO instances (va_id, pid, sn, uuid, public_key, product_name, product_version,
            hostname, export_controlled, token_id, registered_at, last_contact, cert_renew_after,
            cert_expires_at, status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, 'registered')",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         e.va_id,
@@ -345,7 +357,8 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
         e.token_id,
         now,
         e.cert_renew_after,
-        e.cert_expires_at
+        e.cert_expires_at,
+        status_codes::code(InstanceStatus::Registered)
     ])?;
     let key = tx.last_insert_rowid();
     counters::bump_va(tx, e.va_id, 0, 1)?;
@@ -409,13 +422,13 @@ pub fn move_released(
     .execute(params![
         inst.key,
         to_va,
-        InstanceStatus::Registered.as_str()
+        status_codes::code(InstanceStatus::Registered)
     ])?;
     counters::bump_va(tx, inst.va_id, 0, -1)?;
     counters::bump_va(tx, to_va, 0, 1)?;
     counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     counters::bump_status(tx, to_va, InstanceStatus::Registered.as_str(), 1)?;
-    add_history_key(tx, inst.key, now, InstanceStatus::Registered.as_str(), note)
+    add_history_key(tx, inst.key, now, InstanceStatus::Registered, note)
 }
 
 /// Records a changed hostname (renewal); returns whether it changed.
@@ -544,7 +557,7 @@ pub fn transfer(
         tx,
         inst.key,
         now,
-        inst.status.as_str(),
+        inst.status,
         &format!("transferred from {} to {}", from.name, to.name),
     )?;
     events::record(
@@ -585,11 +598,12 @@ pub fn list_filtered(
     let pattern = search.map(|s| format!("%{}%", like_escaped(s)));
     let status_pattern = search.map(|s| format!("%{}%", like_escaped(&s.replace(' ', "_"))));
     let ext = instance_ids::external_sql("");
+    let status_text = status_codes::text_sql("status");
     let sql = format!(
         "SELECT {COLUMNS} FROM instances WHERE va_id = ?1 AND (?2 IS NULL OR id > ?2)
            AND (?3 IS NULL OR {ext} LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
                 OR sn LIKE ?3 ESCAPE '\\' OR hostname LIKE ?3 ESCAPE '\\'
-                OR product_name LIKE ?3 ESCAPE '\\' OR status LIKE ?5 ESCAPE '\\')
+                OR product_name LIKE ?3 ESCAPE '\\' OR {status_text} LIKE ?5 ESCAPE '\\')
            AND (?6 IS NULL OR status = ?6)
          ORDER BY id LIMIT ?4"
     );
@@ -605,7 +619,7 @@ pub fn list_filtered(
                 pattern,
                 limit + 1,
                 status_pattern,
-                status.map(InstanceStatus::as_str)
+                status.map(status_codes::code)
             ],
             row,
         )?

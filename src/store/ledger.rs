@@ -107,6 +107,8 @@ pub const COUNTED: &[Counted] = &[
 fn column_text(table: &str, col: &str, p: &str) -> String {
     match (table, col) {
         ("instances", "id") => super::instance_ids::external_sql(p),
+        // Statuses are stored as codes (0019); the text names the status.
+        ("instances", "status") => super::status_codes::text_sql(&format!("{p}status")),
         ("instance_usage", "instance_id") => {
             super::instance_ids::external_of_key_sql(&format!("{p}instance_id"))
         }

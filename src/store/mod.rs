@@ -32,6 +32,7 @@ pub mod satellite_registry;
 pub mod sessions;
 pub mod settings;
 pub mod stats;
+pub mod status_codes;
 pub mod sync_state;
 pub mod synced;
 pub mod tokens;

@@ -44,7 +44,8 @@ CREATE TABLE instances_c (
     cert_expires_at   INTEGER NOT NULL,
     auth_renew_after  INTEGER,
     auth_expires_at   INTEGER,
-    status            TEXT NOT NULL,
+    -- store::status_codes: the text's alphabetical order.
+    status            INTEGER NOT NULL,
     last_report_id    BLOB,
     last_measured_at_us INTEGER,
     auth_expiry_day   INTEGER,
@@ -60,7 +61,8 @@ INSERT INTO instances_c (id, va_id, pid, sn, uuid, public_key, product_name, pro
     last_measured_at_us, auth_expiry_day, legacy_id)
 SELECT row_number() OVER (ORDER BY id), va_id, pid, sn, uuid, public_key, product_name,
     product_version, hostname, export_controlled, token_id, registered_at, last_contact,
-    cert_renew_after, cert_expires_at, auth_renew_after, auth_expires_at, status,
+    cert_renew_after, cert_expires_at, auth_renew_after, auth_expires_at,
+    CASE status WHEN 'authorization_expired' THEN 0 WHEN 'authorized' THEN 1 WHEN 'not_authorized' THEN 2 WHEN 'out_of_compliance' THEN 3 WHEN 'registered' THEN 4 WHEN 'reserved' THEN 5 END,
     CASE WHEN last_report_id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'
               AND length(last_report_id) = 36
          THEN unhex(replace(last_report_id, '-', ''))
@@ -90,12 +92,12 @@ CREATE TABLE instance_history_c (
     id          INTEGER PRIMARY KEY,
     instance_id INTEGER NOT NULL REFERENCES instances_c(id) ON DELETE CASCADE,
     at          INTEGER NOT NULL,
-    status      TEXT NOT NULL,
+    status      INTEGER NOT NULL,
     note        TEXT NOT NULL DEFAULT ''
 );
 -- The registration's own line is now read from the instance row (registered_at).
 INSERT INTO instance_history_c (id, instance_id, at, status, note)
-SELECT h.id, c.id, h.at, h.status, h.note
+SELECT h.id, c.id, h.at, CASE h.status WHEN 'authorization_expired' THEN 0 WHEN 'authorized' THEN 1 WHEN 'not_authorized' THEN 2 WHEN 'out_of_compliance' THEN 3 WHEN 'registered' THEN 4 WHEN 'reserved' THEN 5 END, h.note
 FROM instance_history h JOIN instances_c c ON c.legacy_id = h.instance_id
 WHERE NOT (h.status = 'registered' AND h.note = 'registered' AND h.at = c.registered_at);
 

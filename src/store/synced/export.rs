@@ -85,7 +85,8 @@ pub fn for_each_instance(
     };
     let mut stmt = conn.prepare(&format!(
         "SELECT coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), v.name, i.pid, i.sn, i.uuid, i.product_name, i.product_version, i.hostname,
-                i.export_controlled, i.registered_at, i.last_contact, i.status
+                i.export_controlled, i.registered_at, i.last_contact,
+                CASE i.status WHEN 0 THEN 'authorization_expired' WHEN 1 THEN 'authorized' WHEN 2 THEN 'not_authorized' WHEN 3 THEN 'out_of_compliance' WHEN 4 THEN 'registered' WHEN 5 THEN 'reserved' END
          FROM {from} WHERE v.account_id = ?1 ORDER BY i.id"
     ))?;
     let mut rows = stmt.query([account_id])?;
@@ -163,7 +164,7 @@ mod tests {
                         "INSERT INTO instances (id, legacy_id, va_id, pid, sn, public_key,
                            product_name, product_version, registered_at, last_contact,
                            cert_renew_after, cert_expires_at, status)
-                         VALUES (?3, ?1, ?2, 'P', ?1, x'00', 'p', '1', 0, 0, 0, 0, 'registered')",
+                         VALUES (?3, ?1, ?2, 'P', ?1, x'00', 'p', '1', 0, 0, 0, 0, 4)",
                         params![format!("inst_{n}"), va, n + 1],
                     )?;
                     tx.execute(
