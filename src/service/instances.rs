@@ -75,7 +75,6 @@ pub fn register(tx: &Connection, now: i64, input: &RegisterInput) -> Result<Regi
         hostname: input.hostname.as_deref(),
         export_controlled: export,
         token_id: &token.id,
-        cert_renew_after: renew_after,
         cert_expires_at: expires_at,
     };
     let (id, event) = match (placement, existing) {

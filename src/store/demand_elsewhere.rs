@@ -208,8 +208,8 @@ mod tests {
                     tx.execute(
                         "INSERT INTO instances (id, legacy_id, va_id, pid, sn, public_key,
                            product_name, product_version, registered_at, last_contact,
-                           cert_renew_after, cert_expires_at, status, export_controlled)
-                         VALUES (?3, ?1, 10, 'D', ?1, x'00', 'p', '1', 0, 0, 0, 0, 1, ?2)",
+                           cert_expires_at, status, export_controlled)
+                         VALUES (?3, ?1, 10, 'D', ?1, x'00', 'p', '1', 0, 0, 0, 1, ?2)",
                         params![id, export, key],
                     )?;
                     tx.execute(

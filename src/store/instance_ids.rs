@@ -177,12 +177,6 @@ mod tests {
         assert_eq!(s.parse(""), None);
     }
 
-    /// `instances::COLUMNS` spells the external id out (a const); it must be this one.
-    #[test]
-    fn the_instance_columns_read_the_external_id() {
-        assert!(super::super::instances::COLUMNS.starts_with(&external_sql("")));
-    }
-
     proptest! {
         #[test]
         fn every_key_round_trips(k in 5i64..i64::MAX) {

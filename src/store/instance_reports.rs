@@ -104,26 +104,29 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
     let key = instance_ids::key(tx, id)?.ok_or_else(not_registered)?;
     tx.prepare_cached(
         "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
-                last_report_id, last_measured_at_us, auth_renew_after, auth_expires_at,
+                last_report_id, last_measured_at_us, auth_expires_at - ?2, auth_expires_at,
                 auth_expiry_day, last_contact
          FROM instances WHERE id = ?1",
     )?
-    .query_row([key], |r| {
-        Ok(Reporting {
-            rowid: r.get(0)?,
-            public_key: r.get(1)?,
-            cert_expires_at: r.get(2)?,
-            va_id: r.get(3)?,
-            export_controlled: r.get(4)?,
-            status: super::status_codes::column(r, 5)?,
-            last_report_id: report_id_text(r.get_ref(6)?),
-            last_measured_at_us: r.get(7)?,
-            auth_renew_after: r.get(8)?,
-            auth_expires_at: r.get(9)?,
-            auth_expiry_day: r.get(10)?,
-            last_contact: r.get(11)?,
-        })
-    })
+    .query_row(
+        params![key, timers::AUTH_VALID - timers::AUTH_RENEW_AFTER],
+        |r| {
+            Ok(Reporting {
+                rowid: r.get(0)?,
+                public_key: r.get(1)?,
+                cert_expires_at: r.get(2)?,
+                va_id: r.get(3)?,
+                export_controlled: r.get(4)?,
+                status: super::status_codes::column(r, 5)?,
+                last_report_id: report_id_text(r.get_ref(6)?),
+                last_measured_at_us: r.get(7)?,
+                auth_renew_after: r.get(8)?,
+                auth_expires_at: r.get(9)?,
+                auth_expiry_day: r.get(10)?,
+                last_contact: r.get(11)?,
+            })
+        },
+    )
     .optional()?
     .ok_or_else(not_registered)
 }
@@ -189,23 +192,24 @@ fn accept_report(
     let contact = timers::contact_to_record(inst.last_contact, now);
     let (rid, at) = (report_id_value(&report.report_id), report.measured_at_us);
     // By rowid: the row was just read, and this skips a second walk of the id index.
+    // The renewal time is not stored: it follows from the expiry (instances::COLUMNS).
     let set = "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
-                 auth_renew_after = ?4, auth_expires_at = ?5";
+                 auth_expires_at = ?4";
     match (new_day, contact) {
         (None, None) => tx
             .prepare_cached(&format!("{set} WHERE rowid = ?1"))?
-            .execute(params![inst.rowid, rid, at, renew, expires])?,
+            .execute(params![inst.rowid, rid, at, expires])?,
         (Some(day), None) => tx
-            .prepare_cached(&format!("{set}, auth_expiry_day = ?6 WHERE rowid = ?1"))?
-            .execute(params![inst.rowid, rid, at, renew, expires, day])?,
+            .prepare_cached(&format!("{set}, auth_expiry_day = ?5 WHERE rowid = ?1"))?
+            .execute(params![inst.rowid, rid, at, expires, day])?,
         (None, Some(now)) => tx
-            .prepare_cached(&format!("{set}, last_contact = ?6 WHERE rowid = ?1"))?
-            .execute(params![inst.rowid, rid, at, renew, expires, now])?,
+            .prepare_cached(&format!("{set}, last_contact = ?5 WHERE rowid = ?1"))?
+            .execute(params![inst.rowid, rid, at, expires, now])?,
         (Some(day), Some(now)) => tx
             .prepare_cached(&format!(
-                "{set}, auth_expiry_day = ?6, last_contact = ?7 WHERE rowid = ?1"
+                "{set}, auth_expiry_day = ?5, last_contact = ?6 WHERE rowid = ?1"
             ))?
-            .execute(params![inst.rowid, rid, at, renew, expires, day, now])?,
+            .execute(params![inst.rowid, rid, at, expires, day, now])?,
     };
     Ok((renew, expires))
 }

@@ -38,16 +38,28 @@ pub struct Instance {
     pub last_measured_at_us: Option<i64>,
 }
 
-/// The instance columns `row` reads: the external id first (`instance_ids::external_sql`
-/// spelled out), the status as its text (`status_codes::text_sql`; tests keep both equal),
-/// the integer key last.
-pub(super) const COLUMNS: &str =
-    "coalesce(legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', id)),
-    va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
-    export_controlled, registered_at, last_contact, cert_renew_after, cert_expires_at,
-    auth_renew_after, auth_expires_at,
-    CASE status WHEN 0 THEN 'authorization_expired' WHEN 1 THEN 'authorized' WHEN 2 THEN 'not_authorized' WHEN 3 THEN 'out_of_compliance' WHEN 4 THEN 'registered' WHEN 5 THEN 'reserved' END,
-    last_report_id, last_measured_at_us, id";
+/// The instance columns `row` reads, as SQL (`format!("SELECT {COLUMNS} ...")`): the
+/// external id first, the status as its text, the renewal times from the expiries (they
+/// are not stored: `timers` sets both together, a fixed time apart), the integer key last.
+pub(super) struct Columns;
+
+impl std::fmt::Display for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{ext}, va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
+             export_controlled, registered_at, last_contact, cert_expires_at - {cert},
+             cert_expires_at, auth_expires_at - {auth}, auth_expires_at, {status},
+             last_report_id, last_measured_at_us, id",
+            ext = instance_ids::external_sql(""),
+            status = status_codes::text_sql("status"),
+            cert = timers::CERT_VALID - timers::CERT_RENEW_AFTER,
+            auth = timers::AUTH_VALID - timers::AUTH_RENEW_AFTER,
+        )
+    }
+}
+
+pub(super) const COLUMNS: Columns = Columns;
 
 pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     Ok(Instance {
@@ -330,7 +342,6 @@ pub struct Enrolment<'a> {
     pub hostname: Option<&'a str>,
     pub export_controlled: bool,
     pub token_id: &'a str,
-    pub cert_renew_after: i64,
     pub cert_expires_at: i64,
 }
 
@@ -340,9 +351,9 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
     // The next integer key: new rows append to every index keyed by it.
     tx.prepare_cached(
         "INSERT INTO instances (va_id, pid, sn, uuid, public_key, product_name, product_version,
-           hostname, export_controlled, token_id, registered_at, last_contact, cert_renew_after,
+           hostname, export_controlled, token_id, registered_at, last_contact,
            cert_expires_at, status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
     )?
     .execute(params![
         e.va_id,
@@ -356,7 +367,6 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
         e.export_controlled,
         e.token_id,
         now,
-        e.cert_renew_after,
         e.cert_expires_at,
         status_codes::code(InstanceStatus::Registered)
     ])?;
@@ -372,7 +382,7 @@ pub fn enrol_again(tx: &Connection, inst: &Instance, now: i64, e: &Enrolment<'_>
     tx.prepare_cached(
         "UPDATE instances SET public_key = ?2, product_name = ?3, product_version = ?4,
            hostname = ?5, export_controlled = ?6, token_id = ?7, last_contact = ?8,
-           cert_renew_after = ?9, cert_expires_at = ?10, uuid = coalesce(?11, uuid)
+           cert_expires_at = ?9, uuid = coalesce(?10, uuid)
          WHERE id = ?1",
     )?
     .execute(params![
@@ -384,7 +394,6 @@ pub fn enrol_again(tx: &Connection, inst: &Instance, now: i64, e: &Enrolment<'_>
         e.export_controlled,
         e.token_id,
         now,
-        e.cert_renew_after,
         e.cert_expires_at,
         e.udi.uuid
     ])?;
@@ -416,7 +425,7 @@ pub fn move_released(
     tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
         .execute([inst.key])?;
     tx.prepare_cached(
-        "UPDATE instances SET va_id = ?2, status = ?3, auth_renew_after = NULL,
+        "UPDATE instances SET va_id = ?2, status = ?3,
            auth_expires_at = NULL, auth_expiry_day = NULL WHERE id = ?1",
     )?
     .execute(params![
@@ -451,9 +460,9 @@ pub fn renew_certificate(
     confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
     let (renew_after, expires_at) = timers::certificate_times(now);
     tx.prepare_cached(
-        "UPDATE instances SET cert_renew_after = ?2, cert_expires_at = ?3, last_contact = ?4 WHERE id = ?1",
+        "UPDATE instances SET cert_expires_at = ?2, last_contact = ?3 WHERE id = ?1",
     )?
-    .execute(params![inst.key, renew_after, expires_at, now])?;
+    .execute(params![inst.key, expires_at, now])?;
     let (va_name, _, _) = va_and_account(tx, inst.va_id)?;
     Ok((
         Instance {

@@ -81,10 +81,4 @@ mod tests {
         }
         assert_eq!(from_code(99), None);
     }
-
-    /// `instances::COLUMNS` spells the status's text out (a const); it must be this one.
-    #[test]
-    fn the_instance_columns_read_the_status_as_text() {
-        assert!(super::super::instances::COLUMNS.contains(&text_sql("status")));
-    }
 }

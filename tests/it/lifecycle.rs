@@ -248,8 +248,8 @@ async fn duplicate_udis_of_an_older_version_are_merged() {
     // The UDI is now unique server-wide, in the schema itself.
     let dup = db.execute(
         "INSERT INTO instances (legacy_id, va_id, pid, sn, public_key, product_name, product_version,
-             registered_at, last_contact, cert_renew_after, cert_expires_at, status)
-         VALUES ('x', 1, 'P', 'S', x'00', 'p', '1', 1, 1, 1, 1, 'registered')",
+             registered_at, last_contact, cert_expires_at, status)
+         VALUES ('x', 1, 'P', 'S', x'00', 'p', '1', 1, 1, 1, 4)",
         [],
     );
     assert!(dup.unwrap_err().to_string().contains("UNIQUE"));

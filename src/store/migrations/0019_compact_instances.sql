@@ -40,9 +40,8 @@ CREATE TABLE instances_c (
     token_id          TEXT,
     registered_at     INTEGER NOT NULL,
     last_contact      INTEGER NOT NULL,
-    cert_renew_after  INTEGER NOT NULL,
+    -- No renew_after columns: timers sets them with the expiries, a fixed time before.
     cert_expires_at   INTEGER NOT NULL,
-    auth_renew_after  INTEGER,
     auth_expires_at   INTEGER,
     -- store::status_codes: the text's alphabetical order.
     status            INTEGER NOT NULL,
@@ -56,12 +55,12 @@ CREATE UNIQUE INDEX instances_legacy ON instances_c(legacy_id) WHERE legacy_id I
 -- Old ids in their text order: keys keep the order the list pages by. A report id that is
 -- a canonical (lowercase) UUID is kept as its 16 bytes (store::instance_reports).
 INSERT INTO instances_c (id, va_id, pid, sn, uuid, public_key, product_name, product_version,
-    hostname, export_controlled, token_id, registered_at, last_contact, cert_renew_after,
-    cert_expires_at, auth_renew_after, auth_expires_at, status, last_report_id,
+    hostname, export_controlled, token_id, registered_at, last_contact,
+    cert_expires_at, auth_expires_at, status, last_report_id,
     last_measured_at_us, auth_expiry_day, legacy_id)
 SELECT row_number() OVER (ORDER BY id), va_id, pid, sn, uuid, public_key, product_name,
     product_version, hostname, export_controlled, token_id, registered_at, last_contact,
-    cert_renew_after, cert_expires_at, auth_renew_after, auth_expires_at,
+    cert_expires_at, auth_expires_at,
     CASE status WHEN 'authorization_expired' THEN 0 WHEN 'authorized' THEN 1 WHEN 'not_authorized' THEN 2 WHEN 'out_of_compliance' THEN 3 WHEN 'registered' THEN 4 WHEN 'reserved' THEN 5 END,
     CASE WHEN last_report_id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'
               AND length(last_report_id) = 36

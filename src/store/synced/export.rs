@@ -163,8 +163,8 @@ mod tests {
                     tx.execute(
                         "INSERT INTO instances (id, legacy_id, va_id, pid, sn, public_key,
                            product_name, product_version, registered_at, last_contact,
-                           cert_renew_after, cert_expires_at, status)
-                         VALUES (?3, ?1, ?2, 'P', ?1, x'00', 'p', '1', 0, 0, 0, 0, 4)",
+                           cert_expires_at, status)
+                         VALUES (?3, ?1, ?2, 'P', ?1, x'00', 'p', '1', 0, 0, 0, 4)",
                         params![format!("inst_{n}"), va, n + 1],
                     )?;
                     tx.execute(
