@@ -190,7 +190,7 @@ pub fn history(conn: &Connection, id: &str) -> Result<Vec<(i64, String, String)>
     let mut lines: Vec<(i64, String, String)> = conn
         .prepare_cached(&format!(
             "SELECT at, {}, note FROM instance_history WHERE instance_id = ?1
-                 ORDER BY id DESC LIMIT 100",
+                 ORDER BY seq DESC LIMIT 100",
             status_codes::text_sql("status")
         ))?
         .query_map([inst.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -307,7 +307,9 @@ pub(super) fn add_history_key(
     note: &str,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO instance_history (instance_id, at, status, note) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO instance_history (instance_id, seq, at, status, note)
+         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM instance_history WHERE instance_id = ?1),
+                 ?2, ?3, ?4)",
     )?
     .execute(params![key, now, status_codes::code(status), note])?;
     Ok(())

@@ -87,16 +87,19 @@ INSERT INTO instance_usage_c (instance_id, tag_id, count)
 SELECT c.id, t.id, u.count FROM instance_usage u
 JOIN instances_c c ON c.legacy_id = u.instance_id JOIN tags t ON t.tag = u.tag;
 
+-- Keyed by (instance, its line number): one B-tree, no second index by instance.
 CREATE TABLE instance_history_c (
-    id          INTEGER PRIMARY KEY,
     instance_id INTEGER NOT NULL REFERENCES instances_c(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
     at          INTEGER NOT NULL,
     status      INTEGER NOT NULL,
-    note        TEXT NOT NULL DEFAULT ''
-);
+    note        TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (instance_id, seq)
+) WITHOUT ROWID;
 -- The registration's own line is now read from the instance row (registered_at).
-INSERT INTO instance_history_c (id, instance_id, at, status, note)
-SELECT h.id, c.id, h.at, CASE h.status WHEN 'authorization_expired' THEN 0 WHEN 'authorized' THEN 1 WHEN 'not_authorized' THEN 2 WHEN 'out_of_compliance' THEN 3 WHEN 'registered' THEN 4 WHEN 'reserved' THEN 5 END, h.note
+INSERT INTO instance_history_c (instance_id, seq, at, status, note)
+SELECT c.id, row_number() OVER (PARTITION BY c.id ORDER BY h.id), h.at,
+       CASE h.status WHEN 'authorization_expired' THEN 0 WHEN 'authorized' THEN 1 WHEN 'not_authorized' THEN 2 WHEN 'out_of_compliance' THEN 3 WHEN 'registered' THEN 4 WHEN 'reserved' THEN 5 END, h.note
 FROM instance_history h JOIN instances_c c ON c.legacy_id = h.instance_id
 WHERE NOT (h.status = 'registered' AND h.note = 'registered' AND h.at = c.registered_at);
 
@@ -107,7 +110,6 @@ ALTER TABLE instances_c RENAME TO instances;
 ALTER TABLE instance_usage_c RENAME TO instance_usage;
 ALTER TABLE instance_history_c RENAME TO instance_history;
 
-CREATE INDEX instance_history_instance ON instance_history(instance_id);
 CREATE INDEX instances_va ON instances(va_id);
 CREATE UNIQUE INDEX instances_udi ON instances(pid, sn);
 CREATE INDEX instances_cert_expiry ON instances(cert_expires_at);
