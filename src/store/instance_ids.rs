@@ -177,6 +177,79 @@ mod tests {
         assert_eq!(s.parse(""), None);
     }
 
+    /// Keyset bounds: for any cursor text, our instances whose id sorts after (before) it
+    /// are exactly those with a key above (below) the bound, legacy rows included.
+    #[test]
+    fn bounds_split_our_rows_as_their_ids_sort() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "UPDATE instance_id_prefix SET prefix = 'kq3xzp', first_own = 3;
+             INSERT INTO accounts (id, name, created_at) VALUES (1, 'A', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'V', 0);",
+        )
+        .unwrap();
+        for (key, legacy) in [
+            (1, Some("inst_0692aa")),
+            (2, Some("inst_0692cc")),
+            (3, None),
+            (4, None),
+            (12, None),
+        ] {
+            conn.execute(
+                "INSERT INTO instances (id, legacy_id, va_id, pid, sn, public_key, product_name,
+                   product_version, registered_at, last_contact, cert_expires_at, status)
+                 VALUES (?1, ?2, 1, 'P', ?1, x'00', 'p', '1', 0, 0, 0, 4)",
+                rusqlite::params![key, legacy],
+            )
+            .unwrap();
+        }
+        let s = super::scheme(&conn).unwrap();
+        let rows: Vec<(i64, String)> = conn
+            .prepare(&format!("SELECT id, {} FROM instances", external_sql("")))
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let cursors = [
+            "",
+            "inst_",
+            "inst_0692aa",
+            "inst_0692bb",
+            "inst_0692cc",
+            "inst_0692dd",
+            "inst_a",
+            "inst_kq3xzp",
+            "inst_kq3xzp00",
+            &s.encode(3),
+            &s.encode(4),
+            "inst_kq3xzp0000000004x",
+            &s.encode(7),
+            &s.encode(12),
+            "inst_kq3xzpzz",
+            "inst_kq3xzq",
+            "inst_z",
+            "sat-instance-9",
+        ];
+        for c in cursors {
+            let after = bound(&conn, c, true).unwrap();
+            let before = bound(&conn, c, false).unwrap();
+            for (k, ext) in &rows {
+                assert_eq!(
+                    ext.as_str() > c,
+                    *k > after,
+                    "{ext} after {c} (bound {after})"
+                );
+                assert_eq!(
+                    ext.as_str() < c,
+                    *k < before,
+                    "{ext} before {c} (bound {before})"
+                );
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn every_key_round_trips(k in 5i64..i64::MAX) {

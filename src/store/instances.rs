@@ -19,7 +19,8 @@ pub struct Instance {
     /// The external id (opaque text, `store::instance_ids`).
     pub id: String,
     /// The integer key inside the store (rows reference it); 0 for a satellite's instance.
-    pub key: i64,
+    /// Not for the layers above: they name an instance by `id`.
+    pub(crate) key: i64,
     pub va_id: i64,
     pub udi: Udi,
     pub public_key: Vec<u8>,
