@@ -39,9 +39,7 @@ fn open(settings: &Settings) -> Result<Connection, CliError> {
         .map_err(CliError::from_display)?;
     // Read-only: an older schema is not migrated here, and its rows would not read as the
     // ledger's text does now (migration 0019 re-encoded the instance tables).
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(CliError::from_display)?;
+    let version = crate::store::ledger::schema_version(&conn).map_err(CliError::from_display)?;
     let latest = crate::store::migrations::LATEST as i64;
     if version < latest {
         return Err(CliError(format!(

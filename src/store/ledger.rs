@@ -213,6 +213,12 @@ pub fn entry_at(conn: &Connection, seq: i64) -> Result<Option<(Entry, Hash)>> {
         .optional()?)
 }
 
+/// The database's schema version (`PRAGMA user_version`): rows of an older schema do not
+/// read as the ledger's text does now, so `ledger verify` wants the latest.
+pub fn schema_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
 /// True when the database has the ledger's table (a server of this version ran on it).
 pub fn installed(conn: &Connection) -> Result<bool> {
     Ok(conn.query_row(
