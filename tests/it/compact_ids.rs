@@ -177,6 +177,41 @@ async fn a_version_18_estate_migrates_and_its_old_ids_still_sign_in() {
     assert!(html.contains("usage report"), "{html}");
     assert!(html.contains("registered"), "{html}");
 
+    // And in a browser: the migrated instance's page, its history oldest line included.
+    if let Some(browser) = crate::support::webdriver::Browser::start().await {
+        // No first-start admin here (the database came with its data): a user of the CLI.
+        let out = server.cli_with_stdin(
+            &[
+                "user",
+                "add",
+                "--username",
+                "viewer",
+                "--role",
+                "system-admin",
+                "--password-stdin",
+            ],
+            Some("correct horse battery staple"),
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        browser.goto(&format!("{}/login", server.url)).await;
+        browser.fill("#username", "viewer").await;
+        browser
+            .fill("#password", "correct horse battery staple")
+            .await;
+        browser.click("#login").await;
+        browser
+            .goto(&format!(
+                "{}/accounts/Acme/virtual-accounts/Lab/instances/{OLD_A}",
+                server.url
+            ))
+            .await;
+        browser.screenshot("compact-01-migrated-instance").await;
+        let history = browser.text("#history").await;
+        assert!(history.contains("usage report"), "{history}");
+        assert!(history.contains("registered"), "{history}");
+        browser.quit().await;
+    }
+
     // The reservation and the export key are still there, and still tied to A.
     let (_, res) = api.get("/api/v1/accounts/Acme/reservations").await;
     assert!(res.to_string().contains("res_old"), "{res}");
