@@ -37,6 +37,17 @@ fn open(settings: &Settings) -> Result<Connection, CliError> {
     }
     let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(CliError::from_display)?;
+    // Read-only: an older schema is not migrated here, and its rows would not read as the
+    // ledger's text does now (migration 0019 re-encoded the instance tables).
+    let version = crate::store::ledger::schema_version(&conn).map_err(CliError::from_display)?;
+    let latest = crate::store::migrations::LATEST as i64;
+    if version < latest {
+        return Err(CliError(format!(
+            "{} is at schema version {version}, this version reads {latest}; start \
+             `satellite serve` or run `satellite check` on it once to migrate it",
+            path.display()
+        )));
+    }
     let has = crate::store::ledger::installed(&conn).map_err(CliError::from_display)?;
     if !has {
         return Err(CliError(format!(

@@ -346,6 +346,7 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_keep_their_sort() {
         let i = Instance {
+            key: 0,
             id: "inst_1".into(),
             va_id: 1,
             udi: Udi {

@@ -75,55 +75,50 @@ pub fn register(tx: &Connection, now: i64, input: &RegisterInput) -> Result<Regi
         hostname: input.hostname.as_deref(),
         export_controlled: export,
         token_id: &token.id,
-        cert_renew_after: renew_after,
         cert_expires_at: expires_at,
     };
-    let (id, action, detail) = match (placement, existing) {
+    let (id, event) = match (placement, existing) {
         (Placement::Reregister, Some(inst)) => {
             instances::switch_export_bucket(tx, &inst, export)?;
-            instances::enrol_again(tx, &inst.id, now, &enrolment)?;
+            instances::enrol_again(tx, &inst, now, &enrolment)?;
             instances::add_history(
                 tx,
                 &inst.id,
                 now,
-                inst.status.as_str(),
+                inst.status,
                 "re-registered with a new key",
             )?;
             let detail = json!({ "virtual_account": va_name });
-            (inst.id, "instance.reregistered", detail)
+            (inst.id, Some(("instance.reregistered", detail)))
         }
         (Placement::Move, Some(inst)) => {
             let from = holder_names.map(|(name, _, _)| name).unwrap_or_default();
             let note = format!("moved from {from} to {va_name} by re-registration");
             // Release first (by the old VA and export bucket), then rewrite the row.
             instances::move_released(tx, &inst, token.va_id, now, &note)?;
-            instances::enrol_again(tx, &inst.id, now, &enrolment)?;
+            instances::enrol_again(tx, &inst, now, &enrolment)?;
             let detail = json!({ "from": from, "to": va_name });
-            (inst.id, "instance.moved", detail)
+            (inst.id, Some(("instance.moved", detail)))
         }
-        _ => {
-            let id = instances::insert(tx, now, &enrolment)?;
-            (
-                id,
-                "instance.registered",
-                json!({ "virtual_account": va_name }),
-            )
-        }
+        // A new instance is its own record (row, registered_at, token_id): the event log
+        // keeps admin and security actions, not one line per product registered.
+        _ => (instances::insert(tx, now, &enrolment)?, None),
     };
-    let mut detail = detail;
-    detail["pid"] = json!(input.udi.pid);
-    detail["sn"] = json!(input.udi.sn);
-    events::record(
-        tx,
-        now,
-        NewEvent {
-            actor: &format!("token:{}", token.id),
-            action,
-            account: Some((account_id, &account_name)),
-            target: &id,
-            detail,
-        },
-    )?;
+    if let Some((action, mut detail)) = event {
+        detail["pid"] = json!(input.udi.pid);
+        detail["sn"] = json!(input.udi.sn);
+        events::record(
+            tx,
+            now,
+            NewEvent {
+                actor: &format!("token:{}", token.id),
+                action,
+                account: Some((account_id, &account_name)),
+                target: &id,
+                detail,
+            },
+        )?;
+    }
     Ok(Registered {
         instance_id: id,
         virtual_account: va_name,
@@ -144,13 +139,13 @@ pub fn renew(
 ) -> Result<(Instance, String)> {
     let (mut inst, va_name) = instances::renew_certificate(tx, now, signer)?;
     if let Some(h) = hostname {
-        if instances::set_hostname(tx, &inst.id, h)? {
+        if instances::set_hostname(tx, &inst, h)? {
             let before = inst.hostname.replace(h.to_string());
             instances::add_history(
                 tx,
                 &inst.id,
                 now,
-                inst.status.as_str(),
+                inst.status,
                 &format!("hostname changed to {h}"),
             )?;
             let (_, account_id, account_name) = instances::va_and_account(tx, inst.va_id)?;

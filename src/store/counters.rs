@@ -21,14 +21,17 @@ pub fn add_demand(tx: &Connection, va_id: i64, tag: &str, delta: i64, export: bo
 /// Adds (or with a negative `sign`, removes) all of an instance's stored usage.
 pub fn add_instance_usage(
     tx: &Connection,
-    instance_id: &str,
+    instance_key: i64,
     va_id: i64,
     export: bool,
     sign: i64,
 ) -> Result<()> {
     let rows: Vec<(String, i64)> = tx
-        .prepare_cached("SELECT tag, count FROM instance_usage WHERE instance_id = ?1")?
-        .query_map([instance_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .prepare_cached(
+            "SELECT t.tag, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
+             WHERE u.instance_id = ?1",
+        )?
+        .query_map([instance_key], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (tag, count) in rows {
         add_demand(tx, va_id, &tag, sign * count, export)?;
@@ -65,9 +68,10 @@ pub fn recount(conn: &Connection) -> Result<Vec<String>> {
                       coalesce(r.d, 0) AS rd, coalesce(r.de, 0) AS rde
                FROM usage_totals t FULL OUTER JOIN (
                  SELECT va_id, tag, sum(c) AS d, sum(e) AS de FROM (
-                   SELECT i.va_id AS va_id, u.tag AS tag, u.count AS c,
+                   SELECT i.va_id AS va_id, t.tag AS tag, u.count AS c,
                           CASE WHEN i.export_controlled THEN u.count ELSE 0 END AS e
                    FROM instance_usage u JOIN instances i ON i.id = u.instance_id
+                   JOIN tags t ON t.id = u.tag_id
                    UNION ALL
                    SELECT va_id, tag, count, CASE WHEN export THEN count ELSE 0 END FROM satellite_usage)
                  GROUP BY va_id, tag) r ON r.va_id = t.va_id AND r.tag = t.tag)
@@ -79,7 +83,8 @@ pub fn recount(conn: &Connection) -> Result<Vec<String>> {
                SELECT coalesce(c.va_id, r.va_id) AS va_id, coalesce(c.status, r.status) AS status,
                       coalesce(c.n, 0) AS n, coalesce(r.n, 0) AS rn
                FROM va_status_counts c FULL OUTER JOIN (
-                 SELECT va_id, status, count(*) AS n FROM instances GROUP BY va_id, status) r
+                 SELECT va_id, CASE status WHEN 0 THEN 'authorization_expired' WHEN 1 THEN 'authorized' WHEN 2 THEN 'not_authorized' WHEN 3 THEN 'out_of_compliance' WHEN 4 THEN 'registered' WHEN 5 THEN 'reserved' END AS status, count(*) AS n
+                 FROM instances GROUP BY va_id, instances.status) r
                ON r.va_id = c.va_id AND r.status = c.status)
              WHERE n <> rn",
         ),

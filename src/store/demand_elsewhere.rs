@@ -201,19 +201,21 @@ mod tests {
                      INSERT INTO satellite_usage (satellite_id, instance_id, va_id, tag, count, export)
                        VALUES (1, 'a', 10, 'ess', 3, 0), (2, 'b', 10, 'ess', 2, 0);
                      INSERT INTO satellite_export_keys (satellite_id, instance_id, tag, va_id)
-                       VALUES (2, 'c', 'crypto', 10);",
+                       VALUES (2, 'c', 'crypto', 10);
+                     INSERT INTO tags (tag) VALUES ('ess');",
                 )?;
-                for (id, count, export) in [("d1", 3, 0), ("d2", 1, 1)] {
+                for (key, id, count, export) in [(1, "d1", 3, 0), (2, "d2", 1, 1)] {
                     tx.execute(
-                        "INSERT INTO instances (id, va_id, pid, sn, public_key, product_name,
-                           product_version, registered_at, last_contact, cert_renew_after,
+                        "INSERT INTO instances (id, legacy_id, va_id, pid, sn, public_key,
+                           product_name, product_version, registered_at, last_contact,
                            cert_expires_at, status, export_controlled)
-                         VALUES (?1, 10, 'D', ?1, x'00', 'p', '1', 0, 0, 0, 0, 'authorized', ?2)",
-                        params![id, export],
+                         VALUES (?3, ?1, 10, 'D', ?1, x'00', 'p', '1', 0, 0, 0, 1, ?2)",
+                        params![id, export, key],
                     )?;
                     tx.execute(
-                        "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, 'ess', ?2)",
-                        params![id, count],
+                        "INSERT INTO instance_usage (instance_id, tag_id, count)
+                         VALUES (?1, (SELECT id FROM tags WHERE tag = 'ess'), ?2)",
+                        params![key, count],
                     )?;
                 }
                 crate::store::synced::rebuild_demand(tx, 1)?;

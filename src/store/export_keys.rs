@@ -3,6 +3,7 @@
 //! adds to its pool's demand. The rules live in `domain::export_key`.
 
 use super::events::{self, NewEvent};
+use super::instance_ids;
 use super::page::{self, Page};
 use super::Result;
 use crate::crypto::secrets;
@@ -261,10 +262,13 @@ pub fn add_key_demand(
     va_id: i64,
     demand: &mut BTreeMap<String, Demand>,
 ) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
+    // Keys name their instance by its external id (their history outlives it).
+    let key = instance_ids::key_of_sql("k.instance_id");
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT k.tag, coalesce(u.count, 0), i.export_controlled
-         FROM export_keys k JOIN instances i ON i.id = k.instance_id AND i.va_id = k.va_id
-         LEFT JOIN instance_usage u ON u.instance_id = k.instance_id AND u.tag = k.tag
+         FROM export_keys k JOIN instances i ON i.id = ({key}) AND i.va_id = k.va_id
+         LEFT JOIN instance_usage u ON u.instance_id = i.id
+              AND u.tag_id = (SELECT t.id FROM tags t WHERE t.tag = k.tag)
          WHERE k.va_id = ?1 AND k.state = 'granted'
          UNION ALL
          SELECT s.tag, coalesce(u.count, 0), si.export_controlled
@@ -272,8 +276,8 @@ pub fn add_key_demand(
          JOIN satellite_instances si ON si.satellite_id = s.satellite_id AND si.id = s.instance_id
          LEFT JOIN satellite_usage u ON u.satellite_id = s.satellite_id
               AND u.instance_id = s.instance_id AND u.tag = s.tag
-         WHERE s.va_id = ?1",
-    )?;
+         WHERE s.va_id = ?1"
+    ))?;
     let rows = stmt.query_map([va_id], |r| {
         Ok((
             r.get::<_, String>(0)?,
@@ -297,11 +301,12 @@ pub fn for_each_granted(
     account_id: i64,
     mut f: impl FnMut(String, String) -> Result<()>,
 ) -> Result<()> {
-    let mut stmt = conn.prepare(
+    let key = instance_ids::key_of_sql("k.instance_id");
+    let mut stmt = conn.prepare(&format!(
         "SELECT k.instance_id, k.tag FROM export_keys k
-         JOIN instances i ON i.id = k.instance_id AND i.va_id = k.va_id
-         WHERE k.account_id = ?1 AND k.state = 'granted' ORDER BY k.instance_id, k.tag",
-    )?;
+         JOIN instances i ON i.id = ({key}) AND i.va_id = k.va_id
+         WHERE k.account_id = ?1 AND k.state = 'granted' ORDER BY k.instance_id, k.tag"
+    ))?;
     let mut rows = stmt.query([account_id])?;
     while let Some(r) = rows.next()? {
         f(r.get(0)?, r.get(1)?)?;
@@ -336,12 +341,13 @@ pub fn account_of_va(conn: &Connection, va_id: i64) -> Result<i64> {
 /// For `satellite check`: live keys whose instance is gone (its removal should have
 /// released them in the same transaction).
 pub fn orphans(conn: &Connection) -> Result<Vec<String>> {
+    let key = instance_ids::key_of_sql("k.instance_id");
     Ok(conn
-        .prepare(
+        .prepare(&format!(
             "SELECT printf('export_keys: key %s (%s) of missing instance %s', k.id, k.state, k.instance_id)
-             FROM export_keys k LEFT JOIN instances i ON i.id = k.instance_id
-             WHERE k.state IN ('pending', 'granted') AND i.id IS NULL",
-        )?
+             FROM export_keys k LEFT JOIN instances i ON i.id = ({key})
+             WHERE k.state IN ('pending', 'granted') AND i.id IS NULL"
+        ))?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?)
 }

@@ -147,8 +147,13 @@ pub fn page(
     limit: u32,
 ) -> Result<Vec<ListRow>> {
     let mut rows: Vec<ListRow> = Vec::new();
+    // Our rows are keyed by integer: the cursor's text id becomes a key bound, once.
+    let down = sort.column().1 == (direction == Direction::Forward);
+    let bound = from
+        .map(|p| super::instance_ids::bound(conn, &p.id, !down))
+        .transpose()?;
     for table in [Table::Direct, Table::Satellite] {
-        let (sql, mut args) = build(table, sort, filter, from, direction, limit);
+        let (sql, mut args) = build(table, sort, filter, from, bound, direction, limit);
         let mut stmt = conn.prepare_cached(&sql)?;
         for &va in va_ids {
             args[0] = Value::Integer(va);
@@ -195,6 +200,7 @@ fn build(
     sort: SortBy,
     filter: &Filter,
     from: Option<&Position>,
+    bound: Option<i64>,
     direction: Direction,
     limit: u32,
 ) -> (String, Vec<Value>) {
@@ -213,33 +219,50 @@ fn build(
         Table::Satellite => super::reported::SELECT.to_string(),
     };
     let mut args: Vec<Value> = vec![Value::Null];
+    let ext = super::instance_ids::external_sql("");
+    let id_text = match table {
+        Table::Direct => ext.as_str(),
+        Table::Satellite => "id",
+    };
     if let Some(p) = from {
+        // The position's id: text for satellite rows, our key bound for ours.
+        let id_value = match (table, bound) {
+            (Table::Direct, Some(k)) => Value::Integer(k),
+            _ => Value::Text(p.id.clone()),
+        };
         let key = match &p.key {
             Key::None => Value::Null,
             Key::Int(n) => Value::Integer(*n),
+            // Our statuses are stored as codes that sort as their text.
+            Key::Text(t) if table == Table::Direct && sort == SortBy::Status => {
+                super::status_codes::code_of(t).map_or(Value::Text(t.clone()), Value::Integer)
+            }
             Key::Text(t) => Value::Text(t.clone()),
         };
         match column {
             Some(c) => {
                 args.push(key);
-                args.push(Value::Text(p.id.clone()));
+                args.push(id_value);
                 sql += &format!(" AND ({c}, id) {op} (?{}, ?{})", args.len() - 1, args.len());
             }
             None => {
-                args.push(Value::Text(p.id.clone()));
+                args.push(id_value);
                 sql += &format!(" AND id {op} ?{}", args.len());
             }
         }
     }
     if let Some(s) = filter.status {
-        args.push(Value::Text(s.as_str().into()));
+        args.push(match table {
+            Table::Direct => Value::Integer(super::status_codes::code(s)),
+            Table::Satellite => Value::Text(s.as_str().into()),
+        });
         sql += &format!(" AND status = ?{}", args.len());
     }
     if let Some(q) = q {
         args.push(Value::Text(q));
         let n = args.len();
         sql += &format!(
-            " AND (id LIKE ?{n} ESCAPE '\\' OR pid LIKE ?{n} ESCAPE '\\' OR sn LIKE ?{n} ESCAPE '\\'
+            " AND ({id_text} LIKE ?{n} ESCAPE '\\' OR pid LIKE ?{n} ESCAPE '\\' OR sn LIKE ?{n} ESCAPE '\\'
                   OR hostname LIKE ?{n} ESCAPE '\\' OR product_name LIKE ?{n} ESCAPE '\\')"
         );
     }
@@ -302,7 +325,7 @@ mod tests {
         from: Option<&Position>,
         direction: Direction,
     ) -> String {
-        let (sql, args) = build(table, sort, filter, from, direction, 51);
+        let (sql, args) = build(table, sort, filter, from, Some(7), direction, 51);
         let mut args = args;
         args[0] = Value::Integer(1);
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

@@ -4,14 +4,69 @@
 //! caller's transaction. Split from instances.rs, which keeps the instance's other jobs.
 
 use super::counters;
-use super::instances::{confirm, not_registered, set_status, usage_of, Signer, StatusOf};
+use super::instance_ids;
+use super::instances::{confirm, not_registered, set_status, usage_of_key, Signer, StatusOf};
 use super::licenses;
 use super::Result;
 use crate::domain::compliance::{self, EntitlementStatus};
 use crate::domain::instance::{dispose_report, InstanceStatus, ReportDisposition};
 use crate::domain::timers;
 use chrono::NaiveDate;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
+
+/// How a report id is stored: a canonical (lowercase, hyphenated) UUID, the contract's
+/// shape, as its 16 bytes; anything else as the text it is. The ONE mapping both ways:
+/// the stored id and an incoming one compare as the same text.
+pub fn report_id_value(id: &str) -> Value {
+    match uuid_bytes(id) {
+        Some(b) => Value::Blob(b.to_vec()),
+        None => Value::Text(id.to_string()),
+    }
+}
+
+/// A stored report id as the text it was received as.
+pub fn report_id_text(v: ValueRef<'_>) -> Option<String> {
+    match v {
+        ValueRef::Blob(b) if b.len() == 16 => {
+            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            Some(format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            ))
+        }
+        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        _ => None,
+    }
+}
+
+/// The 16 bytes of a canonical lowercase UUID text; None for any other text.
+fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    let b = id.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let hex: Vec<u8> = (b.iter().copied())
+        .filter(|&c| c != b'-')
+        .map(|c| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        out[i] = (pair[0] << 4) | pair[1];
+    }
+    Some(out)
+}
 
 /// A usage report as validated by the web layer.
 pub struct Report {
@@ -46,36 +101,41 @@ struct Reporting {
 }
 
 fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
+    let key = instance_ids::key(tx, id)?.ok_or_else(not_registered)?;
     tx.prepare_cached(
         "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
-                last_report_id, last_measured_at_us, auth_renew_after, auth_expires_at,
+                last_report_id, last_measured_at_us, auth_expires_at - ?2, auth_expires_at,
                 auth_expiry_day, last_contact
          FROM instances WHERE id = ?1",
     )?
-    .query_row([id], |r| {
-        Ok(Reporting {
-            rowid: r.get(0)?,
-            public_key: r.get(1)?,
-            cert_expires_at: r.get(2)?,
-            va_id: r.get(3)?,
-            export_controlled: r.get(4)?,
-            status: super::columns::enum_column(r, 5)?,
-            last_report_id: r.get(6)?,
-            last_measured_at_us: r.get(7)?,
-            auth_renew_after: r.get(8)?,
-            auth_expires_at: r.get(9)?,
-            auth_expiry_day: r.get(10)?,
-            last_contact: r.get(11)?,
-        })
-    })
+    .query_row(
+        params![key, timers::AUTH_VALID - timers::AUTH_RENEW_AFTER],
+        |r| {
+            Ok(Reporting {
+                rowid: r.get(0)?,
+                public_key: r.get(1)?,
+                cert_expires_at: r.get(2)?,
+                va_id: r.get(3)?,
+                export_controlled: r.get(4)?,
+                status: super::status_codes::column(r, 5)?,
+                last_report_id: report_id_text(r.get_ref(6)?),
+                last_measured_at_us: r.get(7)?,
+                auth_renew_after: r.get(8)?,
+                auth_expires_at: r.get(9)?,
+                auth_expiry_day: r.get(10)?,
+                last_contact: r.get(11)?,
+            })
+        },
+    )
     .optional()?
     .ok_or_else(not_registered)
 }
 
 /// Makes an instance's stored usage `new`, touching only the tags whose count changed
 /// (most reports repeat the last one), and moves the pool demand by the differences.
-fn replace_usage(tx: &Connection, id: &str, inst: &Reporting, new: &[(String, i64)]) -> Result<()> {
-    let old: std::collections::HashMap<String, i64> = usage_of(tx, id)?.into_iter().collect();
+fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Result<()> {
+    let id = inst.rowid;
+    let old: std::collections::HashMap<String, i64> = usage_of_key(tx, id)?.into_iter().collect();
     let demand = |tag: &str, delta: i64| {
         counters::add_demand(tx, inst.va_id, tag, delta, inst.export_controlled)
     };
@@ -85,14 +145,19 @@ fn replace_usage(tx: &Connection, id: &str, inst: &Reporting, new: &[(String, i6
             Some(before) => {
                 demand(tag, count - before)?;
                 tx.prepare_cached(
-                    "UPDATE instance_usage SET count = ?3 WHERE instance_id = ?1 AND tag = ?2",
+                    "UPDATE instance_usage SET count = ?3
+                     WHERE instance_id = ?1 AND tag_id = (SELECT id FROM tags WHERE tag = ?2)",
                 )?
                 .execute(params![id, tag, count])?;
             }
             None => {
                 demand(tag, *count)?;
+                // A tag seen before writes nothing here (the usual case).
+                tx.prepare_cached("INSERT OR IGNORE INTO tags (tag) VALUES (?1)")?
+                    .execute([tag])?;
                 tx.prepare_cached(
-                    "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO instance_usage (instance_id, tag_id, count)
+                     VALUES (?1, (SELECT id FROM tags WHERE tag = ?2), ?3)",
                 )?
                 .execute(params![id, tag, count])?;
             }
@@ -102,8 +167,11 @@ fn replace_usage(tx: &Connection, id: &str, inst: &Reporting, new: &[(String, i6
     for (tag, before) in &old {
         if !kept.contains(tag.as_str()) {
             demand(tag, -before)?;
-            tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1 AND tag = ?2")?
-                .execute(params![id, tag])?;
+            tx.prepare_cached(
+                "DELETE FROM instance_usage
+                 WHERE instance_id = ?1 AND tag_id = (SELECT id FROM tags WHERE tag = ?2)",
+            )?
+            .execute(params![id, tag])?;
         }
     }
     Ok(())
@@ -122,25 +190,26 @@ fn accept_report(
     let day = timers::expiry_day(expires);
     let new_day = (inst.auth_expiry_day != Some(day)).then_some(day);
     let contact = timers::contact_to_record(inst.last_contact, now);
-    let (rid, at) = (&report.report_id, report.measured_at_us);
+    let (rid, at) = (report_id_value(&report.report_id), report.measured_at_us);
     // By rowid: the row was just read, and this skips a second walk of the id index.
+    // The renewal time is not stored: it follows from the expiry (instances::COLUMNS).
     let set = "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
-                 auth_renew_after = ?4, auth_expires_at = ?5";
+                 auth_expires_at = ?4";
     match (new_day, contact) {
         (None, None) => tx
             .prepare_cached(&format!("{set} WHERE rowid = ?1"))?
-            .execute(params![inst.rowid, rid, at, renew, expires])?,
+            .execute(params![inst.rowid, rid, at, expires])?,
         (Some(day), None) => tx
-            .prepare_cached(&format!("{set}, auth_expiry_day = ?6 WHERE rowid = ?1"))?
-            .execute(params![inst.rowid, rid, at, renew, expires, day])?,
+            .prepare_cached(&format!("{set}, auth_expiry_day = ?5 WHERE rowid = ?1"))?
+            .execute(params![inst.rowid, rid, at, expires, day])?,
         (None, Some(now)) => tx
-            .prepare_cached(&format!("{set}, last_contact = ?6 WHERE rowid = ?1"))?
-            .execute(params![inst.rowid, rid, at, renew, expires, now])?,
+            .prepare_cached(&format!("{set}, last_contact = ?5 WHERE rowid = ?1"))?
+            .execute(params![inst.rowid, rid, at, expires, now])?,
         (Some(day), Some(now)) => tx
             .prepare_cached(&format!(
-                "{set}, auth_expiry_day = ?6, last_contact = ?7 WHERE rowid = ?1"
+                "{set}, auth_expiry_day = ?5, last_contact = ?6 WHERE rowid = ?1"
             ))?
-            .execute(params![inst.rowid, rid, at, renew, expires, day, now])?,
+            .execute(params![inst.rowid, rid, at, expires, day, now])?,
     };
     Ok((renew, expires))
 }
@@ -163,7 +232,7 @@ pub fn apply_report(
     );
     let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
     // A UDI holding a live reservation draws nothing from the pool for its reserved tags.
-    let reserved = super::reservations::held_by_instance(tx, id)?;
+    let reserved = super::reservations::held_by_instance(tx, inst.rowid)?;
     let is_reserved = |tag: &str| {
         reserved
             .as_ref()
@@ -174,7 +243,7 @@ pub fn apply_report(
             .filter(|(tag, _)| !is_reserved(tag))
             .cloned()
             .collect();
-        replace_usage(tx, id, &inst, &drawn)?;
+        replace_usage(tx, &inst, &drawn)?;
         let (renew, expires) = accept_report(tx, now, &inst, report)?;
         (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
         report.entitlements.clone()
@@ -183,7 +252,7 @@ pub fn apply_report(
             tx.prepare_cached("UPDATE instances SET last_contact = ?2 WHERE rowid = ?1")?
                 .execute(params![inst.rowid, now])?;
         }
-        usage_of(tx, id)?
+        usage_of_key(tx, inst.rowid)?
     };
     let (licenses, evaluation) = licenses::evaluate(tx, inst.va_id, today)?;
     let pools: Vec<_> = licenses.iter().map(|l| l.pool()).collect();
@@ -214,7 +283,7 @@ pub fn apply_report(
     let status = compliance::overall_status(&statuses);
     if disposition == ReportDisposition::Apply {
         let from = StatusOf {
-            id,
+            key: inst.rowid,
             va_id: inst.va_id,
             status: inst.status,
         };

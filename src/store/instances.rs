@@ -4,9 +4,10 @@
 use super::accounts::{Account, VirtualAccount};
 use super::counters;
 use super::events::{self, NewEvent};
+use super::instance_ids;
 use super::page::{self, Page};
+use super::status_codes;
 use super::{Result, StoreError};
-use crate::crypto::secrets;
 use crate::domain::instance::{self, InstanceStatus, Udi};
 use crate::domain::timers;
 use crate::domain::DomainError;
@@ -15,7 +16,11 @@ use serde_json::json;
 
 #[derive(Clone, Debug)]
 pub struct Instance {
+    /// The external id (opaque text, `store::instance_ids`).
     pub id: String,
+    /// The integer key inside the store (rows reference it); 0 for a satellite's instance.
+    /// Not for the layers above: they name an instance by `id`.
+    pub(crate) key: i64,
     pub va_id: i64,
     pub udi: Udi,
     pub public_key: Vec<u8>,
@@ -34,10 +39,28 @@ pub struct Instance {
     pub last_measured_at_us: Option<i64>,
 }
 
-pub(super) const COLUMNS: &str =
-    "id, va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
-    export_controlled, registered_at, last_contact, cert_renew_after, cert_expires_at,
-    auth_renew_after, auth_expires_at, status, last_report_id, last_measured_at_us";
+/// The instance columns `row` reads, as SQL (`format!("SELECT {COLUMNS} ...")`): the
+/// external id first, the status as its text, the renewal times from the expiries (they
+/// are not stored: `timers` sets both together, a fixed time apart), the integer key last.
+pub(super) struct Columns;
+
+impl std::fmt::Display for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{ext}, va_id, pid, sn, uuid, public_key, product_name, product_version, hostname,
+             export_controlled, registered_at, last_contact, cert_expires_at - {cert},
+             cert_expires_at, auth_expires_at - {auth}, auth_expires_at, {status},
+             last_report_id, last_measured_at_us, id",
+            ext = instance_ids::external_sql(""),
+            status = status_codes::text_sql("status"),
+            cert = timers::CERT_VALID - timers::CERT_RENEW_AFTER,
+            auth = timers::AUTH_VALID - timers::AUTH_RENEW_AFTER,
+        )
+    }
+}
+
+pub(super) const COLUMNS: Columns = Columns;
 
 pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     Ok(Instance {
@@ -60,14 +83,25 @@ pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         auth_renew_after: r.get(14)?,
         auth_expires_at: r.get(15)?,
         status: super::columns::enum_column(r, 16)?,
-        last_report_id: r.get(17)?,
+        last_report_id: super::instance_reports::report_id_text(r.get_ref(17)?),
         last_measured_at_us: r.get(18)?,
+        key: r.get(19)?,
     })
 }
 
 pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<Instance>> {
+    let Some(key) = instance_ids::key(conn, id)? else {
+        return Ok(None);
+    };
+    find_by_key(conn, key)
+}
+
+pub(super) fn find_by_key(conn: &Connection, key: i64) -> Result<Option<Instance>> {
     let sql = format!("SELECT {COLUMNS} FROM instances WHERE id = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([id], row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([key], row)
+        .optional()?)
 }
 
 /// What authenticating an agent's request needs: its key and when its registration ends.
@@ -111,9 +145,12 @@ pub fn signed(tx: &Connection, now: i64, signer: Signer<'_>) -> Result<Instance>
 }
 
 pub fn credentials(conn: &Connection, id: &str) -> Result<Option<Credentials>> {
+    let Some(key) = instance_ids::key(conn, id)? else {
+        return Ok(None);
+    };
     Ok(conn
         .prepare_cached("SELECT public_key, cert_expires_at FROM instances WHERE id = ?1")?
-        .query_row([id], |r| {
+        .query_row([key], |r| {
             Ok(Credentials {
                 public_key: r.get(0)?,
                 cert_expires_at: r.get(1)?,
@@ -129,21 +166,41 @@ pub fn find_in_va(conn: &Connection, va: &VirtualAccount, id: &str) -> Result<In
 }
 
 pub fn usage_of(conn: &Connection, id: &str) -> Result<Vec<(String, i64)>> {
+    match instance_ids::key(conn, id)? {
+        Some(key) => usage_of_key(conn, key),
+        None => Ok(Vec::new()),
+    }
+}
+
+pub(super) fn usage_of_key(conn: &Connection, key: i64) -> Result<Vec<(String, i64)>> {
     Ok(conn
         .prepare_cached(
-            "SELECT tag, count FROM instance_usage WHERE instance_id = ?1 ORDER BY tag",
+            "SELECT t.tag, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
+             WHERE u.instance_id = ?1 ORDER BY t.tag",
         )?
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?)
 }
 
+/// An instance's history, newest first (up to 100 lines). Its registration is not a row
+/// (migration 0019): the oldest line, "registered", is read from `registered_at`.
 pub fn history(conn: &Connection, id: &str) -> Result<Vec<(i64, String, String)>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT at, status, note FROM instance_history WHERE instance_id = ?1 ORDER BY id DESC LIMIT 100",
-        )?
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?)
+    let Some(inst) = find_by_id(conn, id)? else {
+        return Ok(Vec::new());
+    };
+    let mut lines: Vec<(i64, String, String)> = conn
+        .prepare_cached(&format!(
+            "SELECT at, {}, note FROM instance_history WHERE instance_id = ?1
+                 ORDER BY seq DESC LIMIT 100",
+            status_codes::text_sql("status")
+        ))?
+        .query_map([inst.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if lines.len() < 100 {
+        let registered = InstanceStatus::Registered.as_str();
+        lines.push((inst.registered_at, registered.into(), registered.into()));
+    }
+    Ok(lines)
 }
 
 /// Instances of a virtual account by id, optionally only those whose id, pid, sn or
@@ -163,12 +220,16 @@ pub fn list(
                 .replace('_', "\\_")
         )
     });
+    let ext = instance_ids::external_sql("");
     let sql = format!(
         "SELECT {COLUMNS} FROM instances WHERE va_id = ?1 AND (?2 IS NULL OR id > ?2)
-           AND (?3 IS NULL OR id LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
+           AND (?3 IS NULL OR {ext} LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
                 OR sn LIKE ?3 ESCAPE '\\' OR hostname LIKE ?3 ESCAPE '\\')
          ORDER BY id LIMIT ?4"
     );
+    let after = after
+        .map(|a| instance_ids::bound(conn, a, true))
+        .transpose()?;
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(params![va_id, after, pattern, limit + 1], row)?
@@ -192,16 +253,16 @@ pub fn status_counts(
 }
 
 /// Which instance a status change is for, and the status it leaves.
-pub(super) struct StatusOf<'a> {
-    pub id: &'a str,
+pub(super) struct StatusOf {
+    pub key: i64,
     pub va_id: i64,
     pub status: InstanceStatus,
 }
 
-impl<'a> From<&'a Instance> for StatusOf<'a> {
-    fn from(i: &'a Instance) -> Self {
+impl From<&Instance> for StatusOf {
+    fn from(i: &Instance) -> Self {
         StatusOf {
-            id: &i.id,
+            key: i.key,
             va_id: i.va_id,
             status: i.status,
         }
@@ -210,7 +271,7 @@ impl<'a> From<&'a Instance> for StatusOf<'a> {
 
 pub(super) fn set_status(
     tx: &Connection,
-    inst: StatusOf<'_>,
+    inst: StatusOf,
     status: InstanceStatus,
     now: i64,
     note: &str,
@@ -219,17 +280,39 @@ pub(super) fn set_status(
         return Ok(());
     }
     tx.prepare_cached("UPDATE instances SET status = ?2 WHERE id = ?1")?
-        .execute(params![inst.id, status.as_str()])?;
+        .execute(params![inst.key, status_codes::code(status)])?;
     counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     counters::bump_status(tx, inst.va_id, status.as_str(), 1)?;
-    add_history(tx, inst.id, now, status.as_str(), note)
+    add_history_key(tx, inst.key, now, status, note)
 }
 
-pub fn add_history(tx: &Connection, id: &str, now: i64, status: &str, note: &str) -> Result<()> {
+/// Adds a line to the history of the instance with external id `id` (if it exists).
+pub fn add_history(
+    tx: &Connection,
+    id: &str,
+    now: i64,
+    status: InstanceStatus,
+    note: &str,
+) -> Result<()> {
+    match instance_ids::key(tx, id)? {
+        Some(key) => add_history_key(tx, key, now, status, note),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn add_history_key(
+    tx: &Connection,
+    key: i64,
+    now: i64,
+    status: InstanceStatus,
+    note: &str,
+) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO instance_history (instance_id, at, status, note) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO instance_history (instance_id, seq, at, status, note)
+         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM instance_history WHERE instance_id = ?1),
+                 ?2, ?3, ?4)",
     )?
-    .execute(params![id, now, status, note])?;
+    .execute(params![key, now, status_codes::code(status), note])?;
     Ok(())
 }
 
@@ -262,23 +345,20 @@ pub struct Enrolment<'a> {
     pub hostname: Option<&'a str>,
     pub export_controlled: bool,
     pub token_id: &'a str,
-    pub cert_renew_after: i64,
     pub cert_expires_at: i64,
 }
 
-/// Inserts a new instance (status `registered`) with its counters and first history line.
+/// Inserts a new instance (status `registered`) with its counters; returns its external
+/// id. Its registration is the row itself (`registered_at`): no history line, no event.
 pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
-    // Time first, then random: new ids land next to each other in every index
-    // keyed by id, instead of on a random page each among a million.
-    let id = format!("inst_{:09x}{}", now.max(0), secrets::random_secret(9));
+    // The next integer key: new rows append to every index keyed by it.
     tx.prepare_cached(
-        "INSERT INTO instances (id, va_id, pid, sn, uuid, public_key, product_name, product_version,
-           hostname, export_controlled, token_id, registered_at, last_contact, cert_renew_after,
+        "INSERT INTO instances (va_id, pid, sn, uuid, public_key, product_name, product_version,
+           hostname, export_controlled, token_id, registered_at, last_contact,
            cert_expires_at, status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, 'registered')",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
     )?
     .execute(params![
-        id,
         e.va_id,
         e.udi.pid,
         e.udi.sn,
@@ -290,32 +370,26 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
         e.export_controlled,
         e.token_id,
         now,
-        e.cert_renew_after,
-        e.cert_expires_at
+        e.cert_expires_at,
+        status_codes::code(InstanceStatus::Registered)
     ])?;
+    let key = tx.last_insert_rowid();
     counters::bump_va(tx, e.va_id, 0, 1)?;
     counters::bump_status(tx, e.va_id, InstanceStatus::Registered.as_str(), 1)?;
-    add_history(
-        tx,
-        &id,
-        now,
-        InstanceStatus::Registered.as_str(),
-        InstanceStatus::Registered.as_str(),
-    )?;
-    Ok(id)
+    Ok(instance_ids::scheme(tx)?.encode(key))
 }
 
 /// Rewrites an existing instance's registration: new key, product, hostname, token and
 /// certificate times. Its virtual account and usage are left to the caller.
-pub fn enrol_again(tx: &Connection, id: &str, now: i64, e: &Enrolment<'_>) -> Result<()> {
+pub fn enrol_again(tx: &Connection, inst: &Instance, now: i64, e: &Enrolment<'_>) -> Result<()> {
     tx.prepare_cached(
         "UPDATE instances SET public_key = ?2, product_name = ?3, product_version = ?4,
            hostname = ?5, export_controlled = ?6, token_id = ?7, last_contact = ?8,
-           cert_renew_after = ?9, cert_expires_at = ?10, uuid = coalesce(?11, uuid)
+           cert_expires_at = ?9, uuid = coalesce(?10, uuid)
          WHERE id = ?1",
     )?
     .execute(params![
-        id,
+        inst.key,
         e.public_key.as_slice(),
         e.product_name,
         e.product_version,
@@ -323,7 +397,6 @@ pub fn enrol_again(tx: &Connection, id: &str, now: i64, e: &Enrolment<'_>) -> Re
         e.export_controlled,
         e.token_id,
         now,
-        e.cert_renew_after,
         e.cert_expires_at,
         e.udi.uuid
     ])?;
@@ -334,8 +407,8 @@ pub fn enrol_again(tx: &Connection, id: &str, now: i64, e: &Enrolment<'_>) -> Re
 /// its pool (a re-registration with a token of the other kind).
 pub fn switch_export_bucket(tx: &Connection, inst: &Instance, export: bool) -> Result<()> {
     if inst.export_controlled != export {
-        counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
-        counters::add_instance_usage(tx, &inst.id, inst.va_id, export, 1)?;
+        counters::add_instance_usage(tx, inst.key, inst.va_id, inst.export_controlled, -1)?;
+        counters::add_instance_usage(tx, inst.key, inst.va_id, export, 1)?;
     }
     Ok(())
 }
@@ -350,27 +423,31 @@ pub fn move_released(
     now: i64,
     note: &str,
 ) -> Result<()> {
-    counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+    counters::add_instance_usage(tx, inst.key, inst.va_id, inst.export_controlled, -1)?;
     super::export_keys::release_instance(tx, &inst.id, now, "instance.transferred")?;
     tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
-        .execute([&inst.id])?;
+        .execute([inst.key])?;
     tx.prepare_cached(
-        "UPDATE instances SET va_id = ?2, status = ?3, auth_renew_after = NULL,
+        "UPDATE instances SET va_id = ?2, status = ?3,
            auth_expires_at = NULL, auth_expiry_day = NULL WHERE id = ?1",
     )?
-    .execute(params![inst.id, to_va, InstanceStatus::Registered.as_str()])?;
+    .execute(params![
+        inst.key,
+        to_va,
+        status_codes::code(InstanceStatus::Registered)
+    ])?;
     counters::bump_va(tx, inst.va_id, 0, -1)?;
     counters::bump_va(tx, to_va, 0, 1)?;
     counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     counters::bump_status(tx, to_va, InstanceStatus::Registered.as_str(), 1)?;
-    add_history(tx, &inst.id, now, InstanceStatus::Registered.as_str(), note)
+    add_history_key(tx, inst.key, now, InstanceStatus::Registered, note)
 }
 
 /// Records a changed hostname (renewal); returns whether it changed.
-pub fn set_hostname(tx: &Connection, id: &str, hostname: &str) -> Result<bool> {
+pub fn set_hostname(tx: &Connection, inst: &Instance, hostname: &str) -> Result<bool> {
     let n = tx
         .prepare_cached("UPDATE instances SET hostname = ?2 WHERE id = ?1 AND hostname IS NOT ?2")?
-        .execute(params![id, hostname])?;
+        .execute(params![inst.key, hostname])?;
     Ok(n > 0)
 }
 
@@ -382,14 +459,13 @@ pub fn renew_certificate(
     now: i64,
     signer: Signer<'_>,
 ) -> Result<(Instance, String)> {
-    let id = signer.id;
-    let inst = find_by_id(tx, id)?.ok_or_else(not_registered)?;
+    let inst = find_by_id(tx, signer.id)?.ok_or_else(not_registered)?;
     confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
     let (renew_after, expires_at) = timers::certificate_times(now);
     tx.prepare_cached(
-        "UPDATE instances SET cert_renew_after = ?2, cert_expires_at = ?3, last_contact = ?4 WHERE id = ?1",
+        "UPDATE instances SET cert_expires_at = ?2, last_contact = ?3 WHERE id = ?1",
     )?
-    .execute(params![id, renew_after, expires_at, now])?;
+    .execute(params![inst.key, expires_at, now])?;
     let (va_name, _, _) = va_and_account(tx, inst.va_id)?;
     Ok((
         Instance {
@@ -410,10 +486,13 @@ pub(super) fn delete(
     actor: &str,
     action: &str,
 ) -> Result<()> {
-    counters::add_instance_usage(tx, &inst.id, inst.va_id, inst.export_controlled, -1)?;
+    counters::add_instance_usage(tx, inst.key, inst.va_id, inst.export_controlled, -1)?;
     super::export_keys::release_instance(tx, &inst.id, now, action)?;
+    // Usage first, while the row that names it (for the ledger) is still there.
+    tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
+        .execute([inst.key])?;
     tx.prepare_cached("DELETE FROM instances WHERE id = ?1")?
-        .execute([&inst.id])?;
+        .execute([inst.key])?;
     counters::bump_va(tx, inst.va_id, 0, -1)?;
     counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
     let (va_name, account_id, account_name) = va_and_account(tx, inst.va_id)?;
@@ -461,7 +540,7 @@ pub fn transfer(
     to: VirtualAccount,
 ) -> Result<VirtualAccount> {
     let inst = find_in_va(tx, from, id)?;
-    let clash: Option<String> = tx
+    let clash: Option<i64> = tx
         .query_row(
             "SELECT id FROM instances WHERE va_id = ?1 AND pid = ?2 AND sn = ?3",
             params![to.id, inst.udi.pid, inst.udi.sn],
@@ -475,22 +554,22 @@ pub fn transfer(
         )
         .into());
     }
-    counters::add_instance_usage(tx, &inst.id, from.id, inst.export_controlled, -1)?;
+    counters::add_instance_usage(tx, inst.key, from.id, inst.export_controlled, -1)?;
     super::export_keys::release_instance(tx, &inst.id, now, "instance.transferred")?;
     tx.execute(
         "UPDATE instances SET va_id = ?2 WHERE id = ?1",
-        params![inst.id, to.id],
+        params![inst.key, to.id],
     )?;
-    counters::add_instance_usage(tx, &inst.id, to.id, inst.export_controlled, 1)?;
+    counters::add_instance_usage(tx, inst.key, to.id, inst.export_controlled, 1)?;
     counters::bump_va(tx, from.id, 0, -1)?;
     counters::bump_va(tx, to.id, 0, 1)?;
     counters::bump_status(tx, from.id, inst.status.as_str(), -1)?;
     counters::bump_status(tx, to.id, inst.status.as_str(), 1)?;
-    add_history(
+    add_history_key(
         tx,
-        &inst.id,
+        inst.key,
         now,
-        inst.status.as_str(),
+        inst.status,
         &format!("transferred from {} to {}", from.name, to.name),
     )?;
     events::record(
@@ -530,14 +609,19 @@ pub fn list_filtered(
     let search = search.map(str::trim).filter(|s| !s.is_empty());
     let pattern = search.map(|s| format!("%{}%", like_escaped(s)));
     let status_pattern = search.map(|s| format!("%{}%", like_escaped(&s.replace(' ', "_"))));
+    let ext = instance_ids::external_sql("");
+    let status_text = status_codes::text_sql("status");
     let sql = format!(
         "SELECT {COLUMNS} FROM instances WHERE va_id = ?1 AND (?2 IS NULL OR id > ?2)
-           AND (?3 IS NULL OR id LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
+           AND (?3 IS NULL OR {ext} LIKE ?3 ESCAPE '\\' OR pid LIKE ?3 ESCAPE '\\'
                 OR sn LIKE ?3 ESCAPE '\\' OR hostname LIKE ?3 ESCAPE '\\'
-                OR product_name LIKE ?3 ESCAPE '\\' OR status LIKE ?5 ESCAPE '\\')
+                OR product_name LIKE ?3 ESCAPE '\\' OR {status_text} LIKE ?5 ESCAPE '\\')
            AND (?6 IS NULL OR status = ?6)
          ORDER BY id LIMIT ?4"
     );
+    let after = after
+        .map(|a| instance_ids::bound(conn, a, true))
+        .transpose()?;
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(
@@ -547,7 +631,7 @@ pub fn list_filtered(
                 pattern,
                 limit + 1,
                 status_pattern,
-                status.map(InstanceStatus::as_str)
+                status.map(status_codes::code)
             ],
             row,
         )?

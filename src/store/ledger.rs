@@ -53,7 +53,7 @@ pub const COUNTED: &[Counted] = &[
     },
     Counted {
         table: "instance_usage",
-        columns: &["instance_id", "tag", "count"],
+        columns: &["instance_id", "tag_id", "count"],
     },
     Counted {
         table: "reservations",
@@ -101,12 +101,31 @@ pub const COUNTED: &[Counted] = &[
     },
 ];
 
+/// How a counted column reads in the canonical text, through `p`. An instance is named by
+/// its external id: migration 0019 made its key an integer, and the text (so every digest
+/// folded before) stays what it was.
+fn column_text(table: &str, col: &str, p: &str) -> String {
+    match (table, col) {
+        ("instances", "id") => super::instance_ids::external_sql(p),
+        // Statuses are stored as codes (0019); the text names the status.
+        ("instances", "status") => super::status_codes::text_sql(&format!("{p}status")),
+        ("instance_usage", "instance_id") => {
+            super::instance_ids::external_of_key_sql(&format!("{p}instance_id"))
+        }
+        // Tags are interned (0019); the text names the tag itself.
+        ("instance_usage", "tag_id") => {
+            format!("(SELECT t.tag FROM tags t WHERE t.id = {p}tag_id)")
+        }
+        _ => format!("{p}{col}"),
+    }
+}
+
 /// The canonical text of a row in SQL: `quote(a)||','||quote(b)...`, each column read
 /// through `prefix` (`NEW.`, `OLD.` or nothing).
 fn canonical_sql(c: &Counted, prefix: &str) -> String {
     c.columns
         .iter()
-        .map(|col| format!("quote({prefix}{col})"))
+        .map(|col| format!("quote({})", column_text(c.table, col, prefix)))
         .collect::<Vec<_>>()
         .join("||','||")
 }
@@ -192,6 +211,12 @@ pub fn entry_at(conn: &Connection, seq: i64) -> Result<Option<(Entry, Hash)>> {
         ))?
         .query_row([seq], entry_from)
         .optional()?)
+}
+
+/// The database's schema version (`PRAGMA user_version`): rows of an older schema do not
+/// read as the ledger's text does now, so `ledger verify` wants the latest.
+pub fn schema_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
 /// True when the database has the ledger's table (a server of this version ran on it).

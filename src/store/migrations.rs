@@ -23,10 +23,14 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0016_demand_elsewhere.sql")),
     M::up(include_str!("migrations/0017_ledger.sql")),
     M::up(include_str!("migrations/0018_admin_ux.sql")),
+    M::up(COMPACT_INSTANCES),
 ];
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).
 pub const UDI_UNIQUE: &str = include_str!("migrations/0009_udi_unique.sql");
+
+/// Integer instance keys inside, opaque text ids outside (issue 17).
+pub const COMPACT_INSTANCES: &str = include_str!("migrations/0019_compact_instances.sql");
 
 /// The schema version a database has just before the migration `sql` is applied: tests
 /// build "the previous version" by name, whatever other migrations come before it.

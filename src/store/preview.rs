@@ -67,7 +67,7 @@ pub fn account_picture(
         );
     }
     let mut stmt = conn.prepare(
-        "SELECT i.id, v.name FROM instances i JOIN virtual_accounts v ON v.id = i.va_id
+        "SELECT coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), v.name FROM instances i JOIN virtual_accounts v ON v.id = i.va_id
          WHERE v.account_id = ?1
          UNION ALL
          SELECT s.authority_id || '/' || si.id, v.name FROM satellite_instances si

@@ -21,7 +21,7 @@ pub struct ReportedBy {
 /// column names as the instances table.
 pub const SELECT: &str = "SELECT id, va_id, pid, sn, NULL, x'', product_name, product_version,
        hostname, export_controlled, registered_at, last_contact, 0, 0, NULL, NULL, status,
-       NULL, NULL, satellite_id,
+       NULL, NULL, 0, satellite_id,
        (SELECT t.authority_id FROM satellites t WHERE t.id = satellite_id),
        (SELECT coalesce(t.last_sync, t.registered_at) FROM satellites t WHERE t.id = satellite_id)
      FROM satellite_instances WHERE va_id = ?1";
@@ -29,9 +29,9 @@ pub const SELECT: &str = "SELECT id, va_id, pid, sn, NULL, x'', product_name, pr
 /// Reads the three columns `SELECT` adds after the instance's.
 pub fn reported_by(r: &Row<'_>) -> rusqlite::Result<ReportedBy> {
     Ok(ReportedBy {
-        satellite_id: r.get(19)?,
-        authority_id: r.get(20)?,
-        synced_at: r.get(21)?,
+        satellite_id: r.get(20)?,
+        authority_id: r.get(21)?,
+        synced_at: r.get(22)?,
     })
 }
 

@@ -31,14 +31,16 @@ pub fn for_each_instance(
     mut each: impl FnMut(InstanceRow) -> bool,
 ) -> Result<()> {
     let mut stmt = conn.prepare(
-        "SELECT a.name, v.name, i.id, i.pid, i.sn, i.product_name, i.product_version, i.hostname,
-                i.status, i.registered_at, i.last_contact,
+        "SELECT a.name, v.name, coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), i.pid, i.sn, i.product_name, i.product_version, i.hostname,
+                CASE i.status WHEN 0 THEN 'authorization_expired' WHEN 1 THEN 'authorized' WHEN 2 THEN 'not_authorized' WHEN 3 THEN 'out_of_compliance' WHEN 4 THEN 'registered' WHEN 5 THEN 'reserved' END,
+                i.registered_at, i.last_contact,
                 (SELECT group_concat(tag || '=' || count, ';')
-                   FROM (SELECT tag, count FROM instance_usage u WHERE u.instance_id = i.id ORDER BY tag))
+                   FROM (SELECT t.tag, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
+                         WHERE u.instance_id = i.id ORDER BY t.tag))
          FROM instances i JOIN virtual_accounts v ON v.id = i.va_id
          JOIN accounts a ON a.id = v.account_id
          WHERE (?1 IS NULL OR v.account_id = ?1) AND (?2 IS NULL OR i.va_id = ?2)
-           AND (?3 IS NULL OR i.status = ?3)
+           AND (?3 IS NULL OR i.status = CASE ?3 WHEN 'authorization_expired' THEN 0 WHEN 'authorized' THEN 1 WHEN 'not_authorized' THEN 2 WHEN 'out_of_compliance' THEN 3 WHEN 'registered' THEN 4 WHEN 'reserved' THEN 5 END)
          ORDER BY a.name, v.name, i.id",
     )?;
     let mut rows = stmt.query(params![account_id, va_id, status])?;

@@ -299,7 +299,7 @@ pub fn set_code(
 /// whether it is universal and the tags reserved.
 pub fn held_by_instance(
     conn: &Connection,
-    instance_id: &str,
+    instance_key: i64,
 ) -> Result<Option<(bool, Vec<String>)>> {
     let sql = format!(
         "SELECT r.id, r.universal FROM reservations r JOIN instances i ON i.pid = r.pid AND i.sn = r.sn
@@ -307,7 +307,7 @@ pub fn held_by_instance(
     );
     let found: Option<(String, bool)> = conn
         .prepare_cached(&sql)?
-        .query_row([instance_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([instance_key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((id, universal)) = found else {
         return Ok(None);

@@ -78,7 +78,11 @@ async fn verify_passes_across_a_restart_and_names_the_entry_a_hand_edited_usage_
     // A usage row edited by hand while the server is stopped.
     let (dir, data_dir) = server.stop();
     let n = db(&data_dir)
-        .execute("UPDATE instance_usage SET count = 1 WHERE tag = 'ess'", [])
+        .execute(
+            "UPDATE instance_usage SET count = 1
+             WHERE tag_id = (SELECT id FROM tags WHERE tag = 'ess')",
+            [],
+        )
         .unwrap();
     assert_eq!(n, 1);
     let out = crate::support::run_cli(

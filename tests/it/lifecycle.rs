@@ -238,7 +238,8 @@ async fn duplicate_udis_of_an_older_version_are_merged() {
     assert_eq!(demand, 1, "the merged instance's usage left Lab's pool");
     let note: String = db
         .query_row(
-            "SELECT note FROM instance_history WHERE instance_id = 'inst_new'",
+            "SELECT note FROM instance_history
+             WHERE instance_id = (SELECT id FROM instances WHERE legacy_id = 'inst_new')",
             [],
             |r| r.get(0),
         )
@@ -246,12 +247,12 @@ async fn duplicate_udis_of_an_older_version_are_merged() {
     assert!(note.contains("inst_old"), "{note}");
     // The UDI is now unique server-wide, in the schema itself.
     let dup = db.execute(
-        "INSERT INTO instances (id, va_id, pid, sn, public_key, product_name, product_version,
-             registered_at, last_contact, cert_renew_after, cert_expires_at, status)
-         VALUES ('x', 1, 'P', 'S', x'00', 'p', '1', 1, 1, 1, 1, 'registered')",
+        "INSERT INTO instances (legacy_id, va_id, pid, sn, public_key, product_name, product_version,
+             registered_at, last_contact, cert_expires_at, status)
+         VALUES ('x', 1, 'P', 'S', x'00', 'p', '1', 1, 1, 1, 4)",
         [],
     );
-    assert!(dup.is_err());
+    assert!(dup.unwrap_err().to_string().contains("UNIQUE"));
 }
 
 const DAY: i64 = 86_400;

@@ -12,6 +12,7 @@ mod bench;
 mod browser;
 mod capabilities;
 mod cli;
+mod compact_ids;
 mod counting;
 mod export_keys;
 mod forms;

@@ -73,7 +73,9 @@ pub fn existing(store: &Store) -> Result<Vec<(u64, String)>, StoreError> {
     store.read_blocking(|c| {
         let rows: Vec<(String, String)> = c
             .prepare(
-                "SELECT i.sn, i.id FROM instances i JOIN virtual_accounts v ON v.id = i.va_id
+                "SELECT i.sn, coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix)
+                        || printf('%010d', i.id))
+                 FROM instances i JOIN virtual_accounts v ON v.id = i.va_id
                  JOIN accounts a ON a.id = v.account_id
                  WHERE a.name = ?1 AND v.name = ?2 AND i.pid = ?3 ORDER BY i.sn",
             )?
@@ -120,7 +122,8 @@ pub fn register(
                 };
                 let id = registration::register(tx, now, &reg)?.instance_id;
                 let first = Report {
-                    report_id: format!("seed-{n}"),
+                    // A UUID, as agents send (stored as its 16 bytes).
+                    report_id: format!("00000000-0000-4000-8000-{n:012x}"),
                     measured_at_us: now * 1_000_000,
                     entitlements: vec![(TAG.to_string(), 1)],
                 };

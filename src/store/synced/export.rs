@@ -84,8 +84,9 @@ pub fn for_each_instance(
         "instances i JOIN virtual_accounts v ON v.id = i.va_id"
     };
     let mut stmt = conn.prepare(&format!(
-        "SELECT i.id, v.name, i.pid, i.sn, i.uuid, i.product_name, i.product_version, i.hostname,
-                i.export_controlled, i.registered_at, i.last_contact, i.status
+        "SELECT coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), v.name, i.pid, i.sn, i.uuid, i.product_name, i.product_version, i.hostname,
+                i.export_controlled, i.registered_at, i.last_contact,
+                CASE i.status WHEN 0 THEN 'authorization_expired' WHEN 1 THEN 'authorized' WHEN 2 THEN 'not_authorized' WHEN 3 THEN 'out_of_compliance' WHEN 4 THEN 'registered' WHEN 5 THEN 'reserved' END
          FROM {from} WHERE v.account_id = ?1 ORDER BY i.id"
     ))?;
     let mut rows = stmt.query([account_id])?;
@@ -116,7 +117,8 @@ pub fn for_each_usage(
     // VA, then its instance ids from the (va_id, id) index alone, then their usage rows:
     // both walked in id order, so usage pages are read in sequence, not one per row.
     let mut stmt = conn.prepare(
-        "SELECT u.instance_id, u.tag, u.count
+        "SELECT coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)),
+                (SELECT t.tag FROM tags t WHERE t.id = u.tag_id), u.count
          FROM virtual_accounts v CROSS JOIN instances i CROSS JOIN instance_usage u
          WHERE v.account_id = ?1 AND i.va_id = v.id AND u.instance_id = i.id",
     )?;
@@ -153,20 +155,22 @@ mod tests {
                 tx.execute_batch(
                     "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Small', 0), (2, 'Large', 0);
                      INSERT INTO virtual_accounts (id, account_id, name, instance_count, created_at)
-                       VALUES (10, 1, 'A', 1, 0), (20, 2, 'B', 9, 0);",
+                       VALUES (10, 1, 'A', 1, 0), (20, 2, 'B', 9, 0);
+                     INSERT INTO tags (tag) VALUES ('t');",
                 )?;
                 for n in 0..10 {
                     let va = if n == 0 { 10 } else { 20 };
                     tx.execute(
-                        "INSERT INTO instances (id, va_id, pid, sn, public_key, product_name,
-                           product_version, registered_at, last_contact, cert_renew_after,
+                        "INSERT INTO instances (id, legacy_id, va_id, pid, sn, public_key,
+                           product_name, product_version, registered_at, last_contact,
                            cert_expires_at, status)
-                         VALUES (?1, ?2, 'P', ?1, x'00', 'p', '1', 0, 0, 0, 0, 'registered')",
-                        params![format!("inst_{n}"), va],
+                         VALUES (?3, ?1, ?2, 'P', ?1, x'00', 'p', '1', 0, 0, 0, 4)",
+                        params![format!("inst_{n}"), va, n + 1],
                     )?;
                     tx.execute(
-                        "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, 't', ?2)",
-                        params![format!("inst_{n}"), n],
+                        "INSERT INTO instance_usage (instance_id, tag_id, count)
+                         VALUES (?1, (SELECT id FROM tags WHERE tag = 't'), ?2)",
+                        params![n + 1, n],
                     )?;
                 }
                 Ok::<_, crate::store::StoreError>(())

@@ -354,9 +354,10 @@ pub fn rebuild_demand(tx: &Connection, account_id: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO usage_totals (va_id, tag, demand, demand_export)
          SELECT va_id, tag, sum(c), sum(e) FROM (
-           SELECT i.va_id AS va_id, u.tag AS tag, u.count AS c,
+           SELECT i.va_id AS va_id, t.tag AS tag, u.count AS c,
                   CASE WHEN i.export_controlled THEN u.count ELSE 0 END AS e
            FROM instance_usage u JOIN instances i ON i.id = u.instance_id
+           JOIN tags t ON t.id = u.tag_id
            JOIN virtual_accounts v ON v.id = i.va_id WHERE v.account_id = ?1
            UNION ALL
            SELECT s.va_id, s.tag, s.count, CASE WHEN s.export THEN s.count ELSE 0 END
