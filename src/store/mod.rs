@@ -183,8 +183,11 @@ impl Store {
         });
         let group_conn = Connection::open(path)?;
         configure(&group_conn)?;
-        // Interior B-tree pages of the big tables stay cached across batches.
-        group_conn.execute_batch("PRAGMA cache_size = -32768;")?;
+        // Interior B-tree pages of the big tables stay cached across batches. Reads that
+        // miss come through the memory map, so a larger cache buys little, while SQLite
+        // walks the cache's hash table at the end of many commits (`pcache1Truncate`):
+        // 8 MiB keeps that walk short.
+        group_conn.execute_batch("PRAGMA cache_size = -8192;")?;
         let seal: Option<batch::Seal> = if ledger {
             ledger::install(&group_conn)?;
             Some(|c| ledger::seal(c, unix_now()))

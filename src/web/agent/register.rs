@@ -2,6 +2,7 @@
 
 use super::body::RawBody;
 use super::certificate::{self, Issue};
+use super::keys::KnownKey;
 use crate::crypto::agent_sig;
 use crate::domain::instance;
 use crate::domain::registration::check_hostname;
@@ -94,6 +95,15 @@ pub async fn register(state: State, RawBody(body): RawBody) -> Result<HttpRespon
         .write(move |tx| Ok(instances::register(tx, now, &registration)?))
         .await?;
     tracing::info!(instance = %done.instance_id, placement = ?done.placement, "instance registered");
+    // Its first report follows at once: the key is known and already parsed, so that
+    // report needs no lookup. A re-registration replaces the old key here as well.
+    state.agent_keys.remember(
+        &done.instance_id,
+        KnownKey {
+            key,
+            cert_expires_at: done.expires_at,
+        },
+    );
     let answer = certificate::issue(
         &state.authority,
         Issue {
