@@ -78,6 +78,14 @@ async fn registers_the_estate_over_https_and_reports_from_all_of_it() {
         phase(&report, "reports, same counts")["floor"],
         "floor: durable, interleaved"
     );
+    // A renewal signs twice (the certificate and the reply): its floor does too.
+    assert_eq!(
+        phase(&report, "renewals")["floor"],
+        "floor: renewal, interleaved"
+    );
+    let renewal_floor = phase(&report, "floor: renewal, interleaved");
+    assert_eq!(renewal_floor["errors"], 0);
+    assert!(renewal_floor["requests"].as_u64().unwrap() > 0);
     let facts = &report["facts"];
     assert_eq!(facts["instances at the end"], "300");
     assert_eq!(facts["reporters"], "every instance, drawn uniformly");

@@ -5,7 +5,11 @@
 //!   product's group-commit writer, answered after the commit;
 //! - `/floor/register`: a registration done the naive way section 4 asks for: parse the
 //!   body, check the token, verify the public key is a point, sign an id certificate, one
-//!   durable insert into an N-row table unique by UDI (same writer), a signed 201.
+//!   durable insert into an N-row table unique by UDI (same writer), a signed 201;
+//! - `/floor/renew`: an id certificate's renewal done the naive way: as `durable` (the
+//!   upsert stands for the new expiry), then a freshly signed id certificate inside the
+//!   signed reply. Section 4 asks a renewal for two signatures (the certificate's and the
+//!   reply's), so its floor signs twice where the report's floor signs once.
 //!
 //! It runs as a process of its own (`satellite-bench --serve-floor`), so its CPU time is
 //! measured the way the product's is. Figures are reported as ratios to these floors.
@@ -36,12 +40,17 @@ struct FloorState {
     next_id: AtomicI64,
 }
 
-fn signed_reply(state: &FloorState, status: StatusCode, body: &'static [u8]) -> HttpResponse {
+fn signed_reply(
+    state: &FloorState,
+    status: StatusCode,
+    body: impl Into<web::Bytes>,
+) -> HttpResponse {
+    let body: web::Bytes = body.into();
     HttpResponse::build(status)
         .content_type("application/json")
         .insert_header((
             agent_sig::RESPONSE_SIGNATURE_HEADER,
-            state.authority.sign_b64(body),
+            state.authority.sign_b64(&body),
         ))
         .body(body)
 }
@@ -86,9 +95,11 @@ async fn signed(state: web::Data<FloorState>, req: HttpRequest, body: web::Bytes
     }
 }
 
-async fn durable(state: web::Data<FloorState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if !verified(&state, &req, &body) {
-        return signed_reply(&state, StatusCode::UNAUTHORIZED, REFUSAL);
+/// Verifies the request, then upserts one row chosen by the body through the writer;
+/// false when the commit failed. None when the signature does not verify.
+async fn verified_upsert(state: &FloorState, req: &HttpRequest, body: &[u8]) -> Option<bool> {
+    if !verified(state, req, body) {
+        return None;
     }
     // The row comes from the signed body's bytes, so rows are hit evenly.
     let digest = body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -108,13 +119,57 @@ async fn durable(state: web::Data<FloorState>, req: HttpRequest, body: web::Byte
             let _ = tx.send(r.is_ok());
         },
     );
-    match (submitted, rx.await) {
-        (Ok(()), Ok(true)) => signed_reply(&state, StatusCode::OK, BODY),
-        _ => signed_reply(
-            &state,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            b"{\"error\":{\"code\":\"internal\",\"message\":\"\"}}",
-        ),
+    Some(matches!((submitted, rx.await), (Ok(()), Ok(true))))
+}
+
+const INTERNAL: &[u8] = b"{\"error\":{\"code\":\"internal\",\"message\":\"\"}}";
+
+async fn durable(state: web::Data<FloorState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    match verified_upsert(&state, &req, &body).await {
+        None => signed_reply(&state, StatusCode::UNAUTHORIZED, REFUSAL),
+        Some(true) => signed_reply(&state, StatusCode::OK, BODY),
+        Some(false) => signed_reply(&state, StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
+    }
+}
+
+/// The id certificate's payload and the reply around it, as a registration's.
+fn certificate_reply(state: &FloorState, id: i64, pid: &str, sn: &str, key_b64: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let payload = serde_json::json!({
+        "instance_id": id.to_string(),
+        "udi": { "pid": pid, "sn": sn },
+        "public_key": key_b64,
+        "virtual_account": "floor",
+        "issued_at": now,
+        "renew_after": now + 180 * 86_400,
+        "expires_at": now + 365 * 86_400,
+        "export_controlled": false,
+    })
+    .to_string();
+    let certificate = state.authority.sign_b64(payload.as_bytes());
+    serde_json::json!({
+        "instance_id": id.to_string(),
+        "virtual_account": "floor",
+        "id_certificate": {
+            "payload": base64::engine::general_purpose::STANDARD.encode(&payload),
+            "signature": certificate,
+        },
+        "renew_after": now + 180 * 86_400,
+        "expires_at": now + 365 * 86_400,
+        "authority_public_key": state.authority.public_key_b64(),
+    })
+    .to_string()
+}
+
+async fn renew(state: web::Data<FloorState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    match verified_upsert(&state, &req, &body).await {
+        None => signed_reply(&state, StatusCode::UNAUTHORIZED, REFUSAL),
+        Some(false) => signed_reply(&state, StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
+        Some(true) => {
+            let key = base64::engine::general_purpose::STANDARD.encode(state.client_key.as_bytes());
+            let reply = certificate_reply(&state, 1, "FLOOR", "RENEW", &key);
+            signed_reply(&state, StatusCode::OK, reply)
+        }
     }
 }
 
@@ -135,13 +190,7 @@ struct Registration {
 
 fn refuse(state: &FloorState, status: StatusCode, code: &str) -> HttpResponse {
     let body = format!("{{\"error\":{{\"code\":\"{code}\",\"message\":\"\"}}}}");
-    HttpResponse::build(status)
-        .content_type("application/json")
-        .insert_header((
-            agent_sig::RESPONSE_SIGNATURE_HEADER,
-            state.authority.sign_b64(body.as_bytes()),
-        ))
-        .body(body)
+    signed_reply(state, status, body)
 }
 
 async fn register(state: web::Data<FloorState>, body: web::Bytes) -> HttpResponse {
@@ -164,19 +213,7 @@ async fn register(state: web::Data<FloorState>, body: web::Bytes) -> HttpRespons
         return refuse(&state, StatusCode::UNAUTHORIZED, "token_invalid");
     }
     let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let now = chrono::Utc::now().timestamp();
-    let payload = serde_json::json!({
-        "instance_id": id.to_string(),
-        "udi": { "pid": reg.udi.pid, "sn": reg.udi.sn },
-        "public_key": reg.public_key,
-        "virtual_account": "floor",
-        "issued_at": now,
-        "renew_after": now + 180 * 86_400,
-        "expires_at": now + 365 * 86_400,
-        "export_controlled": false,
-    })
-    .to_string();
-    let certificate = state.authority.sign_b64(payload.as_bytes());
+    let (pid, sn) = (reg.udi.pid.clone(), reg.udi.sn.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let submitted = state.writer.submit(
         move |c| {
@@ -184,7 +221,7 @@ async fn register(state: web::Data<FloorState>, body: web::Bytes) -> HttpRespons
                 "INSERT INTO registration (id, pid, sn, public_key) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (pid, sn) DO UPDATE SET public_key = excluded.public_key",
             )?
-            .execute(rusqlite::params![id, reg.udi.pid, reg.udi.sn, key])?;
+            .execute(rusqlite::params![id, pid, sn, key])?;
             Ok(())
         },
         move |r| {
@@ -194,25 +231,8 @@ async fn register(state: web::Data<FloorState>, body: web::Bytes) -> HttpRespons
     if !matches!((submitted, rx.await), (Ok(()), Ok(true))) {
         return refuse(&state, StatusCode::INTERNAL_SERVER_ERROR, "internal");
     }
-    let reply = serde_json::json!({
-        "instance_id": id.to_string(),
-        "virtual_account": "floor",
-        "id_certificate": {
-            "payload": base64::engine::general_purpose::STANDARD.encode(&payload),
-            "signature": certificate,
-        },
-        "renew_after": now + 180 * 86_400,
-        "expires_at": now + 365 * 86_400,
-        "authority_public_key": state.authority.public_key_b64(),
-    })
-    .to_string();
-    HttpResponse::Created()
-        .content_type("application/json")
-        .insert_header((
-            agent_sig::RESPONSE_SIGNATURE_HEADER,
-            state.authority.sign_b64(reply.as_bytes()),
-        ))
-        .body(reply)
+    let reply = certificate_reply(&state, id, &reg.udi.pid, &reg.udi.sn, &reg.public_key);
+    signed_reply(&state, StatusCode::CREATED, reply)
 }
 
 /// Opens (or fills) the floor's table of `rows` rows, in WAL mode with durable commits,
@@ -284,6 +304,7 @@ pub fn serve(dir: &Path, rows: i64, client_key: VerifyingKey, token: &str) -> Re
                 .route("/floor/signed", web::post().to(signed))
                 .route("/floor/durable", web::post().to(durable))
                 .route("/floor/register", web::post().to(register))
+                .route("/floor/renew", web::post().to(renew))
         })
         .workers(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .listen_rustls_0_23(listener, tls)

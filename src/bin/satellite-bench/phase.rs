@@ -67,10 +67,13 @@ impl Phases {
 
 pub const DURABLE: &str = "floor: durable, interleaved";
 pub const REGISTRATION: &str = "floor: registration, interleaved";
+/// A renewal's floor signs twice (the id certificate and the reply), as section 4 asks.
+pub const RENEWAL: &str = "floor: renewal, interleaved";
 
 /// Each floor compared with the one below it; the interleaved floors with the verify +
-/// sign floor; registrations with the registration floor and every other agent phase
-/// with the durable floor, both measured in the same rounds.
+/// sign floor; registrations with the registration floor, renewals with the renewal
+/// floor and every other agent phase with the durable floor, all measured in the same
+/// rounds.
 pub fn rows(floors: Vec<Sample>, mut phases: Phases, pages: Option<Sample>) -> Vec<Row> {
     let mut rows = vec![];
     let signed = floors.get(1).map(Floor::of);
@@ -84,19 +87,21 @@ pub fn rows(floors: Vec<Sample>, mut phases: Phases, pages: Option<Sample>) -> V
     }
     let durable = phases.take(DURABLE);
     let registration = phases.take(REGISTRATION);
+    let renewal = phases.take(RENEWAL);
     let durable_floor = durable.as_ref().map(Floor::of);
     let registration_floor = registration.as_ref().map(Floor::of);
-    for s in [durable, registration].into_iter().flatten() {
+    let renewal_floor = renewal.as_ref().map(Floor::of);
+    for s in [durable, registration, renewal].into_iter().flatten() {
         rows.push(Row {
             sample: s,
             floor: signed.clone(),
         });
     }
     for s in phases.0 {
-        let floor = if s.name == "registrations" {
-            registration_floor.clone()
-        } else {
-            durable_floor.clone()
+        let floor = match s.name.as_str() {
+            "registrations" => registration_floor.clone(),
+            "renewals" => renewal_floor.clone(),
+            _ => durable_floor.clone(),
         };
         rows.push(Row { sample: s, floor });
     }

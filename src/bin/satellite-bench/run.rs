@@ -6,7 +6,7 @@
 use super::estate::{Estate, Queue};
 use super::load::{Registrar, Tickets};
 use super::metrics::Scraper;
-use super::phase::{measured, rows, Phases, Probe, DURABLE, REGISTRATION};
+use super::phase::{measured, rows, Phases, Probe, DURABLE, REGISTRATION, RENEWAL};
 use super::report;
 use super::sample::Sample;
 use super::{bundles, floor, load, procstat, seed};
@@ -441,6 +441,7 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
                 phases.add(measured(&product, s).await);
             }
             if wants("renewals") {
+                phases.add(floor.signed("/floor/renew", RENEWAL, slice).await);
                 let s = load::renewals(at.url, estate.clone(), slice);
                 phases.add(measured(&product, s).await);
             }
