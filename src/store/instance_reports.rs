@@ -98,57 +98,71 @@ struct Reporting {
     auth_expires_at: Option<i64>,
     auth_expiry_day: Option<i64>,
     last_contact: i64,
+    /// Whether the UDI holds a live reservation: read with the row, so that the usual
+    /// report (none) asks nothing more.
+    has_reservation: bool,
 }
 
 fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
     let key = instance_ids::key(tx, id)?.ok_or_else(not_registered)?;
-    tx.prepare_cached(
+    let sql = format!(
         "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
                 last_report_id, last_measured_at_us, auth_expires_at - ?2, auth_expires_at,
-                auth_expiry_day, last_contact
-         FROM instances WHERE id = ?1",
-    )?
-    .query_row(
-        params![key, timers::AUTH_VALID - timers::AUTH_RENEW_AFTER],
-        |r| {
-            Ok(Reporting {
-                rowid: r.get(0)?,
-                public_key: r.get(1)?,
-                cert_expires_at: r.get(2)?,
-                va_id: r.get(3)?,
-                export_controlled: r.get(4)?,
-                status: super::status_codes::column(r, 5)?,
-                last_report_id: report_id_text(r.get_ref(6)?),
-                last_measured_at_us: r.get(7)?,
-                auth_renew_after: r.get(8)?,
-                auth_expires_at: r.get(9)?,
-                auth_expiry_day: r.get(10)?,
-                last_contact: r.get(11)?,
-            })
-        },
-    )
-    .optional()?
-    .ok_or_else(not_registered)
+                auth_expiry_day, last_contact,
+                EXISTS (SELECT 1 FROM reservations r
+                        WHERE r.pid = i.pid AND r.sn = i.sn AND r.state IN {})
+         FROM instances i WHERE id = ?1",
+        super::reservations::LIVE
+    );
+    tx.prepare_cached(&sql)?
+        .query_row(
+            params![key, timers::AUTH_VALID - timers::AUTH_RENEW_AFTER],
+            |r| {
+                Ok(Reporting {
+                    rowid: r.get(0)?,
+                    public_key: r.get(1)?,
+                    cert_expires_at: r.get(2)?,
+                    va_id: r.get(3)?,
+                    export_controlled: r.get(4)?,
+                    status: super::status_codes::column(r, 5)?,
+                    last_report_id: report_id_text(r.get_ref(6)?),
+                    last_measured_at_us: r.get(7)?,
+                    auth_renew_after: r.get(8)?,
+                    auth_expires_at: r.get(9)?,
+                    auth_expiry_day: r.get(10)?,
+                    last_contact: r.get(11)?,
+                    has_reservation: r.get(12)?,
+                })
+            },
+        )
+        .optional()?
+        .ok_or_else(not_registered)
 }
 
 /// Makes an instance's stored usage `new`, touching only the tags whose count changed
 /// (most reports repeat the last one), and moves the pool demand by the differences.
 fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Result<()> {
     let id = inst.rowid;
-    let old: std::collections::HashMap<String, i64> = usage_of_key(tx, id)?.into_iter().collect();
+    // Tag -> (interned id, count): a changed or dropped row is then written by its key.
+    let old: std::collections::HashMap<String, (i64, i64)> = tx
+        .prepare_cached(
+            "SELECT t.tag, u.tag_id, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
+             WHERE u.instance_id = ?1",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+        .collect::<rusqlite::Result<_>>()?;
     let demand = |tag: &str, delta: i64| {
         counters::add_demand(tx, inst.va_id, tag, delta, inst.export_controlled)
     };
     for (tag, count) in new {
         match old.get(tag) {
-            Some(before) if before == count => {}
-            Some(before) => {
+            Some((_, before)) if before == count => {}
+            Some((tag_id, before)) => {
                 demand(tag, count - before)?;
                 tx.prepare_cached(
-                    "UPDATE instance_usage SET count = ?3
-                     WHERE instance_id = ?1 AND tag_id = (SELECT id FROM tags WHERE tag = ?2)",
+                    "UPDATE instance_usage SET count = ?3 WHERE instance_id = ?1 AND tag_id = ?2",
                 )?
-                .execute(params![id, tag, count])?;
+                .execute(params![id, tag_id, count])?;
             }
             None => {
                 demand(tag, *count)?;
@@ -164,14 +178,11 @@ fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Re
         }
     }
     let kept: std::collections::HashSet<&str> = new.iter().map(|(t, _)| t.as_str()).collect();
-    for (tag, before) in &old {
+    for (tag, (tag_id, before)) in &old {
         if !kept.contains(tag.as_str()) {
             demand(tag, -before)?;
-            tx.prepare_cached(
-                "DELETE FROM instance_usage
-                 WHERE instance_id = ?1 AND tag_id = (SELECT id FROM tags WHERE tag = ?2)",
-            )?
-            .execute(params![id, tag])?;
+            tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1 AND tag_id = ?2")?
+                .execute(params![id, tag_id])?;
         }
     }
     Ok(())
@@ -232,7 +243,11 @@ pub fn apply_report(
     );
     let (mut auth_renew_after, mut auth_expires_at) = (inst.auth_renew_after, inst.auth_expires_at);
     // A UDI holding a live reservation draws nothing from the pool for its reserved tags.
-    let reserved = super::reservations::held_by_instance(tx, inst.rowid)?;
+    let reserved = if inst.has_reservation {
+        super::reservations::held_by_instance(tx, inst.rowid)?
+    } else {
+        None
+    };
     let is_reserved = |tag: &str| {
         reserved
             .as_ref()

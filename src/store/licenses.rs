@@ -37,8 +37,18 @@ const COLUMNS: &str =
     "id, va_id, tag, name, license_type, quantity, reserved, start_date, end_date,
     export_controlled, substitutes, rank";
 
+/// A stored `YYYY-MM-DD` date (`FromStr` reads that form, without a format to interpret:
+/// this runs for every license on every usage report).
 fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+    s.parse().unwrap_or_default()
+}
+
+/// Stored substitutes: most licenses have none, written as `[]`, which needs no parser.
+fn parse_substitutes(s: &str) -> Vec<String> {
+    if s == "[]" {
+        return Vec::new();
+    }
+    serde_json::from_str(s).unwrap_or_default()
 }
 
 fn row(r: &Row<'_>) -> rusqlite::Result<License> {
@@ -58,7 +68,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<License> {
             start: date(&start),
             end: end.as_deref().map(date),
             export_controlled: r.get(9)?,
-            substitutes: serde_json::from_str(&substitutes).unwrap_or_default(),
+            substitutes: parse_substitutes(&substitutes),
             rank: r.get(11)?,
         },
     })
