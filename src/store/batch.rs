@@ -164,6 +164,7 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
             Ok(v)
         }
         Err(e) => {
+            super::evaluation_cache::forget_all();
             exec("ROLLBACK TO job")?;
             exec("RELEASE job")?;
             Err(e)
@@ -204,11 +205,13 @@ fn run(
         };
         if let Err(e) = sealed {
             tracing::error!(error = %e, "cannot fold the batch into the ledger; rolled back");
+            super::evaluation_cache::forget_all();
             let _ = conn.execute_batch("ROLLBACK");
             answer(completions, Err(format!("ledger: {e}")));
             continue;
         }
         let commit = exec("COMMIT").map(|_| ()).map_err(|e| {
+            super::evaluation_cache::forget_all();
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
         });

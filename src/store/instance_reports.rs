@@ -4,11 +4,11 @@
 //! caller's transaction. Split from instances.rs, which keeps the instance's other jobs.
 
 use super::counters;
+use super::evaluation_cache;
 use super::instance_ids;
 use super::instances::{confirm, not_registered, set_status, usage_of_key, Signer, StatusOf};
-use super::licenses;
 use super::Result;
-use crate::domain::compliance::{self, EntitlementStatus};
+use crate::domain::compliance::{self, Demand, EntitlementStatus};
 use crate::domain::instance::{dispose_report, InstanceStatus, ReportDisposition};
 use crate::domain::timers;
 use chrono::NaiveDate;
@@ -141,7 +141,12 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
 
 /// Makes an instance's stored usage `new`, touching only the tags whose count changed
 /// (most reports repeat the last one), and moves the pool demand by the differences.
-fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Result<()> {
+/// Returns how the demand moved, per tag, as written.
+fn replace_usage(
+    tx: &Connection,
+    inst: &Reporting,
+    new: &[(String, i64)],
+) -> Result<Vec<(String, Demand)>> {
     let id = inst.rowid;
     // Tag -> (interned id, count): a changed or dropped row is then written by its key.
     let old: std::collections::HashMap<String, (i64, i64)> = tx
@@ -151,7 +156,16 @@ fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Re
         )?
         .query_map([id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
         .collect::<rusqlite::Result<_>>()?;
+    let moved = std::cell::RefCell::new(Vec::new());
     let demand = |tag: &str, delta: i64| {
+        let export_ok = if inst.export_controlled { delta } else { 0 };
+        (moved.borrow_mut()).push((
+            tag.to_string(),
+            Demand {
+                total: delta,
+                export_ok,
+            },
+        ));
         counters::add_demand(tx, inst.va_id, tag, delta, inst.export_controlled)
     };
     for (tag, count) in new {
@@ -185,7 +199,7 @@ fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Re
                 .execute(params![id, tag_id])?;
         }
     }
-    Ok(())
+    Ok(moved.into_inner())
 }
 
 /// Records an accepted report and renews the authorization. The expiry-day and
@@ -233,6 +247,7 @@ pub fn apply_report(
     report: &Report,
 ) -> Result<ReportOutcome> {
     let id = signer.id;
+    evaluation_cache::begin(tx)?;
     let inst = reporting(tx, id)?;
     confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
     let disposition = dispose_report(
@@ -258,7 +273,15 @@ pub fn apply_report(
             .filter(|(tag, _)| !is_reserved(tag))
             .cloned()
             .collect();
-        replace_usage(tx, &inst, &drawn)?;
+        let moved = replace_usage(tx, &inst, &drawn)?;
+        if !moved.is_empty() {
+            // A granted key's demand follows its holder's count: read it all again.
+            if super::export_keys::holds_granted(tx, id)? {
+                evaluation_cache::forget(inst.va_id);
+            } else {
+                evaluation_cache::moved(inst.va_id, &moved);
+            }
+        }
         let (renew, expires) = accept_report(tx, now, &inst, report)?;
         (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
         report.entitlements.clone()
@@ -269,8 +292,8 @@ pub fn apply_report(
         }
         usage_of_key(tx, inst.rowid)?
     };
-    let (licenses, evaluation) = licenses::evaluate(tx, inst.va_id, today)?;
-    let pools: Vec<_> = licenses.iter().map(|l| l.pool()).collect();
+    let judged = evaluation_cache::evaluate(tx, inst.va_id, today)?;
+    let (pools, evaluation) = (&judged.pools, &judged.evaluation);
     // A tag the instance holds an export key for is judged as for an export-controlled
     // token; that matters only where some pool is export-controlled.
     let keyed = if pools.iter().any(|p| p.export_controlled) {
@@ -285,8 +308,8 @@ pub fn apply_report(
                 return (tag, count, EntitlementStatus::Reserved);
             }
             let s = compliance::entitlement_status(
-                &pools,
-                &evaluation,
+                pools,
+                evaluation,
                 &tag,
                 count,
                 inst.export_controlled || keyed.contains(&tag),
@@ -308,6 +331,7 @@ pub fn apply_report(
         };
         set_status(tx, from, to, now, "usage report")?;
     }
+    evaluation_cache::end(tx);
     Ok(ReportOutcome {
         status,
         entitlements,

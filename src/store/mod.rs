@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod columns;
 pub mod counters;
 pub mod demand_elsewhere;
+pub mod evaluation_cache;
 pub mod events;
 pub mod export_keys;
 pub mod instance_expiry;
@@ -239,11 +240,18 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
-        let value = f(&tx)?;
+        // Whatever fails rolls back, and the writer's kept evaluations may have been read
+        // from rows now undone.
+        let forgetting = |e| {
+            evaluation_cache::forget_all();
+            e
+        };
+        let value = f(&tx).map_err(forgetting)?;
         if self.ledger {
-            ledger::seal(&tx, unix_now())?;
+            ledger::seal(&tx, unix_now()).map_err(|e| forgetting(e.into()))?;
         }
-        tx.commit().map_err(StoreError::from)?;
+        tx.commit()
+            .map_err(|e| forgetting(StoreError::from(e).into()))?;
         Ok(value)
     }
 

@@ -472,3 +472,49 @@ where
     }
     out
 }
+
+/// The writer keeps each VA's evaluation between reports (store/evaluation_cache.rs): a
+/// report repeating its counts is still judged against the pool as it is now, after
+/// another instance's report used up the pool and after an admin moved licenses in. (A
+/// commit by another connection, as a bundle import's, is the module's own test.)
+#[tokio::test]
+async fn a_repeated_report_is_judged_against_the_pool_as_it_is_now() {
+    let l = Licensed::start().await;
+    l.api.create_va("Acme", "Other").await;
+    l.perpetual("ess", 5).await;
+    let other = "/api/v1/accounts/Acme/virtual-accounts/Other/licenses";
+    let (s, b) = l
+        .api
+        .post(
+            other,
+            json!({ "tag": "ess", "name": "ess", "type": "perpetual", "quantity": 5,
+                    "start": "2020-01-01" }),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let token = l.simple_token().await;
+    let (a, b) = (Agent::new(), Agent::new());
+    a.register(&l.server, &token, "P", "A");
+    b.register(&l.server, &token, "P", "B");
+    assert_eq!(a.report(&[("ess", 3)]).value("status"), "authorized");
+    assert_eq!(a.report(&[("ess", 3)]).value("status"), "authorized");
+
+    // B's report takes the pool past its 5: A's unchanged report is now short too.
+    assert_eq!(b.report(&[("ess", 3)]).value("status"), "out_of_compliance");
+    let out = a.report(&[("ess", 3)]);
+    assert_eq!(out.value("status"), "out_of_compliance", "{}", out.stdout);
+    assert_eq!(a.report(&[("ess", 3)]).value("status"), "out_of_compliance");
+
+    // An admin moves 2 in from Other: 7 cover the 6.
+    let (s, body) = l
+        .api
+        .post(
+            "/api/v1/accounts/Acme/virtual-accounts/Other/licenses/transfer",
+            json!({ "tag": "ess", "quantity": 2, "to_virtual_account": "Lab" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(a.report(&[("ess", 3)]).value("status"), "authorized");
+    assert_eq!(a.report(&[("ess", 3)]).value("status"), "authorized");
+    l.assert_counters_exact();
+}
