@@ -158,9 +158,9 @@ pub fn forget_all() {
 mod tests {
     use super::*;
 
-    fn store() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        super::super::migrations::migrate(&mut conn).unwrap();
+    /// One account, one VA, one pool of 5 `a`.
+    fn seed(conn: &mut Connection) {
+        super::super::migrations::migrate(conn).unwrap();
         conn.execute_batch(
             "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Acme', 0);
              INSERT INTO virtual_accounts (id, account_id, name, description, created_at)
@@ -170,6 +170,11 @@ mod tests {
                  VALUES (1, 'a', 'A', 'perpetual', 5, '2026-01-01', 0, '[]', 0, 0);",
         )
         .unwrap();
+    }
+
+    fn store() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        seed(&mut conn);
         conn
     }
 
@@ -258,17 +263,7 @@ mod tests {
         let path = dir.path().join("db");
         let mut writer = Connection::open(&path).unwrap();
         writer.pragma_update(None, "journal_mode", "WAL").unwrap();
-        super::super::migrations::migrate(&mut writer).unwrap();
-        writer
-            .execute_batch(
-                "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Acme', 0);
-                 INSERT INTO virtual_accounts (id, account_id, name, description, created_at)
-                     VALUES (1, 1, 'Default', '', 0);
-                 INSERT INTO licenses (va_id, tag, name, license_type, quantity, start_date,
-                                       export_controlled, substitutes, created_at, rank)
-                     VALUES (1, 'a', 'A', 'perpetual', 5, '2026-01-01', 0, '[]', 0, 0);",
-            )
-            .unwrap();
+        seed(&mut writer);
         let reports = Connection::open(&path).unwrap();
         let today = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
         begin(&reports).unwrap();
