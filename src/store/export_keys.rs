@@ -99,15 +99,6 @@ pub fn granted_tags(conn: &Connection, instance_id: &str) -> Result<HashSet<Stri
         .collect::<rusqlite::Result<_>>()?)
 }
 
-/// Whether the instance holds any granted key.
-pub fn holds_granted(conn: &Connection, instance_id: &str) -> Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM export_keys WHERE instance_id = ?1 AND state = 'granted')",
-        )?
-        .query_row([instance_id], |r| r.get(0))?)
-}
-
 pub fn find(conn: &Connection, account_id: i64, id: &str) -> Result<Option<ExportKey>> {
     let sql = format!("{SELECT} WHERE k.id = ?1 AND k.account_id = ?2");
     Ok(conn

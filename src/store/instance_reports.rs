@@ -101,6 +101,8 @@ struct Reporting {
     /// Whether the UDI holds a live reservation: read with the row, so that the usual
     /// report (none) asks nothing more.
     has_reservation: bool,
+    /// Whether it holds a granted export key (keys name it by its external id).
+    holds_keys: bool,
 }
 
 fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
@@ -110,13 +112,15 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
                 last_report_id, last_measured_at_us, auth_expires_at - ?2, auth_expires_at,
                 auth_expiry_day, last_contact,
                 EXISTS (SELECT 1 FROM reservations r
-                        WHERE r.pid = i.pid AND r.sn = i.sn AND r.state IN {})
+                        WHERE r.pid = i.pid AND r.sn = i.sn AND r.state IN {}),
+                EXISTS (SELECT 1 FROM export_keys k
+                        WHERE k.instance_id = ?3 AND k.state = 'granted')
          FROM instances i WHERE id = ?1",
         super::reservations::LIVE
     );
     tx.prepare_cached(&sql)?
         .query_row(
-            params![key, timers::AUTH_VALID - timers::AUTH_RENEW_AFTER],
+            params![key, timers::AUTH_VALID - timers::AUTH_RENEW_AFTER, id],
             |r| {
                 Ok(Reporting {
                     rowid: r.get(0)?,
@@ -132,6 +136,7 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
                     auth_expiry_day: r.get(10)?,
                     last_contact: r.get(11)?,
                     has_reservation: r.get(12)?,
+                    holds_keys: r.get(13)?,
                 })
             },
         )
@@ -276,7 +281,7 @@ pub fn apply_report(
         let moved = replace_usage(tx, &inst, &drawn)?;
         if !moved.is_empty() {
             // A granted key's demand follows its holder's count: read it all again.
-            if super::export_keys::holds_granted(tx, id)? {
+            if inst.holds_keys {
                 evaluation_cache::forget(inst.va_id);
             } else {
                 evaluation_cache::moved(inst.va_id, &moved);
@@ -296,7 +301,7 @@ pub fn apply_report(
     let (pools, evaluation) = (&judged.pools, &judged.evaluation);
     // A tag the instance holds an export key for is judged as for an export-controlled
     // token; that matters only where some pool is export-controlled.
-    let keyed = if pools.iter().any(|p| p.export_controlled) {
+    let keyed = if inst.holds_keys && pools.iter().any(|p| p.export_controlled) {
         super::export_keys::granted_tags(tx, id)?
     } else {
         Default::default()
