@@ -349,7 +349,7 @@ pub fn seal(conn: &Connection, now: i64) -> Result<()> {
             .map_err(rusqlite::Error::from)?
         {
             let h = ledger::row_hash(c.table, old);
-            batch.update(ledger::change_line(c.table, Op::Remove, &h));
+            ledger::hash_change_line(&mut batch, c.table, Op::Remove, &h);
             slot.1.add(&h);
             changes += 1;
         }
@@ -359,7 +359,7 @@ pub fn seal(conn: &Connection, now: i64) -> Result<()> {
             .map_err(rusqlite::Error::from)?
         {
             let h = ledger::row_hash(c.table, new);
-            batch.update(ledger::change_line(c.table, Op::Add, &h));
+            ledger::hash_change_line(&mut batch, c.table, Op::Add, &h);
             slot.0.add(&h);
             changes += 1;
         }
