@@ -14,6 +14,8 @@ use crate::domain::ledger::{self, Entry, Hash, Head, Op, StateDigest, ZERO};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
+pub mod capture;
+
 /// A counted table and the columns of it that count.
 pub struct Counted {
     pub table: &'static str,
@@ -138,28 +140,33 @@ pub fn install(conn: &Connection) -> Result<()> {
              id INTEGER PRIMARY KEY, tbl INTEGER NOT NULL, old TEXT, new TEXT);\n",
     );
     for (i, c) in COUNTED.iter().enumerate() {
-        let t = c.table;
-        let new = canonical_sql(c, "NEW.");
-        let old = canonical_sql(c, "OLD.");
-        let cols = c.columns.join(", ");
-        let same = c
-            .columns
-            .iter()
-            .map(|col| format!("OLD.{col} IS NEW.{col}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        sql.push_str(&format!(
-            "CREATE TEMP TRIGGER IF NOT EXISTS ledger_{t}_i AFTER INSERT ON main.{t} BEGIN
-               INSERT INTO ledger_pending (tbl, old, new) VALUES ({i}, NULL, {new}); END;
-             CREATE TEMP TRIGGER IF NOT EXISTS ledger_{t}_u AFTER UPDATE OF {cols} ON main.{t}
-               WHEN NOT ({same}) BEGIN
-               INSERT INTO ledger_pending (tbl, old, new) VALUES ({i}, {old}, {new}); END;
-             CREATE TEMP TRIGGER IF NOT EXISTS ledger_{t}_d AFTER DELETE ON main.{t} BEGIN
-               INSERT INTO ledger_pending (tbl, old, new) VALUES ({i}, {old}, NULL); END;\n"
-        ));
+        sql.push_str(&triggers_sql(i, c));
     }
     conn.execute_batch(&sql)?;
     Ok(())
+}
+
+/// The three capture triggers of counted table `i` (also re-created by `capture`).
+fn triggers_sql(i: usize, c: &Counted) -> String {
+    let t = c.table;
+    let new = canonical_sql(c, "NEW.");
+    let old = canonical_sql(c, "OLD.");
+    let cols = c.columns.join(", ");
+    let same = c
+        .columns
+        .iter()
+        .map(|col| format!("OLD.{col} IS NEW.{col}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "CREATE TEMP TRIGGER IF NOT EXISTS ledger_{t}_i AFTER INSERT ON main.{t} BEGIN
+           INSERT INTO ledger_pending (tbl, old, new) VALUES ({i}, NULL, {new}); END;
+         CREATE TEMP TRIGGER IF NOT EXISTS ledger_{t}_u AFTER UPDATE OF {cols} ON main.{t}
+           WHEN NOT ({same}) BEGIN
+           INSERT INTO ledger_pending (tbl, old, new) VALUES ({i}, {old}, {new}); END;
+         CREATE TEMP TRIGGER IF NOT EXISTS ledger_{t}_d AFTER DELETE ON main.{t} BEGIN
+           INSERT INTO ledger_pending (tbl, old, new) VALUES ({i}, {old}, NULL); END;\n"
+    )
 }
 
 /// Every row of a counted table as its canonical text: the ONE reader of counted rows.
@@ -342,7 +349,7 @@ pub fn seal(conn: &Connection, now: i64) -> Result<()> {
             .map_err(rusqlite::Error::from)?
         {
             let h = ledger::row_hash(c.table, old);
-            batch.update(ledger::change_line(c.table, Op::Remove, &h));
+            ledger::hash_change_line(&mut batch, c.table, Op::Remove, &h);
             slot.1.add(&h);
             changes += 1;
         }
@@ -352,7 +359,7 @@ pub fn seal(conn: &Connection, now: i64) -> Result<()> {
             .map_err(rusqlite::Error::from)?
         {
             let h = ledger::row_hash(c.table, new);
-            batch.update(ledger::change_line(c.table, Op::Add, &h));
+            ledger::hash_change_line(&mut batch, c.table, Op::Add, &h);
             slot.0.add(&h);
             changes += 1;
         }

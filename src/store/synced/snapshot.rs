@@ -5,10 +5,16 @@
 //! re-sync so writes (almost) nothing, and the ledger's triggers capture only the rows
 //! that really changed. Pool demand moves by the deltas of the rows written, in the same
 //! transaction, instead of being recounted over the whole account.
+//!
+//! Bulk speed (docs/benchmarks.md): the ledger's changes of the three satellite tables
+//! are captured here, not by their triggers (`ledger::capture`), so no insert needs a
+//! statement journal; and a first snapshot (the satellite has no stored rows) inserts
+//! without looking anything up and has nothing to delete at the end.
 
+use super::super::ledger::capture::{Canonical, SelfCapture};
 use super::super::Result;
 use super::{va_id, InstanceExport};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashMap};
 
 /// What one instance of the snapshot said: its pool and the tags it listed, so the rows
@@ -48,6 +54,57 @@ pub struct Snapshot<'a> {
     now: i64,
     /// What the satellite's live reservations hold, per VA and tag.
     reserved: BTreeMap<(i64, String), i64>,
+    /// The satellite had no stored rows when the snapshot began: a row listed for the
+    /// first time is new, and nothing stored can be missing from the snapshot.
+    fresh: bool,
+    /// The ledger's capture of the three tables (None when this connection has no ledger).
+    ledger: Option<Capture<'a>>,
+}
+
+/// The suspended triggers and the three tables' indexes in the ledger's list.
+struct Capture<'a> {
+    on: SelfCapture<'a>,
+    instances: usize,
+    usage: usize,
+    keys: usize,
+}
+
+const TABLES: [&str; 3] = [
+    "satellite_instances",
+    "satellite_usage",
+    "satellite_export_keys",
+];
+
+/// The counted columns of each table, as its ledger trigger reads them.
+fn instance_text(sat: i64, id: &str, va: i64, status: &str, export: bool) -> Canonical {
+    Canonical::default()
+        .int(sat)
+        .text(id)
+        .int(va)
+        .text(status)
+        .int(export as i64)
+}
+
+fn usage_text(sat: i64, id: &str, va: i64, tag: &str, count: i64, export: bool) -> Canonical {
+    Canonical::default()
+        .int(sat)
+        .text(id)
+        .int(va)
+        .text(tag)
+        .int(count)
+        .int(export as i64)
+}
+
+fn key_text(sat: i64, id: &str, tag: &str, va: i64) -> Canonical {
+    Canonical::default().int(sat).text(id).text(tag).int(va)
+}
+
+/// An instance row's columns as stored, compared with what the snapshot says.
+struct StoredInstance {
+    va: i64,
+    status: String,
+    export: bool,
+    same: bool,
 }
 
 /// A text column of a row, borrowed.
@@ -62,7 +119,48 @@ fn weigh(count: i64, export: bool) -> (i64, i64) {
 
 impl<'a> Snapshot<'a> {
     pub fn begin(tx: &'a Connection, satellite_id: i64, account_id: i64, now: i64) -> Result<Self> {
+        Self::begin_with(tx, satellite_id, account_id, now, true)
+    }
+
+    /// As `begin`; `self_capture` false leaves the ledger's capture to the triggers (the
+    /// tests compare the two).
+    fn begin_with(
+        tx: &'a Connection,
+        satellite_id: i64,
+        account_id: i64,
+        now: i64,
+        self_capture: bool,
+    ) -> Result<Self> {
+        let stored: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM satellite_instances WHERE satellite_id = ?1)",
+            )?
+            .query_row([satellite_id], |r| r.get(0))?;
+        let on = match self_capture {
+            true => SelfCapture::begin(tx, &TABLES)?,
+            false => None,
+        };
+        let ledger = match on {
+            Some(on) => {
+                let index = |t| {
+                    on.table(t).ok_or_else(|| {
+                        super::super::StoreError::not_found(format!("counted table {t}"))
+                    })
+                };
+                let (instances, usage, keys) =
+                    (index(TABLES[0])?, index(TABLES[1])?, index(TABLES[2])?);
+                Some(Capture {
+                    on,
+                    instances,
+                    usage,
+                    keys,
+                })
+            }
+            None => None,
+        };
         Ok(Self {
+            fresh: !stored,
+            ledger,
             tx,
             satellite_id,
             account_id,
@@ -115,6 +213,56 @@ impl<'a> Snapshot<'a> {
         e.1 += sign * de;
     }
 
+    /// One change of a satellite table for the ledger (`pick` names the table).
+    fn capture(
+        &self,
+        pick: fn(&Capture<'a>) -> usize,
+        old: Option<&Canonical>,
+        new: Option<&Canonical>,
+    ) -> Result<()> {
+        match &self.ledger {
+            Some(c) => c.on.record(pick(c), old, new),
+            None => Ok(()),
+        }
+    }
+
+    /// The stored row of an instance, compared column by column with `i` (as the
+    /// upsert's `IS NOT` did). None when it is not stored.
+    fn stored_instance(&self, i: &InstanceExport, va: i64) -> Result<Option<StoredInstance>> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT va_id, pid, sn, product_name, product_version, hostname, export_controlled,
+                   registered_at, last_contact, status
+                 FROM satellite_instances WHERE satellite_id = ?1 AND id = ?2",
+            )?
+            .query_row(params![self.satellite_id, i.id], |r| {
+                let is = |n: usize, v: &str| -> rusqlite::Result<bool> {
+                    Ok(r.get_ref(n)?.as_str_or_null()? == Some(v))
+                };
+                let stored_va: i64 = r.get(0)?;
+                let export: bool = r.get(6)?;
+                let status: String = r.get(9)?;
+                let same = stored_va == va
+                    && is(1, &i.pid)?
+                    && is(2, &i.sn)?
+                    && is(3, &i.product_name)?
+                    && is(4, &i.product_version)?
+                    && r.get_ref(5)?.as_str_or_null()? == i.hostname.as_deref()
+                    && export == i.export_controlled
+                    && r.get::<_, i64>(7)? == i.registered_at
+                    && r.get::<_, i64>(8)? == i.last_contact
+                    && status == i.status;
+                Ok(StoredInstance {
+                    va: stored_va,
+                    status,
+                    export,
+                    same,
+                })
+            })
+            .optional()?)
+    }
+
     /// One instance, written only when new or different. False when the snapshot
     /// listed it already (a malformed bundle: the caller refuses it).
     pub fn instance(&mut self, i: &InstanceExport) -> Result<bool> {
@@ -122,32 +270,52 @@ impl<'a> Snapshot<'a> {
             return Ok(false);
         }
         let va = self.va(&i.virtual_account)?;
-        // One statement: the primary-key lookup of the upsert is the comparison.
-        let n = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO satellite_instances (satellite_id, id, va_id, pid, sn, product_name, product_version,
-                   hostname, export_controlled, registered_at, last_contact, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 ON CONFLICT (satellite_id, id) DO UPDATE SET
-                   va_id = excluded.va_id, pid = excluded.pid, sn = excluded.sn,
-                   product_name = excluded.product_name, product_version = excluded.product_version,
-                   hostname = excluded.hostname, export_controlled = excluded.export_controlled,
-                   registered_at = excluded.registered_at, last_contact = excluded.last_contact,
-                   status = excluded.status
-                 WHERE va_id IS NOT excluded.va_id OR pid IS NOT excluded.pid
-                   OR sn IS NOT excluded.sn OR product_name IS NOT excluded.product_name
-                   OR product_version IS NOT excluded.product_version
-                   OR hostname IS NOT excluded.hostname
-                   OR export_controlled IS NOT excluded.export_controlled
-                   OR registered_at IS NOT excluded.registered_at
-                   OR last_contact IS NOT excluded.last_contact OR status IS NOT excluded.status",
-            )?
-            .execute(params![
-                self.satellite_id, i.id, va, i.pid, i.sn, i.product_name, i.product_version, i.hostname,
-                i.export_controlled, i.registered_at, i.last_contact, i.status
-            ])?;
-        self.written.instances += n as i64;
+        let sat = self.satellite_id;
+        // On a first snapshot every instance is new: no lookup.
+        let stored = if self.fresh {
+            None
+        } else {
+            self.stored_instance(i, va)?
+        };
+        let new = || instance_text(sat, &i.id, va, &i.status, i.export_controlled);
+        match stored {
+            Some(old) if old.same => {}
+            Some(old) => {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE satellite_instances SET va_id = ?3, pid = ?4, sn = ?5, product_name = ?6,
+                           product_version = ?7, hostname = ?8, export_controlled = ?9,
+                           registered_at = ?10, last_contact = ?11, status = ?12
+                         WHERE satellite_id = ?1 AND id = ?2",
+                    )?
+                    .execute(params![
+                        sat, i.id, va, i.pid, i.sn, i.product_name, i.product_version, i.hostname,
+                        i.export_controlled, i.registered_at, i.last_contact, i.status
+                    ])?;
+                // As the update trigger: only a change of a counted column is captured.
+                if (old.va, old.status.as_str(), old.export)
+                    != (va, i.status.as_str(), i.export_controlled)
+                {
+                    let old = instance_text(sat, &i.id, old.va, &old.status, old.export);
+                    self.capture(|c| c.instances, Some(&old), Some(&new()))?;
+                }
+                self.written.instances += 1;
+            }
+            None => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO satellite_instances (satellite_id, id, va_id, pid, sn, product_name,
+                           product_version, hostname, export_controlled, registered_at, last_contact, status)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    )?
+                    .execute(params![
+                        sat, i.id, va, i.pid, i.sn, i.product_name, i.product_version, i.hostname,
+                        i.export_controlled, i.registered_at, i.last_contact, i.status
+                    ])?;
+                self.capture(|c| c.instances, None, Some(&new()))?;
+                self.written.instances += 1;
+            }
+        }
         self.seen.insert(
             i.id.as_str().into(),
             Seen {
@@ -169,21 +337,27 @@ impl<'a> Snapshot<'a> {
             return Ok(false);
         };
         let (va, export) = (seen.va, seen.export);
-        if !seen.usage.contains(&t) {
+        let listed_before = seen.usage.contains(&t);
+        if !listed_before {
             seen.usage.push(t);
             self.usage += 1;
         }
-        let old: Option<(i64, i64, bool)> = self
-            .tx
-            .prepare_cached(
-                "SELECT va_id, count, export FROM satellite_usage
-                 WHERE satellite_id = ?1 AND instance_id = ?2 AND tag = ?3",
-            )?
-            .query_map(params![self.satellite_id, instance_id, tag], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .next()
-            .transpose()?;
+        let sat = self.satellite_id;
+        // On a first snapshot a row listed once is new: no lookup.
+        let old: Option<(i64, i64, bool)> = if self.fresh && !listed_before {
+            None
+        } else {
+            self.tx
+                .prepare_cached(
+                    "SELECT va_id, count, export FROM satellite_usage
+                     WHERE satellite_id = ?1 AND instance_id = ?2 AND tag = ?3",
+                )?
+                .query_row(params![sat, instance_id, tag], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?
+        };
+        let new = usage_text(sat, instance_id, va, tag, count, export);
         match old {
             Some(old) if old == (va, count, export) => return Ok(true),
             Some((old_va, old_count, old_export)) => {
@@ -192,14 +366,9 @@ impl<'a> Snapshot<'a> {
                         "UPDATE satellite_usage SET va_id = ?4, count = ?5, export = ?6
                          WHERE satellite_id = ?1 AND instance_id = ?2 AND tag = ?3",
                     )?
-                    .execute(params![
-                        self.satellite_id,
-                        instance_id,
-                        tag,
-                        va,
-                        count,
-                        export
-                    ])?;
+                    .execute(params![sat, instance_id, tag, va, count, export])?;
+                let old = usage_text(sat, instance_id, old_va, tag, old_count, old_export);
+                self.capture(|c| c.usage, Some(&old), Some(&new))?;
                 self.move_demand(old_va, tag, weigh(old_count, old_export), -1);
             }
             None => {
@@ -208,7 +377,8 @@ impl<'a> Snapshot<'a> {
                         "INSERT INTO satellite_usage (satellite_id, instance_id, va_id, tag, count, export)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )?
-                    .execute(params![self.satellite_id, instance_id, va, tag, count, export])?;
+                    .execute(params![sat, instance_id, va, tag, count, export])?;
+                self.capture(|c| c.usage, None, Some(&new))?;
             }
         }
         self.move_demand(va, tag, weigh(count, export), 1);
@@ -222,19 +392,46 @@ impl<'a> Snapshot<'a> {
         let Some(seen) = self.seen.get_mut(instance_id) else {
             return Ok(false);
         };
-        if !seen.keys.contains(&t) {
+        let listed_before = seen.keys.contains(&t);
+        if !listed_before {
             seen.keys.push(t);
         }
-        let n = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO satellite_export_keys (satellite_id, instance_id, tag, va_id)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (satellite_id, instance_id, tag) DO UPDATE SET va_id = excluded.va_id
-                 WHERE va_id IS NOT excluded.va_id",
-            )?
-            .execute(params![self.satellite_id, instance_id, tag, seen.va])?;
-        self.written.export_keys += n as i64;
+        let (sat, va) = (self.satellite_id, seen.va);
+        let old: Option<i64> = if self.fresh && !listed_before {
+            None
+        } else {
+            self.tx
+                .prepare_cached(
+                    "SELECT va_id FROM satellite_export_keys
+                     WHERE satellite_id = ?1 AND instance_id = ?2 AND tag = ?3",
+                )?
+                .query_row(params![sat, instance_id, tag], |r| r.get(0))
+                .optional()?
+        };
+        let new = key_text(sat, instance_id, tag, va);
+        match old {
+            Some(old) if old == va => return Ok(true),
+            Some(old) => {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE satellite_export_keys SET va_id = ?4
+                         WHERE satellite_id = ?1 AND instance_id = ?2 AND tag = ?3",
+                    )?
+                    .execute(params![sat, instance_id, tag, va])?;
+                let old = key_text(sat, instance_id, tag, old);
+                self.capture(|c| c.keys, Some(&old), Some(&new))?;
+            }
+            None => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO satellite_export_keys (satellite_id, instance_id, tag, va_id)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![sat, instance_id, tag, va])?;
+                self.capture(|c| c.keys, None, Some(&new))?;
+            }
+        }
+        self.written.export_keys += 1;
         Ok(true)
     }
 
@@ -253,10 +450,9 @@ impl<'a> Snapshot<'a> {
         }
     }
 
-    /// Deletes what the snapshot no longer lists (usage first, taking its demand with
-    /// it, then export keys, then instances), moves the pools' demand by what changed,
-    /// and records the satellite's sequence and reservation holds.
-    pub fn finish(mut self, sequence: i64) -> Result<Written> {
+    /// Deletes the stored rows the snapshot no longer lists: usage first, taking its
+    /// demand with it, then export keys, then instances.
+    fn remove_unlisted(&mut self) -> Result<()> {
         let tx = self.tx;
         let sat = self.satellite_id;
         // Rows are collected before they are deleted: no table changes under its cursor.
@@ -280,51 +476,75 @@ impl<'a> Snapshot<'a> {
                 "DELETE FROM satellite_usage WHERE satellite_id = ?1 AND instance_id = ?2 AND tag = ?3",
             )?
             .execute(params![sat, id, tag])?;
+            let old = usage_text(sat, &id, va, &tag, count, export);
+            self.capture(|c| c.usage, Some(&old), None)?;
             self.move_demand(va, &tag, weigh(count, export), -1);
             self.written.usage_removed += 1;
         }
-        let gone_keys: Vec<(String, String)> = {
+        let gone_keys: Vec<(String, String, i64)> = {
             let mut stmt = tx.prepare(
-                "SELECT instance_id, tag FROM satellite_export_keys WHERE satellite_id = ?1",
+                "SELECT instance_id, tag, va_id FROM satellite_export_keys WHERE satellite_id = ?1",
             )?;
             let mut rows = stmt.query([sat])?;
             let mut gone = vec![];
             while let Some(r) = rows.next()? {
                 let (id, tag) = (text(r, 0)?, text(r, 1)?);
                 if !self.listed(id, tag, |s| &s.keys) {
-                    gone.push((id.into(), tag.into()));
+                    gone.push((id.into(), tag.into(), r.get(2)?));
                 }
             }
             gone
         };
-        for (id, tag) in gone_keys {
+        for (id, tag, va) in gone_keys {
             tx.prepare_cached(
                 "DELETE FROM satellite_export_keys WHERE satellite_id = ?1 AND instance_id = ?2 AND tag = ?3",
             )?
             .execute(params![sat, id, tag])?;
+            let old = key_text(sat, &id, &tag, va);
+            self.capture(|c| c.keys, Some(&old), None)?;
             self.written.export_keys_removed += 1;
         }
-        let gone_instances: Vec<String> = {
-            let mut stmt =
-                tx.prepare("SELECT id FROM satellite_instances WHERE satellite_id = ?1")?;
+        let gone_instances: Vec<(String, i64, String, bool)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, va_id, status, export_controlled FROM satellite_instances WHERE satellite_id = ?1",
+            )?;
             let mut rows = stmt.query([sat])?;
             let mut gone = vec![];
             while let Some(r) = rows.next()? {
                 let id = text(r, 0)?;
                 if !self.seen.contains_key(id) {
-                    gone.push(id.into());
+                    gone.push((id.into(), r.get(1)?, r.get(2)?, r.get(3)?));
                 }
             }
             gone
         };
-        for id in gone_instances {
+        for (id, va, status, export) in gone_instances {
             // Its usage and keys went above; the cascade finds nothing left.
             tx.prepare_cached(
                 "DELETE FROM satellite_instances WHERE satellite_id = ?1 AND id = ?2",
             )?
             .execute(params![sat, id])?;
+            let old = instance_text(sat, &id, va, &status, export);
+            self.capture(|c| c.instances, Some(&old), None)?;
             self.written.instances_removed += 1;
         }
+        Ok(())
+    }
+
+    /// Deletes what the snapshot no longer lists (usage first, taking its demand with
+    /// it, then export keys, then instances), moves the pools' demand by what changed,
+    /// and records the satellite's sequence and reservation holds.
+    pub fn finish(mut self, sequence: i64) -> Result<Written> {
+        // A first snapshot stored only rows it listed: nothing to look for.
+        if !self.fresh {
+            self.remove_unlisted()?;
+        }
+        // The triggers are back before any other write of the transaction.
+        if let Some(c) = self.ledger.take() {
+            c.on.end()?;
+        }
+        let tx = self.tx;
+        let sat = self.satellite_id;
         for ((va, tag), (d, de)) in std::mem::take(&mut self.demand) {
             if d == 0 && de == 0 {
                 continue;
@@ -392,13 +612,22 @@ mod tests {
 
     /// Applies one snapshot: instances (id, VA, export) each with usage `t` = count.
     fn apply(store: &Store, seq: i64, rows: &[(&str, &str, bool, i64)]) -> Written {
+        apply_with(store, seq, rows, true)
+    }
+
+    fn apply_with(
+        store: &Store,
+        seq: i64,
+        rows: &[(&str, &str, bool, i64)],
+        self_capture: bool,
+    ) -> Written {
         let rows: Vec<(String, String, bool, i64)> = rows
             .iter()
             .map(|(i, v, e, c)| (i.to_string(), v.to_string(), *e, *c))
             .collect();
         store
             .write_blocking(move |tx| {
-                let mut s = Snapshot::begin(tx, 1, 1, 0)?;
+                let mut s = Snapshot::begin_with(tx, 1, 1, 0, self_capture)?;
                 for (id, va, export, _) in &rows {
                     assert!(s.instance(&inst(id, va, *export))?);
                 }
@@ -408,6 +637,94 @@ mod tests {
                 s.finish(seq)
             })
             .unwrap()
+    }
+
+    fn seeded(dir: &std::path::Path) -> Store {
+        let store = Store::open(&dir.join("s.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Acme', 0);
+                     INSERT INTO satellites (id, account_id, authority_id, public_key,
+                       local_account, registered_at) VALUES (1, 1, 'sat-1', x'00', 'Acme', 0);",
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        store
+    }
+
+    /// The ledger's entries without the wall-clock parts: what each batch changed, in
+    /// which order, and the state after it.
+    fn entries(store: &Store) -> Vec<(i64, [u8; 32], i64, [u8; 32])> {
+        let mut out = vec![];
+        store
+            .read_blocking(|c| {
+                crate::store::ledger::for_each_entry(c, |e, _| {
+                    out.push((e.seq, e.batch_digest, e.changes, e.state_digest));
+                    true
+                })
+            })
+            .unwrap();
+        out
+    }
+
+    /// The capture done in Rust writes the very ledger the triggers write: the same
+    /// change lines in the same order, batch by batch, through a first snapshot, an
+    /// unchanged one, inserts, updates (counted and uncounted columns) and deletes; the
+    /// chain's state is the rows' at every step; and the triggers are back afterwards.
+    #[test]
+    fn self_capture_writes_the_ledger_the_triggers_write() {
+        let steps: &[&[(&str, &str, bool, i64)]] = &[
+            &[
+                ("a", "A", false, 2),
+                ("b", "A", false, 3),
+                ("it's", "B", true, 1),
+            ],
+            &[
+                ("a", "A", false, 2),
+                ("b", "A", false, 3),
+                ("it's", "B", true, 1),
+            ],
+            &[
+                ("a", "A", false, 4),
+                ("b", "B", true, 3),
+                ("c", "A", false, 0),
+            ],
+            &[("b", "B", true, 3)],
+            &[],
+            &[("a", "A", false, 1)],
+        ];
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (rust, triggers) = (seeded(d1.path()), seeded(d2.path()));
+        for (n, rows) in steps.iter().enumerate() {
+            let w = apply_with(&rust, n as i64 + 1, rows, true);
+            assert_eq!(w, apply_with(&triggers, n as i64 + 1, rows, false));
+            assert_eq!(entries(&rust), entries(&triggers), "after step {n}");
+            let (last, _) = rust
+                .read_blocking(crate::store::ledger::last_entry)
+                .unwrap()
+                .unwrap();
+            let mut rows_now = crate::domain::ledger::StateDigest::default();
+            rust.read_blocking(|c| {
+                for t in crate::store::ledger::COUNTED {
+                    crate::store::ledger::rows(c, t, |r| {
+                        rows_now.add(&crate::domain::ledger::row_hash(t.table, r))
+                    })?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(rows_now.0, last.state_digest, "after step {n}");
+        }
+        // A write outside a snapshot is captured by the triggers again.
+        let before = entries(&rust).len();
+        rust.write_blocking(|tx| {
+            tx.execute("UPDATE satellite_usage SET count = count + 1", [])?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        assert_eq!(entries(&rust).len(), before + 1);
     }
 
     fn demand(store: &Store) -> Vec<(String, i64, i64)> {
