@@ -5,10 +5,9 @@
 
 use crate::domain::DomainError;
 use crate::sync::bundle::{self, BundleSink, BundleSource, Manifest};
-use crate::sync::records::{self, parse};
+use crate::sync::records::{self, parse, Line};
 use crate::sync::SyncError;
 use ed25519_dalek::VerifyingKey;
-use serde_json::Value;
 
 /// Hands every record to the typed parser its file name asks for, as an import would.
 struct TypedRecords;
@@ -19,12 +18,12 @@ impl BundleSink for TypedRecords {
         Ok(*signer)
     }
 
-    fn record(&mut self, file: &str, value: Value) -> Result<(), SyncError> {
+    fn record(&mut self, file: &str, value: Line<'_>) -> Result<(), SyncError> {
         record(file, value)
     }
 }
 
-fn record(file: &str, value: Value) -> Result<(), SyncError> {
+fn record(file: &str, value: Line<'_>) -> Result<(), SyncError> {
     match file {
         "registration" => {
             let r: records::Registration = parse(file, value)?;
@@ -77,10 +76,14 @@ pub fn records(data: &[u8]) -> Result<u64, SyncError> {
     let kind = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
     let mut n = 0;
     for line in lines.filter(|l| !l.is_empty()) {
-        let value: Value = serde_json::from_slice(line)
-            .map_err(|e| SyncError::Rejected(format!("not JSON ({e})")))?;
-        record(kind.trim(), value)?;
         n += 1;
+        record(
+            kind.trim(),
+            Line {
+                number: n,
+                bytes: line,
+            },
+        )?;
     }
     Ok(n)
 }

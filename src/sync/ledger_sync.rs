@@ -14,7 +14,6 @@ use crate::store::ledger;
 use crate::store::sync_state::{Link, Satellite};
 use ed25519_dalek::VerifyingKey;
 use rusqlite::Connection;
-use serde_json::Value;
 
 /// The data file's name (`data/ledger.jsonl`).
 pub const FILE: &str = "ledger";
@@ -63,11 +62,11 @@ pub fn receive(
     tx: &Connection,
     sat: &Satellite,
     key: &VerifyingKey,
-    value: Value,
+    line: super::records::Line<'_>,
     now: i64,
 ) -> Result<(), SyncError> {
     let json: HeadJson =
-        serde_json::from_value(value).map_err(|e| reject(format!("ledger head: {e}")))?;
+        serde_json::from_slice(line.bytes).map_err(|e| reject(format!("ledger head: {e}")))?;
     let head = json
         .parse()
         .map_err(|e| reject(format!("ledger head at entry {}: {e}", json.seq)))?;

@@ -130,13 +130,63 @@ pub struct Ack {
     pub sequence: i64,
 }
 
-pub fn parse<T: DeserializeOwned>(file: &str, value: serde_json::Value) -> Result<T, SyncError> {
-    serde_json::from_value(value)
-        .map_err(|e| SyncError::Rejected(format!("data/{file}.jsonl: invalid record ({e})")))
+/// One line of a data file as read. It is parsed straight into the type its file asks
+/// for, with no `serde_json::Value` in between: an upstream reads a million of them per
+/// sync request.
+#[derive(Clone, Copy, Debug)]
+pub struct Line<'a> {
+    /// 1-based, for messages.
+    pub number: u64,
+    pub bytes: &'a [u8],
+}
+
+/// A record of `data/{file}.jsonl` as `T`: a line that is not JSON and a record of the
+/// wrong shape are refused in words that say which.
+pub fn parse<T: DeserializeOwned>(file: &str, line: Line<'_>) -> Result<T, SyncError> {
+    serde_json::from_slice(line.bytes).map_err(|e| {
+        SyncError::Rejected(if e.is_data() {
+            format!("data/{file}.jsonl: invalid record ({e})")
+        } else {
+            format!("data/{file}.jsonl line {}: not JSON ({e})", line.number)
+        })
+    })
 }
 
 pub fn parse_time(field: &str, s: &str) -> Result<i64, SyncError> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp())
         .map_err(|_| SyncError::Rejected(format!("{field} is not an RFC 3339 timestamp")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(bytes: &[u8]) -> String {
+        let line = Line { number: 7, bytes };
+        match parse::<Ack>("acks", line) {
+            Err(SyncError::Rejected(m)) => m,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_line_parses_straight_into_its_record() {
+        let line = Line {
+            number: 1,
+            bytes: b"{\"sequence\":42}\n",
+        };
+        assert_eq!(parse::<Ack>("acks", line).unwrap().sequence, 42);
+    }
+
+    #[test]
+    fn broken_json_and_a_wrong_shape_are_told_apart() {
+        assert!(refusal(b"{\"sequence\":").starts_with("data/acks.jsonl line 7: not JSON"));
+        assert!(refusal(b"not json").starts_with("data/acks.jsonl line 7: not JSON"));
+        let shape = refusal(b"{\"sequence\":\"x\"}");
+        assert!(shape.starts_with("data/acks.jsonl: invalid record"), "{shape}");
+        // Ambiguous records are refused, not read as their last key says.
+        let twice = refusal(b"{\"sequence\":1,\"sequence\":2}");
+        assert!(twice.contains("duplicate field"), "{twice}");
+    }
 }

@@ -137,8 +137,13 @@ pub trait BundleSink {
         manifest: &Manifest,
         signer: &VerifyingKey,
     ) -> Result<VerifyingKey, SyncError>;
-    /// Each record of a data file, in order.
-    fn record(&mut self, file: &str, record: serde_json::Value) -> Result<(), SyncError>;
+    /// Each record of a data file, in order, as its line (parsed by the sink, which
+    /// knows the record's type: `records::parse`).
+    fn record(
+        &mut self,
+        file: &str,
+        record: crate::sync::records::Line<'_>,
+    ) -> Result<(), SyncError>;
     /// Whether records are parsed and handed on (a verifying pass only counts lines).
     fn wants_records(&self) -> bool {
         true

@@ -105,7 +105,7 @@ pub fn verify(
         ) -> Result<VerifyingKey, SyncError> {
             (self.0)(m, signer)
         }
-        fn record(&mut self, _: &str, _: serde_json::Value) -> Result<(), SyncError> {
+        fn record(&mut self, _: &str, _: crate::sync::records::Line<'_>) -> Result<(), SyncError> {
             Ok(())
         }
         fn wants_records(&self) -> bool {
@@ -262,10 +262,11 @@ fn scan(
             }
             records += 1;
             if parse {
-                let value: serde_json::Value = serde_json::from_slice(&line).map_err(|e| {
-                    SyncError::Rejected(format!("{name} line {records}: not JSON ({e})"))
-                })?;
-                sink.record(&file_key, value)?;
+                let line = crate::sync::records::Line {
+                    number: records,
+                    bytes: &line,
+                };
+                sink.record(&file_key, line)?;
             }
             done += 1;
             if done.is_multiple_of(4096) {

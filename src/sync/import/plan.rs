@@ -13,11 +13,10 @@ use crate::store::sync_state::{self, Link, Satellite};
 use crate::store::synced::{Catalog, InstanceExport, Snapshot};
 use crate::sync::bundle::{BundleSink, Manifest};
 use crate::sync::context::SyncContext;
-use crate::sync::records::{self, parse};
+use crate::sync::records::{self, parse, Line};
 use crate::sync::SyncError;
 use ed25519_dalek::VerifyingKey;
 use rusqlite::Connection;
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// What the bundle is to this server, decided once it verified.
@@ -145,7 +144,7 @@ impl BundleSink for Importer<'_> {
         Ok(self.key)
     }
 
-    fn record(&mut self, file: &str, value: Value) -> Result<(), SyncError> {
+    fn record(&mut self, file: &str, value: Line<'_>) -> Result<(), SyncError> {
         // No key allocated per record: the files are few, the records many.
         match self.counts.get_mut(file) {
             Some(n) => *n += 1,
@@ -189,7 +188,7 @@ impl BundleSink for Importer<'_> {
 /// One method per record kind: parse at the edge, then hand to the catalog (satellite)
 /// or the snapshot (upstream).
 impl Importer<'_> {
-    fn virtual_account(&mut self, value: Value) -> Result<(), SyncError> {
+    fn virtual_account(&mut self, value: Line<'_>) -> Result<(), SyncError> {
         let file = "virtual_accounts";
         let va: records::VirtualAccount = parse(file, value)?;
         let name =
@@ -198,7 +197,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn license(&mut self, value: Value) -> Result<(), SyncError> {
+    fn license(&mut self, value: Line<'_>) -> Result<(), SyncError> {
         let file = "licenses";
         let l: records::License = parse(file, value)?;
         let spec = LicenseSpec::validate(RawLicense {
@@ -217,7 +216,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn reserved(&mut self, value: Value) -> Result<(), SyncError> {
+    fn reserved(&mut self, value: Line<'_>) -> Result<(), SyncError> {
         let file = "reserved";
         let r: records::Reserved = parse(file, value)?;
         crate::domain::license::tag("tag", &r.tag).map_err(|e| reject(format!("reserved: {e}")))?;
@@ -230,7 +229,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn instance(&mut self, value: Value) -> Result<(), SyncError> {
+    fn instance(&mut self, value: Line<'_>) -> Result<(), SyncError> {
         let file = "instances";
         let i: records::Instance = parse(file, value)?;
         let udi = check_udi(&i.udi.pid, &i.udi.sn, i.udi.uuid.as_deref())
@@ -262,7 +261,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn usage(&mut self, value: Value) -> Result<(), SyncError> {
+    fn usage(&mut self, value: Line<'_>) -> Result<(), SyncError> {
         let file = "usage";
         let u: records::Usage = parse(file, value)?;
         crate::domain::license::tag("tag", &u.tag).map_err(|e| reject(format!("usage: {e}")))?;
@@ -285,7 +284,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn export_key(&mut self, value: Value) -> Result<(), SyncError> {
+    fn export_key(&mut self, value: Line<'_>) -> Result<(), SyncError> {
         let file = "export_keys";
         let k: records::ExportKey = parse(file, value)?;
         crate::domain::license::tag("tag", &k.tag)
@@ -310,7 +309,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn reservation(&mut self, value: Value) -> Result<(), SyncError> {
+    fn reservation(&mut self, value: Line<'_>) -> Result<(), SyncError> {
         let file = "reservations";
         let r: records::Reservation = parse(file, value)?;
         let va = names::name("virtual_account", &r.virtual_account)
@@ -348,7 +347,7 @@ impl BundleSink for PrepareSnapshot<'_, '_> {
         Ok(key)
     }
 
-    fn record(&mut self, file: &str, record: Value) -> Result<(), SyncError> {
+    fn record(&mut self, file: &str, record: Line<'_>) -> Result<(), SyncError> {
         self.0.record(file, record)
     }
 }

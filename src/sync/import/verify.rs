@@ -9,10 +9,10 @@ use crate::domain::sync::{BundleKind, LinkState};
 use crate::store::sync_state;
 use crate::sync::bundle::{self, BundleSink, BundleSource, Manifest, Verified};
 use crate::sync::context::SyncContext;
+use crate::sync::records::Line;
 use crate::sync::SyncError;
 use ed25519_dalek::VerifyingKey;
 use rusqlite::Connection;
-use serde_json::Value;
 use std::path::Path;
 
 /// How the key that verified a bundle was chosen.
@@ -179,7 +179,7 @@ pub fn verify_file(ctx: &SyncContext, path: &Path) -> Result<(Manifest, bool), S
                 None => Ok(*signer),
             }
         }
-        fn record(&mut self, _: &str, _: Value) -> Result<(), SyncError> {
+        fn record(&mut self, _: &str, _: Line<'_>) -> Result<(), SyncError> {
             Ok(())
         }
         fn wants_records(&self) -> bool {
