@@ -184,7 +184,10 @@ mod tests {
         assert!(refusal(b"{\"sequence\":").starts_with("data/acks.jsonl line 7: not JSON"));
         assert!(refusal(b"not json").starts_with("data/acks.jsonl line 7: not JSON"));
         let shape = refusal(b"{\"sequence\":\"x\"}");
-        assert!(shape.starts_with("data/acks.jsonl: invalid record"), "{shape}");
+        assert!(
+            shape.starts_with("data/acks.jsonl: invalid record"),
+            "{shape}"
+        );
         // Ambiguous records are refused, not read as their last key says.
         let twice = refusal(b"{\"sequence\":1,\"sequence\":2}");
         assert!(twice.contains("duplicate field"), "{twice}");
