@@ -2,20 +2,31 @@
 //! that proves they match (`satellite check`).
 
 use super::Result;
+use crate::domain::compliance::Demand;
 use rusqlite::{params, Connection};
 
 /// Adds `delta` to a pool's demand; export-registered instances count in both columns.
-pub fn add_demand(tx: &Connection, va_id: i64, tag: &str, delta: i64, export: bool) -> Result<()> {
+/// Returns the move as written, for whoever keeps the pool's evaluation in step.
+pub fn add_demand(
+    tx: &Connection,
+    va_id: i64,
+    tag: &str,
+    delta: i64,
+    export: bool,
+) -> Result<Demand> {
+    let moved = Demand {
+        total: delta,
+        export_ok: if export { delta } else { 0 },
+    };
     if delta == 0 {
-        return Ok(());
+        return Ok(moved);
     }
-    let export_delta = if export { delta } else { 0 };
     tx.prepare_cached(
         "INSERT INTO usage_totals (va_id, tag, demand, demand_export) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (va_id, tag) DO UPDATE SET demand = demand + ?3, demand_export = demand_export + ?4",
     )?
-    .execute(params![va_id, tag, delta, export_delta])?;
-    Ok(())
+    .execute(params![va_id, tag, moved.total, moved.export_ok])?;
+    Ok(moved)
 }
 
 /// Adds (or with a negative `sign`, removes) all of an instance's stored usage.

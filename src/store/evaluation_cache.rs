@@ -229,17 +229,8 @@ mod tests {
         evaluate(&conn, 1, today).unwrap();
         // The report's own writes, and the same deltas told to the cache.
         let add = |tag: &str, n: i64| {
-            super::super::counters::add_demand(&conn, 1, tag, n, false).unwrap();
-            moved(
-                1,
-                &[(
-                    tag.to_string(),
-                    Demand {
-                        total: n,
-                        export_ok: 0,
-                    },
-                )],
-            );
+            let d = super::super::counters::add_demand(&conn, 1, tag, n, false).unwrap();
+            moved(1, &[(tag.to_string(), d)]);
         };
         add("a", 4);
         add("a", 3);

@@ -161,17 +161,11 @@ fn replace_usage(
         )?
         .query_map([id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
         .collect::<rusqlite::Result<_>>()?;
-    let moved = std::cell::RefCell::new(Vec::new());
-    let demand = |tag: &str, delta: i64| {
-        let export_ok = if inst.export_controlled { delta } else { 0 };
-        (moved.borrow_mut()).push((
-            tag.to_string(),
-            Demand {
-                total: delta,
-                export_ok,
-            },
-        ));
-        counters::add_demand(tx, inst.va_id, tag, delta, inst.export_controlled)
+    let mut moved = Vec::new();
+    let mut demand = |tag: &str, delta: i64| -> Result<()> {
+        let d = counters::add_demand(tx, inst.va_id, tag, delta, inst.export_controlled)?;
+        moved.push((tag.to_string(), d));
+        Ok(())
     };
     for (tag, count) in new {
         match old.get(tag) {
@@ -204,7 +198,7 @@ fn replace_usage(
                 .execute(params![id, tag_id])?;
         }
     }
-    Ok(moved.into_inner())
+    Ok(moved)
 }
 
 /// Records an accepted report and renews the authorization. The expiry-day and
