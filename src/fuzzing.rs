@@ -18,35 +18,35 @@ impl BundleSink for TypedRecords {
         Ok(*signer)
     }
 
-    fn record(&mut self, file: &str, value: Line<'_>) -> Result<(), SyncError> {
-        record(file, value)
+    fn record(&mut self, file: &str, line: Line<'_>) -> Result<(), SyncError> {
+        record(file, line)
     }
 }
 
-fn record(file: &str, value: Line<'_>) -> Result<(), SyncError> {
+fn record(file: &str, line: Line<'_>) -> Result<(), SyncError> {
     match file {
         "registration" => {
-            let r: records::Registration = parse(file, value)?;
+            let r: records::Registration = parse(file, line)?;
             if let Some(t) = r.registration_expires_at {
                 records::parse_time("registration_expires_at", &t)?;
             }
         }
         "acks" => {
-            parse::<records::Ack>(file, value)?;
+            parse::<records::Ack>(file, line)?;
         }
         "virtual_accounts" => {
-            parse::<records::VirtualAccount>(file, value)?;
+            parse::<records::VirtualAccount>(file, line)?;
         }
         "licenses" => {
-            parse::<records::License>(file, value)?;
+            parse::<records::License>(file, line)?;
         }
         "instances" => {
-            let i: records::Instance = parse(file, value)?;
+            let i: records::Instance = parse(file, line)?;
             records::parse_time("registered_at", &i.registered_at)?;
             records::parse_time("last_contact", &i.last_contact)?;
         }
         "usage" => {
-            parse::<records::Usage>(file, value)?;
+            parse::<records::Usage>(file, line)?;
         }
         other => {
             return Err(SyncError::Rejected(format!(

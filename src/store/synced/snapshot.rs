@@ -747,17 +747,7 @@ mod tests {
     #[test]
     fn demand_moves_by_the_rows_that_changed_and_matches_a_recount() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
-        store
-            .write_blocking(|tx| {
-                tx.execute_batch(
-                    "INSERT INTO accounts (id, name, created_at) VALUES (1, 'Acme', 0);
-                     INSERT INTO satellites (id, account_id, authority_id, public_key,
-                       local_account, registered_at) VALUES (1, 1, 'sat-1', x'00', 'Acme', 0);",
-                )?;
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
+        let store = seeded(dir.path());
         let recount = |store: &Store| store.read_blocking(counters::recount).unwrap();
 
         let w = apply(&store, 1, &[("a", "A", false, 2), ("b", "A", false, 3)]);

@@ -144,7 +144,7 @@ pub trait BundleSink {
         file: &str,
         record: crate::sync::records::Line<'_>,
     ) -> Result<(), SyncError>;
-    /// Whether records are parsed and handed on (a verifying pass only counts lines).
+    /// Whether records are handed on (a verifying pass only counts lines).
     fn wants_records(&self) -> bool {
         true
     }

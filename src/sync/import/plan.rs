@@ -144,7 +144,7 @@ impl BundleSink for Importer<'_> {
         Ok(self.key)
     }
 
-    fn record(&mut self, file: &str, value: Line<'_>) -> Result<(), SyncError> {
+    fn record(&mut self, file: &str, line: Line<'_>) -> Result<(), SyncError> {
         // No key allocated per record: the files are few, the records many.
         match self.counts.get_mut(file) {
             Some(n) => *n += 1,
@@ -155,29 +155,29 @@ impl BundleSink for Importer<'_> {
         let upstream_request = matches!(self.plan, Some(Plan::SyncRequest(_)));
         match file {
             "registration" => {
-                self.registration = parse(file, value)?;
+                self.registration = parse(file, line)?;
                 Ok(())
             }
             "acks" => {
-                self.acks.push(parse::<records::Ack>(file, value)?.sequence);
+                self.acks.push(parse::<records::Ack>(file, line)?.sequence);
                 Ok(())
             }
-            "virtual_accounts" if !upstream_request => self.virtual_account(value),
-            "licenses" if !upstream_request => self.license(value),
-            "reserved" if !upstream_request => self.reserved(value),
+            "virtual_accounts" if !upstream_request => self.virtual_account(line),
+            "licenses" if !upstream_request => self.license(line),
+            "reserved" if !upstream_request => self.reserved(line),
             "demand_elsewhere" if !upstream_request => {
-                crate::sync::demand::read(parse(file, value)?, &mut self.catalog)
+                crate::sync::demand::read(parse(file, line)?, &mut self.catalog)
             }
             crate::sync::ledger_sync::FILE => match &self.plan {
                 Some(Plan::SyncRequest(sat)) => {
-                    crate::sync::ledger_sync::receive(self.tx, sat, &self.key, value, self.now)
+                    crate::sync::ledger_sync::receive(self.tx, sat, &self.key, line, self.now)
                 }
                 _ => Err(reject("unexpected data file data/ledger.jsonl")),
             },
-            "instances" if upstream_request => self.instance(value),
-            "usage" if upstream_request => self.usage(value),
-            "export_keys" if upstream_request => self.export_key(value),
-            "reservations" if upstream_request => self.reservation(value),
+            "instances" if upstream_request => self.instance(line),
+            "usage" if upstream_request => self.usage(line),
+            "export_keys" if upstream_request => self.export_key(line),
+            "reservations" if upstream_request => self.reservation(line),
             other => Err(reject(format!(
                 "unexpected data file data/{other}.jsonl for this kind of bundle"
             ))),
@@ -188,18 +188,18 @@ impl BundleSink for Importer<'_> {
 /// One method per record kind: parse at the edge, then hand to the catalog (satellite)
 /// or the snapshot (upstream).
 impl Importer<'_> {
-    fn virtual_account(&mut self, value: Line<'_>) -> Result<(), SyncError> {
+    fn virtual_account(&mut self, line: Line<'_>) -> Result<(), SyncError> {
         let file = "virtual_accounts";
-        let va: records::VirtualAccount = parse(file, value)?;
+        let va: records::VirtualAccount = parse(file, line)?;
         let name =
             names::name("name", &va.name).map_err(|e| reject(format!("virtual account: {e}")))?;
         self.catalog.virtual_accounts.push((name, va.description));
         Ok(())
     }
 
-    fn license(&mut self, value: Line<'_>) -> Result<(), SyncError> {
+    fn license(&mut self, line: Line<'_>) -> Result<(), SyncError> {
         let file = "licenses";
-        let l: records::License = parse(file, value)?;
+        let l: records::License = parse(file, line)?;
         let spec = LicenseSpec::validate(RawLicense {
             tag: &l.tag,
             name: &l.name,
@@ -216,9 +216,9 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn reserved(&mut self, value: Line<'_>) -> Result<(), SyncError> {
+    fn reserved(&mut self, line: Line<'_>) -> Result<(), SyncError> {
         let file = "reserved";
-        let r: records::Reserved = parse(file, value)?;
+        let r: records::Reserved = parse(file, line)?;
         crate::domain::license::tag("tag", &r.tag).map_err(|e| reject(format!("reserved: {e}")))?;
         if !(0..=crate::domain::license::QUANTITY_MAX).contains(&r.held) {
             return Err(reject(format!("reserved {}: count out of range", r.tag)));
@@ -229,9 +229,9 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn instance(&mut self, value: Line<'_>) -> Result<(), SyncError> {
+    fn instance(&mut self, line: Line<'_>) -> Result<(), SyncError> {
         let file = "instances";
-        let i: records::Instance = parse(file, value)?;
+        let i: records::Instance = parse(file, line)?;
         let udi = check_udi(&i.udi.pid, &i.udi.sn, i.udi.uuid.as_deref())
             .map_err(|e| reject(format!("instance {}: {e}", i.id)))?;
         let va = names::name("virtual_account", &i.virtual_account)
@@ -261,9 +261,9 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn usage(&mut self, value: Line<'_>) -> Result<(), SyncError> {
+    fn usage(&mut self, line: Line<'_>) -> Result<(), SyncError> {
         let file = "usage";
-        let u: records::Usage = parse(file, value)?;
+        let u: records::Usage = parse(file, line)?;
         crate::domain::license::tag("tag", &u.tag).map_err(|e| reject(format!("usage: {e}")))?;
         if !(0..=crate::domain::license::QUANTITY_MAX).contains(&u.count) {
             return Err(reject(format!(
@@ -284,9 +284,9 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn export_key(&mut self, value: Line<'_>) -> Result<(), SyncError> {
+    fn export_key(&mut self, line: Line<'_>) -> Result<(), SyncError> {
         let file = "export_keys";
-        let k: records::ExportKey = parse(file, value)?;
+        let k: records::ExportKey = parse(file, line)?;
         crate::domain::license::tag("tag", &k.tag)
             .map_err(|e| reject(format!("export key: {e}")))?;
         let state: crate::domain::export_key::ExportKeyState = k
@@ -309,9 +309,9 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn reservation(&mut self, value: Line<'_>) -> Result<(), SyncError> {
+    fn reservation(&mut self, line: Line<'_>) -> Result<(), SyncError> {
         let file = "reservations";
-        let r: records::Reservation = parse(file, value)?;
+        let r: records::Reservation = parse(file, line)?;
         let va = names::name("virtual_account", &r.virtual_account)
             .map_err(|e| reject(format!("reservation {}: {e}", r.id)))?;
         let snapshot = self
