@@ -207,7 +207,12 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
     );
     let observed = metrics.clone();
     store.observe_batches(Box::new(move |jobs| observed.observe_batch(jobs)));
+    // The id scheme is made once by a migration: known here, kept for the server's life.
+    let id_scheme = store
+        .read_blocking(crate::store::instance_ids::scheme)
+        .map_err(|e| CliError(format!("cannot read the instance id scheme: {e}")))?;
     let state = AppState {
+        agent_keys: crate::web::agent::keys::KeyCache::new(Some(id_scheme)),
         store,
         settings: settings.clone(),
         authority,
@@ -215,7 +220,6 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         login_throttle: throttle::LoginThrottle::from_settings(&settings),
         rates: throttle::RateLimits::from_settings(&settings),
         sync: sync.clone(),
-        agent_keys: Default::default(),
         signatures: Default::default(),
         alert_badge: Default::default(),
         metrics: metrics.clone(),
@@ -280,6 +284,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
             actix_web::rt::spawn(crate::sync::scheduler::watch_inbox(sync, every));
         }
         let state = actix_web::web::Data::new(state);
+        actix_web::rt::spawn(crate::web::agent::keys::preload(state.clone()));
         let mut handles = vec![];
         if let Some(l) = metrics_listener {
             let metrics = web::serve_metrics(state.clone(), l)

@@ -159,6 +159,32 @@ pub fn credentials(conn: &Connection, id: &str) -> Result<Option<Credentials>> {
         .optional()?)
 }
 
+/// An instance's key as stored, by its integer key (for the web layer's key table).
+pub struct StoredKey {
+    pub key: i64,
+    pub public_key: Vec<u8>,
+    pub cert_expires_at: i64,
+}
+
+/// Up to `limit` stored keys of this server's own ids (not migrated rows), in key order
+/// after `after`.
+pub fn keys_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<StoredKey>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT id, public_key, cert_expires_at FROM instances
+             WHERE id > ?1 AND legacy_id IS NULL ORDER BY id LIMIT ?2",
+        )?
+        .query_map(params![after, limit as i64], |r| {
+            Ok(StoredKey {
+                key: r.get(0)?,
+                public_key: r.get(1)?,
+                cert_expires_at: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
 pub fn find_in_va(conn: &Connection, va: &VirtualAccount, id: &str) -> Result<Instance> {
     find_by_id(conn, id)?
         .filter(|i| i.va_id == va.id)
@@ -462,16 +488,28 @@ pub fn renew_certificate(
     let inst = find_by_id(tx, signer.id)?.ok_or_else(not_registered)?;
     confirm(signer, &inst.public_key, inst.cert_expires_at, now)?;
     let (renew_after, expires_at) = timers::certificate_times(now);
-    tx.prepare_cached(
-        "UPDATE instances SET cert_expires_at = ?2, last_contact = ?3 WHERE id = ?1",
-    )?
-    .execute(params![inst.key, expires_at, now])?;
+    // Contact as a report records it: to the hour, so that most renewals leave the
+    // last-contact index alone.
+    let last_contact = match timers::contact_to_record(inst.last_contact, now) {
+        Some(now) => {
+            tx.prepare_cached(
+                "UPDATE instances SET cert_expires_at = ?2, last_contact = ?3 WHERE id = ?1",
+            )?
+            .execute(params![inst.key, expires_at, now])?;
+            now
+        }
+        None => {
+            tx.prepare_cached("UPDATE instances SET cert_expires_at = ?2 WHERE id = ?1")?
+                .execute(params![inst.key, expires_at])?;
+            inst.last_contact
+        }
+    };
     let (va_name, _, _) = va_and_account(tx, inst.va_id)?;
     Ok((
         Instance {
             cert_renew_after: renew_after,
             cert_expires_at: expires_at,
-            last_contact: now,
+            last_contact,
             ..inst
         },
         va_name,

@@ -25,6 +25,7 @@ pub struct Metrics {
     http_duration: HistogramVec,
     registrations: IntCounter,
     usage_reports: IntCounter,
+    agent_key_reads: IntCounter,
     sync_last_success: GaugeVec,
     pool_shortfall: IntGaugeVec,
     database_bytes: IntGauge,
@@ -124,6 +125,12 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(registrations.clone()))?;
         registry.register(Box::new(usage_reports.clone()))?;
+        let agent_key_reads = IntCounter::new(
+            "satellite_agent_key_reads_total",
+            "Signed agent requests whose instance key was read from the database because \
+             it was not kept in memory (after a start, until the keys are loaded).",
+        )?;
+        registry.register(Box::new(agent_key_reads.clone()))?;
         registry.register(Box::new(sync_last_success.clone()))?;
         registry.register(Box::new(pool_shortfall.clone()))?;
         registry.register(Box::new(database_bytes.clone()))?;
@@ -136,6 +143,7 @@ impl Metrics {
             http_duration,
             registrations,
             usage_reports,
+            agent_key_reads,
             sync_last_success,
             pool_shortfall,
             database_bytes,
@@ -145,6 +153,11 @@ impl Metrics {
             batch_size,
             sync_results,
         })
+    }
+
+    /// A signed request's instance key was read from the database (see web/agent/keys.rs).
+    pub fn agent_key_read(&self) {
+        self.agent_key_reads.inc();
     }
 
     /// One group-commit batch of `jobs` write jobs (called by the writer thread).

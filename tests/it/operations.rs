@@ -1,8 +1,8 @@
 //! Operations (CONTRACT section 7): `/metrics` scraped as Prometheus would, behind its
 //! bearer on the main listener and open on `--metrics-listen`.
 
-use crate::support::agent::Agent;
-use crate::support::{async_client, Licensed};
+use crate::support::agent::{rfc3339, Agent, RawAgent};
+use crate::support::{async_client, Licensed, ServerOptions};
 use reqwest::StatusCode;
 use std::time::Duration;
 
@@ -646,4 +646,76 @@ fn scheduled_backups_are_taken_and_pruned() {
     );
     assert!(count() <= 2, "kept {} backups", count());
     assert!(server.log().contains("removed=1"), "{}", server.log());
+}
+
+async fn key_reads(url: &str) -> f64 {
+    let text = async_client(false)
+        .get(format!("{url}/metrics"))
+        .bearer_auth("scrape-secret-123")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    value(find(&parse(&text), "satellite_agent_key_reads_total", &[]).unwrap())
+}
+
+/// Instance keys are kept in memory and loaded again when the server starts: after a
+/// restart, signed requests read no key from the database. What is kept stays a hint: a
+/// key replaced by a re-registration is refused at once.
+#[tokio::test]
+async fn instance_keys_are_loaded_at_start_and_stay_hints() {
+    let env = vec![("SATELLITE_METRICS_TOKEN".into(), "scrape-secret-123".into())];
+    let l = Licensed::start_with(env.clone()).await;
+    l.perpetual("ess", 5).await;
+    let token = l
+        .token(
+            serde_json::json!({ "expires_in_days": 30, "max_uses": 5, "export_controlled": false }),
+        )
+        .await;
+    let (_, first) = RawAgent::register(&l.server.url, &token, "P", "S1").await;
+    let (_, second) = RawAgent::register(&l.server.url, &token, "P", "S2").await;
+    let server = l.server.restart(ServerOptions {
+        env,
+        ..ServerOptions::upstream()
+    });
+    let (first, second) = (first.unwrap().reconnected(), second.unwrap().reconnected());
+    // The keys load right after the start; give them a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let at = || rfc3339(RawAgent::now());
+    assert_eq!(
+        first.report("a1", &at(), &[("ess", 1)]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        second.report("b1", &at(), &[("ess", 1)]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        key_reads(&server.url).await,
+        0.0,
+        "both keys were loaded at start"
+    );
+
+    // S2 registers again with a new key: the new one works, the old one is refused.
+    let (again, renewed) = RawAgent::register(&server.url, &token, "P", "S2").await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    let renewed = renewed.unwrap();
+    assert_eq!(
+        renewed.report("b2", &at(), &[("ess", 2)]).await.status,
+        StatusCode::OK
+    );
+    let refused = second.report("b3", &at(), &[("ess", 3)]).await;
+    assert_eq!(refused.body["error"]["code"], "bad_signature");
+    assert_eq!(
+        key_reads(&server.url).await,
+        1.0,
+        "the refused key was checked against the database"
+    );
+    assert_eq!(
+        first.report("a2", &at(), &[("ess", 1)]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(key_reads(&server.url).await, 1.0);
 }

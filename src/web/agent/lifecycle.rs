@@ -40,6 +40,9 @@ pub async fn renew(
             )?)
         })
         .await?;
+    state
+        .agent_keys
+        .renewed(&instance.id, instance.cert_expires_at);
     let answer = certificate::issue(
         &state.authority,
         Issue {

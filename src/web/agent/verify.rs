@@ -53,6 +53,7 @@ pub async fn signed_instance(
         // the database decides.
         state.agent_keys.forget(&id);
     }
+    state.metrics.agent_key_read();
     let lookup_id = id.clone();
     let stored = state
         .store

@@ -150,6 +150,17 @@ impl RawAgent {
         (answer, agent)
     }
 
+    /// The same agent on a new connection pool (its server restarted on the same port).
+    pub fn reconnected(&self) -> RawAgent {
+        RawAgent {
+            base: self.base.clone(),
+            key: self.key.clone(),
+            instance_id: self.instance_id.clone(),
+            authority: self.authority,
+            http: async_client(false),
+        }
+    }
+
     pub fn now() -> i64 {
         chrono::Utc::now().timestamp()
     }
