@@ -74,14 +74,37 @@ impl Scheme {
 }
 
 pub fn scheme(conn: &Connection) -> Result<Scheme> {
-    Ok(conn
+    let file = conn.path().filter(|p| !p.is_empty());
+    let known = file.and_then(|file| {
+        KNOWN_SCHEME.with_borrow(|k| {
+            k.as_ref()
+                .filter(|(path, _)| path == file)
+                .map(|(_, s)| s.clone())
+        })
+    });
+    if let Some(s) = known {
+        return Ok(s);
+    }
+    let s = conn
         .prepare_cached("SELECT prefix, first_own FROM instance_id_prefix")?
         .query_row([], |r| {
             Ok(Scheme {
                 prefix: r.get(0)?,
                 first_own: r.get(1)?,
             })
-        })?)
+        })?;
+    if let Some(file) = file {
+        KNOWN_SCHEME.set(Some((file.to_string(), s.clone())));
+    }
+    Ok(s)
+}
+
+thread_local! {
+    /// The scheme of the database file this thread used last. A file's scheme is made once,
+    /// by migration 0019, and never changes: every usage report parses its instance's id,
+    /// and the group-commit writer thread reads it from here instead of the database.
+    static KNOWN_SCHEME: std::cell::RefCell<Option<(String, Scheme)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// The key of the instance with external id `ext`: ours by reading it (no index), others

@@ -14,6 +14,11 @@ use crate::domain::timers;
 use chrono::NaiveDate;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+/// Tags up to which a report's and a row's tags are matched by a walk, not a hash.
+const FEW_TAGS: usize = 8;
 
 /// How a report id is stored: a canonical (lowercase, hyphenated) UUID, the contract's
 /// shape, as its 16 bytes; anything else as the text it is. The ONE mapping both ways:
@@ -105,9 +110,9 @@ struct Reporting {
     holds_keys: bool,
 }
 
-fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
-    let key = instance_ids::key(tx, id)?.ok_or_else(not_registered)?;
-    let sql = format!(
+/// Made once: every report runs it, and the statement cache is keyed by its text.
+static REPORTING_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
                 last_report_id, last_measured_at_us, auth_expires_at - ?2, auth_expires_at,
                 auth_expiry_day, last_contact,
@@ -117,8 +122,12 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
                         WHERE k.instance_id = ?3 AND k.state = 'granted')
          FROM instances i WHERE id = ?1",
         super::reservations::LIVE
-    );
-    tx.prepare_cached(&sql)?
+    )
+});
+
+fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
+    let key = instance_ids::key(tx, id)?.ok_or_else(not_registered)?;
+    tx.prepare_cached(&REPORTING_SQL)?
         .query_row(
             params![key, timers::AUTH_VALID - timers::AUTH_RENEW_AFTER, id],
             |r| {
@@ -153,8 +162,9 @@ fn replace_usage(
     new: &[(String, i64)],
 ) -> Result<Vec<(String, Demand)>> {
     let id = inst.rowid;
-    // Tag -> (interned id, count): a changed or dropped row is then written by its key.
-    let old: std::collections::HashMap<String, (i64, i64)> = tx
+    // (tag, (interned id, count)): a changed or dropped row is then written by its key.
+    // A list, not a map: an instance reports a handful of tags.
+    let old: Vec<(String, (i64, i64))> = tx
         .prepare_cached(
             "SELECT t.tag, u.tag_id, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
              WHERE u.instance_id = ?1",
@@ -167,9 +177,19 @@ fn replace_usage(
         moved.push((tag.to_string(), d));
         Ok(())
     };
+    // Past a few tags, an index: a report may carry a thousand, and the writer is one
+    // thread.
+    let by_tag = |rows: &[(String, (i64, i64))]| -> Option<HashMap<String, (i64, i64)>> {
+        (rows.len() > FEW_TAGS).then(|| rows.iter().cloned().collect())
+    };
+    let old_index = by_tag(&old);
+    let stored = |tag: &str| match &old_index {
+        Some(index) => index.get(tag).copied(),
+        None => old.iter().find(|(t, _)| t == tag).map(|(_, v)| *v),
+    };
     for (tag, count) in new {
-        match old.get(tag) {
-            Some((_, before)) if before == count => {}
+        match stored(tag) {
+            Some((_, before)) if before == *count => {}
             Some((tag_id, before)) => {
                 demand(tag, count - before)?;
                 tx.prepare_cached(
@@ -190,9 +210,14 @@ fn replace_usage(
             }
         }
     }
-    let kept: std::collections::HashSet<&str> = new.iter().map(|(t, _)| t.as_str()).collect();
+    let new_index: Option<HashSet<&str>> =
+        (new.len() > FEW_TAGS).then(|| new.iter().map(|(t, _)| t.as_str()).collect());
+    let reported = |tag: &str| match &new_index {
+        Some(index) => index.contains(tag),
+        None => new.iter().any(|(t, _)| t == tag),
+    };
     for (tag, (tag_id, before)) in &old {
-        if !kept.contains(tag.as_str()) {
+        if !reported(tag) {
             demand(tag, -before)?;
             tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1 AND tag_id = ?2")?
                 .execute(params![id, tag_id])?;
@@ -217,22 +242,28 @@ fn accept_report(
     let (rid, at) = (report_id_value(&report.report_id), report.measured_at_us);
     // By rowid: the row was just read, and this skips a second walk of the id index.
     // The renewal time is not stored: it follows from the expiry (instances::COLUMNS).
-    let set = "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
+    const SET: &str = "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
                  auth_expires_at = ?4";
+    static SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
+        [
+            format!("{SET} WHERE rowid = ?1"),
+            format!("{SET}, auth_expiry_day = ?5 WHERE rowid = ?1"),
+            format!("{SET}, last_contact = ?5 WHERE rowid = ?1"),
+            format!("{SET}, auth_expiry_day = ?5, last_contact = ?6 WHERE rowid = ?1"),
+        ]
+    });
     match (new_day, contact) {
         (None, None) => tx
-            .prepare_cached(&format!("{set} WHERE rowid = ?1"))?
+            .prepare_cached(&SQL[0])?
             .execute(params![inst.rowid, rid, at, expires])?,
         (Some(day), None) => tx
-            .prepare_cached(&format!("{set}, auth_expiry_day = ?5 WHERE rowid = ?1"))?
+            .prepare_cached(&SQL[1])?
             .execute(params![inst.rowid, rid, at, expires, day])?,
         (None, Some(now)) => tx
-            .prepare_cached(&format!("{set}, last_contact = ?5 WHERE rowid = ?1"))?
+            .prepare_cached(&SQL[2])?
             .execute(params![inst.rowid, rid, at, expires, now])?,
         (Some(day), Some(now)) => tx
-            .prepare_cached(&format!(
-                "{set}, auth_expiry_day = ?5, last_contact = ?6 WHERE rowid = ?1"
-            ))?
+            .prepare_cached(&SQL[3])?
             .execute(params![inst.rowid, rid, at, expires, day, now])?,
     };
     Ok((renew, expires))

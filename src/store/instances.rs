@@ -97,9 +97,11 @@ pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<Instance>> {
 }
 
 pub(super) fn find_by_key(conn: &Connection, key: i64) -> Result<Option<Instance>> {
-    let sql = format!("SELECT {COLUMNS} FROM instances WHERE id = ?1");
+    // Made once: renewals run it, and the statement cache is keyed by its text.
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM instances WHERE id = ?1"));
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&SQL)?
         .query_row([key], row)
         .optional()?)
 }

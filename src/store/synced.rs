@@ -3,6 +3,7 @@
 //! export keys and reservation holds on the upstream; `export` reads an account for the
 //! bundles either side sends.
 
+mod deferred_indexes;
 mod export;
 mod snapshot;
 

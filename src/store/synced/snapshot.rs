@@ -13,6 +13,7 @@
 
 use super::super::ledger::capture::{Canonical, SelfCapture};
 use super::super::Result;
+use super::deferred_indexes::DeferredIndexes;
 use super::{va_id, InstanceExport};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +60,9 @@ pub struct Snapshot<'a> {
     fresh: bool,
     /// The ledger's capture of the three tables (None when this connection has no ledger).
     ledger: Option<Capture<'a>>,
+    /// The three tables' secondary indexes, when they were empty at the start: built at
+    /// the end (deferred_indexes.rs).
+    deferred: Option<DeferredIndexes>,
 }
 
 /// The suspended triggers and the three tables' indexes in the ledger's list.
@@ -158,9 +162,15 @@ impl<'a> Snapshot<'a> {
             }
             None => None,
         };
+        let deferred = if stored {
+            None
+        } else {
+            DeferredIndexes::defer_if_empty(tx, &TABLES)?
+        };
         Ok(Self {
             fresh: !stored,
             ledger,
+            deferred,
             tx,
             satellite_id,
             account_id,
@@ -556,6 +566,9 @@ impl<'a> Snapshot<'a> {
             .execute(params![va, tag, d, de])?;
         }
         super::super::reservations::replace_satellite_held(tx, sat, &self.reserved)?;
+        if let Some(deferred) = self.deferred.take() {
+            deferred.rebuild(tx)?;
+        }
         tx.execute(
             "UPDATE satellites SET last_sequence = ?2, last_sync = ?3, instance_count = ?4 WHERE id = ?1",
             params![sat, sequence, self.now, self.instances],

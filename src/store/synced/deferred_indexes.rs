@@ -1,0 +1,115 @@
+//! A first import into empty tables builds their secondary indexes once, at the end,
+//! instead of row by row. Inserted one row at a time, each instance lands in five
+//! B-trees (the table and the four list indexes of migration 0016), most of them at
+//! scattered places; built by `CREATE INDEX`, an index is one sort and a bottom-up
+//! write. The indexes are dropped and created again inside the import's transaction, from
+//! their own stored definitions (`sqlite_master`), so a rollback restores them and the
+//! rebuilt ones are the migrations' exactly.
+
+use super::super::Result;
+use rusqlite::Connection;
+
+/// Indexes dropped for the length of one transaction, with the SQL that made each.
+pub struct DeferredIndexes {
+    definitions: Vec<String>,
+}
+
+impl DeferredIndexes {
+    /// Drops the secondary indexes of `tables` when every one of them is empty; None (and
+    /// nothing dropped) otherwise: rebuilding an index over rows already stored would cost
+    /// more than the inserts it spares.
+    pub fn defer_if_empty(tx: &Connection, tables: &[&str]) -> Result<Option<Self>> {
+        for table in tables {
+            let sql = format!("SELECT EXISTS (SELECT 1 FROM \"{table}\")");
+            let any: bool = tx.query_row(&sql, [], |r| r.get(0))?;
+            if any {
+                return Ok(None);
+            }
+        }
+        let mut named = Vec::new();
+        let mut stmt = tx.prepare(
+            "SELECT name, sql FROM sqlite_schema
+             WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL ORDER BY name",
+        )?;
+        for table in tables {
+            let rows = stmt.query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+            for row in rows {
+                named.push(row?);
+            }
+        }
+        for (name, _) in &named {
+            tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+        }
+        Ok(Some(DeferredIndexes {
+            definitions: named.into_iter().map(|(_, sql)| sql).collect(),
+        }))
+    }
+
+    /// Creates the dropped indexes again over the rows now stored.
+    pub fn rebuild(self, tx: &Connection) -> Result<()> {
+        for sql in &self.definitions {
+            tx.execute_batch(sql)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn indexes(conn: &Connection) -> Vec<(String, String)> {
+        conn.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn indexes_come_back_as_they_were_and_only_over_empty_tables() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c INTEGER);
+             CREATE INDEX t_b ON t(b, a);
+             CREATE INDEX t_c ON t(c);
+             CREATE TABLE u (x TEXT PRIMARY KEY, y INTEGER) WITHOUT ROWID;
+             CREATE INDEX u_y ON u(y);",
+        )
+        .unwrap();
+        let before = indexes(&conn);
+        let tx = conn.transaction().unwrap();
+        let deferred = DeferredIndexes::defer_if_empty(&tx, &["t", "u"])
+            .unwrap()
+            .unwrap();
+        assert!(indexes(&tx).is_empty(), "dropped for the transaction");
+        tx.execute_batch(
+            "INSERT INTO t VALUES (1, 'q', 3), (2, 'p', 3); INSERT INTO u VALUES ('k', 1)",
+        )
+        .unwrap();
+        deferred.rebuild(&tx).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(indexes(&conn), before);
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT a FROM t WHERE b = 'p'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("t_b"), "{plan}");
+
+        // With rows stored, nothing is dropped; a rollback restores what was.
+        assert!(DeferredIndexes::defer_if_empty(&conn, &["t", "u"])
+            .unwrap()
+            .is_none());
+        conn.execute_batch("DELETE FROM t; DELETE FROM u").unwrap();
+        let tx = conn.transaction().unwrap();
+        assert!(DeferredIndexes::defer_if_empty(&tx, &["t", "u"])
+            .unwrap()
+            .is_some());
+        tx.rollback().unwrap();
+        assert_eq!(indexes(&conn), before);
+    }
+}
