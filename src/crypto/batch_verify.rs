@@ -10,8 +10,8 @@
 //! the operating system instead of a transcript hash.
 //!
 //! Each item is first held to what `VerifyingKey::verify_strict` demands and the batch
-//! equation does not (canonical `s`, key and `R` not of small order). A batch that passes
-//! means every item passes alone, except with negligible probability over the random
+//! equation does not (canonical `s` and `R` encoding, key and `R` not of small order). A
+//! batch that passes means every item passes alone, except with negligible probability over the random
 //! weights, or for a signature its own key's holder crafted with a torsion component,
 //! which forges nothing. A batch that fails says only that some item is bad: callers
 //! check each alone to find which.
@@ -52,6 +52,16 @@ pub fn verify_all(items: &[Item]) -> bool {
 /// Weights of 128 bits: a bad item slips through a batch with probability 2^-128.
 const WEIGHT_BYTES: usize = 16;
 
+/// Whether a compressed point's y (the low 255 bits, little-endian) is below
+/// p = 2^255 - 19; decompression alone also accepts y in p..2^255.
+fn canonical_y(bytes: &[u8]) -> bool {
+    let [first, middle @ .., last] = bytes else {
+        return false;
+    };
+    let at_least_p = *first >= 0xed && middle.iter().all(|b| *b == 0xff) && last & 0x7f == 0x7f;
+    !at_least_p
+}
+
 /// sum(z_i R_i) + sum(z_i k_i A_i) - (sum z_i s_i) B == identity, with k_i =
 /// SHA-512(R_i || A_i || M_i) and random z_i; None when an item breaks a strict rule or
 /// the system's random source fails.
@@ -66,6 +76,10 @@ fn equation_holds(items: &[Item]) -> Option<bool> {
             return None;
         }
         let (r_bytes, s_bytes) = item.signature.split_at(32);
+        // verify_strict compares R's bytes with a canonical encoding: y must be below p.
+        if !canonical_y(r_bytes) {
+            return None;
+        }
         let r = CompressedEdwardsY::from_slice(r_bytes).ok()?.decompress()?;
         if r.is_small_order() {
             return None;
@@ -112,6 +126,19 @@ mod tests {
         assert!(verify_all(&items));
         assert!(verify_all(&items[..2]));
         assert!(verify_all(&[]));
+    }
+
+    #[test]
+    fn only_canonical_y_encodings_pass() {
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        assert!(!canonical_y(&p), "p itself");
+        p[31] = 0xff;
+        assert!(!canonical_y(&p), "p with the sign bit");
+        p[0] = 0xec;
+        assert!(canonical_y(&p), "p - 1");
+        assert!(canonical_y(&[0u8; 32]));
     }
 
     #[test]

@@ -99,6 +99,13 @@ pub fn scheme(conn: &Connection) -> Result<Scheme> {
     Ok(s)
 }
 
+/// Drops this thread's kept scheme (a store opening: its file may have been replaced, by a
+/// restore, since this thread read the one at that path). Threads a store starts begin
+/// with none.
+pub(crate) fn forget_known_scheme() {
+    KNOWN_SCHEME.set(None);
+}
+
 thread_local! {
     /// The scheme of the database file this thread used last. A file's scheme is made once,
     /// by migration 0019, and never changes: every usage report parses its instance's id,

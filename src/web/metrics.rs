@@ -127,8 +127,9 @@ impl Metrics {
         registry.register(Box::new(usage_reports.clone()))?;
         let agent_key_reads = IntCounter::new(
             "satellite_agent_key_reads_total",
-            "Signed agent requests whose instance key was read from the database because \
-             it was not kept in memory (after a start, until the keys are loaded).",
+            "Signed agent requests that read their instance's key from the database: not \
+             held in memory (after a start until the keys are loaded; unknown or removed \
+             instances), or re-read after a check failed against the key held.",
         )?;
         registry.register(Box::new(agent_key_reads.clone()))?;
         registry.register(Box::new(sync_last_success.clone()))?;

@@ -681,8 +681,12 @@ async fn instance_keys_are_loaded_at_start_and_stay_hints() {
         ..ServerOptions::upstream()
     });
     let (first, second) = (first.unwrap().reconnected(), second.unwrap().reconnected());
-    // The keys load right after the start; give them a moment.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The keys load right after the start, and the log says when.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("instance keys loaded") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let at = || rfc3339(RawAgent::now());
     assert_eq!(
         first.report("a1", &at(), &[("ess", 1)]).await.status,
@@ -713,9 +717,43 @@ async fn instance_keys_are_loaded_at_start_and_stay_hints() {
         1.0,
         "the refused key was checked against the database"
     );
+    // Refusals against the key held do not evict it: each costs one read, and the
+    // instance's own requests still read nothing.
+    let forged = renewed.signing_with(first.key.clone());
+    let refused = forged.report("b4", &at(), &[("ess", 1)]).await;
+    assert_eq!(refused.body["error"]["code"], "bad_signature");
+    assert_eq!(key_reads(&server.url).await, 2.0);
+    let answer = renewed
+        .post("/agent/v1/renew", &serde_json::json!({}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    for (agent, id) in [(&first, "a2"), (&renewed, "b5")] {
+        let answer = agent.report(id, &at(), &[("ess", 1)]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
     assert_eq!(
-        first.report("a2", &at(), &[("ess", 1)]).await.status,
-        StatusCode::OK
+        key_reads(&server.url).await,
+        2.0,
+        "renewed and reported from memory"
     );
-    assert_eq!(key_reads(&server.url).await, 1.0);
+
+    // Removed: its next request reads the database and is not registered, whatever its
+    // body says.
+    let api = server.admin_api().await;
+    let (status, body) = api
+        .delete(&format!(
+            "{}/instances/{}",
+            crate::support::VA,
+            first.instance_id
+        ))
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let gone = first
+        .post("/agent/v1/usage", &serde_json::json!({ "nonsense": true }))
+        .await;
+    assert_eq!(
+        gone.body["error"]["code"], "instance_not_registered",
+        "{}",
+        gone.body
+    );
 }

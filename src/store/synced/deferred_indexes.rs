@@ -4,7 +4,9 @@
 //! scattered places; built by `CREATE INDEX`, an index is one sort and a bottom-up
 //! write. The indexes are dropped and created again inside the import's transaction, from
 //! their own stored definitions (`sqlite_master`), so a rollback restores them and the
-//! rebuilt ones are the migrations' exactly.
+//! rebuilt ones are the migrations' exactly. Only non-unique indexes are dropped: a unique
+//! one is a rule the inserts must meet as they go. (The schema change makes each
+//! connection prepare its statements again once; imports are rare.)
 
 use super::super::Result;
 use rusqlite::Connection;
@@ -28,8 +30,10 @@ impl DeferredIndexes {
         }
         let mut named = Vec::new();
         let mut stmt = tx.prepare(
-            "SELECT name, sql FROM sqlite_schema
-             WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL ORDER BY name",
+            "SELECT s.name, s.sql FROM sqlite_schema s
+             JOIN pragma_index_list(?1) l ON l.name = s.name
+             WHERE s.type = 'index' AND s.sql IS NOT NULL AND l.\"unique\" = 0
+             ORDER BY s.name",
         )?;
         for table in tables {
             let rows = stmt.query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
@@ -38,7 +42,10 @@ impl DeferredIndexes {
             }
         }
         for (name, _) in &named {
-            tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+            tx.execute_batch(&format!(
+                "DROP INDEX main.\"{}\"",
+                name.replace('"', "\"\"")
+            ))?;
         }
         Ok(Some(DeferredIndexes {
             definitions: named.into_iter().map(|(_, sql)| sql).collect(),
@@ -74,8 +81,9 @@ mod tests {
             "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c INTEGER);
              CREATE INDEX t_b ON t(b, a);
              CREATE INDEX t_c ON t(c);
-             CREATE TABLE u (x TEXT PRIMARY KEY, y INTEGER) WITHOUT ROWID;
-             CREATE INDEX u_y ON u(y);",
+             CREATE TABLE u (x TEXT PRIMARY KEY, y INTEGER, z INTEGER) WITHOUT ROWID;
+             CREATE INDEX \"u \"\"y\"\"\" ON u(y);
+             CREATE UNIQUE INDEX u_z ON u(z);",
         )
         .unwrap();
         let before = indexes(&conn);
@@ -83,11 +91,20 @@ mod tests {
         let deferred = DeferredIndexes::defer_if_empty(&tx, &["t", "u"])
             .unwrap()
             .unwrap();
-        assert!(indexes(&tx).is_empty(), "dropped for the transaction");
+        let names: Vec<String> = indexes(&tx).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["u_z"],
+            "all but the unique one dropped for the transaction"
+        );
         tx.execute_batch(
-            "INSERT INTO t VALUES (1, 'q', 3), (2, 'p', 3); INSERT INTO u VALUES ('k', 1)",
+            "INSERT INTO t VALUES (1, 'q', 3), (2, 'p', 3); INSERT INTO u VALUES ('k', 1, 1)",
         )
         .unwrap();
+        assert!(
+            tx.execute("INSERT INTO u VALUES ('l', 1, 1)", []).is_err(),
+            "still unique"
+        );
         deferred.rebuild(&tx).unwrap();
         tx.commit().unwrap();
         assert_eq!(indexes(&conn), before);

@@ -28,8 +28,9 @@ const PARSED_CAPACITY: usize = 65_536;
 
 /// Instance keys at or above this are not kept in the estate table (their requests fetch
 /// their key): bounds the table at 640 MiB, far past the estates the satellite is sized
-/// for. The table only holds instances that registered or passed a signature check, so
-/// its size follows the estate, never an unauthenticated peer.
+/// for. The table holds only keys read from the database or given at registration, so
+/// its size follows the highest instance key issued (chunks of removed instances stay
+/// allocated), never what an unauthenticated peer sends.
 const ESTATE_KEYS_MAX: i64 = 16 << 20;
 
 /// Slots per chunk of the estate table (160 KiB); chunks are allocated when first used.
@@ -43,11 +44,21 @@ pub struct KnownKey {
 }
 
 /// An instance's key as stored. An expiry of 0 marks an empty slot (a certificate never
-/// expires at the epoch).
+/// expires at the epoch), `FORGOTTEN` a key dropped since the server started.
 #[derive(Clone, Copy, Default)]
 struct Slot {
     public_key: [u8; 32],
     cert_expires_at: i64,
+}
+
+/// The expiry of a forgotten slot: never served, and never filled by `preload` (whose
+/// rows may have been read before the instance was removed), only by `remember`.
+const FORGOTTEN: i64 = i64::MIN;
+
+impl Slot {
+    fn holds_key(&self) -> bool {
+        self.cert_expires_at != 0 && self.cert_expires_at != FORGOTTEN
+    }
 }
 
 /// Every instance's stored key, by integer key (see the module docs).
@@ -68,7 +79,22 @@ impl EstateKeys {
         let (chunk, at) = Self::position(key)?;
         let chunks = self.chunks.read().ok()?;
         let slot = *chunks.get(chunk)?.as_ref()?.get(at)?;
-        (slot.cert_expires_at != 0).then_some(slot)
+        slot.holds_key().then_some(slot)
+    }
+
+    /// Changes the slot of `key` in place, under one lock.
+    fn update(&self, key: i64, change: impl FnOnce(&mut Slot)) {
+        let Some((chunk, at)) = Self::position(key) else {
+            return;
+        };
+        let Ok(mut chunks) = self.chunks.write() else {
+            return;
+        };
+        if chunks.len() <= chunk {
+            chunks.resize_with(chunk + 1, || None);
+        }
+        let slots = chunks[chunk].get_or_insert_with(|| vec![Slot::default(); CHUNK].into());
+        change(&mut slots[at]);
     }
 
     /// Fills empty slots only: a key kept since the rows were read stays.
@@ -87,6 +113,7 @@ impl EstateKeys {
                 chunks.resize_with(chunk + 1, || None);
             }
             let slots = chunks[chunk].get_or_insert_with(|| vec![Slot::default(); CHUNK].into());
+            // Empty only: neither a key kept since the rows were read nor a forgotten one.
             if slots[at].cert_expires_at == 0 {
                 slots[at] = Slot {
                     public_key,
@@ -97,17 +124,7 @@ impl EstateKeys {
     }
 
     fn set(&self, key: i64, slot: Slot) {
-        let Some((chunk, at)) = Self::position(key) else {
-            return;
-        };
-        let Ok(mut chunks) = self.chunks.write() else {
-            return;
-        };
-        if chunks.len() <= chunk {
-            chunks.resize_with(chunk + 1, || None);
-        }
-        let slots = chunks[chunk].get_or_insert_with(|| vec![Slot::default(); CHUNK].into());
-        slots[at] = slot;
+        self.update(key, |kept| *kept = slot);
     }
 }
 
@@ -177,13 +194,11 @@ impl KeyCache {
             }
         }
         if let Some(key) = self.estate_key(instance_id) {
-            if let Some(slot) = self.estate.get(key) {
-                let slot = Slot {
-                    cert_expires_at,
-                    ..slot
-                };
-                self.estate.set(key, slot);
-            }
+            self.estate.update(key, |slot| {
+                if slot.holds_key() {
+                    slot.cert_expires_at = cert_expires_at;
+                }
+            });
         }
     }
 
@@ -199,7 +214,11 @@ impl KeyCache {
             keys.remove(instance_id);
         }
         if let Some(key) = self.estate_key(instance_id) {
-            self.estate.set(key, Slot::default());
+            let forgotten = Slot {
+                public_key: [0; 32],
+                cert_expires_at: FORGOTTEN,
+            };
+            self.estate.set(key, forgotten);
         }
     }
 }
@@ -212,7 +231,7 @@ const PRELOAD_STEP: usize = 50_000;
 /// each instance has made a trip. About a second per million instances, off the
 /// executor; requests meanwhile fall back to the database as they would anyway.
 pub async fn preload(state: State) {
-    let mut after = 0;
+    let (mut after, mut loaded) = (0, 0);
     loop {
         let read = state
             .store
@@ -223,16 +242,18 @@ pub async fn preload(state: State) {
                 let Some(last) = rows.last() else { break };
                 after = last.key;
                 state.agent_keys.fill(&rows);
+                loaded += rows.len();
                 if rows.len() < PRELOAD_STEP {
                     break;
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot preload instance keys; they are read as needed");
-                break;
+                return;
             }
         }
     }
+    tracing::info!(instances = loaded, "instance keys loaded");
 }
 
 #[cfg(test)]
@@ -287,8 +308,23 @@ mod tests {
             public_key: known(seed).key.to_bytes().to_vec(),
             cert_expires_at: 1_950_000_000,
         };
-        cache.fill(&[stored(5, 9), stored(6, 6)]);
+        let removed = scheme().encode(7);
+        cache.remember(&removed, known(7));
+        cache.forget(&removed);
+        cache.fill(&[stored(5, 9), stored(6, 6), stored(7, 7)]);
         assert_eq!(cache.get(&id).unwrap().key, known(5).key, "not overwritten");
+        assert!(
+            cache.get(&removed).is_none(),
+            "a forgotten key is not filled again"
+        );
+        cache.renewed(&removed, 2_000_000_000);
+        assert!(cache.get(&removed).is_none(), "nor renewed");
+        cache.remember(&removed, known(8));
+        assert_eq!(
+            cache.get(&removed).unwrap().key,
+            known(8).key,
+            "remembered again"
+        );
         let filled = cache.get(&scheme().encode(6)).expect("filled");
         assert_eq!(filled.key, known(6).key);
         assert_eq!(filled.cert_expires_at, 1_950_000_000);

@@ -45,21 +45,35 @@ pub async fn signed_instance(
         })?
         .to_string();
     let now = state.clock.unix();
-    if let Some(known) = state.agent_keys.get(&id) {
-        if check(state, &known, req, body, now).await.is_ok() {
-            return Ok(verified(id, &known));
-        }
-        // The key may have changed or the certificate been renewed since it was cached:
-        // the database decides.
-        state.agent_keys.forget(&id);
-    }
+    let kept = state.agent_keys.get(&id);
+    let refused = match &kept {
+        Some(known) => match check(state, known, req, body, now).await {
+            Ok(()) => return Ok(verified(id, known)),
+            // The key may have changed, or the certificate been renewed or the instance
+            // removed, since it was kept: the database decides.
+            Err(e) => Some(e),
+        },
+        None => None,
+    };
     state.metrics.agent_key_read();
     let lookup_id = id.clone();
     let stored = state
         .store
         .lookup(move |c| instances::credentials(c, &lookup_id))
-        .await?
-        .ok_or_else(instance::not_registered)?;
+        .await?;
+    let Some(stored) = stored else {
+        state.agent_keys.forget(&id);
+        return Err(instance::not_registered().into());
+    };
+    if let (Some(known), Some(refused)) = (&kept, refused) {
+        if known.key.as_bytes().as_slice() == stored.public_key.as_slice()
+            && known.cert_expires_at == stored.cert_expires_at
+        {
+            // What was kept is what is stored: the refusal stands, checked once, and the
+            // entry stays (a peer sending bad signatures for an id cannot evict its key).
+            return Err(refused);
+        }
+    }
     // Keys are checked when an instance registers, so a stored key always parses.
     let key = <[u8; 32]>::try_from(stored.public_key.as_slice())
         .ok()
@@ -69,8 +83,8 @@ pub async fn signed_instance(
         key,
         cert_expires_at: stored.cert_expires_at,
     };
-    check(state, &known, req, body, now).await?;
     state.agent_keys.remember(&id, known.clone());
+    check(state, &known, req, body, now).await?;
     Ok(verified(id, &known))
 }
 

@@ -161,6 +161,14 @@ impl RawAgent {
         }
     }
 
+    /// Another key signing for this agent's instance (a forger's, or a replaced one).
+    pub fn signing_with(&self, key: SigningKey) -> RawAgent {
+        RawAgent {
+            key,
+            ..self.reconnected()
+        }
+    }
+
     pub fn now() -> i64 {
         chrono::Utc::now().timestamp()
     }
