@@ -212,7 +212,7 @@ pub fn run(settings: Settings, out: &Output) -> Result<(), CliError> {
         .read_blocking(crate::store::instance_ids::scheme)
         .map_err(|e| CliError(format!("cannot read the instance id scheme: {e}")))?;
     let state = AppState {
-        agent_keys: crate::web::agent::keys::KeyCache::new(Some(id_scheme)),
+        agent_keys: crate::web::agent::keys::KeyCache::new(id_scheme),
         store,
         settings: settings.clone(),
         authority,

@@ -11,10 +11,10 @@
 //!
 //! Each item is first held to what `VerifyingKey::verify_strict` demands and the batch
 //! equation does not (canonical `s` and `R` encoding, key and `R` not of small order). A
-//! batch that passes means every item passes alone, except with negligible probability over the random
-//! weights, or for a signature its own key's holder crafted with a torsion component,
-//! which forges nothing. A batch that fails says only that some item is bad: callers
-//! check each alone to find which.
+//! batch that passes means every item passes alone, except with negligible probability
+//! over the random weights, or for a signature its own key's holder crafted with a
+//! torsion component, which forges nothing. A batch that fails says only that some item
+//! is bad: callers check each alone to find which.
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};

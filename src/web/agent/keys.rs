@@ -82,19 +82,23 @@ impl EstateKeys {
         slot.holds_key().then_some(slot)
     }
 
-    /// Changes the slot of `key` in place, under one lock.
-    fn update(&self, key: i64, change: impl FnOnce(&mut Slot)) {
-        let Some((chunk, at)) = Self::position(key) else {
-            return;
-        };
-        let Ok(mut chunks) = self.chunks.write() else {
-            return;
-        };
+    /// The slot of `key` in `chunks`, its chunk allocated if need be; None past the bound.
+    fn slot_mut(chunks: &mut Vec<Option<Box<[Slot]>>>, key: i64) -> Option<&mut Slot> {
+        let (chunk, at) = Self::position(key)?;
         if chunks.len() <= chunk {
             chunks.resize_with(chunk + 1, || None);
         }
         let slots = chunks[chunk].get_or_insert_with(|| vec![Slot::default(); CHUNK].into());
-        change(&mut slots[at]);
+        slots.get_mut(at)
+    }
+
+    /// Changes the slot of `key` in place, under one lock.
+    fn update(&self, key: i64, change: impl FnOnce(&mut Slot)) {
+        if let Ok(mut chunks) = self.chunks.write() {
+            if let Some(slot) = Self::slot_mut(&mut chunks, key) {
+                change(slot);
+            }
+        }
     }
 
     /// Fills empty slots only: a key kept since the rows were read stays.
@@ -103,22 +107,17 @@ impl EstateKeys {
             return;
         };
         for row in rows {
-            let Some((chunk, at)) = Self::position(row.key) else {
-                continue;
-            };
             let Ok(public_key) = <[u8; 32]>::try_from(row.public_key.as_slice()) else {
                 continue;
             };
-            if chunks.len() <= chunk {
-                chunks.resize_with(chunk + 1, || None);
-            }
-            let slots = chunks[chunk].get_or_insert_with(|| vec![Slot::default(); CHUNK].into());
             // Empty only: neither a key kept since the rows were read nor a forgotten one.
-            if slots[at].cert_expires_at == 0 {
-                slots[at] = Slot {
-                    public_key,
-                    cert_expires_at: row.cert_expires_at,
-                };
+            if let Some(slot) = Self::slot_mut(&mut chunks, row.key) {
+                if slot.cert_expires_at == 0 {
+                    *slot = Slot {
+                        public_key,
+                        cert_expires_at: row.cert_expires_at,
+                    };
+                }
             }
         }
     }
@@ -133,18 +132,12 @@ impl EstateKeys {
 pub struct KeyCache {
     parsed: Mutex<LruCache<String, KnownKey>>,
     estate: EstateKeys,
-    /// This server's id scheme, to find an id's integer key; None keeps no estate table.
-    scheme: Option<Scheme>,
-}
-
-impl Default for KeyCache {
-    fn default() -> Self {
-        KeyCache::new(None)
-    }
+    /// This server's id scheme, to find an id's integer key.
+    scheme: Scheme,
 }
 
 impl KeyCache {
-    pub fn new(scheme: Option<Scheme>) -> Self {
+    pub fn new(scheme: Scheme) -> Self {
         KeyCache {
             parsed: Mutex::new(LruCache::new(PARSED_CAPACITY)),
             estate: EstateKeys::default(),
@@ -153,7 +146,7 @@ impl KeyCache {
     }
 
     fn estate_key(&self, instance_id: &str) -> Option<i64> {
-        self.scheme.as_ref()?.parse(instance_id)
+        self.scheme.parse(instance_id)
     }
 
     pub fn get(&self, instance_id: &str) -> Option<KnownKey> {
@@ -204,9 +197,7 @@ impl KeyCache {
 
     /// Keeps these stored keys in the estate table (see `preload`).
     pub fn fill(&self, rows: &[StoredKey]) {
-        if self.scheme.is_some() {
-            self.estate.fill(rows);
-        }
+        self.estate.fill(rows);
     }
 
     pub fn forget(&self, instance_id: &str) {
@@ -277,7 +268,7 @@ mod tests {
 
     #[test]
     fn keys_of_the_whole_estate_outlive_the_parsed_level() {
-        let cache = KeyCache::new(Some(scheme()));
+        let cache = KeyCache::new(scheme());
         let ids: Vec<String> = (1..=(PARSED_CAPACITY as i64 + 10))
             .map(|k| scheme().encode(k))
             .collect();
@@ -300,7 +291,7 @@ mod tests {
 
     #[test]
     fn filling_keeps_keys_already_known() {
-        let cache = KeyCache::new(Some(scheme()));
+        let cache = KeyCache::new(scheme());
         let id = scheme().encode(5);
         cache.remember(&id, known(5));
         let stored = |key: i64, seed: u8| StoredKey {
@@ -332,7 +323,7 @@ mod tests {
 
     #[test]
     fn ids_outside_the_scheme_use_the_parsed_level_only() {
-        let cache = KeyCache::new(Some(scheme()));
+        let cache = KeyCache::new(scheme());
         cache.remember("legacy-7", known(7));
         assert_eq!(cache.get("legacy-7").map(|k| k.key), Some(known(7).key));
         // Another server's prefix, and a key past the table's bound: not in the table.
