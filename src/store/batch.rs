@@ -8,6 +8,9 @@
 //! the WAL file and only then answers. The writer runs the next batch meanwhile, so the
 //! flush is no longer dead time on the one thread every write goes through. A reply still
 //! means the change is on disk: the flush started after the commit's frames were written.
+//! While a flush is in flight the writer keeps its transaction open and runs the jobs that
+//! arrive into it, committing when the flush is done: a batch committed meanwhile would
+//! wait for the next flush anyway, and every commit costs its own WAL and lock work.
 //!
 //! Hot point reads (an agent's key, looked up for every signed request) run in the same
 //! batches on the same connection and are answered as soon as they have run: that
@@ -17,10 +20,19 @@
 use super::{Result, StoreError};
 use rusqlite::Connection;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 /// Most jobs in one transaction; bounds the latency a long batch adds.
 const MAX_BATCH: usize = 256;
+
+/// How often a writer holding its transaction open for a flush looks whether it is done.
+const FLUSH_POLL: Duration = Duration::from_micros(250);
+
+/// Longest a transaction is held open for a flush: a stalled disk must not keep the
+/// write lock for ever (the batch then commits, and its replies still wait for a flush).
+const FLUSH_WAIT_MAX: Duration = Duration::from_millis(50);
 
 /// Runs in the transaction; returns what to tell the caller once the commit's fate is known.
 struct Job {
@@ -48,8 +60,19 @@ pub struct Batcher {
 enum Deliver {
     /// Answer at once: the commit itself was durable.
     Now,
-    /// Answer after the sync thread has flushed the WAL file.
-    AfterSync(mpsc::Sender<Vec<Completion>>),
+    /// Answer after the sync thread has flushed the WAL file. The count is of batches
+    /// handed to it and not yet answered.
+    AfterSync(mpsc::Sender<Vec<Completion>>, Arc<AtomicUsize>),
+}
+
+impl Deliver {
+    /// Whether a flush is under way, so a commit now would only wait for the next one.
+    fn flushing(&self) -> bool {
+        match self {
+            Deliver::Now => false,
+            Deliver::AfterSync(_, in_flight) => in_flight.load(Ordering::Acquire) > 0,
+        }
+    }
 }
 
 impl Batcher {
@@ -63,11 +86,13 @@ impl Batcher {
     pub fn pipelined_writer(conn: Connection, wal: PathBuf, seal: Option<Seal>) -> Result<Batcher> {
         conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         let (synced, waiting) = mpsc::channel::<Vec<Completion>>();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let answered = in_flight.clone();
         std::thread::Builder::new()
             .name("sqlite-sync".into())
-            .spawn(move || sync_loop(&wal, waiting))
+            .spawn(move || sync_loop(&wal, waiting, &answered))
             .map_err(|e| StoreError::Io(format!("cannot start the sync thread: {e}")))?;
-        let deliver = Deliver::AfterSync(synced);
+        let deliver = Deliver::AfterSync(synced, in_flight);
         Self::spawn(conn, deliver, seal)
     }
 
@@ -182,23 +207,15 @@ fn run(
 ) {
     let exec = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
         if let Err(e) = exec("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin a transaction");
-            // Not started: the jobs never run, and their callers hear that the store failed.
+            // Not started: the job never runs, and its caller hears that the store failed.
             continue;
         }
+        let (completions, writes) = run_batch(&conn, first, &queue, &deliver);
         if let Some(observe) = observer.get() {
-            observe(batch.len());
+            observe(completions.len());
         }
-        let writes = batch.iter().any(|job| job.writes);
-        let completions: Vec<Completion> = batch.into_iter().map(|job| (job.run)(&conn)).collect();
         let sealed = match seal {
             Some(seal) if writes => seal(&conn).map_err(|e| e.to_string()),
             _ => Ok(()),
@@ -217,14 +234,52 @@ fn run(
         });
         stats.sample(&conn);
         match (&deliver, commit) {
-            (Deliver::AfterSync(sync), Ok(())) if writes => {
+            (Deliver::AfterSync(sync, in_flight), Ok(())) if writes => {
+                in_flight.fetch_add(1, Ordering::AcqRel);
                 if let Err(mpsc::SendError(completions)) = sync.send(completions) {
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
                     answer(completions, Err("the sync thread has stopped".into()));
                 }
             }
             (_, commit) => answer(completions, commit),
         }
     }
+}
+
+/// Runs `first` and every job queued meanwhile in the open transaction, up to
+/// `MAX_BATCH`; while a flush is in flight it waits for more (see the module docs).
+/// Returns the completions and whether any job wrote.
+fn run_batch(
+    conn: &Connection,
+    first: Job,
+    queue: &mpsc::Receiver<Job>,
+    deliver: &Deliver,
+) -> (Vec<Completion>, bool) {
+    let mut completions = Vec::new();
+    let mut writes = false;
+    let mut run = |job: Job, completions: &mut Vec<Completion>| {
+        writes |= job.writes;
+        completions.push((job.run)(conn));
+    };
+    run(first, &mut completions);
+    let held_since = Instant::now();
+    while completions.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => run(job, &mut completions),
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => {
+                if !deliver.flushing() || held_since.elapsed() >= FLUSH_WAIT_MAX {
+                    break;
+                }
+                match queue.recv_timeout(FLUSH_POLL) {
+                    Ok(job) => run(job, &mut completions),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+    }
+    (completions, writes)
 }
 
 fn answer(completions: Vec<Completion>, outcome: std::result::Result<(), String>) {
@@ -236,16 +291,22 @@ fn answer(completions: Vec<Completion>, outcome: std::result::Result<(), String>
 /// Flushes the WAL once for every batch committed before the flush began, then answers
 /// them. The file is opened by path each time, so the flush reaches the WAL SQLite is
 /// writing now even if it was replaced meanwhile.
-fn sync_loop(wal: &std::path::Path, waiting: mpsc::Receiver<Vec<Completion>>) {
+fn sync_loop(
+    wal: &std::path::Path,
+    waiting: mpsc::Receiver<Vec<Completion>>,
+    in_flight: &AtomicUsize,
+) {
     while let Ok(first) = waiting.recv() {
         let mut batches = vec![first];
         batches.extend(waiting.try_iter());
         let synced = std::fs::File::open(wal)
             .and_then(|f| f.sync_data())
             .map_err(|e| format!("cannot flush {}: {e}", wal.display()));
+        let n = batches.len();
         for completions in batches {
             answer(completions, synced.clone());
         }
+        in_flight.fetch_sub(n, Ordering::AcqRel);
     }
 }
 
