@@ -30,7 +30,8 @@ pub fn expire_authorizations(tx: &Connection, now: i64, limit: u32) -> Result<us
         tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
             .execute([inst.key])?;
         tx.prepare_cached(
-            "UPDATE instances SET auth_expires_at = NULL, auth_expiry_day = NULL WHERE id = ?1",
+            "UPDATE instances SET auth_expires_at = NULL, auth_expiry_day = NULL, usage_fp = NULL
+             WHERE id = ?1",
         )?
         .execute([inst.key])?;
         set_status(

@@ -103,6 +103,8 @@ struct Reporting {
     auth_expires_at: Option<i64>,
     auth_expiry_day: Option<i64>,
     last_contact: i64,
+    /// `usage_fingerprint` of the usage stored, when known (migration 0020).
+    usage_fp: Option<i64>,
     /// Whether the UDI holds a live reservation: read with the row, so that the usual
     /// report (none) asks nothing more.
     has_reservation: bool,
@@ -115,7 +117,7 @@ static REPORTING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
                 last_report_id, last_measured_at_us, auth_expires_at - ?2, auth_expires_at,
-                auth_expiry_day, last_contact,
+                auth_expiry_day, last_contact, usage_fp,
                 EXISTS (SELECT 1 FROM reservations r
                         WHERE r.pid = i.pid AND r.sn = i.sn AND r.state IN {}),
                 EXISTS (SELECT 1 FROM export_keys k
@@ -144,13 +146,33 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
                     auth_expires_at: r.get(9)?,
                     auth_expiry_day: r.get(10)?,
                     last_contact: r.get(11)?,
-                    has_reservation: r.get(12)?,
-                    holds_keys: r.get(13)?,
+                    usage_fp: r.get(12)?,
+                    has_reservation: r.get(13)?,
+                    holds_keys: r.get(14)?,
                 })
             },
         )
         .optional()?
         .ok_or_else(not_registered)
+}
+
+/// A fingerprint of a usage list, whatever its order: the first 48 bits of a SHA-256 over
+/// the entries sorted by tag (48 bits keep the column at 6 bytes a row; a false match, which
+/// would keep the stored counts, has odds of 2^-48 per changed report).
+pub fn usage_fingerprint(entries: &[(String, i64)]) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&(String, i64)> = entries.iter().collect();
+    sorted.sort_unstable();
+    let mut h = Sha256::new();
+    for (tag, count) in sorted {
+        h.update(tag.as_bytes());
+        h.update([0]);
+        h.update(count.to_le_bytes());
+    }
+    let d = h.finalize();
+    d[..6]
+        .iter()
+        .fold(0i64, |acc, b| (acc << 8) | i64::from(*b))
 }
 
 /// Makes an instance's stored usage `new`, touching only the tags whose count changed
@@ -234,6 +256,7 @@ fn accept_report(
     now: i64,
     inst: &Reporting,
     report: &Report,
+    usage_fp: i64,
 ) -> Result<(i64, i64)> {
     let (renew, expires) = timers::authorization_times(now);
     let day = timers::expiry_day(expires);
@@ -243,28 +266,29 @@ fn accept_report(
     // By rowid: the row was just read, and this skips a second walk of the id index.
     // The renewal time is not stored: it follows from the expiry (instances::COLUMNS).
     const SET: &str = "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
-                 auth_expires_at = ?4";
+                 auth_expires_at = ?4, usage_fp = ?5";
     static SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
         [
             format!("{SET} WHERE rowid = ?1"),
-            format!("{SET}, auth_expiry_day = ?5 WHERE rowid = ?1"),
-            format!("{SET}, last_contact = ?5 WHERE rowid = ?1"),
-            format!("{SET}, auth_expiry_day = ?5, last_contact = ?6 WHERE rowid = ?1"),
+            format!("{SET}, auth_expiry_day = ?6 WHERE rowid = ?1"),
+            format!("{SET}, last_contact = ?6 WHERE rowid = ?1"),
+            format!("{SET}, auth_expiry_day = ?6, last_contact = ?7 WHERE rowid = ?1"),
         ]
     });
+    let fp = usage_fp;
     match (new_day, contact) {
         (None, None) => tx
             .prepare_cached(&SQL[0])?
-            .execute(params![inst.rowid, rid, at, expires])?,
+            .execute(params![inst.rowid, rid, at, expires, fp])?,
         (Some(day), None) => tx
             .prepare_cached(&SQL[1])?
-            .execute(params![inst.rowid, rid, at, expires, day])?,
+            .execute(params![inst.rowid, rid, at, expires, fp, day])?,
         (None, Some(now)) => tx
             .prepare_cached(&SQL[2])?
-            .execute(params![inst.rowid, rid, at, expires, now])?,
+            .execute(params![inst.rowid, rid, at, expires, fp, now])?,
         (Some(day), Some(now)) => tx
             .prepare_cached(&SQL[3])?
-            .execute(params![inst.rowid, rid, at, expires, day, now])?,
+            .execute(params![inst.rowid, rid, at, expires, fp, day, now])?,
     };
     Ok((renew, expires))
 }
@@ -303,7 +327,14 @@ pub fn apply_report(
             .filter(|(tag, _)| !is_reserved(tag))
             .cloned()
             .collect();
-        let moved = replace_usage(tx, &inst, &drawn)?;
+        // The usual report repeats the last counts: its fingerprint says so without
+        // reading the usage rows.
+        let fp = usage_fingerprint(&drawn);
+        let moved = if inst.usage_fp == Some(fp) {
+            Vec::new()
+        } else {
+            replace_usage(tx, &inst, &drawn)?
+        };
         if !moved.is_empty() {
             // A granted key's demand follows its holder's count: read it all again.
             if inst.holds_keys {
@@ -312,7 +343,7 @@ pub fn apply_report(
                 evaluation_cache::moved(inst.va_id, &moved);
             }
         }
-        let (renew, expires) = accept_report(tx, now, &inst, report)?;
+        let (renew, expires) = accept_report(tx, now, &inst, report, fp)?;
         (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
         report.entitlements.clone()
     } else {

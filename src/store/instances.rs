@@ -457,7 +457,7 @@ pub fn move_released(
         .execute([inst.key])?;
     tx.prepare_cached(
         "UPDATE instances SET va_id = ?2, status = ?3,
-           auth_expires_at = NULL, auth_expiry_day = NULL WHERE id = ?1",
+           auth_expires_at = NULL, auth_expiry_day = NULL, usage_fp = NULL WHERE id = ?1",
     )?
     .execute(params![
         inst.key,

@@ -24,6 +24,7 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0017_ledger.sql")),
     M::up(include_str!("migrations/0018_admin_ux.sql")),
     M::up(COMPACT_INSTANCES),
+    M::up(include_str!("migrations/0020_usage_fingerprint.sql")),
 ];
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).

@@ -235,6 +235,25 @@ async fn term_licenses_and_authorizations_expire_on_the_clock() {
     assert_eq!(events["items"].as_array().unwrap().len(), 1);
     let out = server.cli(&["check"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // The same counts as before the lapse are drawn again: the lapse emptied the stored
+    // usage, so its fingerprint (migration 0020) must not pass them as unchanged.
+    let out = a.report(&[("term", 1), ("perm", 1)]);
+    assert!(
+        out.stdout.contains("entitlement=perm 1 authorized"),
+        "{}",
+        out.stdout
+    );
+    let (_, pools) = api.get(&format!("{VA}/licenses")).await;
+    let perm = pools["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["tag"] == "perm")
+        .unwrap();
+    assert_eq!(perm["in_use"], 1, "{pools}");
+    let (_, list) = api.get(&format!("{VA}/instances")).await;
+    assert_ne!(list["items"][0]["licenses"], json!([]), "{list}");
 }
 
 #[tokio::test]
