@@ -339,7 +339,34 @@ pub fn seal(conn: &Connection, now: i64) -> Result<()> {
     // Per table: (sum added, sum removed, touched).
     let mut delta = vec![(StateDigest::default(), StateDigest::default(), false); COUNTED.len()];
     while let Some(r) = rs.next()? {
-        let i = r.get::<_, i64>(0)? as usize;
+        let tbl = r.get::<_, i64>(0)?;
+        if tbl == capture::HASHED {
+            let blob = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+            let hashed = capture::decode(blob).ok_or_else(|| {
+                super::StoreError::Task(
+                    "ledger: a pending blob of hashed changes is malformed".into(),
+                )
+            })?;
+            for change in hashed {
+                let Some(c) = COUNTED.get(change.table) else {
+                    continue;
+                };
+                let slot = &mut delta[change.table];
+                slot.2 = true;
+                if let Some(h) = change.old {
+                    ledger::hash_change_line(&mut batch, c.table, Op::Remove, &h);
+                    slot.1.add(&h);
+                    changes += 1;
+                }
+                if let Some(h) = change.new {
+                    ledger::hash_change_line(&mut batch, c.table, Op::Add, &h);
+                    slot.0.add(&h);
+                    changes += 1;
+                }
+            }
+            continue;
+        }
+        let i = tbl as usize;
         let Some(c) = COUNTED.get(i) else { continue };
         let slot = &mut delta[i];
         slot.2 = true;

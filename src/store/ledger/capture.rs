@@ -5,15 +5,65 @@
 //! satellite's snapshot that journal alone costs a fifth of the import. For the duration
 //! of such a bulk write this drops the triggers of the tables it names, on this
 //! connection only and inside its open transaction (a rollback brings them back), and the
-//! writer appends to `temp.ledger_pending` exactly what the triggers would have, in the
-//! same order: the table's index in `COUNTED`, and the old and new rows as canonical text
-//! (SQL `quote()` of each counted column, joined by ','), which `Canonical` builds in Rust.
-//! `end` re-creates the triggers before any other write of the transaction, so every
-//! other write, in this transaction or later, is captured by them as before.
+//! writer records exactly what the triggers would have, in the same order: the table's
+//! index in `COUNTED`, and the old and new rows as canonical text (SQL `quote()` of each
+//! counted column, joined by ','), which `Canonical` builds in Rust. Each row is hashed
+//! here at once and the changes go to `temp.ledger_pending` as blobs of many
+//! (`HASHED` rows, read by `seal`), not one insert per change: an insert per row was most
+//! of the capture's cost. `end` writes the last blob and re-creates the triggers before
+//! any other write of the transaction, so every other write, in this transaction or
+//! later, is captured by them as before.
 
 use super::{triggers_sql, Result, COUNTED};
+use crate::domain::ledger::{row_hash, Hash};
 use rusqlite::{params, Connection};
+use std::cell::RefCell;
 use std::fmt::Write;
+
+/// `tbl` of a pending row whose `new` is a blob of hashed changes (`Hashed::decode`).
+pub const HASHED: i64 = -1;
+
+/// Changes buffered before they are written as one blob row.
+const BLOB_BYTES: usize = 1 << 20;
+
+/// Flags of a hashed change: which of the old and new row hashes follow.
+const HAS_OLD: u8 = 1;
+const HAS_NEW: u8 = 2;
+
+/// One change with its rows already hashed: the table's index in `COUNTED`.
+pub struct HashedChange {
+    pub table: usize,
+    pub old: Option<Hash>,
+    pub new: Option<Hash>,
+}
+
+/// Reads a `HASHED` blob back, in the order the changes were made. None when the blob
+/// is not one this module wrote.
+pub fn decode(blob: &[u8]) -> Option<Vec<HashedChange>> {
+    let mut out = Vec::new();
+    let mut rest = blob;
+    let hash = |rest: &mut &[u8]| -> Option<Hash> {
+        let (h, tail) = rest.split_first_chunk::<32>()?;
+        *rest = tail;
+        Some(*h)
+    };
+    while let [table, flags, tail @ ..] = rest {
+        let (table, flags) = (*table as usize, *flags);
+        rest = tail;
+        let old = if flags & HAS_OLD != 0 {
+            Some(hash(&mut rest)?)
+        } else {
+            None
+        };
+        let new = if flags & HAS_NEW != 0 {
+            Some(hash(&mut rest)?)
+        } else {
+            None
+        };
+        out.push(HashedChange { table, old, new });
+    }
+    Some(out)
+}
 
 /// A row's canonical text, built column by column as `quote()` writes it.
 #[derive(Default)]
@@ -60,6 +110,8 @@ pub struct SelfCapture<'c> {
     conn: &'c Connection,
     /// Indexes into `COUNTED` of the suspended tables.
     tables: Vec<usize>,
+    /// Changes hashed and not yet written (see `HASHED`).
+    buffered: RefCell<Vec<u8>>,
     ended: bool,
 }
 
@@ -97,6 +149,7 @@ impl<'c> SelfCapture<'c> {
         Ok(Some(SelfCapture {
             conn,
             tables: idx,
+            buffered: RefCell::new(Vec::with_capacity(BLOB_BYTES + 80)),
             ended: false,
         }))
     }
@@ -114,18 +167,42 @@ impl<'c> SelfCapture<'c> {
         old: Option<&Canonical>,
         new: Option<&Canonical>,
     ) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT INTO temp.ledger_pending (tbl, old, new) VALUES (?1, ?2, ?3)")?
-            .execute(params![
-                table as i64,
-                old.map(Canonical::as_str),
-                new.map(Canonical::as_str)
-            ])?;
+        let name = COUNTED.get(table).map_or("", |c| c.table);
+        let full = {
+            let mut buf = self.buffered.borrow_mut();
+            let flags = u8::from(old.is_some()) * HAS_OLD + u8::from(new.is_some()) * HAS_NEW;
+            // COUNTED has a dozen tables: an index fits a byte.
+            buf.extend([table as u8, flags]);
+            for row in [old, new].into_iter().flatten() {
+                buf.extend(row_hash(name, row.as_str()));
+            }
+            buf.len() >= BLOB_BYTES
+        };
+        if full {
+            self.flush()?;
+        }
         Ok(())
     }
 
-    /// Re-creates the suspended triggers: every later write is captured by them again.
+    /// Writes the buffered changes as one pending row.
+    fn flush(&self) -> Result<()> {
+        let mut buf = self.buffered.borrow_mut();
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO temp.ledger_pending (tbl, old, new) VALUES (?1, NULL, ?2)",
+            )?
+            .execute(params![HASHED, &buf[..]])?;
+        buf.clear();
+        Ok(())
+    }
+
+    /// Writes what is buffered, then re-creates the suspended triggers: every later write
+    /// is captured by them again, after this writer's changes.
     pub fn end(mut self) -> Result<()> {
+        self.flush()?;
         self.ended = true;
         self.conn.execute_batch(&self.resume_sql())?;
         Ok(())

@@ -99,7 +99,7 @@ pub enum BundleSource {
 }
 
 impl BundleSource {
-    fn open(&self) -> Result<Box<dyn Read + '_>, SyncError> {
+    fn open(&self) -> Result<Box<dyn Read + Send + '_>, SyncError> {
         Ok(match self {
             BundleSource::File(path) => Box::new(
                 File::open(path)

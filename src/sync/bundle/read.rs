@@ -58,13 +58,19 @@ impl<R: Read> Read for Budget<R> {
     }
 }
 
-/// Checks everything after the last member: only zero padding inside the tar, the gzip
-/// stream read to its end (so its CRC and length are checked), nothing after it.
-fn check_end<R: BufRead>(mut gz: flate2::bufread::GzDecoder<R>) -> Result<(), SyncError> {
+/// Checks everything after the last member: only zero padding inside the tar, then the
+/// gzip stream's own end (read to it, so its CRC and length are checked, with nothing
+/// after it: `Inflated` reports that as the stream's last read).
+fn check_end(mut gz: impl Read) -> Result<(), SyncError> {
     let mut buf = [0u8; 8192];
     let mut padding = 0u64;
     loop {
-        let n = gz.read(&mut buf).map_err(corrupt)?;
+        let n = gz
+            .read(&mut buf)
+            .map_err(|e| match e.to_string() == TRAILING {
+                true => SyncError::Rejected(format!("the bundle has {TRAILING}")),
+                false => corrupt(e),
+            })?;
         if n == 0 {
             break;
         }
@@ -75,14 +81,79 @@ fn check_end<R: BufRead>(mut gz: flate2::bufread::GzDecoder<R>) -> Result<(), Sy
             ));
         }
     }
-    let mut rest = gz.into_inner();
-    let trailing = rest.fill_buf().map_err(corrupt)?;
-    if !trailing.is_empty() {
-        return Err(SyncError::Rejected(
-            "the bundle has data after the end of its gzip stream".into(),
-        ));
-    }
     Ok(())
+}
+
+/// Bytes inflated ahead of the reader, at most this many chunks: the reader's own budget
+/// then bounds what an unverified sender costs, give or take these.
+const INFLATED_AHEAD: usize = 4;
+/// The inflating thread's last read when bytes follow the gzip stream.
+const TRAILING: &str = "data after the end of its gzip stream";
+const INFLATED_CHUNK: usize = 128 * 1024;
+
+/// The bundle's tar stream, inflated on a thread of its own while the caller reads
+/// (hashing, parsing and writing what the previous chunks held): gunzip is a tenth of
+/// an import and the machine has a second core. The thread stops when the reader is
+/// dropped. An error, including data after the end of the gzip stream, is the last read.
+struct Inflated {
+    chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Inflated {
+    fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        compressed: Box<dyn Read + Send + 'scope>,
+    ) -> Inflated {
+        let (tx, chunks) = std::sync::mpsc::sync_channel(INFLATED_AHEAD);
+        scope.spawn(move || {
+            let mut gz = flate2::bufread::GzDecoder::new(BufReader::new(compressed));
+            loop {
+                let mut chunk = vec![0u8; INFLATED_CHUNK];
+                let read = match gz.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Ok(chunk)
+                    }
+                    Err(e) => Err(e),
+                };
+                let failed = read.is_err();
+                if tx.send(read).is_err() || failed {
+                    return;
+                }
+            }
+            let mut rest = gz.into_inner();
+            let trailing = match rest.fill_buf() {
+                Ok([]) => return,
+                Ok(_) => std::io::Error::other(TRAILING),
+                Err(e) => e,
+            };
+            let _ = tx.send(Err(trailing));
+        });
+        Inflated {
+            chunks,
+            chunk: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for Inflated {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.chunks.recv() {
+                Ok(chunk) => (self.chunk, self.at) = (chunk?, 0),
+                // The thread finished: the stream ended whole.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Verifies a bundle whole without applying anything: the gzip stream to its end, the
@@ -142,7 +213,18 @@ fn scan(
     sink: &mut dyn BundleSink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Verified, SyncError> {
-    let gz = flate2::bufread::GzDecoder::new(BufReader::new(src.open()?));
+    let compressed = src.open()?;
+    std::thread::scope(|scope| {
+        let tar_stream = Inflated::start(scope, compressed);
+        scan_tar(tar_stream, sink, progress)
+    })
+}
+
+fn scan_tar(
+    gz: Inflated,
+    sink: &mut dyn BundleSink,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Verified, SyncError> {
     let budget = std::rc::Rc::new(std::cell::Cell::new(UNVERIFIED_MAX));
     let mut archive = tar::Archive::new(Budget {
         inner: gz,
