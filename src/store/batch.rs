@@ -257,22 +257,23 @@ fn run_batch(
 ) -> (Vec<Completion>, bool) {
     let mut completions = Vec::new();
     let mut writes = false;
-    let mut run = |job: Job, completions: &mut Vec<Completion>| {
-        writes |= job.writes;
+    let run = |job: Job, completions: &mut Vec<Completion>, writes: &mut bool| {
+        *writes |= job.writes;
         completions.push((job.run)(conn));
     };
-    run(first, &mut completions);
+    run(first, &mut completions, &mut writes);
     let held_since = Instant::now();
     while completions.len() < MAX_BATCH {
         match queue.try_recv() {
-            Ok(job) => run(job, &mut completions),
+            Ok(job) => run(job, &mut completions, &mut writes),
             Err(mpsc::TryRecvError::Disconnected) => break,
             Err(mpsc::TryRecvError::Empty) => {
-                if !deliver.flushing() || held_since.elapsed() >= FLUSH_WAIT_MAX {
+                // Only a batch that wrote waits: reads alone hold nothing worth a flush.
+                if !writes || !deliver.flushing() || held_since.elapsed() >= FLUSH_WAIT_MAX {
                     break;
                 }
                 match queue.recv_timeout(FLUSH_POLL) {
-                    Ok(job) => run(job, &mut completions),
+                    Ok(job) => run(job, &mut completions, &mut writes),
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }

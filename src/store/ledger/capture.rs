@@ -13,6 +13,12 @@
 //! of the capture's cost. `end` writes the last blob and re-creates the triggers before
 //! any other write of the transaction, so every other write, in this transaction or
 //! later, is captured by them as before.
+//!
+//! Two rules keep the entry the triggers would have made, since changes wait in memory
+//! until a blob is written: between `begin` and `end` the writer changes no other
+//! counted table (its trigger row would land before changes still buffered), and a
+//! writer that stops without `end` is inside a transaction or savepoint that rolls back
+//! (the buffered changes are dropped with it). The snapshot, the one user, keeps both.
 
 use super::{triggers_sql, Result, COUNTED};
 use crate::domain::ledger::{row_hash, Hash};

@@ -57,14 +57,13 @@ impl DeferredIndexes {
     /// otherwise idle while one thread builds an index of a million entries.
     pub fn rebuild(self, tx: &Connection) -> Result<()> {
         let before: i64 = tx.query_row("PRAGMA threads", [], |r| r.get(0))?;
-        let helpers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        // Two at most: each helper may buffer as much as the connection's cache.
+        let helpers = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
         tx.execute_batch(&format!("PRAGMA threads = {helpers}"))?;
-        let built = self
-            .definitions
-            .iter()
-            .try_for_each(|sql| tx.execute_batch(sql));
-        tx.execute_batch(&format!("PRAGMA threads = {before}"))?;
-        Ok(built?)
+        let built = (self.definitions.iter()).try_for_each(|sql| tx.execute_batch(sql));
+        let restored = tx.execute_batch(&format!("PRAGMA threads = {before}"));
+        built?;
+        Ok(restored?)
     }
 }
 

@@ -96,58 +96,91 @@ const INFLATED_CHUNK: usize = 128 * 1024;
 /// an import and the machine has a second core. The thread stops when the reader is
 /// dropped. An error, including data after the end of the gzip stream, is the last read.
 struct Inflated {
-    chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunks: std::sync::mpsc::Receiver<Inflating>,
     chunk: Vec<u8>,
     at: usize,
+    /// The stream's end as the thread said it: whole, or the error, returned again on
+    /// every later read.
+    ended: Option<Result<(), String>>,
+}
+
+/// What the inflating thread sends: a chunk, then the end (whole, or why not).
+enum Inflating {
+    Chunk(Vec<u8>),
+    End(Result<(), String>),
 }
 
 impl Inflated {
     fn start<'scope>(
         scope: &'scope std::thread::Scope<'scope, '_>,
         compressed: Box<dyn Read + Send + 'scope>,
-    ) -> Inflated {
+    ) -> Result<Inflated, SyncError> {
         let (tx, chunks) = std::sync::mpsc::sync_channel(INFLATED_AHEAD);
-        scope.spawn(move || {
-            let mut gz = flate2::bufread::GzDecoder::new(BufReader::new(compressed));
-            loop {
-                let mut chunk = vec![0u8; INFLATED_CHUNK];
-                let read = match gz.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        chunk.truncate(n);
-                        Ok(chunk)
-                    }
-                    Err(e) => Err(e),
-                };
-                let failed = read.is_err();
-                if tx.send(read).is_err() || failed {
-                    return;
+        std::thread::Builder::new()
+            .name("bundle-inflate".into())
+            .spawn_scoped(scope, move || {
+                let end = inflate(compressed, |chunk| tx.send(Inflating::Chunk(chunk)).is_ok());
+                if let Some(end) = end {
+                    let _ = tx.send(Inflating::End(end));
                 }
-            }
-            let mut rest = gz.into_inner();
-            let trailing = match rest.fill_buf() {
-                Ok([]) => return,
-                Ok(_) => std::io::Error::other(TRAILING),
-                Err(e) => e,
-            };
-            let _ = tx.send(Err(trailing));
-        });
-        Inflated {
+            })
+            .map_err(|e| SyncError::Io(format!("cannot start a thread to read the bundle: {e}")))?;
+        Ok(Inflated {
             chunks,
             chunk: Vec::new(),
             at: 0,
+            ended: None,
+        })
+    }
+}
+
+/// Inflates `compressed` to its end, handing each chunk to `send` (false: the reader is
+/// gone, stop). Returns how the stream ended, or None when the reader left first.
+fn inflate(
+    compressed: Box<dyn Read + Send + '_>,
+    mut send: impl FnMut(Vec<u8>) -> bool,
+) -> Option<Result<(), String>> {
+    let mut gz = flate2::bufread::GzDecoder::new(BufReader::new(compressed));
+    loop {
+        let mut chunk = vec![0u8; INFLATED_CHUNK];
+        match gz.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                chunk.truncate(n);
+                if !send(chunk) {
+                    return None;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Some(Err(e.to_string())),
         }
     }
+    let mut rest = gz.into_inner();
+    Some(match rest.fill_buf() {
+        Ok([]) => Ok(()),
+        Ok(_) => Err(TRAILING.to_string()),
+        Err(e) => Err(e.to_string()),
+    })
 }
 
 impl Read for Inflated {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.at == self.chunk.len() {
-            match self.chunks.recv() {
-                Ok(chunk) => (self.chunk, self.at) = (chunk?, 0),
-                // The thread finished: the stream ended whole.
-                Err(_) => return Ok(0),
+            if let Some(end) = &self.ended {
+                return match end {
+                    Ok(()) => Ok(0),
+                    Err(e) => Err(std::io::Error::other(e.clone())),
+                };
             }
+            self.ended = match self.chunks.recv() {
+                Ok(Inflating::Chunk(chunk)) => {
+                    (self.chunk, self.at) = (chunk, 0);
+                    None
+                }
+                Ok(Inflating::End(end)) => Some(end),
+                // Gone without saying how the stream ended: never read as a whole one.
+                Err(_) => Some(Err("the bundle reader stopped".into())),
+            };
         }
         let n = buf.len().min(self.chunk.len() - self.at);
         buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
@@ -215,7 +248,7 @@ fn scan(
 ) -> Result<Verified, SyncError> {
     let compressed = src.open()?;
     std::thread::scope(|scope| {
-        let tar_stream = Inflated::start(scope, compressed);
+        let tar_stream = Inflated::start(scope, compressed)?;
         scan_tar(tar_stream, sink, progress)
     })
 }
