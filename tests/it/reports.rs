@@ -135,6 +135,20 @@ async fn usage_history_keeps_each_day_and_today_is_current() {
     let api = server.admin_api().await;
     let today = chrono::Utc::now().date_naive();
     let tomorrow = today + chrono::Duration::days(1);
+    // The timer runs beside the start: wait until today's row is written before the next
+    // restart stops this server.
+    let written =
+        format!("/api/v1/reports/usage-history?account=Acme&tag=ess&from={today}&to={today}");
+    let mut rows = 0;
+    for _ in 0..100 {
+        let (_, body) = api.get(&written).await;
+        rows = body["items"].as_array().map_or(0, |a| a.len());
+        if rows == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows, 1, "today's usage history row was never written");
     // The next day: yesterday's row is kept as it was, today's is live.
     let server = server.restart(ServerOptions::upstream().days_later(1));
     let api2 = server.admin_api().await;
