@@ -159,7 +159,7 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
 /// A fingerprint of a usage list, whatever its order: the first 48 bits of a SHA-256 over
 /// the entries sorted by tag (48 bits keep the column at 6 bytes a row; a false match, which
 /// would keep the stored counts, has odds of 2^-48 per changed report).
-pub fn usage_fingerprint(entries: &[(String, i64)]) -> i64 {
+fn usage_fingerprint(entries: &[(String, i64)]) -> i64 {
     use sha2::{Digest, Sha256};
     let mut sorted: Vec<&(String, i64)> = entries.iter().collect();
     sorted.sort_unstable();
@@ -256,7 +256,7 @@ fn accept_report(
     now: i64,
     inst: &Reporting,
     report: &Report,
-    usage_fp: i64,
+    fp: i64,
 ) -> Result<(i64, i64)> {
     let (renew, expires) = timers::authorization_times(now);
     let day = timers::expiry_day(expires);
@@ -275,7 +275,6 @@ fn accept_report(
             format!("{SET}, auth_expiry_day = ?6, last_contact = ?7 WHERE rowid = ?1"),
         ]
     });
-    let fp = usage_fp;
     match (new_day, contact) {
         (None, None) => tx
             .prepare_cached(&SQL[0])?

@@ -338,6 +338,24 @@ pub fn seal(conn: &Connection, now: i64) -> Result<()> {
     let mut changes = 0i64;
     // Per table: (sum added, sum removed, touched).
     let mut delta = vec![(StateDigest::default(), StateDigest::default(), false); COUNTED.len()];
+    // One change, its rows hashed: the ONE fold for trigger rows and hashed blobs alike.
+    let mut fold = |change: capture::HashedChange| {
+        let Some(c) = COUNTED.get(change.table) else {
+            return;
+        };
+        let slot = &mut delta[change.table];
+        slot.2 = true;
+        if let Some(h) = change.old {
+            ledger::hash_change_line(&mut batch, c.table, Op::Remove, &h);
+            slot.1.add(&h);
+            changes += 1;
+        }
+        if let Some(h) = change.new {
+            ledger::hash_change_line(&mut batch, c.table, Op::Add, &h);
+            slot.0.add(&h);
+            changes += 1;
+        }
+    };
     while let Some(r) = rs.next()? {
         let tbl = r.get::<_, i64>(0)?;
         if tbl == capture::HASHED {
@@ -347,49 +365,24 @@ pub fn seal(conn: &Connection, now: i64) -> Result<()> {
                     "ledger: a pending blob of hashed changes is malformed".into(),
                 )
             })?;
-            for change in hashed {
-                let Some(c) = COUNTED.get(change.table) else {
-                    continue;
-                };
-                let slot = &mut delta[change.table];
-                slot.2 = true;
-                if let Some(h) = change.old {
-                    ledger::hash_change_line(&mut batch, c.table, Op::Remove, &h);
-                    slot.1.add(&h);
-                    changes += 1;
-                }
-                if let Some(h) = change.new {
-                    ledger::hash_change_line(&mut batch, c.table, Op::Add, &h);
-                    slot.0.add(&h);
-                    changes += 1;
-                }
-            }
+            hashed.into_iter().for_each(&mut fold);
             continue;
         }
-        let i = tbl as usize;
-        let Some(c) = COUNTED.get(i) else { continue };
-        let slot = &mut delta[i];
-        slot.2 = true;
-        if let Some(old) = r
-            .get_ref(1)?
-            .as_str_or_null()
-            .map_err(rusqlite::Error::from)?
-        {
-            let h = ledger::row_hash(c.table, old);
-            ledger::hash_change_line(&mut batch, c.table, Op::Remove, &h);
-            slot.1.add(&h);
-            changes += 1;
-        }
-        if let Some(new) = r
-            .get_ref(2)?
-            .as_str_or_null()
-            .map_err(rusqlite::Error::from)?
-        {
-            let h = ledger::row_hash(c.table, new);
-            ledger::hash_change_line(&mut batch, c.table, Op::Add, &h);
-            slot.0.add(&h);
-            changes += 1;
-        }
+        let table = tbl as usize;
+        let Some(c) = COUNTED.get(table) else {
+            continue;
+        };
+        let hashed = |i: usize| -> Result<Option<Hash>> {
+            Ok(r.get_ref(i)?
+                .as_str_or_null()
+                .map_err(rusqlite::Error::from)?
+                .map(|row| ledger::row_hash(c.table, row)))
+        };
+        fold(capture::HashedChange {
+            table,
+            old: hashed(1)?,
+            new: hashed(2)?,
+        });
     }
     drop(rs);
     if changes == 0 {

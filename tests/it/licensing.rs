@@ -244,15 +244,9 @@ async fn term_licenses_and_authorizations_expire_on_the_clock() {
         "{}",
         out.stdout
     );
-    let (_, pools) = api.get(&format!("{VA}/licenses")).await;
-    let perm = pools["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["tag"] == "perm")
-        .unwrap();
-    assert_eq!(perm["in_use"], 1, "{pools}");
-    let (_, list) = api.get(&format!("{VA}/instances")).await;
+    let l = Licensed { api, server };
+    assert_eq!(l.pools().await["perm"]["in_use"], 1);
+    let (_, list) = l.api.get(&format!("{VA}/instances")).await;
     assert_ne!(list["items"][0]["licenses"], json!([]), "{list}");
 }
 

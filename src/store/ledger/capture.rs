@@ -26,7 +26,7 @@ use rusqlite::{params, Connection};
 use std::cell::RefCell;
 use std::fmt::Write;
 
-/// `tbl` of a pending row whose `new` is a blob of hashed changes (`Hashed::decode`).
+/// `tbl` of a pending row whose `new` is a blob of hashed changes (read by `decode`).
 pub const HASHED: i64 = -1;
 
 /// Changes buffered before they are written as one blob row.

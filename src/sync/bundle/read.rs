@@ -84,12 +84,13 @@ fn check_end(mut gz: impl Read) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// Bytes inflated ahead of the reader, at most this many chunks: the reader's own budget
-/// then bounds what an unverified sender costs, give or take these.
+/// Bytes inflated ahead of the reader, at most this many chunks of this size: the
+/// reader's own budget then bounds what an unverified sender costs, give or take these.
 const INFLATED_AHEAD: usize = 4;
+const INFLATED_CHUNK: usize = 128 * 1024;
+
 /// The inflating thread's last read when bytes follow the gzip stream.
 const TRAILING: &str = "data after the end of its gzip stream";
-const INFLATED_CHUNK: usize = 128 * 1024;
 
 /// The bundle's tar stream, inflated on a thread of its own while the caller reads
 /// (hashing, parsing and writing what the previous chunks held): gunzip is a tenth of
