@@ -5,6 +5,7 @@
 
 mod deferred_indexes;
 mod export;
+mod listed;
 mod snapshot;
 
 pub use export::{

@@ -14,6 +14,7 @@
 use super::super::ledger::capture::{Canonical, SelfCapture};
 use super::super::Result;
 use super::deferred_indexes::DeferredIndexes;
+use super::listed::Listed;
 use super::{va_id, InstanceExport};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashMap};
@@ -45,7 +46,7 @@ pub struct Snapshot<'a> {
     satellite_id: i64,
     account_id: i64,
     vas: HashMap<String, i64>,
-    seen: HashMap<Box<str>, Seen>,
+    seen: Listed<Seen>,
     tags: HashMap<String, u32>,
     /// Demand and export demand to add per pool when the snapshot finishes.
     demand: BTreeMap<(i64, String), (i64, i64)>,
@@ -175,7 +176,7 @@ impl<'a> Snapshot<'a> {
             satellite_id,
             account_id,
             vas: HashMap::new(),
-            seen: HashMap::new(),
+            seen: Listed::default(),
             tags: HashMap::new(),
             demand: BTreeMap::new(),
             instances: 0,
@@ -276,7 +277,7 @@ impl<'a> Snapshot<'a> {
     /// One instance, written only when new or different. False when the snapshot
     /// listed it already (a malformed bundle: the caller refuses it).
     pub fn instance(&mut self, i: &InstanceExport) -> Result<bool> {
-        if self.seen.contains_key(i.id.as_str()) {
+        if self.seen.contains(&i.id) {
             return Ok(false);
         }
         let va = self.va(&i.virtual_account)?;
@@ -327,7 +328,7 @@ impl<'a> Snapshot<'a> {
             }
         }
         self.seen.insert(
-            i.id.as_str().into(),
+            &i.id,
             Seen {
                 va,
                 export: i.export_controlled,
@@ -522,7 +523,7 @@ impl<'a> Snapshot<'a> {
             let mut gone = vec![];
             while let Some(r) = rows.next()? {
                 let id = text(r, 0)?;
-                if !self.seen.contains_key(id) {
+                if !self.seen.contains(id) {
                     gone.push((id.into(), r.get(1)?, r.get(2)?, r.get(3)?));
                 }
             }
