@@ -53,8 +53,12 @@ impl<V> Listed<V> {
             if self.position(id).is_some() {
                 return false;
             }
-            let listed = (0..n).map(|k| (Box::from(self.id(k)), k)).collect();
-            self.index.get_or_insert(listed).insert(id.into(), n);
+            if self.index.is_none() {
+                self.index = Some((0..n).map(|k| (Box::from(self.id(k)), k)).collect());
+            }
+            if let Some(index) = &mut self.index {
+                index.insert(id.into(), n);
+            }
         }
         self.ids.push_str(id);
         self.ends.push(self.ids.len());
