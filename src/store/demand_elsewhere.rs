@@ -53,12 +53,11 @@ type Reported = HashMap<i64, HashMap<String, Demand>>;
 fn add_reported(own: &mut Reported, va: i64, tag: &str, add: Demand) {
     let tags = own.entry(va).or_default();
     // A tag is allocated once per pool, not once per row.
-    if !tags.contains_key(tag) {
-        tags.insert(tag.to_string(), Demand::default());
-    }
     if let Some(d) = tags.get_mut(tag) {
         d.total += add.total;
         d.export_ok += add.export_ok;
+    } else {
+        tags.insert(tag.to_string(), add);
     }
 }
 
