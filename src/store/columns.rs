@@ -1,5 +1,5 @@
 //! Reading typed values out of text columns: states and kinds are stored as their one
-//! string and turned back into enums as a row is read.
+//! string and turned back into enums as a row is read; bulk readers borrow the text.
 
 use rusqlite::Row;
 
@@ -12,4 +12,9 @@ where
     text.parse::<T>().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     })
+}
+
+/// A text column borrowed from the row, not copied: for readers that stream many rows.
+pub fn borrowed_text<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)
 }

@@ -74,7 +74,7 @@ fn reported_by(conn: &Connection, satellite_id: i64) -> Result<Reported> {
     while let Some(r) = rows.next()? {
         let count: i64 = r.get(2)?;
         let export: bool = r.get(3)?;
-        let tag = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        let tag = super::columns::borrowed_text(r, 1)?;
         let d = Demand {
             total: count,
             export_ok: if export { count } else { 0 },

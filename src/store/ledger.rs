@@ -175,7 +175,7 @@ pub fn rows(conn: &Connection, c: &Counted, mut f: impl FnMut(&str)) -> Result<(
     let mut stmt = conn.prepare(&sql)?;
     let mut rs = stmt.query([])?;
     while let Some(r) = rs.next()? {
-        f(r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+        f(super::columns::borrowed_text(r, 0)?);
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! statement journal; and a first snapshot (the satellite has no stored rows) inserts
 //! without looking anything up and has nothing to delete at the end.
 
+use super::super::columns::borrowed_text as text;
 use super::super::ledger::capture::{Canonical, SelfCapture};
 use super::super::Result;
 use super::deferred_indexes::DeferredIndexes;
@@ -110,11 +111,6 @@ struct StoredInstance {
     status: String,
     export: bool,
     same: bool,
-}
-
-/// A text column of a row, borrowed.
-fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str> {
-    Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?)
 }
 
 /// A usage row's demand and export demand.
