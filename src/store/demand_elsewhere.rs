@@ -224,8 +224,8 @@ mod tests {
                         params![id, export, key],
                     )?;
                     tx.execute(
-                        "INSERT INTO instance_usage (instance_id, tag_id, count)
-                         VALUES (?1, (SELECT id FROM tags WHERE tag = 'ess'), ?2)",
+                        "UPDATE instances SET usage = json_object(
+                           (SELECT CAST(id AS TEXT) FROM tags WHERE tag = 'ess'), ?2) WHERE id = ?1",
                         params![key, count],
                     )?;
                 }

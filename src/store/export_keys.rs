@@ -265,10 +265,11 @@ pub fn add_key_demand(
     // Keys name their instance by its external id (their history outlives it).
     let key = instance_ids::key_of_sql("k.instance_id");
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT k.tag, coalesce(u.count, 0), i.export_controlled
+        "SELECT k.tag,
+                coalesce(json_extract(i.usage,
+                  '$.\"' || (SELECT t.id FROM tags t WHERE t.tag = k.tag) || '\"'), 0),
+                i.export_controlled
          FROM export_keys k JOIN instances i ON i.id = ({key}) AND i.va_id = k.va_id
-         LEFT JOIN instance_usage u ON u.instance_id = i.id
-              AND u.tag_id = (SELECT t.id FROM tags t WHERE t.tag = k.tag)
          WHERE k.va_id = ?1 AND k.state = 'granted'
          UNION ALL
          SELECT s.tag, coalesce(u.count, 0), si.export_controlled

@@ -27,11 +27,9 @@ pub fn expire_authorizations(tx: &Connection, now: i64, limit: u32) -> Result<us
         .collect::<rusqlite::Result<_>>()?;
     for inst in &due {
         counters::add_instance_usage(tx, inst.key, inst.va_id, inst.export_controlled, -1)?;
-        tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
-            .execute([inst.key])?;
         tx.prepare_cached(
-            "UPDATE instances SET auth_expires_at = NULL, auth_expiry_day = NULL, usage_fp = NULL
-             WHERE id = ?1",
+            "UPDATE instances SET auth_expires_at = NULL, auth_expiry_day = NULL, usage = NULL,
+               usage_fp = NULL WHERE id = ?1",
         )?
         .execute([inst.key])?;
         set_status(

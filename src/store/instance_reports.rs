@@ -7,6 +7,7 @@ use super::counters;
 use super::evaluation_cache;
 use super::instance_ids;
 use super::instances::{confirm, not_registered, set_status, usage_of_key, Signer, StatusOf};
+use super::usage_column;
 use super::Result;
 use crate::domain::compliance::{self, Demand, EntitlementStatus};
 use crate::domain::instance::{dispose_report, InstanceStatus, ReportDisposition};
@@ -105,6 +106,8 @@ struct Reporting {
     last_contact: i64,
     /// `usage_fingerprint` of the usage stored, when known (migration 0020).
     usage_fp: Option<i64>,
+    /// The usage column (store::usage_column), read with the row.
+    usage: Option<String>,
     /// Whether the UDI holds a live reservation: read with the row, so that the usual
     /// report (none) asks nothing more.
     has_reservation: bool,
@@ -117,7 +120,7 @@ static REPORTING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
                 last_report_id, last_measured_at_us, auth_expires_at - ?2, auth_expires_at,
-                auth_expiry_day, last_contact, usage_fp,
+                auth_expiry_day, last_contact, usage_fp, usage,
                 EXISTS (SELECT 1 FROM reservations r
                         WHERE r.pid = i.pid AND r.sn = i.sn AND r.state IN {}),
                 EXISTS (SELECT 1 FROM export_keys k
@@ -147,8 +150,9 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
                     auth_expiry_day: r.get(10)?,
                     last_contact: r.get(11)?,
                     usage_fp: r.get(12)?,
-                    has_reservation: r.get(13)?,
-                    holds_keys: r.get(14)?,
+                    usage: r.get(13)?,
+                    has_reservation: r.get(14)?,
+                    holds_keys: r.get(15)?,
                 })
             },
         )
@@ -175,24 +179,21 @@ fn usage_fingerprint(entries: &[(String, i64)]) -> i64 {
         .fold(0i64, |acc, b| (acc << 8) | i64::from(*b))
 }
 
-/// Makes an instance's stored usage `new`, touching only the tags whose count changed
-/// (most reports repeat the last one), and moves the pool demand by the differences.
-/// Returns how the demand moved, per tag, as written.
-fn replace_usage(
-    tx: &Connection,
-    inst: &Reporting,
-    new: &[(String, i64)],
-) -> Result<Vec<(String, Demand)>> {
-    let id = inst.rowid;
-    // (tag, (interned id, count)): a changed or dropped row is then written by its key.
-    // A list, not a map: an instance reports a handful of tags.
-    let old: Vec<(String, (i64, i64))> = tx
-        .prepare_cached(
-            "SELECT t.tag, u.tag_id, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
-             WHERE u.instance_id = ?1",
-        )?
-        .query_map([id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
-        .collect::<rusqlite::Result<_>>()?;
+/// What a report's new counts make of the instance's usage.
+struct Replaced {
+    /// How the pool demand moved, per tag, as written.
+    moved: Vec<(String, Demand)>,
+    /// The usage column to store (store::usage_column).
+    column: Option<String>,
+}
+
+/// An instance's usage made `new`: the pool demand moves by the differences.
+fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Result<Replaced> {
+    // (tag, (interned id, count)). A list, not a map: an instance reports a handful.
+    let old: Vec<(String, (i64, i64))> = usage_column::decode(inst.usage.as_deref())?
+        .into_iter()
+        .map(|(tag_id, count)| Ok((tag_name(tx, tag_id)?, (tag_id, count))))
+        .collect::<Result<_>>()?;
     let mut moved = Vec::new();
     let mut demand = |tag: &str, delta: i64| -> Result<()> {
         let d = counters::add_demand(tx, inst.va_id, tag, delta, inst.export_controlled)?;
@@ -209,28 +210,21 @@ fn replace_usage(
         Some(index) => index.get(tag).copied(),
         None => old.iter().find(|(t, _)| t == tag).map(|(_, v)| *v),
     };
+    let mut entries = Vec::with_capacity(new.len());
     for (tag, count) in new {
-        match stored(tag) {
-            Some((_, before)) if before == *count => {}
+        let tag_id = match stored(tag) {
             Some((tag_id, before)) => {
-                demand(tag, count - before)?;
-                tx.prepare_cached(
-                    "UPDATE instance_usage SET count = ?3 WHERE instance_id = ?1 AND tag_id = ?2",
-                )?
-                .execute(params![id, tag_id, count])?;
+                if before != *count {
+                    demand(tag, count - before)?;
+                }
+                tag_id
             }
             None => {
                 demand(tag, *count)?;
-                // A tag seen before writes nothing here (the usual case).
-                tx.prepare_cached("INSERT OR IGNORE INTO tags (tag) VALUES (?1)")?
-                    .execute([tag])?;
-                tx.prepare_cached(
-                    "INSERT INTO instance_usage (instance_id, tag_id, count)
-                     VALUES (?1, (SELECT id FROM tags WHERE tag = ?2), ?3)",
-                )?
-                .execute(params![id, tag, count])?;
+                intern_tag(tx, tag)?
             }
-        }
+        };
+        entries.push((tag_id, *count));
     }
     let new_index: Option<HashSet<&str>> =
         (new.len() > FEW_TAGS).then(|| new.iter().map(|(t, _)| t.as_str()).collect());
@@ -238,25 +232,44 @@ fn replace_usage(
         Some(index) => index.contains(tag),
         None => new.iter().any(|(t, _)| t == tag),
     };
-    for (tag, (tag_id, before)) in &old {
+    for (tag, (_, before)) in &old {
         if !reported(tag) {
             demand(tag, -before)?;
-            tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1 AND tag_id = ?2")?
-                .execute(params![id, tag_id])?;
         }
     }
-    Ok(moved)
+    Ok(Replaced {
+        moved,
+        column: usage_column::encode(&entries),
+    })
+}
+
+/// The tag interned as `tag_id` (a hot row of a small table).
+fn tag_name(tx: &Connection, tag_id: i64) -> Result<String> {
+    Ok(tx
+        .prepare_cached("SELECT tag FROM tags WHERE id = ?1")?
+        .query_row([tag_id], |r| r.get(0))?)
+}
+
+/// The interned id of `tag`, interning it when it is new (a tag seen before writes
+/// nothing: the usual case).
+fn intern_tag(tx: &Connection, tag: &str) -> Result<i64> {
+    tx.prepare_cached("INSERT OR IGNORE INTO tags (tag) VALUES (?1)")?
+        .execute([tag])?;
+    Ok(tx
+        .prepare_cached("SELECT id FROM tags WHERE tag = ?1")?
+        .query_row([tag], |r| r.get(0))?)
 }
 
 /// Records an accepted report and renews the authorization. The expiry-day and
 /// last-contact columns (each with an index) are written only when they move (a day; an
-/// hour, see `timers::CONTACT_PRECISION`).
+/// hour, see `timers::CONTACT_PRECISION`), the usage column only when `usage` is Some.
 fn accept_report(
     tx: &Connection,
     now: i64,
     inst: &Reporting,
     report: &Report,
     fp: i64,
+    usage: Option<Option<String>>,
 ) -> Result<(i64, i64)> {
     let (renew, expires) = timers::authorization_times(now);
     let day = timers::expiry_day(expires);
@@ -265,30 +278,47 @@ fn accept_report(
     let (rid, at) = (report_id_value(&report.report_id), report.measured_at_us);
     // By rowid: the row was just read, and this skips a second walk of the id index.
     // The renewal time is not stored: it follows from the expiry (instances::COLUMNS).
-    const SET: &str = "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
-                 auth_expires_at = ?4, usage_fp = ?5";
-    static SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
-        [
-            format!("{SET} WHERE rowid = ?1"),
-            format!("{SET}, auth_expiry_day = ?6 WHERE rowid = ?1"),
-            format!("{SET}, last_contact = ?6 WHERE rowid = ?1"),
-            format!("{SET}, auth_expiry_day = ?6, last_contact = ?7 WHERE rowid = ?1"),
-        ]
+    // One statement per set of optional columns, each made once (the statement cache is
+    // keyed by its text): bit 0 the expiry day, bit 1 the contact, bit 2 the usage.
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
+        (0..8)
+            .map(|set: usize| {
+                let mut sql = String::from(
+                    "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
+                     auth_expires_at = ?4, usage_fp = ?5",
+                );
+                for (bit, column) in ["auth_expiry_day", "last_contact", "usage"]
+                    .iter()
+                    .enumerate()
+                {
+                    if set & (1 << bit) != 0 {
+                        sql.push_str(&format!(", {column} = ?{}", 6 + bit));
+                    }
+                }
+                sql.push_str(" WHERE rowid = ?1");
+                sql
+            })
+            .collect()
     });
-    match (new_day, contact) {
-        (None, None) => tx
-            .prepare_cached(&SQL[0])?
-            .execute(params![inst.rowid, rid, at, expires, fp])?,
-        (Some(day), None) => tx
-            .prepare_cached(&SQL[1])?
-            .execute(params![inst.rowid, rid, at, expires, fp, day])?,
-        (None, Some(now)) => tx
-            .prepare_cached(&SQL[2])?
-            .execute(params![inst.rowid, rid, at, expires, fp, now])?,
-        (Some(day), Some(now)) => tx
-            .prepare_cached(&SQL[3])?
-            .execute(params![inst.rowid, rid, at, expires, fp, day, now])?,
-    };
+    let set = usize::from(new_day.is_some())
+        | usize::from(contact.is_some()) << 1
+        | usize::from(usage.is_some()) << 2;
+    let mut stmt = tx.prepare_cached(&SQL[set])?;
+    stmt.raw_bind_parameter(1, inst.rowid)?;
+    stmt.raw_bind_parameter(2, &rid)?;
+    stmt.raw_bind_parameter(3, at)?;
+    stmt.raw_bind_parameter(4, expires)?;
+    stmt.raw_bind_parameter(5, fp)?;
+    if let Some(day) = new_day {
+        stmt.raw_bind_parameter(6, day)?;
+    }
+    if let Some(now) = contact {
+        stmt.raw_bind_parameter(7, now)?;
+    }
+    if let Some(usage) = &usage {
+        stmt.raw_bind_parameter(8, usage)?;
+    }
+    stmt.raw_execute()?;
     Ok((renew, expires))
 }
 
@@ -329,10 +359,11 @@ pub fn apply_report(
         // The usual report repeats the last counts: its fingerprint says so without
         // reading the usage rows.
         let fp = usage_fingerprint(&drawn);
-        let moved = if inst.usage_fp == Some(fp) {
-            Vec::new()
+        let (moved, usage) = if inst.usage_fp == Some(fp) {
+            (Vec::new(), None)
         } else {
-            replace_usage(tx, &inst, &drawn)?
+            let replaced = replace_usage(tx, &inst, &drawn)?;
+            (replaced.moved, Some(replaced.column))
         };
         if !moved.is_empty() {
             // A granted key's demand follows its holder's count: read it all again.
@@ -342,7 +373,7 @@ pub fn apply_report(
                 evaluation_cache::moved(inst.va_id, &moved);
             }
         }
-        let (renew, expires) = accept_report(tx, now, &inst, report, fp)?;
+        let (renew, expires) = accept_report(tx, now, &inst, report, fp, usage)?;
         (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
         report.entitlements.clone()
     } else {

@@ -203,8 +203,8 @@ pub fn usage_of(conn: &Connection, id: &str) -> Result<Vec<(String, i64)>> {
 pub(super) fn usage_of_key(conn: &Connection, key: i64) -> Result<Vec<(String, i64)>> {
     Ok(conn
         .prepare_cached(
-            "SELECT t.tag, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
-             WHERE u.instance_id = ?1 ORDER BY t.tag",
+            "SELECT t.tag, u.value FROM instances i, json_each(i.usage) u
+             JOIN tags t ON t.id = CAST(u.key AS INTEGER) WHERE i.id = ?1 ORDER BY t.tag",
         )?
         .query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?)
@@ -453,11 +453,9 @@ pub fn move_released(
 ) -> Result<()> {
     counters::add_instance_usage(tx, inst.key, inst.va_id, inst.export_controlled, -1)?;
     super::export_keys::release_instance(tx, &inst.id, now, "instance.transferred")?;
-    tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
-        .execute([inst.key])?;
     tx.prepare_cached(
-        "UPDATE instances SET va_id = ?2, status = ?3,
-           auth_expires_at = NULL, auth_expiry_day = NULL, usage_fp = NULL WHERE id = ?1",
+        "UPDATE instances SET va_id = ?2, status = ?3, auth_expires_at = NULL,
+           auth_expiry_day = NULL, usage = NULL, usage_fp = NULL WHERE id = ?1",
     )?
     .execute(params![
         inst.key,
@@ -528,9 +526,7 @@ pub(super) fn delete(
 ) -> Result<()> {
     counters::add_instance_usage(tx, inst.key, inst.va_id, inst.export_controlled, -1)?;
     super::export_keys::release_instance(tx, &inst.id, now, action)?;
-    // Usage first, while the row that names it (for the ledger) is still there.
-    tx.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
-        .execute([inst.key])?;
+    // Its usage goes with the row (the ledger's trigger names each entry that goes).
     tx.prepare_cached("DELETE FROM instances WHERE id = ?1")?
         .execute([inst.key])?;
     counters::bump_va(tx, inst.va_id, 0, -1)?;

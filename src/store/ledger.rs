@@ -148,6 +148,9 @@ pub fn install(conn: &Connection) -> Result<()> {
 
 /// The three capture triggers of counted table `i` (also re-created by `capture`).
 fn triggers_sql(i: usize, c: &Counted) -> String {
+    if c.table == "instance_usage" {
+        return usage_triggers_sql(i);
+    }
     let t = c.table;
     let new = canonical_sql(c, "NEW.");
     let old = canonical_sql(c, "OLD.");
@@ -166,6 +169,40 @@ fn triggers_sql(i: usize, c: &Counted) -> String {
            INSERT INTO ledger_pending (tbl, old, new) VALUES ({i}, {old}, {new}); END;
          CREATE TEMP TRIGGER IF NOT EXISTS ledger_{t}_d AFTER DELETE ON main.{t} BEGIN
            INSERT INTO ledger_pending (tbl, old, new) VALUES ({i}, {old}, NULL); END;\n"
+    )
+}
+
+/// `instance_usage` is a view of the instances' `usage` column (migration 0021): its rows
+/// change with the instance row, so its triggers sit on `instances` and write one change
+/// per entry of the JSON object that appeared, changed or went. An entry's canonical text
+/// is the view row's (instance's external id, tag, count), read from OLD/NEW, so an
+/// instance's delete still names it.
+fn usage_triggers_sql(i: usize) -> String {
+    let canonical = |p: &str, entry: &str| {
+        format!(
+            "quote({})||','||quote((SELECT t.tag FROM tags t WHERE t.id = CAST({entry}.key AS INTEGER)))||','||quote({entry}.value)",
+            super::instance_ids::external_sql(p)
+        )
+    };
+    let (old, new) = (canonical("OLD.", "o"), canonical("NEW.", "n"));
+    format!(
+        "CREATE TEMP TRIGGER IF NOT EXISTS ledger_instance_usage_i AFTER INSERT ON main.instances
+           WHEN NEW.usage IS NOT NULL BEGIN
+           INSERT INTO ledger_pending (tbl, old, new)
+             SELECT {i}, NULL, {new} FROM json_each(NEW.usage) n; END;
+         CREATE TEMP TRIGGER IF NOT EXISTS ledger_instance_usage_u AFTER UPDATE OF usage ON main.instances
+           WHEN OLD.usage IS NOT NEW.usage BEGIN
+           INSERT INTO ledger_pending (tbl, old, new)
+             SELECT {i}, {old}, CASE WHEN n.key IS NULL THEN NULL ELSE {new} END
+             FROM json_each(OLD.usage) o LEFT JOIN json_each(NEW.usage) n ON n.key = o.key
+             WHERE n.value IS NOT o.value;
+           INSERT INTO ledger_pending (tbl, old, new)
+             SELECT {i}, NULL, {new} FROM json_each(NEW.usage) n
+             WHERE NOT EXISTS (SELECT 1 FROM json_each(OLD.usage) o WHERE o.key = n.key); END;
+         CREATE TEMP TRIGGER IF NOT EXISTS ledger_instance_usage_d AFTER DELETE ON main.instances
+           WHEN OLD.usage IS NOT NULL BEGIN
+           INSERT INTO ledger_pending (tbl, old, new)
+             SELECT {i}, {old}, NULL FROM json_each(OLD.usage) o; END;\n"
     )
 }
 

@@ -25,6 +25,7 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0018_admin_ux.sql")),
     M::up(COMPACT_INSTANCES),
     M::up(include_str!("migrations/0020_usage_fingerprint.sql")),
+    M::up(USAGE_IN_INSTANCE),
 ];
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).
@@ -32,6 +33,9 @@ pub const UDI_UNIQUE: &str = include_str!("migrations/0009_udi_unique.sql");
 
 /// Integer instance keys inside, opaque text ids outside (issue 17).
 pub const COMPACT_INSTANCES: &str = include_str!("migrations/0019_compact_instances.sql");
+
+/// An instance's usage kept in its row (issue 17).
+pub const USAGE_IN_INSTANCE: &str = include_str!("migrations/0021_usage_in_instance.sql");
 
 /// The schema version a database has just before the migration `sql` is applied: tests
 /// build "the previous version" by name, whatever other migrations come before it.
@@ -91,5 +95,49 @@ mod tests {
                 assert_eq!(n, 1, "data survives migration from version {start}");
             }
         }
+    }
+
+    /// Usage rows move into their instance's row: the view reads them back as they were
+    /// (so the ledger's canonical rows do too), and an instance without usage holds NULL.
+    #[test]
+    fn usage_rows_move_into_the_instance_row() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let before = version_before(USAGE_IN_INSTANCE).unwrap();
+        MIGRATIONS.to_version(&mut conn, before).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts (id, name, description, created_at) VALUES (1, 'Acme', '', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'Lab', 0);
+             INSERT INTO tags (id, tag) VALUES (3, 'ess'), (7, 'adv');
+             INSERT INTO instances (id, va_id, pid, sn, public_key, product_name, product_version,
+                 registered_at, last_contact, cert_expires_at, status)
+               VALUES (1, 1, 'P', 'S1', x'00', 'p', '1', 0, 0, 0, 1),
+                      (2, 1, 'P', 'S2', x'00', 'p', '1', 0, 0, 0, 4);
+             INSERT INTO instance_usage (instance_id, tag_id, count) VALUES (1, 3, 5), (1, 7, 0);",
+        )
+        .unwrap();
+        let rows = |c: &Connection| -> Vec<(i64, i64, i64)> {
+            c.prepare("SELECT instance_id, tag_id, count FROM instance_usage ORDER BY 1, 2")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let old = rows(&conn);
+        migrate(&mut conn).unwrap();
+        assert_eq!(rows(&conn), old);
+        assert_eq!(old, vec![(1, 3, 5), (1, 7, 0)]);
+        let columns: Vec<Option<String>> = conn
+            .prepare("SELECT usage FROM instances ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut first = super::super::usage_column::decode(columns[0].as_deref()).unwrap();
+        first.sort_unstable();
+        assert_eq!(first, vec![(3, 5), (7, 0)]);
+        assert_eq!(columns[1], None);
     }
 }

@@ -37,6 +37,7 @@ pub mod status_codes;
 pub mod sync_state;
 pub mod synced;
 pub mod tokens;
+pub mod usage_column;
 pub mod usage_history;
 pub mod user_admin;
 pub mod users;

@@ -79,8 +79,9 @@ async fn verify_passes_across_a_restart_and_names_the_entry_a_hand_edited_usage_
     let (dir, data_dir) = server.stop();
     let n = db(&data_dir)
         .execute(
-            "UPDATE instance_usage SET count = 1
-             WHERE tag_id = (SELECT id FROM tags WHERE tag = 'ess')",
+            "UPDATE instances SET usage = json_set(usage,
+               '$.\"' || (SELECT id FROM tags WHERE tag = 'ess') || '\"', 1)
+             WHERE usage IS NOT NULL",
             [],
         )
         .unwrap();
@@ -361,4 +362,62 @@ async fn the_head_is_signed_at_start_and_again_a_day_later_once_the_chain_moved(
         "a day later the moved chain is signed: {now} > {first}"
     );
     assert_verified(&server);
+}
+
+/// Usage lives in the instance's row (migration 0021); the ledger still folds it tag by
+/// tag. Tags added, changed and dropped by reports, then the instance removed with its
+/// usage, each leave a chain `ledger verify` recounts to the same state, and the
+/// `instance_usage` view reads what the agent last reported.
+#[tokio::test]
+async fn usage_changes_fold_per_tag_through_a_removal() {
+    use crate::support::agent::{rfc3339, RawAgent};
+    let lic = Licensed::start().await;
+    lic.perpetual("ess", 5).await;
+    lic.perpetual("adv", 5).await;
+    let token = lic.simple_token().await;
+    let (answer, agent) = RawAgent::register(&lic.server.url, &token, "C9300", "FOLD1").await;
+    let agent = agent.unwrap_or_else(|| panic!("{}", answer.body));
+    let at = RawAgent::now();
+    let reports: [&[(&str, i64)]; 3] = [&[("ess", 2)], &[("ess", 3), ("adv", 1)], &[("adv", 4)]];
+    let mut last = assert_verified(&lic.server);
+    for (n, counts) in reports.iter().enumerate() {
+        let answer = agent
+            .report(&format!("fold-{n}"), &rfc3339(at - 60 + n as i64), counts)
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let seq = assert_verified(&lic.server);
+        assert!(seq > last, "report {n} folded: {seq} > {last}");
+        last = seq;
+    }
+    let stored: Vec<(String, i64)> = db(&lic.server.data_dir)
+        .prepare(
+            "SELECT t.tag, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
+             ORDER BY t.tag",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![("adv".to_string(), 4)],
+        "ess dropped, adv changed"
+    );
+    let (status, body) = lic
+        .api
+        .delete(&format!(
+            "{}/instances/{}",
+            crate::support::VA,
+            agent.instance_id
+        ))
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    assert!(assert_verified(&lic.server) > last, "the removal folded");
+    let left: i64 = db(&lic.server.data_dir)
+        .query_row("SELECT count(*) FROM instance_usage", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+    let out = lic.server.cli(&["check"]);
+    assert_eq!(out.code, 0, "counters: {}{}", out.stdout, out.stderr);
 }

@@ -114,13 +114,13 @@ pub fn for_each_usage(
     account_id: i64,
     mut f: impl FnMut(String, String, i64) -> Result<()>,
 ) -> Result<()> {
-    // VA, then its instance ids from the (va_id, id) index alone, then their usage rows:
-    // both walked in id order, so usage pages are read in sequence, not one per row.
+    // VA, then its instances by the (va_id, id) index, so their rows (which hold their
+    // usage, migration 0021) are read in id order: pages in sequence, not one per row.
     let mut stmt = conn.prepare(
         "SELECT coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)),
-                (SELECT t.tag FROM tags t WHERE t.id = u.tag_id), u.count
-         FROM virtual_accounts v CROSS JOIN instances i CROSS JOIN instance_usage u
-         WHERE v.account_id = ?1 AND i.va_id = v.id AND u.instance_id = i.id",
+                (SELECT t.tag FROM tags t WHERE t.id = CAST(u.key AS INTEGER)), u.value
+         FROM virtual_accounts v CROSS JOIN instances i CROSS JOIN json_each(i.usage) u
+         WHERE v.account_id = ?1 AND i.va_id = v.id",
     )?;
     let mut rows = stmt.query([account_id])?;
     while let Some(r) = rows.next()? {
@@ -168,8 +168,8 @@ mod tests {
                         params![format!("inst_{n}"), va, n + 1],
                     )?;
                     tx.execute(
-                        "INSERT INTO instance_usage (instance_id, tag_id, count)
-                         VALUES (?1, (SELECT id FROM tags WHERE tag = 't'), ?2)",
+                        "UPDATE instances SET usage = json_object(
+                           (SELECT CAST(id AS TEXT) FROM tags WHERE tag = 't'), ?2) WHERE id = ?1",
                         params![n + 1, n],
                     )?;
                 }
