@@ -13,6 +13,8 @@ pub struct AuthorityKey {
     authority_id: String,
     /// The previous key's statement vouching for this one, after a rotation.
     rotation: Option<super::rotation::Vouch>,
+    /// Agent reply bodies signed last (most repeat: see recent_signatures.rs).
+    replies: super::recent_signatures::RecentSignatures,
 }
 
 impl AuthorityKey {
@@ -64,6 +66,7 @@ impl AuthorityKey {
             signing,
             authority_id,
             rotation: None,
+            replies: Default::default(),
         }
     }
 
@@ -91,6 +94,13 @@ impl AuthorityKey {
 
     pub fn sign_b64(&self, message: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.sign(message))
+    }
+
+    /// As `sign_b64`, for an agent reply body: a body signed a moment ago is not signed
+    /// again (the signature is the same; crypto/recent_signatures.rs). True when the
+    /// signature was kept.
+    pub fn sign_reply_b64(&self, body: &[u8]) -> (String, bool) {
+        self.replies.get_or_sign(body, |b| self.sign_b64(b))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod cert_expiry;
 pub mod idcert;
 pub mod keys;
 pub mod password;
+pub mod recent_signatures;
 pub mod rotation;
 pub mod secrets;
 pub mod tls;

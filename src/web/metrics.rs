@@ -26,6 +26,8 @@ pub struct Metrics {
     registrations: IntCounter,
     usage_reports: IntCounter,
     agent_key_reads: IntCounter,
+    /// `satellite_agent_reply_signatures_total`, its `new` and `kept` series.
+    replies_signed: [IntCounter; 2],
     sync_last_success: GaugeVec,
     pool_shortfall: IntGaugeVec,
     database_bytes: IntGauge,
@@ -132,6 +134,15 @@ impl Metrics {
              instances), or re-read after a check failed against the key held.",
         )?;
         registry.register(Box::new(agent_key_reads.clone()))?;
+        let reply_signatures = IntCounterVec::new(
+            Opts::new(
+                "satellite_agent_reply_signatures_total",
+                "Signed agent replies: `new` when the body was signed, `kept` when the same \
+                 body was signed a moment before and its signature is the one kept.",
+            ),
+            &["signature"],
+        )?;
+        registry.register(Box::new(reply_signatures.clone()))?;
         registry.register(Box::new(sync_last_success.clone()))?;
         registry.register(Box::new(pool_shortfall.clone()))?;
         registry.register(Box::new(database_bytes.clone()))?;
@@ -145,6 +156,10 @@ impl Metrics {
             registrations,
             usage_reports,
             agent_key_reads,
+            replies_signed: [
+                reply_signatures.with_label_values(&["new"]),
+                reply_signatures.with_label_values(&["kept"]),
+            ],
             sync_last_success,
             pool_shortfall,
             database_bytes,
@@ -159,6 +174,11 @@ impl Metrics {
     /// A signed request's instance key was read from the database (see web/agent/keys.rs).
     pub fn agent_key_read(&self) {
         self.agent_key_reads.inc();
+    }
+
+    /// An agent reply was signed: `kept` when its signature was kept from the same body.
+    pub fn reply_signed(&self, kept: bool) {
+        self.replies_signed[usize::from(kept)].inc();
     }
 
     /// One group-commit batch of `jobs` write jobs (called by the writer thread).

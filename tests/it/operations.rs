@@ -757,3 +757,84 @@ async fn instance_keys_are_loaded_at_start_and_stay_hints() {
         gone.body
     );
 }
+
+async fn metric(url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = async_client(false)
+        .get(format!("{url}/metrics"))
+        .bearer_auth("scrape-secret-123")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    find(&parse(&text), name, labels).map_or(0.0, value)
+}
+
+/// Instances reporting the same counts get the same reply body: it is signed once and the
+/// signature kept is sent again, and every reply still verifies under the authority key
+/// (RawAgent checks each). A reply with other counts gets its own signature.
+#[tokio::test]
+async fn repeated_replies_reuse_their_signature_and_still_verify() {
+    let env = vec![("SATELLITE_METRICS_TOKEN".into(), "scrape-secret-123".into())];
+    let l = Licensed::start_with(env).await;
+    l.perpetual("ess", 50).await;
+    let token = l
+        .token(
+            serde_json::json!({ "expires_in_days": 30, "max_uses": 10, "export_controlled": false }),
+        )
+        .await;
+    let mut agents = vec![];
+    for n in 0..6 {
+        let (answer, agent) =
+            RawAgent::register(&l.server.url, &token, "P", &format!("R{n}")).await;
+        agents.push(agent.unwrap_or_else(|| panic!("{}", answer.body)));
+    }
+    let signed = |kind: &'static str| {
+        let url = l.server.url.clone();
+        async move {
+            metric(
+                &url,
+                "satellite_agent_reply_signatures_total",
+                &[("signature", kind)],
+            )
+            .await
+        }
+    };
+    let (new_before, kept_before) = (signed("new").await, signed("kept").await);
+    // Reports within one second carry the same renewal times, so the same body; retry
+    // the round when it straddles a second.
+    let mut bodies = vec![];
+    for _ in 0..5 {
+        let at = rfc3339(RawAgent::now());
+        bodies.clear();
+        for (n, agent) in agents.iter().enumerate() {
+            let answer = agent
+                .report(&format!("same-{n}-{at}"), &at, &[("ess", 2)])
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            bodies.push(answer.body);
+        }
+        if bodies.iter().all(|b| *b == bodies[0]) {
+            break;
+        }
+    }
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:?}");
+    assert!(
+        signed("kept").await - kept_before >= 5.0,
+        "five of six identical replies reused the first one's signature"
+    );
+    let new_after = signed("new").await;
+    // Measured later than the last report, so it is applied.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let other = agents[0]
+        .report("other", &rfc3339(RawAgent::now()), &[("ess", 3)])
+        .await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+    assert_eq!(other.body["entitlements"][0]["count"], 3);
+    assert!(
+        signed("new").await > new_after,
+        "another body is signed anew"
+    );
+    assert!(new_after > new_before);
+}

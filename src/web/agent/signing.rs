@@ -24,7 +24,9 @@ pub async fn sign_agent_responses(
     let bytes = body::to_bytes(body)
         .await
         .map_err(|_| actix_web::error::ErrorInternalServerError("response body unreadable"))?;
-    if let Ok(value) = HeaderValue::from_str(&state.authority.sign_b64(&bytes)) {
+    let (signature, kept) = state.authority.sign_reply_b64(&bytes);
+    state.metrics.reply_signed(kept);
+    if let Ok(value) = HeaderValue::from_str(&signature) {
         res.headers_mut()
             .insert(HeaderName::from_static(RESPONSE_SIGNATURE_HEADER), value);
     }
