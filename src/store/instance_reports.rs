@@ -35,15 +35,17 @@ pub fn report_id_value(id: &str) -> Value {
 pub fn report_id_text(v: ValueRef<'_>) -> Option<String> {
     match v {
         ValueRef::Blob(b) if b.len() == 16 => {
-            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            Some(format!(
-                "{}-{}-{}-{}-{}",
-                &h[0..8],
-                &h[8..12],
-                &h[12..16],
-                &h[16..20],
-                &h[20..32]
-            ))
+            // Every report reads the last id back: written out directly, not formatted.
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let mut text = String::with_capacity(36);
+            for (i, byte) in b.iter().enumerate() {
+                if matches!(i, 4 | 6 | 8 | 10) {
+                    text.push('-');
+                }
+                text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+                text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+            }
+            Some(text)
         }
         ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
         _ => None,
@@ -56,21 +58,19 @@ fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
     if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
         return None;
     }
-    let hex: Vec<u8> = (b.iter().copied())
-        .filter(|&c| c != b'-')
-        .map(|c| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
-    if hex.len() != 32 {
-        return None;
-    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut digits = b.iter().copied().filter(|&c| c != b'-');
     let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        out[i] = (pair[0] << 4) | pair[1];
+    for byte in &mut out {
+        let (high, low) = (digits.next()?, digits.next()?);
+        *byte = (nibble(high)? << 4) | nibble(low)?;
     }
+    // 36 bytes less the 4 hyphens checked above: the 32 digits were all read, and a
+    // stray hyphen left the loop one short.
     Some(out)
 }
 
@@ -430,4 +430,41 @@ pub fn apply_report(
         auth_expires_at,
         disposition,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_canonical_uuid_is_kept_as_bytes_and_reads_back_as_it_came() {
+        let id = "0193ab4c-7d2e-4f10-8a9b-00ff12cd34ef";
+        let stored = report_id_value(id);
+        let Value::Blob(bytes) = &stored else {
+            panic!("{stored:?}")
+        };
+        assert_eq!(bytes.len(), 16);
+        assert_eq!(bytes[0], 0x01);
+        assert_eq!(bytes[15], 0xef);
+        assert_eq!(report_id_text(ValueRef::Blob(bytes)).as_deref(), Some(id));
+    }
+
+    #[test]
+    fn any_other_text_is_kept_as_text() {
+        for id in [
+            "0193AB4C-7D2E-4F10-8A9B-00FF12CD34EF",
+            "0193ab4c-7d2e-4f10-8a9b-00ff12cd34e",
+            "0193ab4c-7d2e-4f10-8a9b-00ff12cd34efa",
+            "0193ab4c7d2e-4f10-8a9b--00ff12cd34ef",
+            "0193ab4c-7d2e-4f10-8a9b-00ff12cd3-ef",
+            "0193ab4g-7d2e-4f10-8a9b-00ff12cd34ef",
+            "report-1",
+        ] {
+            assert_eq!(report_id_value(id), Value::Text(id.to_string()), "{id}");
+            assert_eq!(
+                report_id_text(ValueRef::Text(id.as_bytes())).as_deref(),
+                Some(id)
+            );
+        }
+    }
 }

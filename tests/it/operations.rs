@@ -837,4 +837,19 @@ async fn repeated_replies_reuse_their_signature_and_still_verify() {
         "another body is signed anew"
     );
     assert!(new_after > new_before);
+
+    // Agent answers are never documents: the short policy for APIs, the other security
+    // headers as on every response.
+    let res = async_client(false)
+        .get(format!("{}/agent/v1/authority", l.server.url))
+        .send()
+        .await
+        .unwrap();
+    let h = res.headers();
+    assert_eq!(
+        h["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.contains_key("strict-transport-security"));
 }
