@@ -23,6 +23,7 @@ use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use ed25519_dalek::{Signature, VerifyingKey};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha512};
+use std::borrow::Borrow;
 
 /// One signature to check: the key, the signed bytes and the 64 signature bytes.
 pub struct Item {
@@ -40,11 +41,12 @@ impl Item {
     }
 }
 
-/// True when every item's signature is valid (see the module docs).
-pub fn verify_all(items: &[Item]) -> bool {
+/// True when every item's signature is valid (see the module docs). Items or references
+/// to them.
+pub fn verify_all<I: Borrow<Item>>(items: &[I]) -> bool {
     match items {
         [] => true,
-        [one] => one.verify_alone(),
+        [one] => one.borrow().verify_alone(),
         _ => equation_holds(items).unwrap_or(false),
     }
 }
@@ -65,13 +67,14 @@ fn canonical_y(bytes: &[u8]) -> bool {
 /// sum(z_i R_i) + sum(z_i k_i A_i) - (sum z_i s_i) B == identity, with k_i =
 /// SHA-512(R_i || A_i || M_i) and random z_i; None when an item breaks a strict rule or
 /// the system's random source fails.
-fn equation_holds(items: &[Item]) -> Option<bool> {
+fn equation_holds<I: Borrow<Item>>(items: &[I]) -> Option<bool> {
     let mut weights = vec![0u8; WEIGHT_BYTES * items.len()];
     OsRng.try_fill_bytes(&mut weights).ok()?;
     let mut scalars = Vec::with_capacity(2 * items.len() + 1);
     let mut points = Vec::with_capacity(2 * items.len() + 1);
     let mut basepoint_coefficient = Scalar::ZERO;
     for (item, weight) in items.iter().zip(weights.chunks_exact(WEIGHT_BYTES)) {
+        let item = item.borrow();
         if item.key.is_weak() {
             return None;
         }
@@ -125,7 +128,7 @@ mod tests {
         let items: Vec<Item> = (1..=9).map(|i| item(i, &[i; 40])).collect();
         assert!(verify_all(&items));
         assert!(verify_all(&items[..2]));
-        assert!(verify_all(&[]));
+        assert!(verify_all::<Item>(&[]));
     }
 
     #[test]
