@@ -649,6 +649,11 @@ fn scheduled_backups_are_taken_and_pruned() {
 }
 
 async fn key_reads(url: &str) -> f64 {
+    metric(url, "satellite_agent_key_reads_total", &[]).await
+}
+
+/// One sample of a scrape; 0 when the series has not been written yet.
+async fn metric(url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let text = async_client(false)
         .get(format!("{url}/metrics"))
         .bearer_auth("scrape-secret-123")
@@ -658,7 +663,7 @@ async fn key_reads(url: &str) -> f64 {
         .text()
         .await
         .unwrap();
-    value(find(&parse(&text), "satellite_agent_key_reads_total", &[]).unwrap())
+    find(&parse(&text), name, labels).map_or(0.0, value)
 }
 
 /// Instance keys are kept in memory and loaded again when the server starts: after a
@@ -756,19 +761,6 @@ async fn instance_keys_are_loaded_at_start_and_stay_hints() {
         "{}",
         gone.body
     );
-}
-
-async fn metric(url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = async_client(false)
-        .get(format!("{url}/metrics"))
-        .bearer_auth("scrape-secret-123")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    find(&parse(&text), name, labels).map_or(0.0, value)
 }
 
 /// Instances reporting the same counts get the same reply body: it is signed once and the

@@ -139,27 +139,30 @@ mod tests {
     use super::*;
     use ed25519_dalek::{Signer, SigningKey};
 
+    /// Request `i`'s signature, spoiled when `bad`.
+    fn signed(i: u8, bad: bool) -> Item {
+        let key = SigningKey::from_bytes(&[i + 1; 32]);
+        let message = vec![i; 16];
+        let mut signature = key.sign(&message).to_bytes();
+        if bad {
+            signature[40] ^= 1;
+        }
+        Item {
+            key: key.verifying_key(),
+            message,
+            signature,
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_checks_each_get_their_own_answer() {
         let verifier = std::sync::Arc::new(Verifier::default());
-        let mut handles = vec![];
-        for i in 0..40u8 {
-            let v = verifier.clone();
-            handles.push(tokio::spawn(async move {
-                let key = SigningKey::from_bytes(&[i + 1; 32]);
-                let message = vec![i; 16];
-                let mut signature = key.sign(&message).to_bytes();
-                if i % 7 == 3 {
-                    signature[40] ^= 1;
-                }
-                let item = Item {
-                    key: key.verifying_key(),
-                    message,
-                    signature,
-                };
-                (i, v.verify(item).await)
-            }));
-        }
+        let handles: Vec<_> = (0..40u8)
+            .map(|i| {
+                let v = verifier.clone();
+                tokio::spawn(async move { (i, v.verify(signed(i, i % 7 == 3)).await) })
+            })
+            .collect();
         for h in handles {
             let (i, ok) = h.await.unwrap();
             assert_eq!(ok, i % 7 != 3, "request {i}");
@@ -172,24 +175,12 @@ mod tests {
     async fn answers_reach_each_request_through_the_workers_mailbox() {
         let verifier = std::sync::Arc::new(Verifier::default());
         assert!(mailbox().is_some(), "an arbiter has a mailbox");
-        let mut handles = vec![];
-        for i in 0..40u8 {
-            let v = verifier.clone();
-            handles.push(actix_web::rt::spawn(async move {
-                let key = SigningKey::from_bytes(&[i + 1; 32]);
-                let message = vec![i; 24];
-                let mut signature = key.sign(&message).to_bytes();
-                if i % 5 == 2 {
-                    signature[3] ^= 4;
-                }
-                let item = Item {
-                    key: key.verifying_key(),
-                    message,
-                    signature,
-                };
-                (i, v.verify(item).await)
-            }));
-        }
+        let handles: Vec<_> = (0..40u8)
+            .map(|i| {
+                let v = verifier.clone();
+                actix_web::rt::spawn(async move { (i, v.verify(signed(i, i % 5 == 2)).await) })
+            })
+            .collect();
         for h in handles {
             let (i, ok) = h.await.unwrap();
             assert_eq!(ok, i % 5 != 2, "request {i}");
