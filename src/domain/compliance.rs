@@ -37,6 +37,17 @@ pub struct Demand {
     pub export_ok: i64,
 }
 
+impl Demand {
+    /// What `count` reported by one instance adds: all of it to the total, and to the
+    /// export part when the instance registered with an export-controlled token.
+    pub fn of_usage(count: i64, export_controlled: bool) -> Demand {
+        Demand {
+            total: count,
+            export_ok: if export_controlled { count } else { 0 },
+        }
+    }
+}
+
 string_enum! {
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum PoolStatus {

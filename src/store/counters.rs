@@ -14,10 +14,7 @@ pub fn add_demand(
     delta: i64,
     export: bool,
 ) -> Result<Demand> {
-    let moved = Demand {
-        total: delta,
-        export_ok: if export { delta } else { 0 },
-    };
+    let moved = Demand::of_usage(delta, export);
     if delta == 0 {
         return Ok(moved);
     }

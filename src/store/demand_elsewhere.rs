@@ -72,14 +72,13 @@ fn reported_by(conn: &Connection, satellite_id: i64) -> Result<Reported> {
     )?;
     let mut rows = usage.query([satellite_id])?;
     while let Some(r) = rows.next()? {
-        let count: i64 = r.get(2)?;
-        let export: bool = r.get(3)?;
         let tag = super::columns::borrowed_text(r, 1)?;
-        let d = Demand {
-            total: count,
-            export_ok: if export { count } else { 0 },
-        };
-        add_reported(&mut own, r.get(0)?, tag, d);
+        add_reported(
+            &mut own,
+            r.get(0)?,
+            tag,
+            Demand::of_usage(r.get(2)?, r.get(3)?),
+        );
     }
     let keys = conn
         .prepare_cached(

@@ -17,6 +17,7 @@ use super::super::Result;
 use super::deferred_indexes::DeferredIndexes;
 use super::listed::Listed;
 use super::{va_id, InstanceExport};
+use crate::domain::compliance::Demand;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashMap};
 
@@ -113,11 +114,6 @@ struct StoredInstance {
     same: bool,
 }
 
-/// A usage row's demand and export demand.
-fn weigh(count: i64, export: bool) -> (i64, i64) {
-    (count, if export { count } else { 0 })
-}
-
 impl<'a> Snapshot<'a> {
     pub fn begin(tx: &'a Connection, satellite_id: i64, account_id: i64, now: i64) -> Result<Self> {
         Self::begin_with(tx, satellite_id, account_id, now, true)
@@ -211,13 +207,13 @@ impl<'a> Snapshot<'a> {
         next
     }
 
-    fn move_demand(&mut self, va: i64, tag: &str, (d, de): (i64, i64), sign: i64) {
-        if d == 0 && de == 0 {
+    fn move_demand(&mut self, va: i64, tag: &str, d: Demand, sign: i64) {
+        if d == Demand::default() {
             return;
         }
         let e = self.demand.entry((va, tag.to_string())).or_default();
-        e.0 += sign * d;
-        e.1 += sign * de;
+        e.0 += sign * d.total;
+        e.1 += sign * d.export_ok;
     }
 
     /// One change of a satellite table for the ledger (`pick` names the table).
@@ -376,7 +372,7 @@ impl<'a> Snapshot<'a> {
                     .execute(params![sat, instance_id, tag, va, count, export])?;
                 let old = usage_text(sat, instance_id, old_va, tag, old_count, old_export);
                 self.capture(|c| c.usage, Some(&old), Some(&new))?;
-                self.move_demand(old_va, tag, weigh(old_count, old_export), -1);
+                self.move_demand(old_va, tag, Demand::of_usage(old_count, old_export), -1);
             }
             None => {
                 self.tx
@@ -388,7 +384,7 @@ impl<'a> Snapshot<'a> {
                 self.capture(|c| c.usage, None, Some(&new))?;
             }
         }
-        self.move_demand(va, tag, weigh(count, export), 1);
+        self.move_demand(va, tag, Demand::of_usage(count, export), 1);
         self.written.usage += 1;
         Ok(true)
     }
@@ -485,7 +481,7 @@ impl<'a> Snapshot<'a> {
             .execute(params![sat, id, tag])?;
             let old = usage_text(sat, &id, va, &tag, count, export);
             self.capture(|c| c.usage, Some(&old), None)?;
-            self.move_demand(va, &tag, weigh(count, export), -1);
+            self.move_demand(va, &tag, Demand::of_usage(count, export), -1);
             self.written.usage_removed += 1;
         }
         let gone_keys: Vec<(String, String, i64)> = {
