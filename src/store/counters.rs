@@ -36,8 +36,8 @@ pub fn add_instance_usage(
 ) -> Result<()> {
     let rows: Vec<(String, i64)> = tx
         .prepare_cached(
-            "SELECT t.tag, u.value FROM instances i, json_each(i.usage) u
-             JOIN tags t ON t.id = CAST(u.key AS INTEGER) WHERE i.id = ?1",
+            "SELECT t.tag, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
+             WHERE u.instance_id = ?1",
         )?
         .query_map([instance_key], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;

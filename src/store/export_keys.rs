@@ -262,7 +262,9 @@ pub fn add_key_demand(
     va_id: i64,
     demand: &mut BTreeMap<String, Demand>,
 ) -> Result<()> {
-    // Keys name their instance by its external id (their history outlives it).
+    // Keys name their instance by its external id (their history outlives it). The count
+    // is read from the usage column: the `instance_usage` view on the right of a LEFT
+    // JOIN would be built whole first.
     let key = instance_ids::key_of_sql("k.instance_id");
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT k.tag,

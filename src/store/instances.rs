@@ -203,8 +203,8 @@ pub fn usage_of(conn: &Connection, id: &str) -> Result<Vec<(String, i64)>> {
 pub(super) fn usage_of_key(conn: &Connection, key: i64) -> Result<Vec<(String, i64)>> {
     Ok(conn
         .prepare_cached(
-            "SELECT t.tag, u.value FROM instances i, json_each(i.usage) u
-             JOIN tags t ON t.id = CAST(u.key AS INTEGER) WHERE i.id = ?1 ORDER BY t.tag",
+            "SELECT t.tag, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
+             WHERE u.instance_id = ?1 ORDER BY t.tag",
         )?
         .query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?)

@@ -35,8 +35,8 @@ pub fn for_each_instance(
                 CASE i.status WHEN 0 THEN 'authorization_expired' WHEN 1 THEN 'authorized' WHEN 2 THEN 'not_authorized' WHEN 3 THEN 'out_of_compliance' WHEN 4 THEN 'registered' WHEN 5 THEN 'reserved' END,
                 i.registered_at, i.last_contact,
                 (SELECT group_concat(tag || '=' || count, ';')
-                   FROM (SELECT t.tag, u.value AS count FROM json_each(i.usage) u
-                         JOIN tags t ON t.id = CAST(u.key AS INTEGER) ORDER BY t.tag))
+                   FROM (SELECT t.tag, u.count FROM instance_usage u JOIN tags t ON t.id = u.tag_id
+                         WHERE u.instance_id = i.id ORDER BY t.tag))
          FROM instances i JOIN virtual_accounts v ON v.id = i.va_id
          JOIN accounts a ON a.id = v.account_id
          WHERE (?1 IS NULL OR v.account_id = ?1) AND (?2 IS NULL OR i.va_id = ?2)

@@ -1,8 +1,9 @@
 //! An instance's usage as its row keeps it (migration 0021): a JSON object from interned
 //! tag id to count, `{"3":5,"7":1}`, or NULL when it holds none. One page per instance
 //! then holds both its state and its usage, so a report that changes counts reads and
-//! dirties that page alone. SQL reads the column with `json_each` (the `instance_usage`
-//! view is one such reader); Rust reads and writes it here.
+//! dirties that page alone. SQL reads it through the `instance_usage` view (one instance's
+//! usage: the view's lookup is by rowid), or with `json_each` where a whole account is
+//! read; Rust reads and writes it here.
 
 use super::Result;
 use rusqlite::types::Type;

@@ -116,6 +116,8 @@ pub fn for_each_usage(
 ) -> Result<()> {
     // VA, then its instances by the (va_id, id) index, so their rows (which hold their
     // usage, migration 0021) are read in id order: pages in sequence, not one per row.
+    // The column is read here, not through the `instance_usage` view, which would look
+    // each instance's row up a second time.
     let mut stmt = conn.prepare(
         "SELECT coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)),
                 (SELECT t.tag FROM tags t WHERE t.id = CAST(u.key AS INTEGER)), u.value
