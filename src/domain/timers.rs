@@ -27,6 +27,19 @@ pub fn expiry_day(at: i64) -> i64 {
     at.div_euclid(86_400)
 }
 
+/// Whether an authorization now expiring at `expires` moves its expiry index entry, whose
+/// mark (store migration 0022) is the expiry it had when its day last changed: only when
+/// the day changes, so a report a day renews many times moves the entry once a day.
+pub fn expiry_mark_moves(mark: Option<i64>, expires: i64) -> bool {
+    mark.map(expiry_day) != Some(expiry_day(expires))
+}
+
+/// The marks below which an authorization lapses on `now`'s day or before: the start of
+/// the next day.
+pub fn expiry_marks_due(now: i64) -> i64 {
+    (expiry_day(now) + 1) * DAY
+}
+
 /// How far behind `last_contact` may fall before a usage report writes it again. The
 /// instance list sorts on it through an index: writing it on every report rewrote an
 /// entry of that index, on a random page of it, for every report.
@@ -53,6 +66,21 @@ mod tests {
         assert_eq!(days_left(90 * DAY, 0), 90);
         assert_eq!(days_left(90 * DAY, 1), 90);
         assert_eq!(days_left(5, 10), 0);
+    }
+
+    #[test]
+    fn the_expiry_mark_moves_with_the_day_and_the_timer_finds_it() {
+        let expires = 20_000 * DAY + 100;
+        assert!(expiry_mark_moves(None, expires));
+        assert!(!expiry_mark_moves(Some(20_000 * DAY), expires));
+        assert!(!expiry_mark_moves(Some(expires + 3_600), expires));
+        assert!(expiry_mark_moves(Some(expires - 101), expires));
+        assert!(expiry_mark_moves(Some(expires + DAY), expires));
+        // Due on the mark's own day, from its first second, not on the day before.
+        let mark = 20_000 * DAY + 5;
+        assert!(mark < expiry_marks_due(20_000 * DAY));
+        assert!(mark >= expiry_marks_due(20_000 * DAY - 1));
+        assert!(mark < expiry_marks_due(20_001 * DAY + 7));
     }
 
     #[test]

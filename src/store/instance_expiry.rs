@@ -14,21 +14,21 @@ use serde_json::json;
 /// Lapses authorizations not renewed for 90 days: such instances hold no licenses until
 /// they report again. Handles at most `limit` per call so one transaction stays short.
 pub fn expire_authorizations(tx: &Connection, now: i64, limit: u32) -> Result<usize> {
-    // The day index narrows the search to instances lapsing today or earlier; the exact
+    // The mark index narrows the search to instances lapsing today or earlier; the exact
     // time decides.
     let sql = format!(
         "SELECT {COLUMNS} FROM instances
-         WHERE auth_expiry_day IS NOT NULL AND auth_expiry_day <= ?1 AND auth_expires_at <= ?2
+         WHERE auth_expiry_mark IS NOT NULL AND auth_expiry_mark < ?1 AND auth_expires_at <= ?2
          LIMIT ?3"
     );
     let due: Vec<Instance> = tx
         .prepare_cached(&sql)?
-        .query_map(params![timers::expiry_day(now), now, limit], row)?
+        .query_map(params![timers::expiry_marks_due(now), now, limit], row)?
         .collect::<rusqlite::Result<_>>()?;
     for inst in &due {
         counters::add_instance_usage(tx, inst.key, inst.va_id, inst.export_controlled, -1)?;
         tx.prepare_cached(
-            "UPDATE instances SET auth_expires_at = NULL, auth_expiry_day = NULL, usage = NULL,
+            "UPDATE instances SET auth_expires_at = NULL, auth_expiry_mark = NULL, usage = NULL,
                usage_fp = NULL WHERE id = ?1",
         )?
         .execute([inst.key])?;

@@ -102,7 +102,8 @@ struct Reporting {
     last_measured_at_us: Option<i64>,
     auth_renew_after: Option<i64>,
     auth_expires_at: Option<i64>,
-    auth_expiry_day: Option<i64>,
+    /// The expiry index's mark (migration 0022, `timers::expiry_mark_moves`).
+    auth_expiry_mark: Option<i64>,
     last_contact: i64,
     /// `usage_fingerprint` of the usage stored, when known (migration 0020).
     usage_fp: Option<i64>,
@@ -120,7 +121,7 @@ static REPORTING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT rowid, public_key, cert_expires_at, va_id, export_controlled, status,
                 last_report_id, last_measured_at_us, auth_expires_at - ?2, auth_expires_at,
-                auth_expiry_day, last_contact, usage_fp, usage,
+                auth_expiry_mark, last_contact, usage_fp, usage,
                 EXISTS (SELECT 1 FROM reservations r
                         WHERE r.pid = i.pid AND r.sn = i.sn AND r.state IN {}),
                 EXISTS (SELECT 1 FROM export_keys k
@@ -147,7 +148,7 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
                     last_measured_at_us: r.get(7)?,
                     auth_renew_after: r.get(8)?,
                     auth_expires_at: r.get(9)?,
-                    auth_expiry_day: r.get(10)?,
+                    auth_expiry_mark: r.get(10)?,
                     last_contact: r.get(11)?,
                     usage_fp: r.get(12)?,
                     usage: r.get(13)?,
@@ -260,7 +261,7 @@ fn intern_tag(tx: &Connection, tag: &str) -> Result<i64> {
         .query_row([tag], |r| r.get(0))?)
 }
 
-/// Records an accepted report and renews the authorization. The expiry-day and
+/// Records an accepted report and renews the authorization. The expiry-mark and
 /// last-contact columns (each with an index) are written only when they move (a day; an
 /// hour, see `timers::CONTACT_PRECISION`), the usage column only when `usage` is Some.
 fn accept_report(
@@ -272,14 +273,13 @@ fn accept_report(
     usage: Option<Option<String>>,
 ) -> Result<(i64, i64)> {
     let (renew, expires) = timers::authorization_times(now);
-    let day = timers::expiry_day(expires);
-    let new_day = (inst.auth_expiry_day != Some(day)).then_some(day);
+    let new_mark = timers::expiry_mark_moves(inst.auth_expiry_mark, expires).then_some(expires);
     let contact = timers::contact_to_record(inst.last_contact, now);
     let (rid, at) = (report_id_value(&report.report_id), report.measured_at_us);
     // By rowid: the row was just read, and this skips a second walk of the id index.
     // The renewal time is not stored: it follows from the expiry (instances::COLUMNS).
     // One statement per set of optional columns, each made once (the statement cache is
-    // keyed by its text): bit 0 the expiry day, bit 1 the contact, bit 2 the usage.
+    // keyed by its text): bit 0 the expiry mark, bit 1 the contact, bit 2 the usage.
     static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
         (0..8)
             .map(|set: usize| {
@@ -287,7 +287,7 @@ fn accept_report(
                     "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
                      auth_expires_at = ?4, usage_fp = ?5",
                 );
-                for (bit, column) in ["auth_expiry_day", "last_contact", "usage"]
+                for (bit, column) in ["auth_expiry_mark", "last_contact", "usage"]
                     .iter()
                     .enumerate()
                 {
@@ -300,7 +300,7 @@ fn accept_report(
             })
             .collect()
     });
-    let set = usize::from(new_day.is_some())
+    let set = usize::from(new_mark.is_some())
         | usize::from(contact.is_some()) << 1
         | usize::from(usage.is_some()) << 2;
     let mut stmt = tx.prepare_cached(&SQL[set])?;
@@ -309,8 +309,8 @@ fn accept_report(
     stmt.raw_bind_parameter(3, at)?;
     stmt.raw_bind_parameter(4, expires)?;
     stmt.raw_bind_parameter(5, fp)?;
-    if let Some(day) = new_day {
-        stmt.raw_bind_parameter(6, day)?;
+    if let Some(mark) = new_mark {
+        stmt.raw_bind_parameter(6, mark)?;
     }
     if let Some(now) = contact {
         stmt.raw_bind_parameter(7, now)?;

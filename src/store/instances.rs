@@ -210,8 +210,9 @@ pub(super) fn usage_of_key(conn: &Connection, key: i64) -> Result<Vec<(String, i
         .collect::<rusqlite::Result<_>>()?)
 }
 
-/// An instance's history, newest first (up to 100 lines). Its registration is not a row
-/// (migration 0019): the oldest line, "registered", is read from `registered_at`.
+/// An instance's history, newest first (up to 100 lines). Its two oldest lines are kept
+/// in its row: "registered" is read from `registered_at` (migration 0019), the line after
+/// it from `first_line_*` (0022); the table holds the lines after those.
 pub fn history(conn: &Connection, id: &str) -> Result<Vec<(i64, String, String)>> {
     let Some(inst) = find_by_id(conn, id)? else {
         return Ok(Vec::new());
@@ -224,6 +225,17 @@ pub fn history(conn: &Connection, id: &str) -> Result<Vec<(i64, String, String)>
         ))?
         .query_map([inst.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    if lines.len() < 100 {
+        let first: Option<(i64, String, String)> = conn
+            .prepare_cached(&format!(
+                "SELECT first_line_at, {}, first_line_note FROM instances
+                 WHERE id = ?1 AND first_line_at IS NOT NULL",
+                status_codes::text_sql("first_line_status")
+            ))?
+            .query_row([inst.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        lines.extend(first);
+    }
     if lines.len() < 100 {
         let registered = InstanceStatus::Registered.as_str();
         lines.push((inst.registered_at, registered.into(), registered.into()));
@@ -335,12 +347,23 @@ pub(super) fn add_history_key(
     status: InstanceStatus,
     note: &str,
 ) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO instance_history (instance_id, seq, at, status, note)
-         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM instance_history WHERE instance_id = ?1),
-                 ?2, ?3, ?4)",
-    )?
-    .execute(params![key, now, status_codes::code(status), note])?;
+    let line = params![key, now, status_codes::code(status), note];
+    // The first line goes into the row (migration 0022): an instance's first report then
+    // writes no page of the history B-tree, where its line would land on a random one.
+    let in_row = tx
+        .prepare_cached(
+            "UPDATE instances SET first_line_at = ?2, first_line_status = ?3, first_line_note = ?4
+             WHERE id = ?1 AND first_line_at IS NULL",
+        )?
+        .execute(line)?;
+    if in_row == 0 {
+        tx.prepare_cached(
+            "INSERT INTO instance_history (instance_id, seq, at, status, note)
+             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM instance_history WHERE instance_id = ?1),
+                     ?2, ?3, ?4)",
+        )?
+        .execute(line)?;
+    }
     Ok(())
 }
 
@@ -455,7 +478,7 @@ pub fn move_released(
     super::export_keys::release_instance(tx, &inst.id, now, "instance.transferred")?;
     tx.prepare_cached(
         "UPDATE instances SET va_id = ?2, status = ?3, auth_expires_at = NULL,
-           auth_expiry_day = NULL, usage = NULL, usage_fp = NULL WHERE id = ?1",
+           auth_expiry_mark = NULL, usage = NULL, usage_fp = NULL WHERE id = ?1",
     )?
     .execute(params![
         inst.key,

@@ -26,6 +26,7 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(COMPACT_INSTANCES),
     M::up(include_str!("migrations/0020_usage_fingerprint.sql")),
     M::up(USAGE_IN_INSTANCE),
+    M::up(FIRST_REPORT_IN_ROW),
 ];
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).
@@ -36,6 +37,10 @@ pub const COMPACT_INSTANCES: &str = include_str!("migrations/0019_compact_instan
 
 /// An instance's usage kept in its row (issue 17).
 pub const USAGE_IN_INSTANCE: &str = include_str!("migrations/0021_usage_in_instance.sql");
+
+/// An instance's first history line and its expiry mark kept where a first report writes
+/// them cheaply (issue 17).
+pub const FIRST_REPORT_IN_ROW: &str = include_str!("migrations/0022_first_report_in_row.sql");
 
 /// The schema version a database has just before the migration `sql` is applied: tests
 /// build "the previous version" by name, whatever other migrations come before it.
@@ -95,6 +100,71 @@ mod tests {
                 assert_eq!(n, 1, "data survives migration from version {start}");
             }
         }
+    }
+
+    /// An instance's oldest history line moves into its row and the later ones stay; the
+    /// expiry index holds the expiry itself, on the same day the day index held.
+    #[test]
+    fn the_first_history_line_and_the_expiry_mark_move_into_the_row() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let before = version_before(FIRST_REPORT_IN_ROW).unwrap();
+        MIGRATIONS.to_version(&mut conn, before).unwrap();
+        let expires = 20_000 * 86_400 + 777;
+        conn.execute_batch(&format!(
+            "INSERT INTO accounts (id, name, description, created_at) VALUES (1, 'Acme', '', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'Lab', 0);
+             INSERT INTO instances (id, va_id, pid, sn, public_key, product_name, product_version,
+                 registered_at, last_contact, cert_expires_at, status, auth_expires_at,
+                 auth_expiry_day)
+               VALUES (1, 1, 'P', 'S1', x'00', 'p', '1', 0, 0, 0, 0, {expires}, 20000),
+                      (2, 1, 'P', 'S2', x'00', 'p', '1', 0, 0, 0, 4, NULL, NULL);
+             INSERT INTO instance_history (instance_id, seq, at, status, note)
+               VALUES (1, 1, 10, 1, 'usage report'), (1, 2, 20, 3, 'over'),
+                      (1, 3, 30, 0, 'lapsed');"
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        type Row = (Option<i64>, Option<i64>, Option<String>, Option<i64>);
+        let rows: Vec<Row> = conn
+            .prepare(
+                "SELECT first_line_at, first_line_status, first_line_note, auth_expiry_mark
+                 FROM instances ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    Some(10),
+                    Some(1),
+                    Some("usage report".into()),
+                    Some(expires)
+                ),
+                (None, None, None, None),
+            ]
+        );
+        let left: Vec<(i64, String)> = conn
+            .prepare("SELECT seq, note FROM instance_history ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(left, vec![(2, "over".into()), (3, "lapsed".into())]);
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM instances
+                 WHERE auth_expiry_mark IS NOT NULL AND auth_expiry_mark < 5",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("instances_auth_expiry_mark"), "{plan}");
     }
 
     /// Usage rows move into their instance's row: the view reads them back as they were

@@ -104,11 +104,21 @@ async fn a_version_18_estate_migrates_and_its_old_ids_still_sign_in() {
         )
         .unwrap();
     assert_eq!(legacy, 2);
-    // The registration's own history line became the row's registered_at, not a copy.
+    // The registration's own history line became the row's registered_at, not a copy,
+    // and the line after it moved into the row too (migration 0022).
     let lines: i64 = db()
         .query_row("SELECT count(*) FROM instance_history", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(lines, 1);
+    assert_eq!(lines, 0);
+    let first: (i64, i64, String) = db()
+        .query_row(
+            "SELECT first_line_at, first_line_status, first_line_note FROM instances
+             WHERE legacy_id = ?1",
+            [OLD_A],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(first, (150, 1, "usage report".to_string()));
 
     // The list and the detail show the same ids, usage and status.
     let (s, list) = api.get(&format!("{VA}/instances")).await;

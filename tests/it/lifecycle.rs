@@ -238,8 +238,12 @@ async fn duplicate_udis_of_an_older_version_are_merged() {
     assert_eq!(demand, 1, "the merged instance's usage left Lab's pool");
     let note: String = db
         .query_row(
-            "SELECT note FROM instance_history
-             WHERE instance_id = (SELECT id FROM instances WHERE legacy_id = 'inst_new')",
+            // Its first line is kept in its row (migration 0022), later ones in the table.
+            "SELECT group_concat(note) FROM (
+               SELECT first_line_note AS note FROM instances WHERE legacy_id = 'inst_new'
+               UNION ALL
+               SELECT note FROM instance_history
+               WHERE instance_id = (SELECT id FROM instances WHERE legacy_id = 'inst_new'))",
             [],
             |r| r.get(0),
         )
@@ -479,6 +483,39 @@ async fn run_drives_reports_and_renewals_across_months() {
     assert_eq!(status.value("state"), "authorized");
     assert_ne!(status.value("registration_expires_at"), before);
     assert_eq!(in_use(&l, "t").await, 3);
+    // Its history, newest first. The line after "registered" (here the renewal's new
+    // hostname) is kept in the instance row, the later ones in the history table
+    // (migration 0022): the page reads them as one list.
+    let s = l.server.session("system-admin", None).await;
+    let (_, html) = s
+        .page(&format!(
+            "/accounts/Acme/virtual-accounts/Lab/instances/{instance_id}"
+        ))
+        .await;
+    let table = html.split("<table id=\"history\">").nth(1).unwrap();
+    let table = table.split("</table>").next().unwrap();
+    let lines: Vec<(&str, &str)> = table
+        .split("<tr><td class=\"muted nowrap\">")
+        .skip(1)
+        .map(|row| {
+            let cells: Vec<&str> = row.split("<td>").skip(1).collect();
+            (
+                cells[0].trim_end_matches("</td>"),
+                cells[1].split("</td>").next().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("authorized", "usage report"),
+            ("authorization expired", "no usage report for 90 days"),
+            ("authorized", "usage report"),
+            ("registered", "hostname changed to edge-1b"),
+            ("registered", "registered"),
+        ],
+        "{table}"
+    );
     let (_, alerts) = l.api.get("/api/v1/alerts").await;
     assert!(
         !alerts.to_string().contains("authorization_lapsed"),
