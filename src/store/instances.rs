@@ -399,6 +399,11 @@ pub struct Enrolment<'a> {
     pub cert_expires_at: i64,
 }
 
+/// Bytes a registration sets aside in its row for what the first report adds
+/// (migration 0022): that report then rewrites the row in its page instead of splitting
+/// the page.
+const FIRST_REPORT_ROOM: i64 = 64;
+
 /// Inserts a new instance (status `registered`) with its counters; returns its external
 /// id. Its registration is the row itself (`registered_at`): no history line, no event.
 pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
@@ -406,8 +411,8 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
     tx.prepare_cached(
         "INSERT INTO instances (va_id, pid, sn, uuid, public_key, product_name, product_version,
            hostname, export_controlled, token_id, registered_at, last_contact,
-           cert_expires_at, status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
+           cert_expires_at, status, first_report_room)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, zeroblob(?14))",
     )?
     .execute(params![
         e.va_id,
@@ -422,7 +427,8 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
         e.token_id,
         now,
         e.cert_expires_at,
-        status_codes::code(InstanceStatus::Registered)
+        status_codes::code(InstanceStatus::Registered),
+        FIRST_REPORT_ROOM
     ])?;
     let key = tx.last_insert_rowid();
     counters::bump_va(tx, e.va_id, 0, 1)?;

@@ -757,3 +757,66 @@ async fn the_reference_agent_reregisters_into_another_va_when_told() {
     assert_eq!(instances_of(&l, LAB2).await.len(), 1);
     l.assert_counters_exact();
 }
+
+/// An instance's first report writes its own row and nothing in the history table: the
+/// registration set room aside in the row, which the report's columns take, and the first
+/// history line is kept in the row (migration 0022). Later lines go to the table, and the
+/// page reads them all in order.
+#[tokio::test]
+async fn a_first_report_fills_the_room_its_registration_set_aside() {
+    let l = Licensed::start().await;
+    l.perpetual("t", 5).await;
+    let token = l.simple_token().await;
+    let (answer, agent) = RawAgent::register(&l.server.url, &token, "P", "ROOM1").await;
+    let agent = agent.unwrap_or_else(|| panic!("{}", answer.body));
+    let db = || rusqlite::Connection::open(l.server.data_dir.join("satellite.db")).unwrap();
+    type Row = (Option<i64>, Option<i64>, Option<String>);
+    let row = || -> Row {
+        db().query_row(
+            "SELECT length(first_report_room), first_line_status, first_line_note
+             FROM instances WHERE sn = 'ROOM1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    let lines = || -> i64 {
+        db().query_row("SELECT count(*) FROM instance_history", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(row(), (Some(64), None, None), "room set aside, no line yet");
+
+    let now = RawAgent::now();
+    let r = agent.report("room-1", &rfc3339(now - 2), &[("t", 2)]).await;
+    assert_eq!(r.body["status"], "authorized", "{}", r.body);
+    assert_eq!(row(), (None, Some(1), Some("usage report".into())));
+    assert_eq!(lines(), 0, "the first line is in the row");
+
+    let r = agent.report("room-2", &rfc3339(now - 1), &[("t", 9)]).await;
+    assert_eq!(r.body["status"], "out_of_compliance", "{}", r.body);
+    assert_eq!(lines(), 1, "later lines go to the table");
+    assert_eq!(row().1, Some(1), "the row's line stays");
+
+    let s = l.server.session("system-admin", None).await;
+    let (_, html) = s
+        .page(&format!(
+            "/accounts/Acme/virtual-accounts/Lab/instances/{}",
+            agent.instance_id
+        ))
+        .await;
+    let table = html.split("<table id=\"history\">").nth(1).unwrap();
+    let statuses: Vec<&str> = table
+        .split("</table>")
+        .next()
+        .unwrap()
+        .split("</td><td>")
+        .skip(1)
+        .step_by(2)
+        .collect();
+    assert_eq!(
+        statuses,
+        ["out of compliance", "authorized", "registered"],
+        "{table}"
+    );
+    l.assert_counters_exact();
+}
