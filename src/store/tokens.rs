@@ -93,9 +93,11 @@ pub fn find(conn: &Connection, va_id: i64, id: &str) -> Result<Option<Token>> {
 }
 
 pub fn find_by_secret(conn: &Connection, secret: &str) -> Result<Option<Token>> {
-    let sql = format!("SELECT {COLUMNS} FROM tokens WHERE secret_hash = ?1");
+    // Made once: every registration runs it (the statement cache is keyed by its text).
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM tokens WHERE secret_hash = ?1"));
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&SQL)?
         .query_row([secrets::secret_hash(secret)], row)
         .optional()?)
 }
