@@ -283,11 +283,9 @@ fn accept_report(
     static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
         (0..8)
             .map(|set: usize| {
-                // The room a registration set aside (migration 0022) goes to the first
-                // report's columns; setting NULL again later costs nothing.
                 let mut sql = String::from(
                     "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
-                     auth_expires_at = ?4, usage_fp = ?5, first_report_room = NULL",
+                     auth_expires_at = ?4, usage_fp = ?5",
                 );
                 for (bit, column) in ["auth_expiry_mark", "last_contact", "usage"]
                     .iter()

@@ -403,11 +403,6 @@ pub struct Enrolment<'a> {
     pub cert_expires_at: i64,
 }
 
-/// Bytes a registration sets aside in its row for what the first report adds
-/// (migration 0022): that report then rewrites the row in its page instead of splitting
-/// the page.
-const FIRST_REPORT_ROOM: i64 = 64;
-
 /// Inserts a new instance (status `registered`) with its counters; returns its external
 /// id. Its registration is the row itself (`registered_at`): no history line, no event.
 pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
@@ -415,8 +410,8 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
     tx.prepare_cached(
         "INSERT INTO instances (va_id, pid, sn, uuid, public_key, product_name, product_version,
            hostname, export_controlled, token_id, registered_at, last_contact,
-           cert_expires_at, status, first_report_room)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, zeroblob(?14))",
+           cert_expires_at, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
     )?
     .execute(params![
         e.va_id,
@@ -431,8 +426,7 @@ pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
         e.token_id,
         now,
         e.cert_expires_at,
-        status_codes::code(InstanceStatus::Registered),
-        FIRST_REPORT_ROOM
+        status_codes::code(InstanceStatus::Registered)
     ])?;
     let key = tx.last_insert_rowid();
     counters::bump_va(tx, e.va_id, 0, 1)?;

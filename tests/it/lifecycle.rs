@@ -486,35 +486,16 @@ async fn run_drives_reports_and_renewals_across_months() {
     // Its history, newest first. The line after "registered" (here the renewal's new
     // hostname) is kept in the instance row, the later ones in the history table
     // (migration 0022): the page reads them as one list.
-    let s = l.server.session("system-admin", None).await;
-    let (_, html) = s
-        .page(&format!(
-            "/accounts/Acme/virtual-accounts/Lab/instances/{instance_id}"
-        ))
-        .await;
-    let table = html.split("<table id=\"history\">").nth(1).unwrap();
-    let table = table.split("</table>").next().unwrap();
-    let lines: Vec<(&str, &str)> = table
-        .split("<tr><td class=\"muted nowrap\">")
-        .skip(1)
-        .map(|row| {
-            let cells: Vec<&str> = row.split("<td>").skip(1).collect();
-            (
-                cells[0].trim_end_matches("</td>"),
-                cells[1].split("</td>").next().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        lines,
+        history_on_page(&l, &instance_id).await,
         [
             ("authorized", "usage report"),
             ("authorization expired", "no usage report for 90 days"),
             ("authorized", "usage report"),
             ("registered", "hostname changed to edge-1b"),
             ("registered", "registered"),
-        ],
-        "{table}"
+        ]
+        .map(|(s, n)| (s.to_string(), n.to_string()))
     );
     let (_, alerts) = l.api.get("/api/v1/alerts").await;
     assert!(
@@ -758,25 +739,22 @@ async fn the_reference_agent_reregisters_into_another_va_when_told() {
     l.assert_counters_exact();
 }
 
-/// An instance's first report writes its own row and nothing in the history table: the
-/// registration set room aside in the row, which the report's columns take, and the first
-/// history line is kept in the row (migration 0022). Later lines go to the table, and the
-/// page reads them all in order.
+/// An instance's first report writes nothing in the history table: its line is kept in
+/// the instance row (migration 0022). Later lines go to the table, and the page reads
+/// them all in order.
 #[tokio::test]
-async fn a_first_report_fills_the_room_its_registration_set_aside() {
+async fn a_first_report_keeps_its_history_line_in_the_instance_row() {
     let l = Licensed::start().await;
     l.perpetual("t", 5).await;
     let token = l.simple_token().await;
-    let (answer, agent) = RawAgent::register(&l.server.url, &token, "P", "ROOM1").await;
+    let (answer, agent) = RawAgent::register(&l.server.url, &token, "P", "LINE1").await;
     let agent = agent.unwrap_or_else(|| panic!("{}", answer.body));
     let db = || rusqlite::Connection::open(l.server.data_dir.join("satellite.db")).unwrap();
-    type Row = (Option<i64>, Option<i64>, Option<String>);
-    let row = || -> Row {
+    let row = || -> (Option<i64>, Option<String>) {
         db().query_row(
-            "SELECT length(first_report_room), first_line_status, first_line_note
-             FROM instances WHERE sn = 'ROOM1'",
+            "SELECT first_line_status, first_line_note FROM instances WHERE sn = 'LINE1'",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap()
     };
@@ -784,39 +762,49 @@ async fn a_first_report_fills_the_room_its_registration_set_aside() {
         db().query_row("SELECT count(*) FROM instance_history", [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(row(), (Some(64), None, None), "room set aside, no line yet");
+    assert_eq!(row(), (None, None), "no line yet");
 
     let now = RawAgent::now();
-    let r = agent.report("room-1", &rfc3339(now - 2), &[("t", 2)]).await;
+    let r = agent.report("line-1", &rfc3339(now - 2), &[("t", 2)]).await;
     assert_eq!(r.body["status"], "authorized", "{}", r.body);
-    assert_eq!(row(), (None, Some(1), Some("usage report".into())));
+    assert_eq!(row(), (Some(1), Some("usage report".into())));
     assert_eq!(lines(), 0, "the first line is in the row");
 
-    let r = agent.report("room-2", &rfc3339(now - 1), &[("t", 9)]).await;
+    let r = agent.report("line-2", &rfc3339(now - 1), &[("t", 9)]).await;
     assert_eq!(r.body["status"], "out_of_compliance", "{}", r.body);
     assert_eq!(lines(), 1, "later lines go to the table");
-    assert_eq!(row().1, Some(1), "the row's line stays");
+    assert_eq!(row().0, Some(1), "the row's line stays");
 
+    let statuses: Vec<String> = history_on_page(&l, &agent.instance_id)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    assert_eq!(statuses, ["out of compliance", "authorized", "registered"]);
+    l.assert_counters_exact();
+}
+
+/// The history table of an instance of Lab as its page shows it, newest first: (status,
+/// note) per line.
+async fn history_on_page(l: &Licensed, instance_id: &str) -> Vec<(String, String)> {
     let s = l.server.session("system-admin", None).await;
     let (_, html) = s
         .page(&format!(
-            "/accounts/Acme/virtual-accounts/Lab/instances/{}",
-            agent.instance_id
+            "/accounts/Acme/virtual-accounts/Lab/instances/{instance_id}"
         ))
         .await;
     let table = html.split("<table id=\"history\">").nth(1).unwrap();
-    let statuses: Vec<&str> = table
-        .split("</table>")
-        .next()
-        .unwrap()
-        .split("</td><td>")
+    let table = table.split("</table>").next().unwrap();
+    table
+        .split("<tr><td class=\"muted nowrap\">")
         .skip(1)
-        .step_by(2)
-        .collect();
-    assert_eq!(
-        statuses,
-        ["out of compliance", "authorized", "registered"],
-        "{table}"
-    );
-    l.assert_counters_exact();
+        .map(|row| {
+            let cells: Vec<&str> = row
+                .split("<td>")
+                .skip(1)
+                .map(|c| c.split("</td>").next().unwrap())
+                .collect();
+            (cells[0].to_string(), cells[1].to_string())
+        })
+        .collect()
 }

@@ -1,7 +1,6 @@
 -- 0022_first_report_in_row (issue 17): an instance's first usage report writes its own row
 -- and fewer random pages besides. Before, it also added a line to the history B-tree and
--- an entry in the middle of the expiry-day index, each on a page of its own, and its row's
--- growth split the row's page.
+-- an entry in the middle of the expiry-day index, each on a page of its own.
 --
 -- 1. The first history line after registration is kept in the instance row
 --    (`first_line_*`, NULL while there is none). Later lines go to `instance_history` as
@@ -21,15 +20,7 @@ DELETE FROM instance_history
 WHERE seq = (SELECT min(h.seq) FROM instance_history h
              WHERE h.instance_id = instance_history.instance_id);
 
--- 2. Room for the first report: a registration writes `first_report_room`, 64 zero
---    bytes, and the first report clears it while it adds its report id, times, usage and
---    history line (about as many bytes). Rows are appended in key order, so their pages
---    are full; without the room, the first report of nearly every page split it, writing
---    that page, a new one and their parent (0.33 pages per first report over a million,
---    measured with the reports' own statements).
-ALTER TABLE instances ADD COLUMN first_report_room BLOB;
-
--- 3. The expiry index holds a time, not a day: `auth_expiry_mark` is the expiry the
+-- 2. The expiry index holds a time, not a day: `auth_expiry_mark` is the expiry the
 --    authorization had when its expiry day last changed, so it always falls on the day the
 --    authorization now lapses on, and the timer finds the same instances by it. New marks
 --    are the latest expiries there are: the index grows at its right edge, where a day
