@@ -214,7 +214,26 @@ pub(super) fn usage_of_key(conn: &Connection, key: i64) -> Result<Vec<(String, i
 /// in its row: "registered" is read from `registered_at` (migration 0019), the line after
 /// it from `first_line_*` (0022); the table holds the lines after those.
 pub fn history(conn: &Connection, id: &str) -> Result<Vec<(i64, String, String)>> {
-    let Some(inst) = find_by_id(conn, id)? else {
+    let Some(key) = instance_ids::key(conn, id)? else {
+        return Ok(Vec::new());
+    };
+    // The row's two lines, in one read of the row.
+    type RowLines = (i64, Option<(i64, String, String)>);
+    let row: Option<RowLines> = conn
+        .prepare_cached(&format!(
+            "SELECT registered_at, first_line_at, {}, first_line_note FROM instances
+             WHERE id = ?1",
+            status_codes::text_sql("first_line_status")
+        ))?
+        .query_row([key], |r| {
+            let first = match r.get::<_, Option<i64>>(1)? {
+                Some(at) => Some((at, r.get(2)?, r.get(3)?)),
+                None => None,
+            };
+            Ok((r.get(0)?, first))
+        })
+        .optional()?;
+    let Some((registered_at, first)) = row else {
         return Ok(Vec::new());
     };
     let mut lines: Vec<(i64, String, String)> = conn
@@ -223,22 +242,14 @@ pub fn history(conn: &Connection, id: &str) -> Result<Vec<(i64, String, String)>
                  ORDER BY seq DESC LIMIT 100",
             status_codes::text_sql("status")
         ))?
-        .query_map([inst.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     if lines.len() < 100 {
-        let first: Option<(i64, String, String)> = conn
-            .prepare_cached(&format!(
-                "SELECT first_line_at, {}, first_line_note FROM instances
-                 WHERE id = ?1 AND first_line_at IS NOT NULL",
-                status_codes::text_sql("first_line_status")
-            ))?
-            .query_row([inst.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
         lines.extend(first);
     }
     if lines.len() < 100 {
         let registered = InstanceStatus::Registered.as_str();
-        lines.push((inst.registered_at, registered.into(), registered.into()));
+        lines.push((registered_at, registered.into(), registered.into()));
     }
     Ok(lines)
 }
