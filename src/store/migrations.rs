@@ -102,14 +102,20 @@ mod tests {
         }
     }
 
+    /// An in-memory database at the version just before the migration `sql`.
+    fn just_before(sql: &str) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let before = version_before(sql).unwrap();
+        MIGRATIONS.to_version(&mut conn, before).unwrap();
+        conn
+    }
+
     /// An instance's oldest history line moves into its row and the later ones stay; the
     /// expiry index holds the expiry itself, on the same day the day index held.
     #[test]
     fn the_first_history_line_and_the_expiry_mark_move_into_the_row() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let before = version_before(FIRST_REPORT_IN_ROW).unwrap();
-        MIGRATIONS.to_version(&mut conn, before).unwrap();
+        let mut conn = just_before(FIRST_REPORT_IN_ROW);
         let expires = 20_000 * 86_400 + 777;
         conn.execute_batch(&format!(
             "INSERT INTO accounts (id, name, description, created_at) VALUES (1, 'Acme', '', 0);
@@ -171,10 +177,7 @@ mod tests {
     /// (so the ledger's canonical rows do too), and an instance without usage holds NULL.
     #[test]
     fn usage_rows_move_into_the_instance_row() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let before = version_before(USAGE_IN_INSTANCE).unwrap();
-        MIGRATIONS.to_version(&mut conn, before).unwrap();
+        let mut conn = just_before(USAGE_IN_INSTANCE);
         conn.execute_batch(
             "INSERT INTO accounts (id, name, description, created_at) VALUES (1, 'Acme', '', 0);
              INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'Lab', 0);
