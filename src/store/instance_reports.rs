@@ -6,7 +6,7 @@
 use super::counters;
 use super::evaluation_cache;
 use super::instance_ids;
-use super::instances::{confirm, not_registered, set_status, usage_of_key, Signer, StatusOf};
+use super::instances::{confirm, not_registered, status_written, usage_of_key, Signer, StatusOf};
 use super::usage_column;
 use super::Result;
 use crate::domain::compliance::{self, Demand, EntitlementStatus};
@@ -114,7 +114,13 @@ struct Reporting {
     has_reservation: bool,
     /// Whether it holds a granted export key (keys name it by its external id).
     holds_keys: bool,
+    /// Whether the row has no history line yet: a status change then keeps its line in
+    /// the row (migration 0022).
+    first_line_free: bool,
 }
+
+/// The history note of a status change a report makes.
+const REPORT_NOTE: &str = "usage report";
 
 /// Made once: every report runs it, and the statement cache is keyed by its text.
 static REPORTING_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -125,7 +131,8 @@ static REPORTING_SQL: LazyLock<String> = LazyLock::new(|| {
                 EXISTS (SELECT 1 FROM reservations r
                         WHERE r.pid = i.pid AND r.sn = i.sn AND r.state IN {}),
                 EXISTS (SELECT 1 FROM export_keys k
-                        WHERE k.instance_id = ?3 AND k.state = 'granted')
+                        WHERE k.instance_id = ?3 AND k.state = 'granted'),
+                first_line_at IS NULL
          FROM instances i WHERE id = ?1",
         super::reservations::LIVE
     )
@@ -154,6 +161,7 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
                     usage: r.get(13)?,
                     has_reservation: r.get(14)?,
                     holds_keys: r.get(15)?,
+                    first_line_free: r.get(16)?,
                 })
             },
         )
@@ -261,16 +269,27 @@ fn intern_tag(tx: &Connection, tag: &str) -> Result<i64> {
         .query_row([tag], |r| r.get(0))?)
 }
 
-/// Records an accepted report and renews the authorization. The expiry-mark and
-/// last-contact columns (each with an index) are written only when they move (a day; an
-/// hour, see `timers::CONTACT_PRECISION`), the usage column only when `usage` is Some.
+/// What an accepted report writes into its row besides the report itself.
+struct Accepted {
+    /// The usage fingerprint (migration 0020).
+    fp: i64,
+    /// The usage column, when the counts changed.
+    usage: Option<Option<String>>,
+    /// The status the report leaves the instance in, when it moves.
+    status: Option<InstanceStatus>,
+}
+
+/// Records an accepted report and renews the authorization, in one write of the row. The
+/// expiry-mark and last-contact columns (each with an index) are written only when they
+/// move (a day; an hour, see `timers::CONTACT_PRECISION`), the usage column only when the
+/// counts changed, the status only when it moves, with the history's first line when the
+/// row has none yet.
 fn accept_report(
     tx: &Connection,
     now: i64,
     inst: &Reporting,
     report: &Report,
-    fp: i64,
-    usage: Option<Option<String>>,
+    accepted: &Accepted,
 ) -> Result<(i64, i64)> {
     let (renew, expires) = timers::authorization_times(now);
     let new_mark = timers::expiry_mark_moves(inst.auth_expiry_mark, expires).then_some(expires);
@@ -279,9 +298,10 @@ fn accept_report(
     // By rowid: the row was just read, and this skips a second walk of the id index.
     // The renewal time is not stored: it follows from the expiry (instances::COLUMNS).
     // One statement per set of optional columns, each made once (the statement cache is
-    // keyed by its text): bit 0 the expiry mark, bit 1 the contact, bit 2 the usage.
+    // keyed by its text): bit 0 the expiry mark, bit 1 the contact, bit 2 the usage, bit 3
+    // the status, bit 4 the first history line.
     static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
-        (0..8)
+        (0..32)
             .map(|set: usize| {
                 let mut sql = String::from(
                     "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
@@ -295,28 +315,46 @@ fn accept_report(
                         sql.push_str(&format!(", {column} = ?{}", 6 + bit));
                     }
                 }
+                if set & 8 != 0 {
+                    sql.push_str(", status = ?9");
+                }
+                if set & 16 != 0 {
+                    sql.push_str(
+                        ", first_line_at = ?10, first_line_status = ?9, first_line_note = ?11",
+                    );
+                }
                 sql.push_str(" WHERE rowid = ?1");
                 sql
             })
             .collect()
     });
+    let line_in_row = accepted.status.is_some() && inst.first_line_free;
     let set = usize::from(new_mark.is_some())
         | usize::from(contact.is_some()) << 1
-        | usize::from(usage.is_some()) << 2;
+        | usize::from(accepted.usage.is_some()) << 2
+        | usize::from(accepted.status.is_some()) << 3
+        | usize::from(line_in_row) << 4;
     let mut stmt = tx.prepare_cached(&SQL[set])?;
     stmt.raw_bind_parameter(1, inst.rowid)?;
     stmt.raw_bind_parameter(2, &rid)?;
     stmt.raw_bind_parameter(3, at)?;
     stmt.raw_bind_parameter(4, expires)?;
-    stmt.raw_bind_parameter(5, fp)?;
+    stmt.raw_bind_parameter(5, accepted.fp)?;
     if let Some(mark) = new_mark {
         stmt.raw_bind_parameter(6, mark)?;
     }
     if let Some(now) = contact {
         stmt.raw_bind_parameter(7, now)?;
     }
-    if let Some(usage) = &usage {
+    if let Some(usage) = &accepted.usage {
         stmt.raw_bind_parameter(8, usage)?;
+    }
+    if let Some(status) = accepted.status {
+        stmt.raw_bind_parameter(9, super::status_codes::code(status))?;
+    }
+    if line_in_row {
+        stmt.raw_bind_parameter(10, now)?;
+        stmt.raw_bind_parameter(11, REPORT_NOTE)?;
     }
     stmt.raw_execute()?;
     Ok((renew, expires))
@@ -351,7 +389,8 @@ pub fn apply_report(
             .as_ref()
             .is_some_and(|(universal, tags)| *universal || tags.iter().any(|t| t == tag))
     };
-    let counts: Vec<(String, i64)> = if disposition == ReportDisposition::Apply {
+    // The report's write waits for its status: the row is written once.
+    let (counts, accepted) = if disposition == ReportDisposition::Apply {
         let drawn: Vec<(String, i64)> = (report.entitlements.iter())
             .filter(|(tag, _)| !is_reserved(tag))
             .cloned()
@@ -373,15 +412,18 @@ pub fn apply_report(
                 evaluation_cache::moved(inst.va_id, &moved);
             }
         }
-        let (renew, expires) = accept_report(tx, now, &inst, report, fp, usage)?;
-        (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
-        report.entitlements.clone()
+        let accepted = Accepted {
+            fp,
+            usage,
+            status: None,
+        };
+        (report.entitlements.clone(), Some(accepted))
     } else {
         if let Some(now) = timers::contact_to_record(inst.last_contact, now) {
             tx.prepare_cached("UPDATE instances SET last_contact = ?2 WHERE rowid = ?1")?
                 .execute(params![inst.rowid, now])?;
         }
-        usage_of_key(tx, inst.rowid)?
+        (usage_of_key(tx, inst.rowid)?, None)
     };
     let judged = evaluation_cache::evaluate(tx, inst.va_id, today)?;
     let (pools, evaluation) = (&judged.pools, &judged.evaluation);
@@ -410,17 +452,22 @@ pub fn apply_report(
         .collect();
     let statuses: Vec<EntitlementStatus> = entitlements.iter().map(|e| e.2).collect();
     let status = compliance::overall_status(&statuses);
-    if disposition == ReportDisposition::Apply {
-        let from = StatusOf {
-            key: inst.rowid,
-            va_id: inst.va_id,
-            status: inst.status,
-        };
+    if let Some(mut accepted) = accepted {
         let to = match InstanceStatus::from_entitlement(status) {
             InstanceStatus::Authorized if reserved.is_some() => InstanceStatus::Reserved,
             other => other,
         };
-        set_status(tx, from, to, now, "usage report")?;
+        accepted.status = (to != inst.status).then_some(to);
+        let (renew, expires) = accept_report(tx, now, &inst, report, &accepted)?;
+        (auth_renew_after, auth_expires_at) = (Some(renew), Some(expires));
+        if accepted.status.is_some() {
+            let from = StatusOf {
+                key: inst.rowid,
+                va_id: inst.va_id,
+                status: inst.status,
+            };
+            status_written(tx, from, to, now, REPORT_NOTE, inst.first_line_free)?;
+        }
     }
     evaluation_cache::end(tx);
     Ok(ReportOutcome {

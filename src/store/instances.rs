@@ -337,6 +337,25 @@ pub(super) fn set_status(
     add_history_key(tx, inst.key, now, status, note)
 }
 
+/// What follows a status change its caller already wrote into the row (a usage report
+/// writes its row once): the status counters, and the history line unless the row took
+/// it (`line_in_row`, the first line, migration 0022).
+pub(super) fn status_written(
+    tx: &Connection,
+    inst: StatusOf,
+    status: InstanceStatus,
+    now: i64,
+    note: &str,
+    line_in_row: bool,
+) -> Result<()> {
+    counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
+    counters::bump_status(tx, inst.va_id, status.as_str(), 1)?;
+    if line_in_row {
+        return Ok(());
+    }
+    add_history_line_to_table(tx, inst.key, now, status, note)
+}
+
 /// Adds a line to the history of the instance with external id `id` (if it exists).
 pub fn add_history(
     tx: &Connection,
@@ -358,7 +377,6 @@ pub(super) fn add_history_key(
     status: InstanceStatus,
     note: &str,
 ) -> Result<()> {
-    let line = params![key, now, status_codes::code(status), note];
     // The first line goes into the row (migration 0022): an instance's first report then
     // writes no page of the history B-tree, where its line would land on a random one.
     let in_row = tx
@@ -366,15 +384,27 @@ pub(super) fn add_history_key(
             "UPDATE instances SET first_line_at = ?2, first_line_status = ?3, first_line_note = ?4
              WHERE id = ?1 AND first_line_at IS NULL",
         )?
-        .execute(line)?;
+        .execute(params![key, now, status_codes::code(status), note])?;
     if in_row == 0 {
-        tx.prepare_cached(
-            "INSERT INTO instance_history (instance_id, seq, at, status, note)
-             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM instance_history WHERE instance_id = ?1),
-                     ?2, ?3, ?4)",
-        )?
-        .execute(line)?;
+        add_history_line_to_table(tx, key, now, status, note)?;
     }
+    Ok(())
+}
+
+/// A history line after the first (which the row keeps).
+fn add_history_line_to_table(
+    tx: &Connection,
+    key: i64,
+    now: i64,
+    status: InstanceStatus,
+    note: &str,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO instance_history (instance_id, seq, at, status, note)
+         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM instance_history WHERE instance_id = ?1),
+                 ?2, ?3, ?4)",
+    )?
+    .execute(params![key, now, status_codes::code(status), note])?;
     Ok(())
 }
 
