@@ -52,11 +52,12 @@ pub fn lapsed_instances(conn: &Connection, scope: Option<i64>) -> Result<Vec<Lap
     // The status counter says which VAs have any, so this never scans the whole instance
     // table. The join order and index are spelled out: left to itself the planner walked
     // every instance in id order (for the ORDER BY), on the writer, at every notification
-    // tick.
+    // tick. `status <> 1` is the index's condition (migration 0023), spelled out so SQLite
+    // may use it.
     let mut stmt = conn.prepare_cached(
         "SELECT a.name, v.name, coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), i.pid || ':' || i.sn FROM va_status_counts c
          CROSS JOIN instances i INDEXED BY instances_va_status
-           ON i.va_id = c.va_id AND i.status = CASE c.status WHEN 'authorization_expired' THEN 0 WHEN 'authorized' THEN 1 WHEN 'not_authorized' THEN 2 WHEN 'out_of_compliance' THEN 3 WHEN 'registered' THEN 4 WHEN 'reserved' THEN 5 END
+           ON i.va_id = c.va_id AND i.status <> 1 AND i.status = CASE c.status WHEN 'authorization_expired' THEN 0 WHEN 'authorized' THEN 1 WHEN 'not_authorized' THEN 2 WHEN 'out_of_compliance' THEN 3 WHEN 'registered' THEN 4 WHEN 'reserved' THEN 5 END
          JOIN virtual_accounts v ON v.id = c.va_id JOIN accounts a ON a.id = v.account_id
          WHERE c.status = ?2 AND c.n > 0 AND (?1 IS NULL OR a.id = ?1)
          ORDER BY i.id LIMIT 200",

@@ -27,6 +27,9 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!("migrations/0020_usage_fingerprint.sql")),
     M::up(USAGE_IN_INSTANCE),
     M::up(FIRST_REPORT_IN_ROW),
+    M::up(include_str!(
+        "migrations/0023_status_index_without_authorized.sql"
+    )),
 ];
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).
