@@ -56,6 +56,17 @@ pub fn bump_status(tx: &Connection, va_id: i64, status: &str, delta: i64) -> Res
     Ok(())
 }
 
+/// Moves one instance between two (VA, status) counters, in one statement: a status
+/// change is on every first report.
+pub fn move_status(tx: &Connection, from: (i64, &str), to: (i64, &str)) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO va_status_counts (va_id, status, n) VALUES (?1, ?2, -1), (?3, ?4, 1)
+         ON CONFLICT (va_id, status) DO UPDATE SET n = n + excluded.n",
+    )?
+    .execute(params![from.0, from.1, to.0, to.1])?;
+    Ok(())
+}
+
 pub fn bump_va(tx: &Connection, va_id: i64, licenses: i64, instances: i64) -> Result<()> {
     tx.prepare_cached(
         "UPDATE virtual_accounts SET license_count = license_count + ?2,

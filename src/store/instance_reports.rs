@@ -6,7 +6,9 @@
 use super::counters;
 use super::evaluation_cache;
 use super::instance_ids;
-use super::instances::{confirm, not_registered, status_written, usage_of_key, Signer, StatusOf};
+use super::instances::{
+    confirm, not_registered, status_written, usage_of_key, Signer, StatusOf, REPORT_NOTE,
+};
 use super::usage_column;
 use super::Result;
 use crate::domain::compliance::{self, Demand, EntitlementStatus};
@@ -118,9 +120,6 @@ struct Reporting {
     /// the row (migration 0022).
     first_line_free: bool,
 }
-
-/// The history note of a status change a report makes.
-const REPORT_NOTE: &str = "usage report";
 
 /// Made once: every report runs it, and the statement cache is keyed by its text.
 static REPORTING_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -260,13 +259,18 @@ fn tag_name(tx: &Connection, tag_id: i64) -> Result<String> {
 }
 
 /// The interned id of `tag`, interning it when it is new (a tag seen before writes
-/// nothing: the usual case).
+/// nothing: the usual case, so it is looked up first).
 fn intern_tag(tx: &Connection, tag: &str) -> Result<i64> {
-    tx.prepare_cached("INSERT OR IGNORE INTO tags (tag) VALUES (?1)")?
-        .execute([tag])?;
-    Ok(tx
+    let known = tx
         .prepare_cached("SELECT id FROM tags WHERE tag = ?1")?
-        .query_row([tag], |r| r.get(0))?)
+        .query_row([tag], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = known {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT INTO tags (tag) VALUES (?1)")?
+        .execute([tag])?;
+    Ok(tx.last_insert_rowid())
 }
 
 /// What an accepted report writes into its row besides the report itself.
@@ -319,9 +323,8 @@ fn accept_report(
                     sql.push_str(", status = ?9");
                 }
                 if set & 16 != 0 {
-                    sql.push_str(
-                        ", first_line_at = ?10, first_line_status = ?9, first_line_note = ?11",
-                    );
+                    // No note: a first line without one is a usage report's (REPORT_NOTE).
+                    sql.push_str(", first_line_at = ?10, first_line_status = ?9");
                 }
                 sql.push_str(" WHERE rowid = ?1");
                 sql
@@ -354,7 +357,6 @@ fn accept_report(
     }
     if line_in_row {
         stmt.raw_bind_parameter(10, now)?;
-        stmt.raw_bind_parameter(11, REPORT_NOTE)?;
     }
     stmt.raw_execute()?;
     Ok((renew, expires))

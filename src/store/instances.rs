@@ -210,6 +210,11 @@ pub(super) fn usage_of_key(conn: &Connection, key: i64) -> Result<Vec<(String, i
         .collect::<rusqlite::Result<_>>()?)
 }
 
+/// The history note of a status change a usage report makes. An instance's first line
+/// is most often one, so the row keeps it as no note (NULL): 12 bytes less that the first
+/// report adds to a full page.
+pub(super) const REPORT_NOTE: &str = "usage report";
+
 /// An instance's history, newest first (up to 100 lines). Its two oldest lines are kept
 /// in its row: "registered" is read from `registered_at` (migration 0019), the line after
 /// it from `first_line_*` (0022); the table holds the lines after those.
@@ -227,7 +232,10 @@ pub fn history(conn: &Connection, id: &str) -> Result<Vec<(i64, String, String)>
         ))?
         .query_row([key], |r| {
             let first = match r.get::<_, Option<i64>>(1)? {
-                Some(at) => Some((at, r.get(2)?, r.get(3)?)),
+                Some(at) => {
+                    let note: Option<String> = r.get(3)?;
+                    Some((at, r.get(2)?, note.unwrap_or_else(|| REPORT_NOTE.into())))
+                }
                 None => None,
             };
             Ok((r.get(0)?, first))
@@ -332,8 +340,11 @@ pub(super) fn set_status(
     }
     tx.prepare_cached("UPDATE instances SET status = ?2 WHERE id = ?1")?
         .execute(params![inst.key, status_codes::code(status)])?;
-    counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
-    counters::bump_status(tx, inst.va_id, status.as_str(), 1)?;
+    counters::move_status(
+        tx,
+        (inst.va_id, inst.status.as_str()),
+        (inst.va_id, status.as_str()),
+    )?;
     add_history_key(tx, inst.key, now, status, note)
 }
 
@@ -348,8 +359,11 @@ pub(super) fn status_written(
     note: &str,
     line_in_row: bool,
 ) -> Result<()> {
-    counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
-    counters::bump_status(tx, inst.va_id, status.as_str(), 1)?;
+    counters::move_status(
+        tx,
+        (inst.va_id, inst.status.as_str()),
+        (inst.va_id, status.as_str()),
+    )?;
     if line_in_row {
         return Ok(());
     }
@@ -532,8 +546,11 @@ pub fn move_released(
     ])?;
     counters::bump_va(tx, inst.va_id, 0, -1)?;
     counters::bump_va(tx, to_va, 0, 1)?;
-    counters::bump_status(tx, inst.va_id, inst.status.as_str(), -1)?;
-    counters::bump_status(tx, to_va, InstanceStatus::Registered.as_str(), 1)?;
+    counters::move_status(
+        tx,
+        (inst.va_id, inst.status.as_str()),
+        (to_va, InstanceStatus::Registered.as_str()),
+    )?;
     add_history_key(tx, inst.key, now, InstanceStatus::Registered, note)
 }
 
@@ -667,8 +684,11 @@ pub fn transfer(
     counters::add_instance_usage(tx, inst.key, to.id, inst.export_controlled, 1)?;
     counters::bump_va(tx, from.id, 0, -1)?;
     counters::bump_va(tx, to.id, 0, 1)?;
-    counters::bump_status(tx, from.id, inst.status.as_str(), -1)?;
-    counters::bump_status(tx, to.id, inst.status.as_str(), 1)?;
+    counters::move_status(
+        tx,
+        (from.id, inst.status.as_str()),
+        (to.id, inst.status.as_str()),
+    )?;
     add_history_key(
         tx,
         inst.key,

@@ -740,8 +740,8 @@ async fn the_reference_agent_reregisters_into_another_va_when_told() {
 }
 
 /// An instance's first report writes nothing in the history table: its line is kept in
-/// the instance row (migration 0022). Later lines go to the table, and the page reads
-/// them all in order.
+/// the instance row (migration 0022), without its note (a usage report's, the usual first
+/// line). Later lines go to the table, and the page reads them all in order, notes too.
 #[tokio::test]
 async fn a_first_report_keeps_its_history_line_in_the_instance_row() {
     let l = Licensed::start().await;
@@ -767,7 +767,7 @@ async fn a_first_report_keeps_its_history_line_in_the_instance_row() {
     let now = RawAgent::now();
     let r = agent.report("line-1", &rfc3339(now - 2), &[("t", 2)]).await;
     assert_eq!(r.body["status"], "authorized", "{}", r.body);
-    assert_eq!(row(), (Some(1), Some("usage report".into())));
+    assert_eq!(row(), (Some(1), None), "authorized, by a usage report");
     assert_eq!(lines(), 0, "the first line is in the row");
 
     let r = agent.report("line-2", &rfc3339(now - 1), &[("t", 9)]).await;
@@ -775,12 +775,13 @@ async fn a_first_report_keeps_its_history_line_in_the_instance_row() {
     assert_eq!(lines(), 1, "later lines go to the table");
     assert_eq!(row().0, Some(1), "the row's line stays");
 
-    let statuses: Vec<String> = history_on_page(&l, &agent.instance_id)
-        .await
-        .into_iter()
-        .map(|(status, _)| status)
-        .collect();
+    let lines = history_on_page(&l, &agent.instance_id).await;
+    let statuses: Vec<&str> = lines.iter().map(|(status, _)| status.as_str()).collect();
     assert_eq!(statuses, ["out of compliance", "authorized", "registered"]);
+    assert_eq!(
+        lines[1].1, "usage report",
+        "the row's line reads with its note"
+    );
     l.assert_counters_exact();
 }
 
