@@ -5,6 +5,7 @@
 use super::Result;
 use crate::domain::instance::InstanceStatus;
 use rusqlite::Connection;
+use std::sync::LazyLock;
 
 /// A live, not used up registration token expiring in `(now, until]`.
 #[derive(Clone, Debug)]
@@ -52,16 +53,22 @@ pub fn lapsed_instances(conn: &Connection, scope: Option<i64>) -> Result<Vec<Lap
     // The status counter says which VAs have any, so this never scans the whole instance
     // table. The join order and index are spelled out: left to itself the planner walked
     // every instance in id order (for the ORDER BY), on the writer, at every notification
-    // tick. `status <> 1` is the index's condition (migration 0023), spelled out so SQLite
-    // may use it.
-    let mut stmt = conn.prepare_cached(
-        "SELECT a.name, v.name, coalesce(i.legacy_id, 'inst_' || (SELECT prefix FROM instance_id_prefix) || printf('%010d', i.id)), i.pid || ':' || i.sn FROM va_status_counts c
-         CROSS JOIN instances i INDEXED BY instances_va_status
-           ON i.va_id = c.va_id AND i.status <> 1 AND i.status = CASE c.status WHEN 'authorization_expired' THEN 0 WHEN 'authorized' THEN 1 WHEN 'not_authorized' THEN 2 WHEN 'out_of_compliance' THEN 3 WHEN 'registered' THEN 4 WHEN 'reserved' THEN 5 END
-         JOIN virtual_accounts v ON v.id = c.va_id JOIN accounts a ON a.id = v.account_id
-         WHERE c.status = ?2 AND c.n > 0 AND (?1 IS NULL OR a.id = ?1)
-         ORDER BY i.id LIMIT 200",
-    )?;
+    // tick. The index's condition is spelled out too, so SQLite may use it (migration
+    // 0023). Made once: the statement cache is keyed by its text.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT a.name, v.name, {id}, i.pid || ':' || i.sn FROM va_status_counts c
+             CROSS JOIN instances i INDEXED BY instances_va_status
+               ON i.va_id = c.va_id AND {indexed} AND i.status = {code}
+             JOIN virtual_accounts v ON v.id = c.va_id JOIN accounts a ON a.id = v.account_id
+             WHERE c.status = ?2 AND c.n > 0 AND (?1 IS NULL OR a.id = ?1)
+             ORDER BY i.id LIMIT 200",
+            id = super::instance_ids::external_sql("i."),
+            indexed = super::status_codes::indexed_sql("i.status"),
+            code = super::status_codes::code_sql("c.status"),
+        )
+    });
+    let mut stmt = conn.prepare_cached(&SQL)?;
     let lapsed = InstanceStatus::AuthorizationExpired.as_str();
     let rows = stmt.query_map(rusqlite::params![scope, lapsed], |r| {
         Ok(LapsedInstance {

@@ -3,6 +3,7 @@
 //! a page costs (VAs x page size) index reads whatever the number of instances.
 
 use super::instances::{like_escaped, row, Instance, COLUMNS};
+use super::status_codes::UNINDEXED;
 use super::Result;
 use crate::domain::instance::InstanceStatus;
 use rusqlite::types::Value;
@@ -204,10 +205,6 @@ enum StatusTerm {
     Indexed,
 }
 
-/// The status our status index leaves out (migration 0023): the bulk of an estate, found
-/// by walking a VA's instances in id order.
-const UNINDEXED: InstanceStatus = InstanceStatus::Authorized;
-
 /// One query of a VA's page: a table, and which statuses it reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Part {
@@ -290,9 +287,9 @@ fn build(
             }
         }
     }
-    // The status index's own condition, spelled out: SQLite uses a partial index only
-    // for a query whose terms include it.
-    let indexed = format!(" AND status <> {}", super::status_codes::code(UNINDEXED));
+    // `UNINDEXED` is found by walking the VA's instances in id order; the others through
+    // the status index, whose condition the query repeats.
+    let indexed = format!(" AND {}", super::status_codes::indexed_sql("status"));
     match (status, table) {
         (StatusTerm::Any, _) => {}
         (StatusTerm::Is(s), Table::Satellite) => {

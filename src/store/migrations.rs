@@ -75,9 +75,7 @@ mod tests {
     #[test]
     fn migrates_from_every_previous_version() {
         for start in 0..=LATEST {
-            let mut conn = Connection::open_in_memory().unwrap();
-            conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-            MIGRATIONS.to_version(&mut conn, start).unwrap();
+            let mut conn = at_version(start);
             if start >= 1 {
                 conn.execute(
                     "INSERT INTO accounts (name, description, created_at) VALUES ('Acme', '', 0)",
@@ -105,13 +103,18 @@ mod tests {
         }
     }
 
-    /// An in-memory database at the version just before the migration `sql`.
-    fn just_before(sql: &str) -> Connection {
+    /// An in-memory database at schema version `version`, foreign keys on as the server
+    /// runs them.
+    fn at_version(version: usize) -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let before = version_before(sql).unwrap();
-        MIGRATIONS.to_version(&mut conn, before).unwrap();
+        MIGRATIONS.to_version(&mut conn, version).unwrap();
         conn
+    }
+
+    /// An in-memory database at the version just before the migration `sql`.
+    fn just_before(sql: &str) -> Connection {
+        at_version(version_before(sql).unwrap())
     }
 
     /// An instance's oldest history line moves into its row and the later ones stay; the
