@@ -54,7 +54,7 @@ pub fn lapsed_instances(conn: &Connection, scope: Option<i64>) -> Result<Vec<Lap
     // table. The join order and index are spelled out: left to itself the planner walked
     // every instance in id order (for the ORDER BY), on the writer, at every notification
     // tick. The index's condition is spelled out too, so SQLite may use it (migration
-    // 0023). Made once: the statement cache is keyed by its text.
+    // 0023, 0024). Made once: the statement cache is keyed by its text.
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT a.name, v.name, {id}, i.pid || ':' || i.sn FROM va_status_counts c

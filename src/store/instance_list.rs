@@ -3,7 +3,7 @@
 //! a page costs (VAs x page size) index reads whatever the number of instances.
 
 use super::instances::{like_escaped, row, Instance, COLUMNS};
-use super::status_codes::UNINDEXED;
+use super::status_codes::{is_indexed, UNINDEXED};
 use super::Result;
 use crate::domain::instance::InstanceStatus;
 use rusqlite::types::Value;
@@ -157,7 +157,7 @@ pub fn page(
         let table = part.table;
         let (sql, mut args) = build(part, sort, filter, from, bound, direction, limit);
         let mut stmt = conn.prepare_cached(&sql)?;
-        for &va in va_ids {
+        for va in walked_vas(conn, part, va_ids)? {
             args[0] = Value::Integer(va);
             let part = stmt
                 .query_map(params_from_iter(args.iter()), |r| {
@@ -182,6 +182,27 @@ pub fn page(
     Ok(rows)
 }
 
+/// The VAs a part reads. A status the index leaves out is found by a walk of the VA's
+/// instances, which would read all of them when it has none: the VA's status counter
+/// says so first.
+fn walked_vas(conn: &Connection, part: Part, va_ids: &[i64]) -> Result<Vec<i64>> {
+    let status = match (part.table, part.status) {
+        (Table::Direct, StatusTerm::Is(s)) if !is_indexed(s) => s,
+        _ => return Ok(va_ids.to_vec()),
+    };
+    let mut count = conn.prepare_cached(
+        "SELECT coalesce(sum(n), 0) FROM va_status_counts WHERE va_id = ?1 AND status = ?2",
+    )?;
+    let mut vas = Vec::with_capacity(va_ids.len());
+    for &va in va_ids {
+        let n: i64 = count.query_row(rusqlite::params![va, status.as_str()], |r| r.get(0))?;
+        if n > 0 {
+            vas.push(va);
+        }
+    }
+    Ok(vas)
+}
+
 /// One row of the list: an instance, and who reported it when a satellite did.
 #[derive(Clone, Debug)]
 pub struct ListRow {
@@ -201,7 +222,7 @@ enum Table {
 enum StatusTerm {
     Any,
     Is(InstanceStatus),
-    /// Every status the status index holds (migration 0023: all but `UNINDEXED`).
+    /// Every status the status index holds (migrations 0023 and 0024: all but `UNINDEXED`).
     Indexed,
 }
 
@@ -212,16 +233,18 @@ struct Part {
     status: StatusTerm,
 }
 
-/// The queries of a VA's page. Sorted by status, our rows come in two runs, each read in
-/// order: `authorized` (the walk by id) and the rest (the status index); `page` merges
-/// them with the other queries' rows.
+/// The queries of a VA's page. Sorted by status, our rows come in runs, each read in
+/// order: one per status the index leaves out (each a walk by id) and the rest (the
+/// status index); `page` merges them with the other queries' rows.
 fn parts(sort: SortBy, filter: &Filter) -> Vec<Part> {
-    let mut parts = Vec::with_capacity(3);
+    let mut parts = Vec::with_capacity(4);
     for table in [Table::Direct, Table::Satellite] {
         let statuses = match (filter.status, table, sort) {
             (Some(s), _, _) => vec![StatusTerm::Is(s)],
             (None, Table::Direct, SortBy::Status) => {
-                vec![StatusTerm::Is(UNINDEXED), StatusTerm::Indexed]
+                let mut runs: Vec<StatusTerm> = UNINDEXED.map(StatusTerm::Is).to_vec();
+                runs.push(StatusTerm::Indexed);
+                runs
             }
             (None, _, _) => vec![StatusTerm::Any],
         };
@@ -287,7 +310,7 @@ fn build(
             }
         }
     }
-    // `UNINDEXED` is found by walking the VA's instances in id order; the others through
+    // The `UNINDEXED` statuses are found by walking the VA's instances in id order; the others through
     // the status index, whose condition the query repeats.
     let indexed = format!(" AND {}", super::status_codes::indexed_sql("status"));
     match (status, table) {
@@ -299,7 +322,7 @@ fn build(
         (StatusTerm::Is(s), Table::Direct) => {
             args.push(Value::Integer(super::status_codes::code(s)));
             sql += &format!(" AND status = ?{}", args.len());
-            if s != UNINDEXED {
+            if is_indexed(s) {
                 sql += &indexed;
             }
         }
@@ -364,10 +387,11 @@ mod tests {
         }
     }
 
-    /// Sorted by id, a status filter reads the status index, but for `authorized`, which it
-    /// leaves out (migration 0023) and which is found by the walk by id.
+    /// Sorted by id, a status filter reads the status index, but for `authorized` and
+    /// `registered`, which it leaves out (migrations 0023, 0024) and which are found by the
+    /// walk by id.
     #[test]
-    fn a_status_filter_reads_the_status_index_but_for_authorized() {
+    fn a_status_filter_reads_the_status_index_but_for_the_two_left_out() {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::migrations::migrate(&mut conn).unwrap();
         for status in InstanceStatus::ALL {
@@ -379,7 +403,7 @@ mod tests {
                 panic!("one query per table")
             };
             let plan = plan_of(&conn, part, SortBy::Id, &filter, None, Direction::Forward);
-            let expected = if status == UNINDEXED {
+            let expected = if !is_indexed(status) {
                 "USING INDEX instances_va "
             } else {
                 "USING INDEX instances_va_status "

@@ -18,6 +18,7 @@ use chrono::NaiveDate;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::LazyLock;
 
 /// Tags up to which a report's and a row's tags are matched by a walk, not a hash.
@@ -273,6 +274,22 @@ fn intern_tag(tx: &Connection, tag: &str) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
+/// The last expiry mark made in this process: the writer's reports mark in order.
+static LAST_EXPIRY_MARK: AtomicI64 = AtomicI64::new(0);
+
+/// A new mark for an authorization expiring at `expires`, after the last one made
+/// (`timers::next_expiry_mark`). Any mark of the second is correct; the order only keeps
+/// the index's new entries together.
+fn next_expiry_mark(expires: i64) -> i64 {
+    let mut mark = timers::next_expiry_mark(expires, 0);
+    // One writer thread: the update never retries in practice.
+    let _ = LAST_EXPIRY_MARK.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+        mark = timers::next_expiry_mark(expires, last);
+        Some(mark)
+    });
+    mark
+}
+
 /// What an accepted report writes into its row besides the report itself.
 struct Accepted {
     /// The usage fingerprint (migration 0020).
@@ -283,11 +300,11 @@ struct Accepted {
     status: Option<InstanceStatus>,
 }
 
-/// Records an accepted report and renews the authorization, in one write of the row. The
-/// expiry-mark and last-contact columns (each with an index) are written only when they
-/// move (a day; an hour, see `timers::CONTACT_PRECISION`), the usage column only when the
-/// counts changed, the status only when it moves, with the history's first line when the
-/// row has none yet.
+/// Records an accepted report and renews the authorization, in one write of the row, which
+/// takes the room registration left for it (migration 0025). The expiry-mark and
+/// last-contact columns (each with an index) are written only when they move (a day; an
+/// hour, see `timers::CONTACT_PRECISION`), the usage column only when the counts changed,
+/// the status only when it moves, with the history's first line when the row has none yet.
 fn accept_report(
     tx: &Connection,
     now: i64,
@@ -296,7 +313,8 @@ fn accept_report(
     accepted: &Accepted,
 ) -> Result<(i64, i64)> {
     let (renew, expires) = timers::authorization_times(now);
-    let new_mark = timers::expiry_mark_moves(inst.auth_expiry_mark, expires).then_some(expires);
+    let new_mark = timers::expiry_mark_moves(inst.auth_expiry_mark, expires)
+        .then(|| next_expiry_mark(expires));
     let contact = timers::contact_to_record(inst.last_contact, now);
     let (rid, at) = (report_id_value(&report.report_id), report.measured_at_us);
     // By rowid: the row was just read, and this skips a second walk of the id index.
@@ -309,7 +327,7 @@ fn accept_report(
             .map(|set: usize| {
                 let mut sql = String::from(
                     "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
-                     auth_expires_at = ?4, usage_fp = ?5",
+                     auth_expires_at = ?4, usage_fp = ?5, report_room = NULL",
                 );
                 for (bit, column) in ["auth_expiry_mark", "last_contact", "usage"]
                     .iter()

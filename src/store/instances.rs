@@ -458,17 +458,25 @@ pub struct Enrolment<'a> {
     pub cert_expires_at: i64,
 }
 
+/// Zero bytes a new row holds for its first usage report to take (migration 0025): what
+/// the report adds to the row (its id 16, measured time 8, usage fingerprint 6, expiry
+/// and expiry mark 4 each, first history line 4) and a short usage list.
+pub const REPORT_ROOM: usize = 48;
+
 /// Inserts a new instance (status `registered`) with its counters; returns its external
 /// id. Its registration is the row itself (`registered_at`): no history line, no event.
 pub fn insert(tx: &Connection, now: i64, e: &Enrolment<'_>) -> Result<String> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO instances (va_id, pid, sn, uuid, public_key, product_name,
+               product_version, hostname, export_controlled, token_id, registered_at,
+               last_contact, cert_expires_at, status, report_room)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13,
+                     zeroblob({REPORT_ROOM}))"
+        )
+    });
     // The next integer key: new rows append to every index keyed by it.
-    tx.prepare_cached(
-        "INSERT INTO instances (va_id, pid, sn, uuid, public_key, product_name, product_version,
-           hostname, export_controlled, token_id, registered_at, last_contact,
-           cert_expires_at, status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
-    )?
-    .execute(params![
+    tx.prepare_cached(&SQL)?.execute(params![
         e.va_id,
         e.udi.pid,
         e.udi.sn,

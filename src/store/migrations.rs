@@ -30,7 +30,15 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!(
         "migrations/0023_status_index_without_authorized.sql"
     )),
+    M::up(include_str!(
+        "migrations/0024_status_index_without_registered.sql"
+    )),
+    M::up(include_str!("migrations/0025_report_room.sql")),
+    M::up(EXPIRY_MARKS_IN_ORDER),
 ];
+
+/// Expiry marks count 2^20 a second, in the order they were made (issue 17).
+pub const EXPIRY_MARKS_IN_ORDER: &str = include_str!("migrations/0026_expiry_marks_in_order.sql");
 
 /// Makes a UDI unique across the server, merging duplicates (see the file).
 pub const UDI_UNIQUE: &str = include_str!("migrations/0009_udi_unique.sql");
@@ -155,7 +163,8 @@ mod tests {
                     Some(10),
                     Some(1),
                     Some("usage report".into()),
-                    Some(expires)
+                    // Whole seconds in 0022, 2^20 marks a second since 0026.
+                    Some(expires * crate::domain::timers::MARKS_PER_SECOND)
                 ),
                 (None, None, None, None),
             ]
@@ -177,6 +186,49 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("instances_auth_expiry_mark"), "{plan}");
+    }
+
+    /// Marks in whole seconds become the first mark of their second: the same expiry, the
+    /// same day, still found through the index.
+    #[test]
+    fn expiry_marks_keep_their_second() {
+        use crate::domain::timers;
+        let mut conn = just_before(EXPIRY_MARKS_IN_ORDER);
+        let expires = 20_000 * 86_400 + 777;
+        conn.execute_batch(&format!(
+            "INSERT INTO accounts (id, name, description, created_at) VALUES (1, 'Acme', '', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'Lab', 0);
+             INSERT INTO instances (id, va_id, pid, sn, public_key, product_name, product_version,
+                 registered_at, last_contact, cert_expires_at, status, auth_expires_at,
+                 auth_expiry_mark)
+               VALUES (1, 1, 'P', 'S1', x'00', 'p', '1', 0, 0, 0, 1, {expires}, {expires}),
+                      (2, 1, 'P', 'S2', x'00', 'p', '1', 0, 0, 0, 4, NULL, NULL);"
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let marks: Vec<Option<i64>> = conn
+            .prepare("SELECT auth_expiry_mark FROM instances ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            marks,
+            vec![Some(timers::next_expiry_mark(expires, 0)), None]
+        );
+        let due: Vec<i64> = conn
+            .prepare(
+                "SELECT id FROM instances INDEXED BY instances_auth_expiry_mark
+                 WHERE auth_expiry_mark IS NOT NULL AND auth_expiry_mark < ?1",
+            )
+            .unwrap()
+            .query_map([timers::expiry_marks_due(expires)], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(due, vec![1]);
+        assert!(!timers::expiry_mark_moves(marks[0], expires + 5));
     }
 
     /// Usage rows move into their instance's row: the view reads them back as they were

@@ -241,6 +241,11 @@ async fn one_instance_list_across_the_vas_of_an_account() {
     assert_eq!(keys, sorted, "by status, ties by id");
     assert_eq!(keys[0].0, "authorized");
     assert_eq!(keys.iter().filter(|k| k.0 == "authorized").count(), 4);
+    // `registered`, which the status index leaves out (migration 0024), is found by
+    // walking each VA, paged both ways.
+    let (registered, total) = walk(&l.api, "status=registered").await;
+    assert_eq!((registered.len(), total), (9, 9));
+    assert!(registered.iter().all(|i| i["status"] == "registered"));
 
     let (by_contact, _) = walk(&l.api, "sort=last_contact").await;
     let keys: Vec<(String, String)> = by_contact

@@ -256,6 +256,15 @@ async fn a_new_id_reads_as_its_integer_and_a_removed_one_never_returns() {
         .unwrap();
     assert!(key >= first);
     assert_eq!(a.instance_id, format!("inst_{prefix}{key:010}"));
+    // The row holds room for its first report (migration 0025).
+    let room: Vec<u8> = db
+        .query_row(
+            "SELECT report_room FROM instances WHERE id = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(room, vec![0; satellite::store::instances::REPORT_ROOM]);
     // No event per registration: the instance row is its record.
     let (_, events) = l.api.get("/api/v1/events?action=instance.registered").await;
     assert_eq!(events["items"].as_array().unwrap().len(), 0, "{events}");
@@ -268,6 +277,17 @@ async fn a_new_id_reads_as_its_integer_and_a_removed_one_never_returns() {
         )
         .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    // The report took the room, and marked its expiry within the expiry's second
+    // (migration 0026).
+    let (room, mark, expires): (Option<Vec<u8>>, i64, i64) = db
+        .query_row(
+            "SELECT report_room, auth_expiry_mark, auth_expires_at FROM instances WHERE id = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(room, None);
+    assert_eq!(satellite::domain::timers::marked_expiry(mark), expires);
     let (s, b) = l
         .api
         .delete(&format!(
