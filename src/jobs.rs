@@ -33,25 +33,7 @@ pub async fn apply_timers(store: &Store, clock: &Clock) -> usize {
     if total > 0 {
         tracing::info!(expired = total, "authorizations expired");
     }
-    let mut ended = 0;
-    loop {
-        let now = clock.unix();
-        match store
-            .write(move |tx| instances::expire_registrations(tx, now, BATCH))
-            .await
-        {
-            Ok(n) => {
-                ended += n;
-                if n < BATCH as usize {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "expiring registrations failed");
-                break;
-            }
-        }
-    }
+    let ended = end_registrations(store, clock).await;
     if ended > 0 {
         tracing::info!(
             ended,
@@ -59,6 +41,43 @@ pub async fn apply_timers(store: &Store, clock: &Clock) -> usize {
         );
     }
     total + ended
+}
+
+/// Ends the registrations that ran out unrenewed: found by a walk of the instances a step
+/// at a time on a reader (no index holds the certificate's expiry, migration 0027), ended
+/// on the writer a batch at a time.
+async fn end_registrations(store: &Store, clock: &Clock) -> usize {
+    let (mut after, mut ended) = (0, 0);
+    loop {
+        let now = clock.unix();
+        let found = store
+            .read(move |c| instances::registrations_ended(c, now, after))
+            .await;
+        let (keys, more) = match found {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "finding ended registrations failed");
+                return ended;
+            }
+        };
+        for batch in keys.chunks(BATCH as usize) {
+            let batch = batch.to_vec();
+            match store
+                .write(move |tx| instances::end_registrations(tx, &batch, now))
+                .await
+            {
+                Ok(n) => ended += n,
+                Err(e) => {
+                    tracing::error!(error = %e, "expiring registrations failed");
+                    return ended;
+                }
+            }
+        }
+        if !more {
+            return ended;
+        }
+        after += crate::store::instance_expiry::REGISTRATION_STEP;
+    }
 }
 
 /// Rewrites today's usage history rows (reports and charts read them).

@@ -271,6 +271,43 @@ mod tests {
         }
     }
 
+    /// The timer's walk finds the registrations that ran out, and ending them leaves
+    /// alone one renewed since the walk read it.
+    #[test]
+    fn ended_registrations_are_found_by_the_walk_and_a_renewed_one_stays() {
+        let (_dir, store) = store();
+        let at = |sn: &str, now: i64| {
+            let mut i = input("lab", false);
+            i.udi.sn = sn.into();
+            store.write_blocking(|tx| register(tx, now, &i)).unwrap()
+        };
+        at("S1", 0);
+        at("S2", 0);
+        let year = 366 * DAY;
+        let (keys, more) = store
+            .read_blocking(|c| instances::registrations_ended(c, year, 0))
+            .unwrap();
+        assert_eq!((keys.len(), more), (2, false));
+        let (none, _) = store
+            .read_blocking(|c| instances::registrations_ended(c, year, keys[1]))
+            .unwrap();
+        assert!(none.is_empty(), "only keys past `after`");
+        // S2 registers again, with a new certificate, before the timer ends it.
+        assert_eq!(at("S2", 300 * DAY).placement, Placement::Reregister);
+        let ended = store
+            .write_blocking(|tx| instances::end_registrations(tx, &keys, year))
+            .unwrap();
+        assert_eq!(ended, 1);
+        let left: Vec<String> = store
+            .read_blocking(|c| {
+                Ok(c.prepare("SELECT sn FROM instances")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        assert_eq!(left, ["S2"]);
+    }
+
     #[test]
     fn registrations_reregister_move_refuse_and_replace_an_expired_one() {
         let (_dir, store) = store();

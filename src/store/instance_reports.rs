@@ -169,9 +169,11 @@ fn reporting(tx: &Connection, id: &str) -> Result<Reporting> {
         .ok_or_else(not_registered)
 }
 
-/// A fingerprint of a usage list, whatever its order: the first 48 bits of a SHA-256 over
-/// the entries sorted by tag (48 bits keep the column at 6 bytes a row; a false match, which
-/// would keep the stored counts, has odds of 2^-48 per changed report).
+/// A fingerprint of a usage list, whatever its order: the first 47 bits of a SHA-256 over
+/// the entries sorted by tag (SQLite stores an integer below 2^47 in 6 bytes; a false
+/// match, which would keep the stored counts, has odds of 2^-47 per changed report). A
+/// fingerprint stored at another width only fails to match once, and the counts are then
+/// compared one by one.
 fn usage_fingerprint(entries: &[(String, i64)]) -> i64 {
     use sha2::{Digest, Sha256};
     let mut sorted: Vec<&(String, i64)> = entries.iter().collect();
@@ -186,6 +188,7 @@ fn usage_fingerprint(entries: &[(String, i64)]) -> i64 {
     d[..6]
         .iter()
         .fold(0i64, |acc, b| (acc << 8) | i64::from(*b))
+        >> 1
 }
 
 /// What a report's new counts make of the instance's usage.

@@ -459,9 +459,10 @@ pub struct Enrolment<'a> {
 }
 
 /// Zero bytes a new row holds for its first usage report to take (migration 0025): what
-/// the report adds to the row (its id 16, measured time 8, usage fingerprint 6, expiry
-/// and expiry mark 4 each, first history line 4) and a short usage list.
-pub const REPORT_ROOM: usize = 48;
+/// the report adds to the row (its id 16, measured time 8, expiry mark 8, usage
+/// fingerprint 6, expiry 4, first history line 4) and a usage list of up to 11 bytes
+/// (`{"1":1}` is 7), less the byte its status code no longer needs.
+pub const REPORT_ROOM: usize = 56;
 
 /// Inserts a new instance (status `registered`) with its counters; returns its external
 /// id. Its registration is the row itself (`registered_at`): no history line, no event.
@@ -718,7 +719,9 @@ pub fn transfer(
     Ok(to)
 }
 
-pub use super::instance_expiry::{end_registration, expire_authorizations, expire_registrations};
+pub use super::instance_expiry::{
+    end_registration, end_registrations, expire_authorizations, registrations_ended,
+};
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
 pub(super) fn like_escaped(s: &str) -> String {

@@ -35,6 +35,9 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     )),
     M::up(include_str!("migrations/0025_report_room.sql")),
     M::up(EXPIRY_MARKS_IN_ORDER),
+    M::up(include_str!(
+        "migrations/0027_no_certificate_expiry_index.sql"
+    )),
 ];
 
 /// Expiry marks count 2^20 a second, in the order they were made (issue 17).
