@@ -43,8 +43,8 @@ pub async fn apply_timers(store: &Store, clock: &Clock) -> usize {
     total + ended
 }
 
-/// Ends the registrations that ran out unrenewed: found by a walk of the instances a step
-/// at a time on a reader (no index holds the certificate's expiry, migration 0027), ended
+/// Ends the registrations that ran out unrenewed: found by a walk of the instances in key
+/// order, a step at a time on a reader (no index holds the certificate's expiry, migration 0027), ended
 /// on the writer a batch at a time.
 async fn end_registrations(store: &Store, clock: &Clock) -> usize {
     let (mut after, mut ended) = (0, 0);
@@ -53,7 +53,7 @@ async fn end_registrations(store: &Store, clock: &Clock) -> usize {
         let found = store
             .read(move |c| instances::registrations_ended(c, now, after))
             .await;
-        let (keys, more) = match found {
+        let (keys, next) = match found {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(error = %e, "finding ended registrations failed");
@@ -73,10 +73,10 @@ async fn end_registrations(store: &Store, clock: &Clock) -> usize {
                 }
             }
         }
-        if !more {
-            return ended;
+        match next {
+            Some(last) => after = last,
+            None => return ended,
         }
-        after += crate::store::instance_expiry::REGISTRATION_STEP;
     }
 }
 
