@@ -128,24 +128,38 @@ mod tests {
         at_version(version_before(sql).unwrap())
     }
 
+    /// Two instances of one VA: S1 authorized until `expires`, its expiry index column
+    /// `expiry_column` (named as at the version tested) holding `indexed`; S2 registered.
+    fn authorized_and_registered(
+        conn: &Connection,
+        expiry_column: &str,
+        expires: i64,
+        indexed: i64,
+    ) {
+        conn.execute_batch(&format!(
+            "INSERT INTO accounts (id, name, description, created_at) VALUES (1, 'Acme', '', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'Lab', 0);
+             INSERT INTO instances (id, va_id, pid, sn, public_key, product_name, product_version,
+                 registered_at, last_contact, cert_expires_at, status, auth_expires_at,
+                 {expiry_column})
+               VALUES (1, 1, 'P', 'S1', x'00', 'p', '1', 0, 0, 0, 1, {expires}, {indexed}),
+                      (2, 1, 'P', 'S2', x'00', 'p', '1', 0, 0, 0, 4, NULL, NULL);"
+        ))
+        .unwrap();
+    }
+
     /// An instance's oldest history line moves into its row and the later ones stay; the
     /// expiry index holds the expiry itself, on the same day the day index held.
     #[test]
     fn the_first_history_line_and_the_expiry_mark_move_into_the_row() {
         let mut conn = just_before(FIRST_REPORT_IN_ROW);
         let expires = 20_000 * 86_400 + 777;
-        conn.execute_batch(&format!(
-            "INSERT INTO accounts (id, name, description, created_at) VALUES (1, 'Acme', '', 0);
-             INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'Lab', 0);
-             INSERT INTO instances (id, va_id, pid, sn, public_key, product_name, product_version,
-                 registered_at, last_contact, cert_expires_at, status, auth_expires_at,
-                 auth_expiry_day)
-               VALUES (1, 1, 'P', 'S1', x'00', 'p', '1', 0, 0, 0, 0, {expires}, 20000),
-                      (2, 1, 'P', 'S2', x'00', 'p', '1', 0, 0, 0, 4, NULL, NULL);
-             INSERT INTO instance_history (instance_id, seq, at, status, note)
+        authorized_and_registered(&conn, "auth_expiry_day", expires, 20_000);
+        conn.execute_batch(
+            "INSERT INTO instance_history (instance_id, seq, at, status, note)
                VALUES (1, 1, 10, 1, 'usage report'), (1, 2, 20, 3, 'over'),
-                      (1, 3, 30, 0, 'lapsed');"
-        ))
+                      (1, 3, 30, 0, 'lapsed');",
+        )
         .unwrap();
         migrate(&mut conn).unwrap();
         type Row = (Option<i64>, Option<i64>, Option<String>, Option<i64>);
@@ -198,16 +212,7 @@ mod tests {
         use crate::domain::timers;
         let mut conn = just_before(EXPIRY_MARKS_IN_ORDER);
         let expires = 20_000 * 86_400 + 777;
-        conn.execute_batch(&format!(
-            "INSERT INTO accounts (id, name, description, created_at) VALUES (1, 'Acme', '', 0);
-             INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'Lab', 0);
-             INSERT INTO instances (id, va_id, pid, sn, public_key, product_name, product_version,
-                 registered_at, last_contact, cert_expires_at, status, auth_expires_at,
-                 auth_expiry_mark)
-               VALUES (1, 1, 'P', 'S1', x'00', 'p', '1', 0, 0, 0, 1, {expires}, {expires}),
-                      (2, 1, 'P', 'S2', x'00', 'p', '1', 0, 0, 0, 4, NULL, NULL);"
-        ))
-        .unwrap();
+        authorized_and_registered(&conn, "auth_expiry_mark", expires, expires);
         migrate(&mut conn).unwrap();
         let marks: Vec<Option<i64>> = conn
             .prepare("SELECT auth_expiry_mark FROM instances ORDER BY id")
