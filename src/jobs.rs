@@ -51,7 +51,10 @@ async fn end_registrations(store: &Store, clock: &Clock) -> usize {
     loop {
         let now = clock.unix();
         let found = store
-            .read(move |c| instances::registrations_ended(c, now, after))
+            .read(move |c| {
+                let step = crate::store::instance_expiry::REGISTRATION_STEP;
+                instances::registrations_ended(c, now, after, step)
+            })
             .await;
         let (keys, next) = match found {
             Ok(found) => found,

@@ -285,13 +285,22 @@ mod tests {
         at("S2", 0);
         let year = 366 * DAY;
         let (keys, more) = store
-            .read_blocking(|c| instances::registrations_ended(c, year, 0))
+            .read_blocking(|c| instances::registrations_ended(c, year, 0, 10))
             .unwrap();
         assert_eq!((keys.len(), more), (2, None), "one step reads them all");
-        let (none, _) = store
-            .read_blocking(|c| instances::registrations_ended(c, year, keys[1]))
+        // A step of one: each read names where the next starts, and the last says none.
+        let first = store
+            .read_blocking(|c| instances::registrations_ended(c, year, 0, 1))
             .unwrap();
-        assert!(none.is_empty(), "only keys past `after`");
+        assert_eq!(first, (vec![keys[0]], Some(keys[0])));
+        let second = store
+            .read_blocking(|c| instances::registrations_ended(c, year, keys[0], 1))
+            .unwrap();
+        assert_eq!(second, (vec![keys[1]], Some(keys[1])));
+        let past = store
+            .read_blocking(|c| instances::registrations_ended(c, year, keys[1], 1))
+            .unwrap();
+        assert_eq!(past, (vec![], None), "only keys past `after`");
         // S2 registers again, with a new certificate, before the timer ends it.
         assert_eq!(at("S2", 300 * DAY).placement, Placement::Reregister);
         let ended = store

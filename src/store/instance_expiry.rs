@@ -58,7 +58,8 @@ pub fn expire_authorizations(tx: &Connection, now: i64, limit: u32) -> Result<us
 /// Instances read per step of `registrations_ended`: one short read transaction each.
 pub const REGISTRATION_STEP: i64 = 100_000;
 
-/// Of the next `REGISTRATION_STEP` instances by key after `after`, the keys of those whose
+/// Of the next `step` instances by key after `after` (`REGISTRATION_STEP` for the timer),
+/// the keys of those whose
 /// registration (id certificate) ended unrenewed by `now`; and the last key read when
 /// instances may follow. No index holds the certificate's expiry (migration 0027): a
 /// renewal moved its entry on two random pages of it, while this walk of the table in key
@@ -67,11 +68,12 @@ pub fn registrations_ended(
     conn: &Connection,
     now: i64,
     after: i64,
+    step: i64,
 ) -> Result<(Vec<i64>, Option<i64>)> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, cert_expires_at <= ?2 FROM instances WHERE id > ?1 ORDER BY id LIMIT ?3",
     )?;
-    let mut rows = stmt.query(params![after, now, REGISTRATION_STEP])?;
+    let mut rows = stmt.query(params![after, now, step])?;
     let (mut due, mut read, mut last) = (Vec::new(), 0, after);
     while let Some(r) = rows.next()? {
         last = r.get(0)?;
@@ -80,7 +82,7 @@ pub fn registrations_ended(
             due.push(last);
         }
     }
-    Ok((due, (read == REGISTRATION_STEP).then_some(last)))
+    Ok((due, (read == step).then_some(last)))
 }
 
 /// Treats the instances of `keys` whose registration ended unrenewed by `now` as

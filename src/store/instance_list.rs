@@ -1,6 +1,8 @@
 //! The instance list across virtual accounts (an account's, or every account's): each VA
 //! is paged by keyset on an index `(va_id, sort column, id)`, then the pages are merged, so
-//! a page costs (VAs x page size) index reads whatever the number of instances.
+//! a page costs (VAs x page size) index reads whatever the number of instances; but for
+//! the statuses the status index leaves out, which are found by walking the VA and read
+//! its rows until a page is full (`walked_vas` says when not to walk at all).
 
 use super::instances::{like_escaped, row, Instance, COLUMNS};
 use super::status_codes::{is_indexed, UNINDEXED};
@@ -157,7 +159,7 @@ pub fn page(
         let table = part.table;
         let (sql, mut args) = build(part, sort, filter, from, bound, direction, limit);
         let mut stmt = conn.prepare_cached(&sql)?;
-        for va in walked_vas(conn, part, va_ids)? {
+        for va in walked_vas(conn, part, (sort, from, direction), va_ids)? {
             args[0] = Value::Integer(va);
             let part = stmt
                 .query_map(params_from_iter(args.iter()), |r| {
@@ -183,13 +185,33 @@ pub fn page(
 }
 
 /// The VAs a part reads. A status the index leaves out is found by a walk of the VA's
-/// instances, which would read all of them when it has none: the VA's status counter
-/// says so first.
-fn walked_vas(conn: &Connection, part: Part, va_ids: &[i64]) -> Result<Vec<i64>> {
+/// instances, which would read all of them when it has none: a status sort whose cursor
+/// is past the status, or the VA's status counter, says so first.
+fn walked_vas(
+    conn: &Connection,
+    part: Part,
+    (sort, from, direction): (SortBy, Option<&Position>, Direction),
+    va_ids: &[i64],
+) -> Result<Vec<i64>> {
     let status = match (part.table, part.status) {
         (Table::Direct, StatusTerm::Is(s)) if !is_indexed(s) => s,
         _ => return Ok(va_ids.to_vec()),
     };
+    if let (
+        SortBy::Status,
+        Some(Position {
+            key: Key::Text(at), ..
+        }),
+    ) = (sort, from)
+    {
+        let passed = match direction {
+            Direction::Forward => status.as_str() < at.as_str(),
+            Direction::Backward => status.as_str() > at.as_str(),
+        };
+        if passed {
+            return Ok(Vec::new());
+        }
+    }
     let mut count = conn.prepare_cached(
         "SELECT coalesce(sum(n), 0) FROM va_status_counts WHERE va_id = ?1 AND status = ?2",
     )?;

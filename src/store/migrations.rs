@@ -149,7 +149,8 @@ mod tests {
     }
 
     /// An instance's oldest history line moves into its row and the later ones stay; the
-    /// expiry index holds the expiry itself, on the same day the day index held.
+    /// expiry index holds the expiry itself (times 2^20 since 0026), on the same day the
+    /// day index held.
     #[test]
     fn the_first_history_line_and_the_expiry_mark_move_into_the_row() {
         let mut conn = just_before(FIRST_REPORT_IN_ROW);
