@@ -44,8 +44,8 @@ pub async fn apply_timers(store: &Store, clock: &Clock) -> usize {
 }
 
 /// Ends the registrations that ran out unrenewed: found by a walk of the instances in key
-/// order, a step at a time on a reader (no index holds the certificate's expiry, migration 0027), ended
-/// on the writer a batch at a time.
+/// order, a step at a time on a reader (no index holds the certificate's expiry, migration
+/// 0027), and ended on the writer a batch at a time.
 async fn end_registrations(store: &Store, clock: &Clock) -> usize {
     let (mut after, mut ended) = (0, 0);
     loop {

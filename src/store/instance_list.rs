@@ -212,13 +212,11 @@ fn walked_vas(
             return Ok(Vec::new());
         }
     }
-    let mut count = conn.prepare_cached(
-        "SELECT coalesce(sum(n), 0) FROM va_status_counts WHERE va_id = ?1 AND status = ?2",
-    )?;
     let mut vas = Vec::with_capacity(va_ids.len());
     for &va in va_ids {
-        let n: i64 = count.query_row(rusqlite::params![va, status.as_str()], |r| r.get(0))?;
-        if n > 0 {
+        // The VA's counters of the statuses it has (a few rows).
+        let counts = super::instances::status_counts(conn, Some(va), None)?;
+        if counts.iter().any(|(s, _)| s == status.as_str()) {
             vas.push(va);
         }
     }
@@ -332,8 +330,8 @@ fn build(
             }
         }
     }
-    // The `UNINDEXED` statuses are found by walking the VA's instances in id order; the others through
-    // the status index, whose condition the query repeats.
+    // The `UNINDEXED` statuses are found by walking the VA's instances in the sort's order;
+    // the others through the status index, whose condition the query repeats.
     let indexed = format!(" AND {}", super::status_codes::indexed_sql("status"));
     match (status, table) {
         (StatusTerm::Any, _) => {}
