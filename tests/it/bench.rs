@@ -73,6 +73,22 @@ async fn registers_the_estate_over_https_and_reports_from_all_of_it() {
             "{name}"
         );
         assert!(p["load_generator_cpu_us_per_request"].as_f64().unwrap() > 0.0);
+        // The server's CPU split by thread: its stages are there and add up to something.
+        let threads = p["server_cpu_us_per_request_by_thread"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: no thread split in {p:#}"));
+        let signed = name != "registrations";
+        for stage in ["sqlite-writer", "sqlite-sync"]
+            .into_iter()
+            .chain(signed.then_some("signature-batch"))
+        {
+            assert!(
+                threads.contains_key(stage),
+                "{name}: {stage} in {threads:?}"
+            );
+        }
+        let total: f64 = threads.values().filter_map(Value::as_f64).sum();
+        assert!(total > 0.0, "{name}: {threads:?}");
     }
     assert_eq!(
         phase(&report, "reports, same counts")["floor"],

@@ -31,12 +31,17 @@ pub async fn measured<F: std::future::Future<Output = Sample>>(
         None => None,
     };
     let before = probe.pid.map(procstat::cpu_split);
+    let threads_before = probe.pid.map(procstat::cpu_by_thread);
     let me_before = procstat::cpu_split(me);
     let mut sample = phase.await;
     if let Some(p) = probe.pid {
         procstat::settle(p).await;
     }
     sample.client_cpu = Some(procstat::cpu_split(me).since(me_before).total());
+    sample.server_threads = probe
+        .pid
+        .zip(threads_before)
+        .map(|(p, b)| procstat::thread_growth(&b, procstat::cpu_by_thread(p)));
     sample.server_cpu = probe
         .pid
         .zip(before)

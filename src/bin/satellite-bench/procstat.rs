@@ -1,31 +1,72 @@
 //! What a process has used, from /proc: CPU time and resident memory.
 
 use super::sample::Cpu;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Linux reports /proc times in USER_HZ, which the kernel ABI fixes at 100 per second.
 const TICKS_PER_SECOND: u64 = 100;
 
+/// The command name and user and system CPU time of one `stat` line (of a process or of
+/// one of its threads).
+fn parse_stat(line: &str) -> Option<(&str, Cpu)> {
+    // The command name is in parentheses and may hold spaces.
+    let name = &line[line.find('(')? + 1..line.rfind(')')?];
+    let rest = &line[line.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = |i: usize| -> Option<Duration> {
+        let t = f.get(i)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(t * 1000 / TICKS_PER_SECOND))
+    };
+    Some((
+        name,
+        Cpu {
+            user: ticks(11)?,
+            system: ticks(12)?,
+        },
+    ))
+}
+
 /// User and system CPU time `pid` has used so far (zero if it cannot be read).
 pub fn cpu_split(pid: u32) -> Cpu {
-    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| {
-            // Fields after the command name, which is in parentheses and may hold spaces.
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-            Some((
-                f.get(11)?.parse::<u64>().ok()?,
-                f.get(12)?.parse::<u64>().ok()?,
-            ))
-        })
-        .unwrap_or((0, 0));
-    let d = |t: u64| Duration::from_millis(t * 1000 / TICKS_PER_SECOND);
-    Cpu {
-        user: d(ticks.0),
-        system: d(ticks.1),
+        .and_then(|s| parse_stat(&s).map(|(_, cpu)| cpu))
+        .unwrap_or_default()
+}
+
+/// CPU time (user + system) `pid`'s live threads have used so far, added up by thread
+/// name (the runtime's workers share one), so a phase's cost can be split by stage.
+pub fn cpu_by_thread(pid: u32) -> BTreeMap<String, Duration> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(line) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        if let Some((name, cpu)) = parse_stat(&line) {
+            *by_name.entry(name.to_string()).or_default() += cpu.total();
+        }
     }
+    by_name
+}
+
+/// How much each thread name's CPU time grew from `before` to `after` (a name first seen
+/// in `after` counts from zero; a thread that ended in between is left out).
+pub fn thread_growth(
+    before: &BTreeMap<String, Duration>,
+    after: BTreeMap<String, Duration>,
+) -> BTreeMap<String, Duration> {
+    after
+        .into_iter()
+        .map(|(name, t)| {
+            let was = before.get(&name).copied().unwrap_or_default();
+            (name, t.saturating_sub(was))
+        })
+        .collect()
 }
 
 /// User plus system CPU time `pid` has used so far (zero if it cannot be read).
@@ -74,5 +115,25 @@ mod tests {
         assert!(cpu_time(me) > Duration::ZERO);
         assert!(cpu_split(me).user > Duration::ZERO);
         assert!(rss_mib(me) > 0.0);
+        let threads = cpu_by_thread(me);
+        assert!(threads.values().any(|t| *t > Duration::ZERO));
+    }
+
+    #[test]
+    fn a_stat_line_gives_its_thread_name_and_times() {
+        // Field 14 (utime) is 250 ticks, field 15 (stime) 50: 2.5 s and 0.5 s.
+        let line = "42 (sqlite writer) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0";
+        let (name, cpu) = parse_stat(line).expect("parsed");
+        assert_eq!(name, "sqlite writer");
+        assert_eq!(cpu.user, Duration::from_millis(2500));
+        assert_eq!(cpu.system, Duration::from_millis(500));
+        let before = BTreeMap::from([("w".to_string(), Duration::from_secs(2))]);
+        let after = BTreeMap::from([
+            ("w".to_string(), Duration::from_secs(5)),
+            ("new".to_string(), Duration::from_secs(1)),
+        ]);
+        let grown = thread_growth(&before, after);
+        assert_eq!(grown["w"], Duration::from_secs(3));
+        assert_eq!(grown["new"], Duration::from_secs(1));
     }
 }

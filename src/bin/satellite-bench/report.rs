@@ -6,6 +6,7 @@
 use super::bundles::Step;
 use super::Sample;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 /// What a phase is compared with, measured in the same run.
 #[derive(Clone)]
@@ -91,6 +92,7 @@ pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
         ));
     }
     out.push_str(&sqlite_table(rows));
+    out.push_str(&thread_table(rows));
     if !steps.is_empty() {
         out.push('\n');
         out.push_str(&format!(
@@ -117,37 +119,68 @@ pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
 /// column per series the server exposes (its `satellite_sqlite_` prefix dropped), "-"
 /// where a phase has none.
 fn sqlite_table(rows: &[Row]) -> String {
-    let mut series: Vec<&String> = rows
-        .iter()
-        .filter_map(|r| r.sample.sqlite.as_ref())
-        .flat_map(|m| m.keys())
-        .collect();
+    let per_request = |s: &Sample| {
+        let n = s.latencies_us.len().max(1) as f64;
+        let m = s.sqlite.as_ref()?;
+        Some(m.iter().map(|(k, v)| (k.clone(), v / n)).collect())
+    };
+    let short = |k: &str| {
+        k.strip_prefix(super::metrics::PREFIX)
+            .unwrap_or(k)
+            .to_string()
+    };
+    per_request_table("SQLite, per request", rows, per_request, short, 2).unwrap_or_else(|| {
+        "\nSQLite counters: - (the server's /metrics has no satellite_sqlite_* series)\n".into()
+    })
+}
+
+/// The serving process's CPU per answered request, in microseconds, by thread name: where
+/// a phase's cost went (HTTP workers, the signature batcher, the SQLite writer, its sync
+/// and checkpoint threads).
+fn thread_table(rows: &[Row]) -> String {
+    let short = |k: &str| k.replace(' ', "_");
+    per_request_table(
+        "server cpu us, by thread",
+        rows,
+        Sample::thread_us_per_request,
+        short,
+        1,
+    )
+    .unwrap_or_default()
+}
+
+/// A table of one value per named series and phase, a column per series any phase has
+/// ("-" where a phase lacks it); `None` when no phase has any.
+fn per_request_table(
+    title: &str,
+    rows: &[Row],
+    values: impl Fn(&Sample) -> Option<BTreeMap<String, f64>>,
+    short: impl Fn(&str) -> String,
+    digits: usize,
+) -> Option<String> {
+    let values: Vec<Option<BTreeMap<String, f64>>> =
+        rows.iter().map(|r| values(&r.sample)).collect();
+    let mut series: Vec<&String> = values.iter().flatten().flat_map(|m| m.keys()).collect();
     series.sort();
     series.dedup();
     if series.is_empty() {
-        return "\nSQLite counters: - (the server's /metrics has no satellite_sqlite_* series)\n"
-            .into();
+        return None;
     }
-    let short: Vec<&str> = series
-        .iter()
-        .map(|k| k.strip_prefix(super::metrics::PREFIX).unwrap_or(k))
-        .collect();
-    let mut out = format!("\n{:<NAME$}", "SQLite, per request");
-    for k in &short {
+    let names: Vec<String> = series.iter().map(|k| short(k)).collect();
+    let mut out = format!("\n{title:<NAME$}");
+    for k in &names {
         out.push_str(&format!(" {:>w$}", k, w = k.len().max(8)));
     }
     out.push('\n');
-    for r in rows {
-        let n = r.sample.latencies_us.len().max(1) as f64;
+    for (r, v) in rows.iter().zip(&values) {
         out.push_str(&format!("{:<NAME$}", r.sample.name));
-        for (k, name) in series.iter().zip(&short) {
-            let v = r.sample.sqlite.as_ref().and_then(|m| m.get(*k));
-            let cell = opt(v.map(|v| v / n), 2);
+        for (k, name) in series.iter().zip(&names) {
+            let cell = opt(v.as_ref().and_then(|m| m.get(*k)).copied(), digits);
             out.push_str(&format!(" {:>w$}", cell, w = name.len().max(8)));
         }
         out.push('\n');
     }
-    out
+    Some(out)
 }
 
 pub fn json(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> Value {
@@ -168,6 +201,7 @@ pub fn json(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> Value {
                 "server_user_us_per_request": s.user_us_per_request(),
                 "server_system_us_per_request": s.system_us_per_request(),
                 "load_generator_cpu_us_per_request": s.client_us_per_request(),
+                "server_cpu_us_per_request_by_thread": s.thread_us_per_request(),
                 "sqlite": s.sqlite,
                 "floor": r.floor.as_ref().map(|f| f.name.clone()),
                 "ratio_to_floor": r.throughput_ratio(),

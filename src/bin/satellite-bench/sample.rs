@@ -14,6 +14,8 @@ pub struct Sample {
     pub elapsed: Duration,
     /// User and system CPU time the serving process used during the phase, when read.
     pub server_cpu: Option<Cpu>,
+    /// The serving process's CPU time during the phase by thread name, when read.
+    pub server_threads: Option<BTreeMap<String, Duration>>,
     /// CPU time the load generator (this process) used during the phase.
     pub client_cpu: Option<Duration>,
     /// Growth of each `satellite_sqlite_*` series of the server's /metrics over the phase;
@@ -70,6 +72,12 @@ impl Sample {
         self.elapsed += slice.elapsed;
         self.server_cpu = add_opt(self.server_cpu, slice.server_cpu, Cpu::add);
         self.client_cpu = add_opt(self.client_cpu, slice.client_cpu, |a, b| a + b);
+        if let Some(more) = slice.server_threads {
+            let mine = self.server_threads.get_or_insert_with(BTreeMap::new);
+            for (k, v) in more {
+                *mine.entry(k).or_default() += v;
+            }
+        }
         if let Some(more) = slice.sqlite {
             let mine = self.sqlite.get_or_insert_with(BTreeMap::new);
             for (k, v) in more {
@@ -99,6 +107,17 @@ impl Sample {
 
     pub fn system_us_per_request(&self) -> Option<f64> {
         self.per_request(self.server_cpu.map(|c| c.system))
+    }
+
+    /// Serving-process CPU per answered request by thread name, in microseconds.
+    pub fn thread_us_per_request(&self) -> Option<BTreeMap<String, f64>> {
+        let threads = self.server_threads.as_ref()?;
+        Some(
+            threads
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), self.per_request(Some(*v))?)))
+                .collect(),
+        )
     }
 
     /// Load-generator CPU per answered request, in microseconds.
@@ -135,6 +154,9 @@ mod tests {
                 user: ms(u),
                 system: ms(s),
             }),
+            server_threads: cpu.map(|(u, s)| {
+                BTreeMap::from([("worker".to_string(), ms(u)), ("writer".to_string(), ms(s))])
+            }),
             client_cpu: cpu.map(|(u, _)| ms(u)),
             sqlite: cpu.map(|(u, _)| BTreeMap::from([("pages".to_string(), u as f64)])),
         }
@@ -154,6 +176,9 @@ mod tests {
         assert_eq!(total.user_us_per_request(), Some(17_500.0));
         assert_eq!(total.system_us_per_request(), Some(7_500.0));
         assert_eq!(total.client_us_per_request(), Some(17_500.0));
+        let threads = total.thread_us_per_request().expect("threads read");
+        assert_eq!(threads["worker"], 17_500.0);
+        assert_eq!(threads["writer"], 7_500.0);
         assert_eq!(
             total.sqlite.as_ref().and_then(|m| m.get("pages")),
             Some(&70.0)
