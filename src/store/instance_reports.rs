@@ -9,6 +9,7 @@ use super::instance_ids;
 use super::instances::{
     confirm, not_registered, status_written, usage_of_key, Signer, StatusOf, REPORT_NOTE,
 };
+use super::ledger::usage_stash;
 use super::usage_column;
 use super::Result;
 use crate::domain::compliance::{self, Demand, EntitlementStatus};
@@ -197,10 +198,17 @@ struct Replaced {
     moved: Vec<(String, Demand)>,
     /// The usage column to store (store::usage_column).
     column: Option<String>,
+    /// The changes to the column, hashed for the ledger (ledger::usage_stash).
+    ledger: Vec<u8>,
 }
 
 /// An instance's usage made `new`: the pool demand moves by the differences.
-fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Result<Replaced> {
+fn replace_usage(
+    tx: &Connection,
+    instance: &str,
+    inst: &Reporting,
+    new: &[(String, i64)],
+) -> Result<Replaced> {
     // (tag, (interned id, count)). A list, not a map: an instance reports a handful.
     let old: Vec<(String, (i64, i64))> = usage_column::decode(inst.usage.as_deref())?
         .into_iter()
@@ -249,9 +257,12 @@ fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Re
             demand(tag, -before)?;
         }
     }
+    let before: Vec<(&str, i64)> = old.iter().map(|(t, (_, c))| (t.as_str(), *c)).collect();
+    let after: Vec<(&str, i64)> = new.iter().map(|(t, c)| (t.as_str(), *c)).collect();
     Ok(Replaced {
         moved,
         column: usage_column::encode(&entries),
+        ledger: usage_stash::changes(instance, &before, &after),
     })
 }
 
@@ -297,8 +308,8 @@ fn next_expiry_mark(expires: i64) -> i64 {
 struct Accepted {
     /// The usage fingerprint (migration 0020).
     fp: i64,
-    /// The usage column, when the counts changed.
-    usage: Option<Option<String>>,
+    /// The usage column, when the counts changed, and its changes hashed for the ledger.
+    usage: Option<(Option<String>, Vec<u8>)>,
     /// The status the report leaves the instance in, when it moves.
     status: Option<InstanceStatus>,
 }
@@ -370,8 +381,14 @@ fn accept_report(
     if let Some(now) = contact {
         stmt.raw_bind_parameter(7, now)?;
     }
-    if let Some(usage) = &accepted.usage {
+    // The ledger's capture of the usage change, done here rather than by the general
+    // trigger (ledger::usage_stash); the stash lasts as long as this statement.
+    let mut _stashed = None;
+    if let Some((usage, changes)) = &accepted.usage {
         stmt.raw_bind_parameter(8, usage)?;
+        if !changes.is_empty() {
+            _stashed = Some(usage_stash::stash(inst.rowid, changes.clone()));
+        }
     }
     if let Some(status) = accepted.status {
         stmt.raw_bind_parameter(9, super::status_codes::code(status))?;
@@ -424,8 +441,8 @@ pub fn apply_report(
         let (moved, usage) = if inst.usage_fp == Some(fp) {
             (Vec::new(), None)
         } else {
-            let replaced = replace_usage(tx, &inst, &drawn)?;
-            (replaced.moved, Some(replaced.column))
+            let replaced = replace_usage(tx, id, &inst, &drawn)?;
+            (replaced.moved, Some((replaced.column, replaced.ledger)))
         };
         if !moved.is_empty() {
             // A granted key's demand follows its holder's count: read it all again.

@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 pub mod capture;
+pub mod usage_stash;
 
 /// A counted table and the columns of it that count.
 pub struct Counted {
@@ -142,6 +143,8 @@ pub fn install(conn: &Connection) -> Result<()> {
     for (i, c) in COUNTED.iter().enumerate() {
         sql.push_str(&triggers_sql(i, c));
     }
+    // The functions the usage triggers call, before the triggers can fire.
+    usage_stash::register(conn)?;
     conn.execute_batch(&sql)?;
     Ok(())
 }
@@ -185,13 +188,16 @@ fn usage_triggers_sql(i: usize) -> String {
         )
     };
     let (old, new) = (canonical("OLD.", "o"), canonical("NEW.", "n"));
+    // A report's own capture (usage_stash) takes the rows it stashed for.
+    let general = usage_stash::general_condition();
+    let stashed = usage_stash::trigger_sql();
     format!(
         "CREATE TEMP TRIGGER IF NOT EXISTS ledger_instance_usage_i AFTER INSERT ON main.instances
            WHEN NEW.usage IS NOT NULL BEGIN
            INSERT INTO ledger_pending (tbl, old, new)
              SELECT {i}, NULL, {new} FROM json_each(NEW.usage) n; END;
          CREATE TEMP TRIGGER IF NOT EXISTS ledger_instance_usage_u AFTER UPDATE OF usage ON main.instances
-           WHEN OLD.usage IS NOT NEW.usage BEGIN
+           WHEN OLD.usage IS NOT NEW.usage AND {general} BEGIN
            INSERT INTO ledger_pending (tbl, old, new)
              SELECT {i}, {old}, CASE WHEN n.key IS NULL THEN NULL ELSE {new} END
              FROM json_each(OLD.usage) o LEFT JOIN json_each(NEW.usage) n ON n.key = o.key
@@ -202,7 +208,8 @@ fn usage_triggers_sql(i: usize) -> String {
          CREATE TEMP TRIGGER IF NOT EXISTS ledger_instance_usage_d AFTER DELETE ON main.instances
            WHEN OLD.usage IS NOT NULL BEGIN
            INSERT INTO ledger_pending (tbl, old, new)
-             SELECT {i}, {old}, NULL FROM json_each(OLD.usage) o; END;\n"
+             SELECT {i}, {old}, NULL FROM json_each(OLD.usage) o; END;
+         {stashed}"
     )
 }
 

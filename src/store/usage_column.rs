@@ -7,9 +7,10 @@
 
 use super::Result;
 use rusqlite::types::Type;
-use std::collections::HashMap;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
-/// The (tag id, count) entries of a stored column, in no particular order.
+/// The (tag id, count) entries of a stored column, in the column's order (the order
+/// `json_each` reads them in, which the ledger's capture follows).
 pub fn decode(column: Option<&str>) -> Result<Vec<(i64, i64)>> {
     let Some(text) = column else {
         return Ok(Vec::new());
@@ -17,13 +18,37 @@ pub fn decode(column: Option<&str>) -> Result<Vec<(i64, i64)>> {
     let unreadable = |e: Box<dyn std::error::Error + Send + Sync>| {
         rusqlite::Error::FromSqlConversionFailure(0, Type::Text, e)
     };
-    let map: HashMap<&str, i64> = serde_json::from_str(text).map_err(|e| unreadable(e.into()))?;
-    let mut entries = Vec::with_capacity(map.len());
-    for (tag_id, count) in map {
-        let tag_id: i64 = tag_id.parse().map_err(|e| unreadable(Box::new(e)))?;
-        entries.push((tag_id, count));
-    }
+    let InOrder(entries) = serde_json::from_str(text).map_err(|e| unreadable(e.into()))?;
     Ok(entries)
+}
+
+/// A JSON object of tag id to count, its entries kept in order.
+struct InOrder(Vec<(i64, i64)>);
+
+impl<'de> Deserialize<'de> for InOrder {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = InOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of tag id to count")
+            }
+            fn visit_map<M: MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> std::result::Result<InOrder, M::Error> {
+                let mut entries = Vec::with_capacity(m.size_hint().unwrap_or(1));
+                while let Some((tag_id, count)) =
+                    m.next_entry::<std::borrow::Cow<'de, str>, i64>()?
+                {
+                    let tag_id = tag_id.parse().map_err(serde::de::Error::custom)?;
+                    entries.push((tag_id, count));
+                }
+                Ok(InOrder(entries))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
 }
 
 /// The column for these entries: NULL (None) when there are none.
@@ -53,9 +78,8 @@ mod tests {
         assert_eq!(decode(None).unwrap(), vec![]);
         let text = encode(&[(3, 5), (12, 0), (7, 2_147_483_647)]).unwrap();
         assert_eq!(text, r#"{"3":5,"12":0,"7":2147483647}"#);
-        let mut back = decode(Some(&text)).unwrap();
-        back.sort_unstable();
-        assert_eq!(back, vec![(3, 5), (7, 2_147_483_647), (12, 0)]);
+        let back = decode(Some(&text)).unwrap();
+        assert_eq!(back, vec![(3, 5), (12, 0), (7, 2_147_483_647)], "in order");
     }
 
     #[test]

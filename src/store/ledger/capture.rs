@@ -71,6 +71,23 @@ pub fn decode(blob: &[u8]) -> Option<Vec<HashedChange>> {
     Some(out)
 }
 
+/// Appends one change of counted table `table` to a blob of hashed changes (read back by
+/// `decode`): an insert has no old row, a delete no new one.
+pub fn push_hashed(
+    blob: &mut Vec<u8>,
+    table: usize,
+    old: Option<&Canonical>,
+    new: Option<&Canonical>,
+) {
+    let name = COUNTED.get(table).map_or("", |c| c.table);
+    let flags = u8::from(old.is_some()) * HAS_OLD + u8::from(new.is_some()) * HAS_NEW;
+    // COUNTED has a dozen tables: an index fits a byte.
+    blob.extend([table as u8, flags]);
+    for row in [old, new].into_iter().flatten() {
+        blob.extend(row_hash(name, row.as_str()));
+    }
+}
+
 /// A row's canonical text, built column by column as `quote()` writes it.
 #[derive(Default)]
 pub struct Canonical(String);
@@ -148,7 +165,8 @@ impl<'c> SelfCapture<'c> {
             sql.push_str(&format!(
                 "DROP TRIGGER IF EXISTS temp.ledger_{t}_i;
                  DROP TRIGGER IF EXISTS temp.ledger_{t}_u;
-                 DROP TRIGGER IF EXISTS temp.ledger_{t}_d;\n"
+                 DROP TRIGGER IF EXISTS temp.ledger_{t}_d;
+                 DROP TRIGGER IF EXISTS temp.ledger_{t}_s;\n"
             ));
         }
         conn.execute_batch(&sql)?;
@@ -173,15 +191,9 @@ impl<'c> SelfCapture<'c> {
         old: Option<&Canonical>,
         new: Option<&Canonical>,
     ) -> Result<()> {
-        let name = COUNTED.get(table).map_or("", |c| c.table);
         let full = {
             let mut buf = self.buffered.borrow_mut();
-            let flags = u8::from(old.is_some()) * HAS_OLD + u8::from(new.is_some()) * HAS_NEW;
-            // COUNTED has a dozen tables: an index fits a byte.
-            buf.extend([table as u8, flags]);
-            for row in [old, new].into_iter().flatten() {
-                buf.extend(row_hash(name, row.as_str()));
-            }
+            push_hashed(&mut buf, table, old, new);
             buf.len() >= BLOB_BYTES
         };
         if full {
