@@ -146,8 +146,9 @@ mod tests {
     }
 
     /// The same change to an instance's usage (a count changed, a tag gone, a tag new),
-    /// captured by the report's own hashing and by the general trigger: the same changes
-    /// in the same order (so the same entry), written once, the stashed as one blob.
+    /// captured by the report's own hashing and by the general trigger, with the status
+    /// moving in the same statement: the same changes in the same order (so the same
+    /// entry), each written once, the stashed ones as one blob.
     #[test]
     fn a_stashed_capture_is_the_general_triggers_capture() {
         let dir = tempfile::tempdir().unwrap();
@@ -177,7 +178,10 @@ mod tests {
                     |r| r.get(0),
                 )?;
                 tx.execute("DELETE FROM temp.ledger_pending", [])?;
-                let update = "UPDATE instances SET usage = '{\"1\":5,\"3\":7}' WHERE rowid = ?1";
+                // The status moves too, as on a first report: its own trigger fires in the
+                // same statement, and its change keeps its place among the usage changes.
+                let update = "UPDATE instances SET usage = '{\"1\":5,\"3\":7}', status = 2
+                              WHERE rowid = ?1";
                 let blob = changes(&id, &[("ess", 2), ("adv", 1)], &[("ess", 5), ("it's", 7)]);
                 tx.execute_batch("SAVEPOINT general")?;
                 tx.execute(update, params![rowid])?;
@@ -196,12 +200,16 @@ mod tests {
             })
             .unwrap();
         let (general, general_rows, stashed, stashed_rows) = captured;
-        assert_eq!(general.len(), 3, "changed, gone, new: {general:?}");
-        assert_eq!(general_rows, 3);
-        assert_eq!(stashed, general);
         assert_eq!(
-            stashed_rows, 1,
-            "one blob, and the general trigger stood aside"
+            general.len(),
+            4,
+            "the instance; changed, gone, new: {general:?}"
+        );
+        assert_eq!(general_rows, 4);
+        assert_eq!(stashed, general, "the same changes in the same order");
+        assert_eq!(
+            stashed_rows, 2,
+            "the instance's row and one blob: the general usage trigger stood aside"
         );
         assert!(
             STASHED_FOR.with_borrow(Option::is_none),
