@@ -139,7 +139,7 @@ pub struct SelfCapture<'c> {
 }
 
 /// The index in `COUNTED` of a counted table.
-fn index_of(table: &str) -> Option<usize> {
+pub(super) fn index_of(table: &str) -> Option<usize> {
     COUNTED.iter().position(|c| c.table == table)
 }
 

@@ -10,8 +10,8 @@
 //! for the row stashed for, so every change is captured once either way. A connection
 //! without the ledger has neither trigger, and the stash is dropped unread.
 
-use super::capture::{push_hashed, Canonical, HASHED};
-use super::{Result, COUNTED};
+use super::capture::{index_of, push_hashed, Canonical, HASHED};
+use super::Result;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
 use std::cell::RefCell;
@@ -80,7 +80,7 @@ pub fn stash(rowid: i64, blob: Vec<u8>) -> Stashed {
 /// whose external id is `instance`, as the general trigger would capture them: a tag whose
 /// count changed, one that went and one that came. Empty when nothing changed.
 pub fn changes(instance: &str, old: &[(&str, i64)], new: &[(&str, i64)]) -> Vec<u8> {
-    let Some(table) = COUNTED.iter().position(|c| c.table == "instance_usage") else {
+    let Some(table) = index_of("instance_usage") else {
         return Vec::new();
     };
     let row = |tag: &str, count: i64| Canonical::default().text(instance).text(tag).int(count);
@@ -110,6 +110,7 @@ pub fn changes(instance: &str, old: &[(&str, i64)], new: &[(&str, i64)]) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::super::capture::decode;
+    use super::super::COUNTED;
     use super::*;
     use crate::domain::ledger::row_hash;
     use crate::store::{Store, StoreError};
