@@ -18,7 +18,7 @@ use crate::domain::timers;
 use chrono::NaiveDate;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::LazyLock;
 
@@ -230,39 +230,38 @@ fn replace_usage(
         Some(index) => index.get(tag).copied(),
         None => old.iter().find(|(t, _)| t == tag).map(|(_, v)| *v),
     };
+    let new_index: Option<HashMap<&str, i64>> =
+        (new.len() > FEW_TAGS).then(|| new.iter().map(|(t, c)| (t.as_str(), *c)).collect());
+    let reported = |tag: &str| match &new_index {
+        Some(index) => index.get(tag).copied(),
+        None => new.iter().find(|(t, _)| t == tag).map(|(_, c)| *c),
+    };
+    // One pass over each side, in the order the ledger captures them (usage_stash): the
+    // stored tags whose count changed or that went, then the reported tags that came.
+    let mut ledger = Vec::new();
+    for (tag, (_, before)) in &old {
+        let now = reported(tag);
+        if now != Some(*before) {
+            demand(tag, now.unwrap_or(0) - before)?;
+            ledger.push((tag.as_str(), Some(*before), now));
+        }
+    }
     let mut entries = Vec::with_capacity(new.len());
     for (tag, count) in new {
         let tag_id = match stored(tag) {
-            Some((tag_id, before)) => {
-                if before != *count {
-                    demand(tag, count - before)?;
-                }
-                tag_id
-            }
+            Some((tag_id, _)) => tag_id,
             None => {
                 demand(tag, *count)?;
+                ledger.push((tag.as_str(), None, Some(*count)));
                 intern_tag(tx, tag)?
             }
         };
         entries.push((tag_id, *count));
     }
-    let new_index: Option<HashSet<&str>> =
-        (new.len() > FEW_TAGS).then(|| new.iter().map(|(t, _)| t.as_str()).collect());
-    let reported = |tag: &str| match &new_index {
-        Some(index) => index.contains(tag),
-        None => new.iter().any(|(t, _)| t == tag),
-    };
-    for (tag, (_, before)) in &old {
-        if !reported(tag) {
-            demand(tag, -before)?;
-        }
-    }
-    let before: Vec<(&str, i64)> = old.iter().map(|(t, (_, c))| (t.as_str(), *c)).collect();
-    let after: Vec<(&str, i64)> = new.iter().map(|(t, c)| (t.as_str(), *c)).collect();
     Ok(Replaced {
         moved,
         column: usage_column::encode(&entries),
-        ledger: usage_stash::changes(instance, &before, &after),
+        ledger: usage_stash::changes(instance, &ledger),
     })
 }
 

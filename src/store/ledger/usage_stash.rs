@@ -15,7 +15,6 @@ use super::Result;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 /// SQL: whether a blob is stashed for the row with this rowid.
 pub const STASHED: &str = "ledger_usage_stashed";
@@ -76,33 +75,23 @@ pub fn stash(rowid: i64, blob: Vec<u8>) -> Stashed {
     Stashed(())
 }
 
-/// The changes from the `old` counts to the `new` ones (tag name, count) of the instance
-/// whose external id is `instance`, as the general trigger would capture them: a tag whose
-/// count changed, one that went and one that came. Empty when nothing changed.
-pub fn changes(instance: &str, old: &[(&str, i64)], new: &[(&str, i64)]) -> Vec<u8> {
+/// One change to an instance's usage: the tag, its count before (None: it came) and
+/// after (None: it went).
+pub type UsageChange<'a> = (&'a str, Option<i64>, Option<i64>);
+
+/// The `changes` of the usage of the instance whose external id is `instance`, hashed as
+/// the general trigger captures them. The caller lists them in the trigger's order: tags
+/// whose count changed or that went, in the stored column's order, then the tags that
+/// came, in the report's. Empty when there are none.
+pub fn changes(instance: &str, changes: &[UsageChange<'_>]) -> Vec<u8> {
     let Some(table) = index_of("instance_usage") else {
         return Vec::new();
     };
     let row = |tag: &str, count: i64| Canonical::default().text(instance).text(tag).int(count);
-    let now: HashMap<&str, i64> = new.iter().copied().collect();
-    let before: HashMap<&str, i64> = old.iter().copied().collect();
     let mut blob = Vec::new();
-    for (tag, was) in old {
-        match now.get(tag) {
-            Some(count) if count == was => {}
-            Some(count) => push_hashed(
-                &mut blob,
-                table,
-                Some(&row(tag, *was)),
-                Some(&row(tag, *count)),
-            ),
-            None => push_hashed(&mut blob, table, Some(&row(tag, *was)), None),
-        }
-    }
-    for (tag, count) in new {
-        if !before.contains_key(tag) {
-            push_hashed(&mut blob, table, None, Some(&row(tag, *count)));
-        }
+    for &(tag, was, now) in changes {
+        let (old, new) = (was.map(|c| row(tag, c)), now.map(|c| row(tag, c)));
+        push_hashed(&mut blob, table, old.as_ref(), new.as_ref());
     }
     blob
 }
@@ -183,7 +172,14 @@ mod tests {
                 // same statement, and its change keeps its place among the usage changes.
                 let update = "UPDATE instances SET usage = '{\"1\":5,\"3\":7}', status = 2
                               WHERE rowid = ?1";
-                let blob = changes(&id, &[("ess", 2), ("adv", 1)], &[("ess", 5), ("it's", 7)]);
+                let blob = changes(
+                    &id,
+                    &[
+                        ("ess", Some(2), Some(5)),
+                        ("adv", Some(1), None),
+                        ("it's", None, Some(7)),
+                    ],
+                );
                 tx.execute_batch("SAVEPOINT general")?;
                 tx.execute(update, params![rowid])?;
                 let general = pending(tx);
@@ -220,7 +216,6 @@ mod tests {
 
     #[test]
     fn no_change_hashes_nothing() {
-        assert!(changes("inst_x", &[("ess", 2)], &[("ess", 2)]).is_empty());
-        assert!(changes("inst_x", &[], &[]).is_empty());
+        assert!(changes("inst_x", &[]).is_empty());
     }
 }
