@@ -57,6 +57,20 @@ fn add_opt<T: Copy>(a: Option<T>, b: Option<T>, add: fn(T, T) -> T) -> Option<T>
     }
 }
 
+/// Adds `more`'s named values into `mine`, series by series (a series either lacks
+/// counts from zero).
+fn add_series<V: Default + std::ops::AddAssign>(
+    mine: &mut Option<BTreeMap<String, V>>,
+    more: Option<BTreeMap<String, V>>,
+) {
+    if let Some(more) = more {
+        let mine = mine.get_or_insert_with(BTreeMap::new);
+        for (k, v) in more {
+            *mine.entry(k).or_default() += v;
+        }
+    }
+}
+
 impl Sample {
     pub fn named(name: &str) -> Sample {
         Sample {
@@ -72,18 +86,8 @@ impl Sample {
         self.elapsed += slice.elapsed;
         self.server_cpu = add_opt(self.server_cpu, slice.server_cpu, Cpu::add);
         self.client_cpu = add_opt(self.client_cpu, slice.client_cpu, |a, b| a + b);
-        if let Some(more) = slice.server_threads {
-            let mine = self.server_threads.get_or_insert_with(BTreeMap::new);
-            for (k, v) in more {
-                *mine.entry(k).or_default() += v;
-            }
-        }
-        if let Some(more) = slice.sqlite {
-            let mine = self.sqlite.get_or_insert_with(BTreeMap::new);
-            for (k, v) in more {
-                *mine.entry(k).or_insert(0.0) += v;
-            }
-        }
+        add_series(&mut self.server_threads, slice.server_threads);
+        add_series(&mut self.sqlite, slice.sqlite);
     }
 
     pub fn throughput(&self) -> f64 {
