@@ -38,6 +38,7 @@ const MIGRATIONS_SLICE: &[M<'_>] = &[
     M::up(include_str!(
         "migrations/0027_no_certificate_expiry_index.sql"
     )),
+    M::up(include_str!("migrations/0028_no_satellite_usage_index.sql")),
 ];
 
 /// Expiry marks count 2^20 a second, in the order they were made (issue 17).

@@ -5,6 +5,7 @@
 
 mod deferred_indexes;
 mod export;
+mod first_rows;
 mod listed;
 mod snapshot;
 

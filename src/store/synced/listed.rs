@@ -46,6 +46,14 @@ impl<V> Listed<V> {
         self.index.is_none() && (n == 0 || id > self.id(n - 1))
     }
 
+    /// Room for `n` more ids of about `id_bytes` each, so a long list does not grow by
+    /// copying itself.
+    pub fn reserve(&mut self, n: usize, id_bytes: usize) {
+        self.ids.reserve(n.saturating_mul(id_bytes));
+        self.ends.reserve(n);
+        self.values.reserve(n);
+    }
+
     /// Lists `id` with its value; false, and nothing changed, when it is listed already.
     pub fn insert(&mut self, id: &str, value: V) -> bool {
         let n = self.values.len();

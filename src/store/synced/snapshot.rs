@@ -15,6 +15,7 @@ use super::super::columns::borrowed_text as text;
 use super::super::ledger::capture::{Canonical, SelfCapture};
 use super::super::Result;
 use super::deferred_indexes::DeferredIndexes;
+use super::first_rows::FirstRows;
 use super::listed::Listed;
 use super::{va_id, InstanceExport};
 use crate::domain::compliance::Demand;
@@ -66,6 +67,8 @@ pub struct Snapshot<'a> {
     /// The three tables' secondary indexes, when they were empty at the start: built at
     /// the end (deferred_indexes.rs).
     deferred: Option<DeferredIndexes>,
+    /// A first snapshot's new instance and usage rows, inserted many at a time.
+    first_rows: FirstRows,
 }
 
 /// The suspended triggers and the three tables' indexes in the ledger's list.
@@ -164,6 +167,7 @@ impl<'a> Snapshot<'a> {
             fresh: !stored,
             ledger,
             deferred,
+            first_rows: FirstRows::default(),
             tx,
             satellite_id,
             account_id,
@@ -177,6 +181,15 @@ impl<'a> Snapshot<'a> {
             now,
             reserved: Default::default(),
         })
+    }
+
+    /// Makes room for the `n` instances the bundle says it lists (a signed count, yet
+    /// capped: it only sizes a buffer).
+    pub fn expect_instances(&mut self, n: u64) {
+        const CAP: u64 = 1 << 21;
+        // Instance ids are about this long ("inst_" and a prefix and ten digits).
+        const ID_BYTES: usize = 24;
+        self.seen.reserve(n.min(CAP) as usize, ID_BYTES);
     }
 
     /// The VA by name, created if the upstream does not have it yet.
@@ -268,20 +281,31 @@ impl<'a> Snapshot<'a> {
 
     /// One instance, written only when new or different. False when the snapshot
     /// listed it already (a malformed bundle: the caller refuses it).
-    pub fn instance(&mut self, i: &InstanceExport) -> Result<bool> {
+    pub fn instance(&mut self, i: InstanceExport) -> Result<bool> {
         if self.seen.contains(&i.id) {
             return Ok(false);
         }
         let va = self.va(&i.virtual_account)?;
         let sat = self.satellite_id;
-        // On a first snapshot every instance is new: no lookup.
-        let stored = if self.fresh {
-            None
-        } else {
-            self.stored_instance(i, va)?
-        };
+        self.seen.insert(
+            &i.id,
+            Seen {
+                va,
+                export: i.export_controlled,
+                usage: vec![],
+                keys: vec![],
+            },
+        );
+        self.instances += 1;
         let new = || instance_text(sat, &i.id, va, &i.status, i.export_controlled);
-        match stored {
+        if self.fresh {
+            // On a first snapshot every instance is new: no lookup, and queued.
+            self.capture(|c| c.instances, None, Some(&new()))?;
+            self.written.instances += 1;
+            self.first_rows.instance(self.tx, sat, i, va)?;
+            return Ok(true);
+        }
+        match self.stored_instance(&i, va)? {
             Some(old) if old.same => {}
             Some(old) => {
                 self.tx
@@ -319,16 +343,6 @@ impl<'a> Snapshot<'a> {
                 self.written.instances += 1;
             }
         }
-        self.seen.insert(
-            &i.id,
-            Seen {
-                va,
-                export: i.export_controlled,
-                usage: vec![],
-                keys: vec![],
-            },
-        );
-        self.instances += 1;
         Ok(true)
     }
 
@@ -346,10 +360,13 @@ impl<'a> Snapshot<'a> {
             self.usage += 1;
         }
         let sat = self.satellite_id;
-        // On a first snapshot a row listed once is new: no lookup.
-        let old: Option<(i64, i64, bool)> = if self.fresh && !listed_before {
+        // On a first snapshot a row listed once is new: no lookup, and queued.
+        let queued = self.fresh && !listed_before;
+        let old: Option<(i64, i64, bool)> = if queued {
             None
         } else {
+            // A row listed twice may still be queued: stored before it is looked up.
+            self.first_rows.flush(self.tx, sat)?;
             self.tx
                 .prepare_cached(
                     "SELECT va_id, count, export FROM satellite_usage
@@ -373,6 +390,11 @@ impl<'a> Snapshot<'a> {
                 let old = usage_text(sat, instance_id, old_va, tag, old_count, old_export);
                 self.capture(|c| c.usage, Some(&old), Some(&new))?;
                 self.move_demand(old_va, tag, Demand::of_usage(old_count, old_export), -1);
+            }
+            None if queued => {
+                self.capture(|c| c.usage, None, Some(&new))?;
+                let row = (instance_id.into(), va, tag.into(), count, export);
+                self.first_rows.usage(self.tx, sat, row)?;
             }
             None => {
                 self.tx
@@ -400,6 +422,8 @@ impl<'a> Snapshot<'a> {
             seen.keys.push(t);
         }
         let (sat, va) = (self.satellite_id, seen.va);
+        // A key references its instance, which may still be queued.
+        self.first_rows.flush(self.tx, sat)?;
         let old: Option<i64> = if self.fresh && !listed_before {
             None
         } else {
@@ -538,6 +562,8 @@ impl<'a> Snapshot<'a> {
     /// it, then export keys, then instances), moves the pools' demand by what changed,
     /// and records the satellite's sequence and reservation holds.
     pub fn finish(mut self, sequence: i64) -> Result<Written> {
+        // Stored while the ledger still captures by hand (the triggers come back below).
+        self.first_rows.flush(self.tx, self.satellite_id)?;
         // A first snapshot stored only rows it listed: nothing to look for.
         if !self.fresh {
             self.remove_unlisted()?;
@@ -635,7 +661,7 @@ mod tests {
             .write_blocking(move |tx| {
                 let mut s = Snapshot::begin_with(tx, 1, 1, 0, self_capture)?;
                 for (id, va, export, _) in &rows {
-                    assert!(s.instance(&inst(id, va, *export))?);
+                    assert!(s.instance(inst(id, va, *export))?);
                 }
                 for (id, _, _, count) in &rows {
                     assert!(s.usage(id, "t", *count)?);
@@ -746,6 +772,68 @@ mod tests {
                 Ok::<_, StoreError>(rows)
             })
             .unwrap()
+    }
+
+    /// A first snapshot queues its rows and inserts them many to a statement: more
+    /// instances than fill two statements are all stored as listed, a usage row listed a
+    /// second time replaces the queued one (it is stored before it is looked up), an
+    /// export key finds its queued instance, and the counters match a recount.
+    #[test]
+    fn a_first_snapshot_stores_every_queued_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = seeded(dir.path());
+        let ids: Vec<String> = (0..75).map(|n| format!("inst_{n:03}")).collect();
+        let ids2 = ids.clone();
+        let w = store
+            .write_blocking(move |tx| {
+                let mut s = Snapshot::begin(tx, 1, 1, 0)?;
+                s.expect_instances(75);
+                for (n, id) in ids2.iter().enumerate() {
+                    let va = if n % 2 == 0 { "A" } else { "B" };
+                    assert!(s.instance(inst(id, va, n % 3 == 0))?);
+                }
+                for (n, id) in ids2.iter().enumerate() {
+                    assert!(s.usage(id, "t", n as i64)?);
+                }
+                // Listed again with another count: the last one counts.
+                assert!(s.usage(&ids2[70], "t", 1000)?);
+                assert!(s.export_key(&ids2[74], "t")?);
+                assert!(s.usage(&ids2[74], "u", 2)?);
+                s.finish(1)
+            })
+            .unwrap();
+        assert_eq!((w.instances, w.usage, w.export_keys), (75, 77, 1));
+        let stored = store
+            .read_blocking(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT i.id, v.name, i.export_controlled, u.tag, u.count
+                     FROM satellite_instances i JOIN virtual_accounts v ON v.id = i.va_id
+                     LEFT JOIN satellite_usage u ON u.satellite_id = i.satellite_id
+                       AND u.instance_id = i.id
+                     ORDER BY i.id, u.tag",
+                )?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<(String, String, bool, String, i64)>>>()?;
+                Ok::<_, StoreError>(rows)
+            })
+            .unwrap();
+        let mut expected: Vec<(String, String, bool, String, i64)> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let va = if n % 2 == 0 { "A" } else { "B" };
+                let count = if n == 70 { 1000 } else { n as i64 };
+                (id.clone(), va.into(), n % 3 == 0, "t".into(), count)
+            })
+            .collect();
+        expected.push((ids[74].clone(), "A".into(), false, "u".into(), 2));
+        expected.sort();
+        assert_eq!(stored, expected);
+        let recount = store.read_blocking(counters::recount).unwrap();
+        assert!(recount.is_empty(), "{recount:?}");
     }
 
     /// Demand follows an instance that moves pool or turns export-controlled, a changed

@@ -241,7 +241,7 @@ impl Importer<'_> {
             .as_mut()
             .ok_or_else(|| reject("instances before the manifest"))?;
         let id = i.id.clone();
-        let first = snapshot.instance(&InstanceExport {
+        let first = snapshot.instance(InstanceExport {
             id: i.id,
             virtual_account: va,
             pid: udi.pid,
@@ -337,12 +337,10 @@ impl BundleSink for PrepareSnapshot<'_, '_> {
     fn trust(&mut self, m: &Manifest, signer: &VerifyingKey) -> Result<VerifyingKey, SyncError> {
         let key = self.0.trust(m, signer)?;
         if let Some(Plan::SyncRequest(sat)) = &self.0.plan {
-            self.0.snapshot = Some(Snapshot::begin(
-                self.0.tx,
-                sat.id,
-                sat.account_id,
-                self.0.now,
-            )?);
+            let mut snapshot = Snapshot::begin(self.0.tx, sat.id, sat.account_id, self.0.now)?;
+            let listed = m.files.iter().find(|f| f.name == "data/instances.jsonl");
+            snapshot.expect_instances(listed.map_or(0, |f| f.records));
+            self.0.snapshot = Some(snapshot);
         }
         Ok(key)
     }
