@@ -286,6 +286,16 @@ impl Store {
         answered(|reply| self.group.submit(f, reply)).await
     }
 
+    /// As `write`, for a job whose every refusal comes before its first write (a usage
+    /// report): it runs without a savepoint of its own (`Batcher::submit_unguarded`).
+    pub async fn write_unguarded<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        answered(|reply| self.group.submit_unguarded(f, reply)).await
+    }
+
     /// Runs a short point read (a lookup by key on a hot path) on the writer's connection,
     /// in its next batch, where the page cache is warm. Long reads (pages, exports)
     /// belong on `read`, where they do not hold up writes.

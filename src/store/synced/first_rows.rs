@@ -13,36 +13,16 @@ use std::sync::LazyLock;
 /// Rows per statement: past a few dozen the statement's own cost no longer shows.
 const ROWS: usize = 32;
 
-const INSTANCE_COLUMNS: [&str; 12] = [
-    "satellite_id",
-    "id",
-    "va_id",
-    "pid",
-    "sn",
-    "product_name",
-    "product_version",
-    "hostname",
-    "export_controlled",
-    "registered_at",
-    "last_contact",
-    "status",
-];
+const INSTANCE_COLUMNS: &str = "satellite_id, id, va_id, pid, sn, product_name, \
+    product_version, hostname, export_controlled, registered_at, last_contact, status";
 
-const USAGE_COLUMNS: [&str; 6] = [
-    "satellite_id",
-    "instance_id",
-    "va_id",
-    "tag",
-    "count",
-    "export",
-];
+const USAGE_COLUMNS: &str = "satellite_id, instance_id, va_id, tag, count, export";
 
 /// `INSERT INTO table (columns) VALUES (?, ...), ...` for `rows` rows.
-fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
-    let row = format!("({})", vec!["?"; columns.len()].join(", "));
+fn insert_sql(table: &str, columns: &str, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; columns.split(',').count()].join(", "));
     format!(
-        "INSERT INTO {table} ({}) VALUES {}",
-        columns.join(", "),
+        "INSERT INTO {table} ({columns}) VALUES {}",
         vec![row; rows].join(", ")
     )
 }
@@ -87,9 +67,9 @@ impl FirstRows {
     pub fn flush(&mut self, tx: &Connection, sat: i64) -> Result<()> {
         self.flush_instances(tx, sat)?;
         static MANY: LazyLock<String> =
-            LazyLock::new(|| insert_sql("satellite_usage", &USAGE_COLUMNS, ROWS));
+            LazyLock::new(|| insert_sql("satellite_usage", USAGE_COLUMNS, ROWS));
         static ONE: LazyLock<String> =
-            LazyLock::new(|| insert_sql("satellite_usage", &USAGE_COLUMNS, 1));
+            LazyLock::new(|| insert_sql("satellite_usage", USAGE_COLUMNS, 1));
         insert(
             tx,
             (&MANY, &ONE),
@@ -110,9 +90,9 @@ impl FirstRows {
 
     fn flush_instances(&mut self, tx: &Connection, sat: i64) -> Result<()> {
         static MANY: LazyLock<String> =
-            LazyLock::new(|| insert_sql("satellite_instances", &INSTANCE_COLUMNS, ROWS));
+            LazyLock::new(|| insert_sql("satellite_instances", INSTANCE_COLUMNS, ROWS));
         static ONE: LazyLock<String> =
-            LazyLock::new(|| insert_sql("satellite_instances", &INSTANCE_COLUMNS, 1));
+            LazyLock::new(|| insert_sql("satellite_instances", INSTANCE_COLUMNS, 1));
         insert(tx, (&MANY, &ONE), &self.instances, |stmt, at, (i, va)| {
             stmt.raw_bind_parameter(at + 1, sat)?;
             stmt.raw_bind_parameter(at + 2, &i.id)?;
@@ -169,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_statement_lists_one_placeholder_per_column_of_each_row() {
-        let sql = insert_sql("t", &["a", "b"], 3);
+        let sql = insert_sql("t", "a, b", 3);
         assert_eq!(sql, "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)");
     }
 }

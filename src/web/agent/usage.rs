@@ -102,9 +102,13 @@ pub async fn report(
     let now = state.clock.unix();
     let report = validate(parse_json(&body)?, now)?;
     let today = state.clock.now().date_naive();
+    // Every refusal of a report (unknown instance, signer, stale report) comes before
+    // its first write: no savepoint needed (store::batch).
     let outcome = state
         .store
-        .write(move |tx| instances::apply_report(tx, now, today, instance.signer(), &report))
+        .write_unguarded(move |tx| {
+            instances::apply_report(tx, now, today, instance.signer(), &report)
+        })
         .await?;
     let entitlements = outcome
         .entitlements
