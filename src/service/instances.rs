@@ -38,18 +38,17 @@ pub struct Registered {
 }
 
 /// Registers a UDI with a token. Every successful registration spends one use of the
-/// token; a refused one (any 4xx) changes nothing, the use included.
+/// token; a refused one (any 4xx) changes nothing, the use included: every check comes
+/// before the first write, so the request writer runs it without a savepoint
+/// (`Store::write_unguarded`).
 pub fn register(tx: &Connection, now: i64, input: &RegisterInput) -> Result<Registered> {
-    let token = tokens::redeem(tx, &input.token, now)?;
+    let token = tokens::usable(tx, &input.token, now)?;
     let (va_name, account_id, account_name) = instances::va_and_account(tx, token.va_id)?;
-    let existing = match instances::find_by_udi(tx, &input.udi.pid, &input.udi.sn)? {
+    let (existing, ended) = match instances::find_by_udi(tx, &input.udi.pid, &input.udi.sn)? {
         // A registration that ended unrenewed counts as deregistered: the timer deletes
         // such instances within a minute, and this closes that window.
-        Some(old) if old.cert_expires_at <= now => {
-            instances::end_registration(tx, &old, now)?;
-            None
-        }
-        other => other,
+        Some(old) if old.cert_expires_at <= now => (None, Some(old)),
+        other => (other, None),
     };
     let holder_names = existing
         .as_ref()
@@ -64,6 +63,11 @@ pub fn register(tx: &Connection, now: i64, input: &RegisterInput) -> Result<Regi
             account_id: *account,
         });
     let placement = registration::place(holder, token.va_id, account_id, input.reregister)?;
+    // Decided: from here on only the database can fail.
+    if let Some(old) = ended {
+        instances::end_registration(tx, &old, now)?;
+    }
+    let token = tokens::spend(tx, token)?;
     let (renew_after, expires_at) = timers::certificate_times(now);
     let export = token.export_controlled;
     let enrolment = Enrolment {

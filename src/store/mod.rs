@@ -287,8 +287,8 @@ impl Store {
     }
 
     /// As `write`, for a job whose every refusal comes before its first write (a usage
-    /// report, a renewal; not a registration, which spends its token's use first): it
-    /// runs without a savepoint of its own (`Batcher::submit_unguarded`).
+    /// report, a renewal, a registration): it runs without a savepoint of its own
+    /// (`Batcher::submit_unguarded`).
     pub async fn write_unguarded<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,

@@ -124,9 +124,10 @@ pub fn set_revoked(tx: &Connection, id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-/// Checks a token presented at registration and counts the use; the refusal codes are
-/// those of CONTRACT.md section 4.
-pub fn redeem(tx: &Connection, secret: &str, now: i64) -> Result<Token> {
+/// The token presented at registration, when it can register one more instance now (the
+/// refusal codes are those of CONTRACT.md section 4); nothing written: `spend` takes the
+/// use once every other check passed.
+pub fn usable(tx: &Connection, secret: &str, now: i64) -> Result<Token> {
     let token = find_by_secret(tx, secret)?.ok_or_else(|| DomainError::Unauthorized {
         code: "token_invalid",
         message: "The registration token is not known here.".into(),
@@ -155,6 +156,11 @@ pub fn redeem(tx: &Connection, secret: &str, now: i64) -> Result<Token> {
             .into())
         }
     }
+    Ok(token)
+}
+
+/// Spends one use of a token `usable` returned.
+pub fn spend(tx: &Connection, token: Token) -> Result<Token> {
     tx.prepare_cached("UPDATE tokens SET uses = uses + 1 WHERE id = ?1")?
         .execute([&token.id])?;
     Ok(Token {

@@ -90,9 +90,11 @@ pub async fn register(state: State, RawBody(body): RawBody) -> Result<HttpRespon
         reregister: b.reregister,
     };
     let now = state.clock.unix();
+    // Every refusal of a registration (token, UDI held elsewhere) comes before its first
+    // write: no savepoint needed (store::batch).
     let done = state
         .store
-        .write(move |tx| Ok(instances::register(tx, now, &registration)?))
+        .write_unguarded(move |tx| Ok(instances::register(tx, now, &registration)?))
         .await?;
     tracing::info!(instance = %done.instance_id, placement = ?done.placement, "instance registered");
     // Its first report follows at once: the key is known and already parsed, so that
