@@ -3,7 +3,7 @@
 //! rolls back only itself), commits once, and only then answers each caller. Durable
 //! writes then cost one fsync per batch instead of one per request. A job that makes
 //! every refusal before its first write (a usage report) may run without its savepoint
-//! (`submit_unguarded`): should it fail after writing, the whole batch rolls back.
+//! (`Rollback::Batch`): should it fail after writing, the whole batch rolls back.
 //!
 //! A pipelined writer goes one step further: it commits without waiting for the disk
 //! (`synchronous = NORMAL`) and hands the batch's replies to a sync thread, which flushes
@@ -48,7 +48,7 @@ type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 struct Ran {
     completion: Completion,
     /// It failed after writing, outside a savepoint: the transaction holds part of it, so
-    /// the whole batch must roll back (see `submit_unguarded`).
+    /// the whole batch must roll back (see `Rollback::Batch`).
     spoiled: bool,
 }
 
@@ -184,27 +184,10 @@ impl Batcher {
     }
 
     /// Queues `f`; `reply` receives its result after the commit (or the commit's error).
-    pub fn submit<T, F>(&self, f: F, reply: impl FnOnce(Result<T>) + Send + 'static) -> Result<()>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
-        let run = Box::new(move |conn: &Connection| Ran {
-            completion: completion(in_savepoint(conn, f), reply),
-            spoiled: false,
-        });
-        let job = Job { run, writes: true };
-        self.send(job)
-    }
-
-    /// As `submit`, for a job that decides before it writes: every refusal it makes comes
-    /// before its first write, so only the database itself can fail it later. It runs
-    /// without a savepoint of its own, which would copy every page it touches once more
-    /// (a tenth of the writer's time on a usage report). A job that fails having written
-    /// nothing is answered with its error and the batch goes on; one that fails after
-    /// writing (the disk, say) rolls the whole batch back, and every job in it is told.
-    pub fn submit_unguarded<T, F>(
+    /// `rollback` says what a failure of `f` undoes (see `Rollback`).
+    pub fn submit<T, F>(
         &self,
+        rollback: Rollback,
         f: F,
         reply: impl FnOnce(Result<T>) + Send + 'static,
     ) -> Result<()>
@@ -212,21 +195,40 @@ impl Batcher {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let run = Box::new(move |conn: &Connection| {
-            let changes = conn.total_changes();
-            let outcome = f(conn);
-            let spoiled = outcome.is_err() && conn.total_changes() != changes;
-            if outcome.is_err() {
-                super::evaluation_cache::forget_all();
-            }
-            Ran {
-                completion: completion(outcome, reply),
-                spoiled,
+        let run = Box::new(move |conn: &Connection| match rollback {
+            Rollback::Job => Ran {
+                completion: completion(in_savepoint(conn, f), reply),
+                spoiled: false,
+            },
+            Rollback::Batch => {
+                let changes = conn.total_changes();
+                let outcome = f(conn);
+                let spoiled = outcome.is_err() && conn.total_changes() != changes;
+                if outcome.is_err() {
+                    super::evaluation_cache::forget_all();
+                }
+                Ran {
+                    completion: completion(outcome, reply),
+                    spoiled,
+                }
             }
         });
         let job = Job { run, writes: true };
         self.send(job)
     }
+}
+
+/// What a write job's failure rolls back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rollback {
+    /// The job alone: it runs in a savepoint of the batch's transaction.
+    Job,
+    /// Nothing when it fails before writing; the whole batch when it fails after (every
+    /// job of it is told). For a job that makes every refusal before its first write, so
+    /// that only the database itself can fail it later: it runs without the savepoint,
+    /// which would copy every page it touches once more (a tenth of the writer's time on
+    /// a usage report).
+    Batch,
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -403,6 +405,7 @@ mod tests {
             let tx = tx.clone();
             writer
                 .submit(
+                    Rollback::Job,
                     move |c| {
                         c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
                         Ok(v)
@@ -438,6 +441,7 @@ mod tests {
         let wrote = tx.clone();
         writer
             .submit(
+                Rollback::Job,
                 |c| Ok(c.execute("INSERT INTO t (v) VALUES (7)", [])?),
                 move |r| wrote.send(r.map(|n| n as i64).unwrap()).unwrap(),
             )
@@ -470,7 +474,8 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let first = tx.clone();
         writer
-            .submit_unguarded(
+            .submit(
+                Rollback::Batch,
                 move |c| {
                     hold.recv().unwrap();
                     c.execute("INSERT INTO t (v) VALUES (0)", [])?;
@@ -482,7 +487,8 @@ mod tests {
         for (n, &(v, step)) in steps.iter().enumerate() {
             let tx = tx.clone();
             writer
-                .submit_unguarded(
+                .submit(
+                    Rollback::Batch,
                     move |c| {
                         if let Step::RefuseFirst = step {
                             return Err(StoreError::not_found("refused before writing"));

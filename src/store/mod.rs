@@ -283,18 +283,18 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        answered(|reply| self.group.submit(f, reply)).await
+        answered(|reply| self.group.submit(batch::Rollback::Job, f, reply)).await
     }
 
     /// As `write`, for a job whose every refusal comes before its first write (a usage
     /// report, a renewal, a registration): it runs without a savepoint of its own
-    /// (`Batcher::submit_unguarded`).
+    /// (`batch::Rollback::Batch`).
     pub async fn write_unguarded<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        answered(|reply| self.group.submit_unguarded(f, reply)).await
+        answered(|reply| self.group.submit(batch::Rollback::Batch, f, reply)).await
     }
 
     /// Runs a short point read (a lookup by key on a hot path) on the writer's connection,

@@ -21,7 +21,7 @@ use ed25519_dalek::VerifyingKey;
 use rusqlite::Connection;
 use satellite::crypto::agent_sig;
 use satellite::crypto::AuthorityKey;
-use satellite::store::batch::Batcher;
+use satellite::store::batch::{Batcher, Rollback};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -107,7 +107,9 @@ async fn verified_upsert(state: &FloorState, req: &HttpRequest, body: &[u8]) -> 
     });
     let row = (digest % state.rows as u64) as i64;
     let (tx, rx) = tokio::sync::oneshot::channel();
+    // The naive group commit: each upsert in a savepoint of its own.
     let submitted = state.writer.submit(
+        Rollback::Job,
         move |c| {
             c.prepare_cached(
                 "INSERT INTO floor (id, n) VALUES (?1, 1) ON CONFLICT (id) DO UPDATE SET n = n + 1",
@@ -216,6 +218,7 @@ async fn register(state: web::Data<FloorState>, body: web::Bytes) -> HttpRespons
     let (pid, sn) = (reg.udi.pid.clone(), reg.udi.sn.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let submitted = state.writer.submit(
+        Rollback::Job,
         move |c| {
             c.prepare_cached(
                 "INSERT INTO registration (id, pid, sn, public_key) VALUES (?1, ?2, ?3, ?4)
