@@ -275,8 +275,7 @@ fn run(
             tracing::error!(
                 "a job failed after writing outside a savepoint; the batch rolled back"
             );
-            super::evaluation_cache::forget_all();
-            let _ = conn.execute_batch("ROLLBACK");
+            roll_back(&conn);
             answer(completions, Err("another write of its batch failed".into()));
             continue;
         }
@@ -286,14 +285,12 @@ fn run(
         };
         if let Err(e) = sealed {
             tracing::error!(error = %e, "cannot fold the batch into the ledger; rolled back");
-            super::evaluation_cache::forget_all();
-            let _ = conn.execute_batch("ROLLBACK");
+            roll_back(&conn);
             answer(completions, Err(format!("ledger: {e}")));
             continue;
         }
         let commit = exec("COMMIT").map(|_| ()).map_err(|e| {
-            super::evaluation_cache::forget_all();
-            let _ = conn.execute_batch("ROLLBACK");
+            roll_back(&conn);
             e.to_string()
         });
         stats.sample(&conn);
@@ -308,6 +305,13 @@ fn run(
             (_, commit) => answer(completions, commit),
         }
     }
+}
+
+/// Ends the batch's transaction without committing it; what the evaluation cache learnt
+/// in it goes too.
+fn roll_back(conn: &Connection) {
+    super::evaluation_cache::forget_all();
+    let _ = conn.execute_batch("ROLLBACK");
 }
 
 /// Runs `first` and every job queued meanwhile in the open transaction, up to

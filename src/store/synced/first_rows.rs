@@ -3,7 +3,8 @@
 //! round of bind, step and reset for one row; a statement of `ROWS` rows pays that once.
 //! Rows wait here until `ROWS` of a table are pending, or until something must see them
 //! stored (snapshot.rs flushes before a usage row's lookup, before export keys, which
-//! reference their instance, and before the snapshot finishes).
+//! reference their instance, and before the snapshot finishes). A later snapshot's new
+//! rows go in one at a time, through the same columns and binding.
 
 use super::super::Result;
 use super::InstanceExport;
@@ -25,6 +26,79 @@ fn insert_sql(table: &str, columns: &str, rows: usize) -> String {
         "INSERT INTO {table} ({columns}) VALUES {}",
         vec![row; rows].join(", ")
     )
+}
+
+static INSTANCES_MANY: LazyLock<String> =
+    LazyLock::new(|| insert_sql("satellite_instances", INSTANCE_COLUMNS, ROWS));
+static INSTANCES_ONE: LazyLock<String> =
+    LazyLock::new(|| insert_sql("satellite_instances", INSTANCE_COLUMNS, 1));
+static USAGE_MANY: LazyLock<String> =
+    LazyLock::new(|| insert_sql("satellite_usage", USAGE_COLUMNS, ROWS));
+static USAGE_ONE: LazyLock<String> =
+    LazyLock::new(|| insert_sql("satellite_usage", USAGE_COLUMNS, 1));
+
+/// Binds an instance row's columns after parameter `at` (in `INSTANCE_COLUMNS` order).
+fn bind_instance(
+    stmt: &mut Statement<'_>,
+    at: usize,
+    sat: i64,
+    i: &InstanceExport,
+    va: i64,
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at + 1, sat)?;
+    stmt.raw_bind_parameter(at + 2, &i.id)?;
+    stmt.raw_bind_parameter(at + 3, va)?;
+    stmt.raw_bind_parameter(at + 4, &i.pid)?;
+    stmt.raw_bind_parameter(at + 5, &i.sn)?;
+    stmt.raw_bind_parameter(at + 6, &i.product_name)?;
+    stmt.raw_bind_parameter(at + 7, &i.product_version)?;
+    stmt.raw_bind_parameter(at + 8, &i.hostname)?;
+    stmt.raw_bind_parameter(at + 9, i.export_controlled)?;
+    stmt.raw_bind_parameter(at + 10, i.registered_at)?;
+    stmt.raw_bind_parameter(at + 11, i.last_contact)?;
+    stmt.raw_bind_parameter(at + 12, &i.status)
+}
+
+/// Binds a usage row's columns after parameter `at`: (instance id, VA, tag, count,
+/// export), in `USAGE_COLUMNS` order.
+fn bind_usage(
+    stmt: &mut Statement<'_>,
+    at: usize,
+    sat: i64,
+    (id, va, tag, count, export): (&str, i64, &str, i64, bool),
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at + 1, sat)?;
+    stmt.raw_bind_parameter(at + 2, id)?;
+    stmt.raw_bind_parameter(at + 3, va)?;
+    stmt.raw_bind_parameter(at + 4, tag)?;
+    stmt.raw_bind_parameter(at + 5, count)?;
+    stmt.raw_bind_parameter(at + 6, export)
+}
+
+/// Inserts one new instance now (a later snapshot's: its rows are looked up as they
+/// come, so nothing is queued).
+pub(super) fn insert_instance(
+    tx: &Connection,
+    sat: i64,
+    i: &InstanceExport,
+    va: i64,
+) -> Result<()> {
+    let mut stmt = tx.prepare_cached(&INSTANCES_ONE)?;
+    bind_instance(&mut stmt, 0, sat, i, va)?;
+    stmt.raw_execute()?;
+    Ok(())
+}
+
+/// Inserts one new usage row now (see `insert_instance`).
+pub(super) fn insert_usage(
+    tx: &Connection,
+    sat: i64,
+    row: (&str, i64, &str, i64, bool),
+) -> Result<()> {
+    let mut stmt = tx.prepare_cached(&USAGE_ONE)?;
+    bind_usage(&mut stmt, 0, sat, row)?;
+    stmt.raw_execute()?;
+    Ok(())
 }
 
 /// A usage row waiting: (instance id, VA, tag, count, export).
@@ -66,21 +140,13 @@ impl FirstRows {
     /// Inserts everything queued, instances before the usage that references them.
     pub fn flush(&mut self, tx: &Connection, sat: i64) -> Result<()> {
         self.flush_instances(tx, sat)?;
-        static MANY: LazyLock<String> =
-            LazyLock::new(|| insert_sql("satellite_usage", USAGE_COLUMNS, ROWS));
-        static ONE: LazyLock<String> =
-            LazyLock::new(|| insert_sql("satellite_usage", USAGE_COLUMNS, 1));
         insert(
             tx,
-            (&MANY, &ONE),
+            (&USAGE_MANY, &USAGE_ONE),
             &self.usage,
-            |stmt, at, (id, va, tag, count, export)| {
-                stmt.raw_bind_parameter(at + 1, sat)?;
-                stmt.raw_bind_parameter(at + 2, id)?;
-                stmt.raw_bind_parameter(at + 3, va)?;
-                stmt.raw_bind_parameter(at + 4, tag)?;
-                stmt.raw_bind_parameter(at + 5, count)?;
-                stmt.raw_bind_parameter(at + 6, export)
+            |stmt, at, row| {
+                let (id, va, tag, count, export) = row;
+                bind_usage(stmt, at, sat, (id, *va, tag, *count, *export))
             },
         )?;
         // Cleared, not dropped: the buffer serves the whole import.
@@ -89,24 +155,12 @@ impl FirstRows {
     }
 
     fn flush_instances(&mut self, tx: &Connection, sat: i64) -> Result<()> {
-        static MANY: LazyLock<String> =
-            LazyLock::new(|| insert_sql("satellite_instances", INSTANCE_COLUMNS, ROWS));
-        static ONE: LazyLock<String> =
-            LazyLock::new(|| insert_sql("satellite_instances", INSTANCE_COLUMNS, 1));
-        insert(tx, (&MANY, &ONE), &self.instances, |stmt, at, (i, va)| {
-            stmt.raw_bind_parameter(at + 1, sat)?;
-            stmt.raw_bind_parameter(at + 2, &i.id)?;
-            stmt.raw_bind_parameter(at + 3, va)?;
-            stmt.raw_bind_parameter(at + 4, &i.pid)?;
-            stmt.raw_bind_parameter(at + 5, &i.sn)?;
-            stmt.raw_bind_parameter(at + 6, &i.product_name)?;
-            stmt.raw_bind_parameter(at + 7, &i.product_version)?;
-            stmt.raw_bind_parameter(at + 8, &i.hostname)?;
-            stmt.raw_bind_parameter(at + 9, i.export_controlled)?;
-            stmt.raw_bind_parameter(at + 10, i.registered_at)?;
-            stmt.raw_bind_parameter(at + 11, i.last_contact)?;
-            stmt.raw_bind_parameter(at + 12, &i.status)
-        })?;
+        insert(
+            tx,
+            (&INSTANCES_MANY, &INSTANCES_ONE),
+            &self.instances,
+            |stmt, at, (i, va)| bind_instance(stmt, at, sat, i, *va),
+        )?;
         self.instances.clear();
         Ok(())
     }

@@ -15,7 +15,7 @@ use super::super::columns::borrowed_text as text;
 use super::super::ledger::capture::{Canonical, SelfCapture};
 use super::super::Result;
 use super::deferred_indexes::DeferredIndexes;
-use super::first_rows::FirstRows;
+use super::first_rows::{self, FirstRows};
 use super::listed::Listed;
 use super::{va_id, InstanceExport};
 use crate::domain::compliance::Demand;
@@ -329,16 +329,7 @@ impl<'a> Snapshot<'a> {
                 self.written.instances += 1;
             }
             None => {
-                self.tx
-                    .prepare_cached(
-                        "INSERT INTO satellite_instances (satellite_id, id, va_id, pid, sn, product_name,
-                           product_version, hostname, export_controlled, registered_at, last_contact, status)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                    )?
-                    .execute(params![
-                        sat, i.id, va, i.pid, i.sn, i.product_name, i.product_version, i.hostname,
-                        i.export_controlled, i.registered_at, i.last_contact, i.status
-                    ])?;
+                first_rows::insert_instance(self.tx, sat, &i, va)?;
                 self.capture(|c| c.instances, None, Some(&new()))?;
                 self.written.instances += 1;
             }
@@ -397,12 +388,7 @@ impl<'a> Snapshot<'a> {
                 self.first_rows.usage(self.tx, sat, row)?;
             }
             None => {
-                self.tx
-                    .prepare_cached(
-                        "INSERT INTO satellite_usage (satellite_id, instance_id, va_id, tag, count, export)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![sat, instance_id, va, tag, count, export])?;
+                first_rows::insert_usage(self.tx, sat, (instance_id, va, tag, count, export))?;
                 self.capture(|c| c.usage, None, Some(&new))?;
             }
         }

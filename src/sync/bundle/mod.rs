@@ -73,11 +73,24 @@ impl Manifest {
         self.files.iter().map(|f| f.records).sum()
     }
 
+    /// The records the manifest counts in data file `file` (0 when it lists none).
+    pub fn records_in(&self, file: &str) -> u64 {
+        let member = data_member(file);
+        (self.files.iter())
+            .find(|f| f.name == member)
+            .map_or(0, |f| f.records)
+    }
+
     /// The kind it names, if it is one of the four (anything else is rejected as the
     /// wrong kind once the bundle verified, so the field stays text on the wire).
     pub fn bundle_kind(&self) -> Option<BundleKind> {
         self.kind.parse().ok()
     }
+}
+
+/// The archive member that holds data file `file`: `data/<file>.jsonl`.
+pub fn data_member(file: &str) -> String {
+    format!("data/{file}.jsonl")
 }
 
 /// What a new bundle says about itself; files are added by the writer.

@@ -52,7 +52,7 @@ impl BundleWriter {
         let path = self.spool.path().join(name);
         let out = File::create(&path).map_err(SyncError::io("creating a spool file"))?;
         Ok(RecordFile {
-            name: format!("data/{name}.jsonl"),
+            name: super::data_member(name),
             path,
             out: BufWriter::new(out),
             hasher: Sha256::new(),

@@ -338,8 +338,7 @@ impl BundleSink for PrepareSnapshot<'_, '_> {
         let key = self.0.trust(m, signer)?;
         if let Some(Plan::SyncRequest(sat)) = &self.0.plan {
             let mut snapshot = Snapshot::begin(self.0.tx, sat.id, sat.account_id, self.0.now)?;
-            let listed = m.files.iter().find(|f| f.name == "data/instances.jsonl");
-            snapshot.expect_instances(listed.map_or(0, |f| f.records));
+            snapshot.expect_instances(m.records_in("instances"));
             self.0.snapshot = Some(snapshot);
         }
         Ok(key)
