@@ -328,7 +328,10 @@ fn run_batch(
     let run = |job: Job, batch: &mut Batch| {
         batch.writes |= job.writes;
         let ran = (job.run)(conn);
-        batch.spoiled |= ran.spoiled;
+        // A transaction SQLite ended itself (it rolls back the whole of it on a full disk
+        // or an I/O error in a statement without a journal) spoils the batch as well:
+        // the jobs before lost their writes, and those after would run outside it.
+        batch.spoiled |= ran.spoiled || conn.is_autocommit();
         batch.completions.push(ran.completion);
     };
     run(first, &mut batch);
@@ -466,6 +469,9 @@ mod tests {
         Insert,
         RefuseFirst,
         FailAfterWriting,
+        /// Fails as SQLite does on a full disk in a statement without a journal: the
+        /// whole transaction is rolled back, with no change of the job's own undone.
+        LoseTheTransaction,
     }
 
     /// Runs a held first job (it inserts 0) and `steps` as unguarded jobs of one batch:
@@ -494,8 +500,15 @@ mod tests {
                 .submit(
                     Rollback::Batch,
                     move |c| {
-                        if let Step::RefuseFirst = step {
-                            return Err(StoreError::not_found("refused before writing"));
+                        match step {
+                            Step::RefuseFirst => {
+                                return Err(StoreError::not_found("refused before writing"));
+                            }
+                            Step::LoseTheTransaction => {
+                                c.execute_batch("ROLLBACK")?;
+                                return Err(StoreError::Task("the disk is full".into()));
+                            }
+                            _ => {}
                         }
                         c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
                         match step {
@@ -516,11 +529,11 @@ mod tests {
     }
 
     /// An unguarded job that refuses before writing spoils nothing: the others of its
-    /// batch commit. One that fails after writing rolls its whole batch back and every
-    /// job of it hears so (its own error for itself); a job queued behind it commits in
-    /// the next batch.
+    /// batch commit. One that fails after writing, or whose failure ended the
+    /// transaction, rolls its whole batch back and every job of it hears so (its own
+    /// error for itself); a job queued behind it commits in the next batch.
     #[test]
-    fn an_unguarded_job_spoils_its_batch_only_when_it_fails_after_writing() {
+    fn an_unguarded_job_spoils_its_batch_when_it_fails_after_writing_or_ends_the_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("u.db");
         let conn = Connection::open(&path).unwrap();
@@ -577,6 +590,30 @@ mod tests {
             "queued behind the spoiled batch: the next one"
         );
         assert_eq!(rows(), vec![0, 1, 3, 6]);
+
+        // Writing nothing itself, but the transaction is gone: the jobs before lost their
+        // rows, and the one after must not write outside a transaction.
+        let got = unguarded_batch(
+            &writer,
+            &[
+                (7, Step::Insert),
+                (8, Step::LoseTheTransaction),
+                (9, Step::Insert),
+            ],
+        );
+        for lost in [&got[0], &got[1]] {
+            assert!(
+                lost.as_ref()
+                    .is_err_and(|e| e.contains("another write of its batch failed")),
+                "{got:?}"
+            );
+        }
+        assert!(
+            got[2].as_ref().is_err_and(|e| e.contains("disk is full")),
+            "{got:?}"
+        );
+        assert_eq!(got[3], Ok(9), "in the next batch");
+        assert_eq!(rows(), vec![0, 1, 3, 6, 9]);
     }
 
     #[test]
