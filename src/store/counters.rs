@@ -56,15 +56,13 @@ pub fn bump_status(tx: &Connection, va_id: i64, status: &str, delta: i64) -> Res
     Ok(())
 }
 
-/// Moves one instance between two (VA, status) counters, in one statement: a status
-/// change is on every first report.
+/// Moves one instance between two (VA, status) counters. Two one-row statements, not
+/// one of two rows: a statement that writes several rows and may abort (an upsert's
+/// update may) gets a statement journal, a copy of its page, and a status change is on
+/// every first report.
 pub fn move_status(tx: &Connection, from: (i64, &str), to: (i64, &str)) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO va_status_counts (va_id, status, n) VALUES (?1, ?2, -1), (?3, ?4, 1)
-         ON CONFLICT (va_id, status) DO UPDATE SET n = n + excluded.n",
-    )?
-    .execute(params![from.0, from.1, to.0, to.1])?;
-    Ok(())
+    bump_status(tx, from.0, from.1, -1)?;
+    bump_status(tx, to.0, to.1, 1)
 }
 
 pub fn bump_va(tx: &Connection, va_id: i64, licenses: i64, instances: i64) -> Result<()> {

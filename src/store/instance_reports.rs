@@ -9,7 +9,6 @@ use super::instance_ids;
 use super::instances::{
     confirm, not_registered, status_written, usage_of_key, Signer, StatusOf, REPORT_NOTE,
 };
-use super::ledger::usage_stash;
 use super::usage_column;
 use super::Result;
 use crate::domain::compliance::{self, Demand, EntitlementStatus};
@@ -198,17 +197,10 @@ struct Replaced {
     moved: Vec<(String, Demand)>,
     /// The usage column to store (store::usage_column).
     column: Option<String>,
-    /// The changes to the column, hashed for the ledger (ledger::usage_stash).
-    ledger: Vec<u8>,
 }
 
 /// An instance's usage made `new`: the pool demand moves by the differences.
-fn replace_usage(
-    tx: &Connection,
-    instance: &str,
-    inst: &Reporting,
-    new: &[(String, i64)],
-) -> Result<Replaced> {
+fn replace_usage(tx: &Connection, inst: &Reporting, new: &[(String, i64)]) -> Result<Replaced> {
     // (tag, (interned id, count)). A list, not a map: an instance reports a handful.
     let old: Vec<(String, (i64, i64))> = usage_column::decode(inst.usage.as_deref())?
         .into_iter()
@@ -236,14 +228,12 @@ fn replace_usage(
         Some(index) => index.get(tag).copied(),
         None => new.iter().find(|(t, _)| t == tag).map(|(_, c)| *c),
     };
-    // One pass over each side, in the order the ledger captures them (usage_stash): the
-    // stored tags whose count changed or that went, then the reported tags that came.
-    let mut ledger = Vec::new();
+    // One pass over each side: the stored tags whose count changed or that went, then
+    // the reported tags that came.
     for (tag, (_, before)) in &old {
         let now = reported(tag);
         if now != Some(*before) {
             demand(tag, now.unwrap_or(0) - before)?;
-            ledger.push((tag.as_str(), Some(*before), now));
         }
     }
     let mut entries = Vec::with_capacity(new.len());
@@ -252,7 +242,6 @@ fn replace_usage(
             Some((tag_id, _)) => tag_id,
             None => {
                 demand(tag, *count)?;
-                ledger.push((tag.as_str(), None, Some(*count)));
                 intern_tag(tx, tag)?
             }
         };
@@ -261,7 +250,6 @@ fn replace_usage(
     Ok(Replaced {
         moved,
         column: usage_column::encode(&entries),
-        ledger: usage_stash::changes(instance, &ledger),
     })
 }
 
@@ -307,8 +295,8 @@ fn next_expiry_mark(expires: i64) -> i64 {
 struct Accepted {
     /// The usage fingerprint (migration 0020).
     fp: i64,
-    /// The usage column, when the counts changed, and its changes hashed for the ledger.
-    usage: Option<(Option<String>, Vec<u8>)>,
+    /// The usage column, when the counts changed.
+    usage: Option<Option<String>>,
     /// The status the report leaves the instance in, when it moves.
     status: Option<InstanceStatus>,
 }
@@ -338,8 +326,11 @@ fn accept_report(
     static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
         (0..32)
             .map(|set: usize| {
+                // OR FAIL: nothing in it then may abort half-way, so SQLite keeps no
+                // statement journal for it (ledger::instance_capture). A report runs
+                // without a savepoint: a failure after writing rolls its batch back.
                 let mut sql = String::from(
-                    "UPDATE instances SET last_report_id = ?2, last_measured_at_us = ?3,
+                    "UPDATE OR FAIL instances SET last_report_id = ?2, last_measured_at_us = ?3,
                      auth_expires_at = ?4, usage_fp = ?5, report_room = NULL",
                 );
                 for (bit, column) in ["auth_expiry_mark", "last_contact", "usage"]
@@ -380,14 +371,8 @@ fn accept_report(
     if let Some(now) = contact {
         stmt.raw_bind_parameter(7, now)?;
     }
-    // The ledger's capture of the usage change, done here rather than by the general
-    // trigger (ledger::usage_stash); the stash lasts as long as this statement.
-    let mut _stashed = None;
-    if let Some((usage, changes)) = &accepted.usage {
+    if let Some(usage) = &accepted.usage {
         stmt.raw_bind_parameter(8, usage)?;
-        if !changes.is_empty() {
-            _stashed = Some(usage_stash::stash(inst.rowid, changes.clone()));
-        }
     }
     if let Some(status) = accepted.status {
         stmt.raw_bind_parameter(9, super::status_codes::code(status))?;
@@ -440,8 +425,8 @@ pub fn apply_report(
         let (moved, usage) = if inst.usage_fp == Some(fp) {
             (Vec::new(), None)
         } else {
-            let replaced = replace_usage(tx, id, &inst, &drawn)?;
-            (replaced.moved, Some((replaced.column, replaced.ledger)))
+            let replaced = replace_usage(tx, &inst, &drawn)?;
+            (replaced.moved, Some(replaced.column))
         };
         if !moved.is_empty() {
             // A granted key's demand follows its holder's count: read it all again.

@@ -13,9 +13,10 @@ use super::Result;
 use crate::domain::ledger::{self, Entry, Hash, Head, Op, StateDigest, ZERO};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
 
 pub mod capture;
-pub mod usage_stash;
+mod instance_capture;
 
 /// A counted table and the columns of it that count.
 pub struct Counted {
@@ -135,24 +136,29 @@ fn canonical_sql(c: &Counted, prefix: &str) -> String {
 
 /// Creates the capture table and triggers on this connection (the server's writers).
 pub fn install(conn: &Connection) -> Result<()> {
-    let mut sql = String::from(
+    // No constraint on any column: a trigger's insert then can not abort the statement
+    // that fired it (instance_capture).
+    let mut sql = format!(
         "PRAGMA temp_store = MEMORY;
          CREATE TEMP TABLE IF NOT EXISTS ledger_pending (
-             id INTEGER PRIMARY KEY, tbl INTEGER NOT NULL, old TEXT, new TEXT);\n",
+             id INTEGER PRIMARY KEY, tbl INTEGER, old TEXT, new TEXT, {});\n",
+        instance_capture::pending_columns()
     );
     for (i, c) in COUNTED.iter().enumerate() {
         sql.push_str(&triggers_sql(i, c));
     }
-    // The functions the usage triggers call, before the triggers can fire.
-    usage_stash::register(conn)?;
     conn.execute_batch(&sql)?;
     Ok(())
 }
 
 /// The three capture triggers of counted table `i` (also re-created by `capture`).
+/// `instances` copies its columns as they are, and `instance_usage`, the view of its
+/// usage column, is captured with it (instance_capture).
 fn triggers_sql(i: usize, c: &Counted) -> String {
-    if c.table == "instance_usage" {
-        return usage_triggers_sql(i);
+    match c.table {
+        "instances" => return instance_capture::triggers_sql(),
+        "instance_usage" => return String::new(),
+        _ => {}
     }
     let t = c.table;
     let new = canonical_sql(c, "NEW.");
@@ -172,44 +178,6 @@ fn triggers_sql(i: usize, c: &Counted) -> String {
            INSERT INTO ledger_pending (tbl, old, new) VALUES ({i}, {old}, {new}); END;
          CREATE TEMP TRIGGER IF NOT EXISTS ledger_{t}_d AFTER DELETE ON main.{t} BEGIN
            INSERT INTO ledger_pending (tbl, old, new) VALUES ({i}, {old}, NULL); END;\n"
-    )
-}
-
-/// `instance_usage` is a view of the instances' `usage` column (migration 0021): its rows
-/// change with the instance row, so its triggers sit on `instances` and write one change
-/// per entry of the JSON object that appeared, changed or went. An entry's canonical text
-/// is the view row's (instance's external id, tag, count), read from OLD/NEW, so an
-/// instance's delete still names it.
-fn usage_triggers_sql(i: usize) -> String {
-    let canonical = |p: &str, entry: &str| {
-        format!(
-            "quote({})||','||quote((SELECT t.tag FROM tags t WHERE t.id = CAST({entry}.key AS INTEGER)))||','||quote({entry}.value)",
-            super::instance_ids::external_sql(p)
-        )
-    };
-    let (old, new) = (canonical("OLD.", "o"), canonical("NEW.", "n"));
-    // A report's own capture (usage_stash) takes the rows it stashed for.
-    let general = usage_stash::general_condition();
-    let stashed = usage_stash::trigger_sql();
-    format!(
-        "CREATE TEMP TRIGGER IF NOT EXISTS ledger_instance_usage_i AFTER INSERT ON main.instances
-           WHEN NEW.usage IS NOT NULL BEGIN
-           INSERT INTO ledger_pending (tbl, old, new)
-             SELECT {i}, NULL, {new} FROM json_each(NEW.usage) n; END;
-         CREATE TEMP TRIGGER IF NOT EXISTS ledger_instance_usage_u AFTER UPDATE OF usage ON main.instances
-           WHEN OLD.usage IS NOT NEW.usage AND {general} BEGIN
-           INSERT INTO ledger_pending (tbl, old, new)
-             SELECT {i}, {old}, CASE WHEN n.key IS NULL THEN NULL ELSE {new} END
-             FROM json_each(OLD.usage) o LEFT JOIN json_each(NEW.usage) n ON n.key = o.key
-             WHERE n.value IS NOT o.value;
-           INSERT INTO ledger_pending (tbl, old, new)
-             SELECT {i}, NULL, {new} FROM json_each(NEW.usage) n
-             WHERE NOT EXISTS (SELECT 1 FROM json_each(OLD.usage) o WHERE o.key = n.key); END;
-         CREATE TEMP TRIGGER IF NOT EXISTS ledger_instance_usage_d AFTER DELETE ON main.instances
-           WHEN OLD.usage IS NOT NULL BEGIN
-           INSERT INTO ledger_pending (tbl, old, new)
-             SELECT {i}, {old}, NULL FROM json_each(OLD.usage) o; END;
-         {stashed}"
     )
 }
 
@@ -375,8 +343,14 @@ pub fn ensure_genesis(conn: &Connection, now: i64) -> Result<()> {
 /// Folds the changes captured in this transaction into one new entry (none when nothing
 /// counted changed). Runs just before the commit, in the same transaction.
 pub fn seal(conn: &Connection, now: i64) -> Result<()> {
-    let mut stmt =
-        conn.prepare_cached("SELECT tbl, old, new FROM temp.ledger_pending ORDER BY id")?;
+    // Made once: every batch runs it, and the statement cache is keyed by its text.
+    static PENDING: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT tbl, old, new, {} FROM temp.ledger_pending ORDER BY id",
+            instance_capture::pending_columns()
+        )
+    });
+    let mut stmt = conn.prepare_cached(&PENDING)?;
     let mut rs = stmt.query([])?;
     let mut batch = Sha256::new();
     let mut changes = 0i64;
@@ -400,8 +374,23 @@ pub fn seal(conn: &Connection, now: i64) -> Result<()> {
             changes += 1;
         }
     };
+    let mut names = instance_capture::Names::new();
     while let Some(r) = rs.next()? {
         let tbl = r.get::<_, i64>(0)?;
+        if tbl == instance_capture::RAW {
+            instance_capture::changes(conn, r, 3, &mut names, |table, old, new| {
+                let name = COUNTED.get(table).map_or("", |c| c.table);
+                let hashed = |row: Option<&capture::Canonical>| {
+                    row.map(|row| ledger::row_hash(name, row.as_str()))
+                };
+                fold(capture::HashedChange {
+                    table,
+                    old: hashed(old),
+                    new: hashed(new),
+                });
+            })?;
+            continue;
+        }
         if tbl == capture::HASHED {
             let blob = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
             let hashed = capture::decode(blob).ok_or_else(|| {
@@ -663,5 +652,73 @@ mod tests {
             rows_now.0, last.state_digest,
             "the chain's state is the rows'"
         );
+    }
+
+    /// Every kind of change to an instance, its row and its usage, sealed from the raw
+    /// columns the triggers copy: after each batch the chain's state is the digest of the
+    /// rows as `rows` (the SQL reader `ledger verify` uses) reads them, so the text built
+    /// in Rust is SQL's for every change; the entry counts the change lines expected.
+    #[tokio::test]
+    async fn an_instances_changes_fold_to_the_rows_as_sql_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("i.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO accounts (name, created_at) VALUES ('Acme', 0);
+                     INSERT INTO virtual_accounts (account_id, name, created_at) VALUES (1, 'Lab', 0);
+                     INSERT INTO virtual_accounts (account_id, name, created_at) VALUES (1, 'Ops', 0);
+                     INSERT INTO tags (id, tag) VALUES (1, 'ess'), (2, 'adv'), (3, 'it''s');",
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let steps: &[(&str, i64)] = &[
+            // An instance with two tags: its row and two usage rows come.
+            (
+                "INSERT INTO instances (va_id, pid, sn, public_key, product_name, product_version,
+                   registered_at, last_contact, cert_expires_at, status, usage)
+                 VALUES (1, 'C9300', 'O''Neil', x'00', 'p', '1', 5, 0, 0, 4, '{\"1\":2,\"2\":1}')",
+                3,
+            ),
+            // Its status and usage at once, as a first report: the row moves (- and +), a
+            // count changes (- and +), a tag goes (-) and one comes (+).
+            (
+                "UPDATE instances SET status = 1, usage = '{\"1\":5,\"3\":7}'",
+                6,
+            ),
+            // Only a column that does not count: nothing.
+            ("UPDATE instances SET last_contact = 99", 0),
+            // Usage alone, to none at all.
+            ("UPDATE instances SET usage = NULL", 2),
+            ("UPDATE instances SET usage = '{\"2\":4}'", 1),
+            // Another VA and an unknown status code (NULL in the text).
+            ("UPDATE instances SET va_id = 2, status = 42", 2),
+            // A legacy id renames the row and every usage row with it.
+            ("UPDATE instances SET legacy_id = 'old-1'", 4),
+            ("DELETE FROM instances", 2),
+        ];
+        for (sql, lines) in steps {
+            let statement = sql.to_string();
+            let before = store.read_blocking(last_entry).unwrap().unwrap().0.seq;
+            store
+                .write(move |tx| Ok(tx.execute(&statement, [])?))
+                .await
+                .unwrap();
+            let (last, _) = store.read_blocking(last_entry).unwrap().unwrap();
+            if *lines == 0 {
+                assert_eq!(last.seq, before, "{sql}: no entry");
+                continue;
+            }
+            assert_eq!(last.changes, *lines, "{sql}");
+            let rows_now = store.read_blocking(|c| Ok(digest_of_rows(c))).unwrap();
+            assert_eq!(rows_now.0, last.state_digest, "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_instance_capture_names_the_tables_it_captures_by_their_index() {
+        assert_eq!(COUNTED[instance_capture::INSTANCES].table, "instances");
+        assert_eq!(COUNTED[instance_capture::USAGE].table, "instance_usage");
     }
 }

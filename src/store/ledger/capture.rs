@@ -122,8 +122,19 @@ impl Canonical {
         self
     }
 
+    /// A column already written as `quote()` writes it.
+    pub fn quoted(mut self, v: &str) -> Self {
+        self.sep();
+        self.0.push_str(v);
+        self
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
