@@ -113,10 +113,13 @@ impl<'r> Side<'r> {
     /// The side starting at column `at`; None when it is empty (an insert has no old
     /// row, a delete no new one: `id`, the rowid, is never NULL in a row).
     fn read(r: &'r Row<'r>, at: usize) -> Result<Option<Self>> {
+        if r.get_ref(at)? == ValueRef::Null {
+            return Ok(None);
+        }
         let cols = (at..at + COLUMNS.len())
             .map(|i| r.get_ref(i))
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok((cols[0] != ValueRef::Null).then_some(Side { cols }))
+        Ok(Some(Side { cols }))
     }
 
     /// The column named `name`, one of `COLUMNS`.
