@@ -86,6 +86,24 @@ pub fn end(conn: &Connection) {
     });
 }
 
+/// Runs `write`, whose writes change nothing an evaluation reads (the ledger's seal, which
+/// writes only its own tables): entries known to hold before it still hold after it. A
+/// batch that captured a change would otherwise drop every entry at its seal.
+pub fn unaffected_by<T>(
+    conn: &Connection,
+    write: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let before = conn.total_changes();
+    let out = write(conn)?;
+    let after = conn.total_changes();
+    CACHE.with_borrow_mut(|c| {
+        if c.conn == identity(conn) && c.changes == before {
+            c.changes = after;
+        }
+    });
+    Ok(out)
+}
+
 /// The VA's evaluation on `today`, read once and then kept.
 pub fn evaluate(conn: &Connection, va_id: i64, today: NaiveDate) -> Result<Rc<Judged>> {
     let kept = CACHE.with_borrow(|c| {
@@ -207,6 +225,25 @@ mod tests {
         assert_eq!(quantity(&conn, today), 99);
         // Another day is evaluated afresh.
         let tomorrow = today.succ_opt().unwrap();
+        assert_eq!(quantity(&conn, tomorrow), 7);
+        end(&conn);
+
+        // Writes that change no evaluation (the ledger's seal) keep the entry; any other
+        // write after them still drops it.
+        CACHE.with_borrow_mut(|c| {
+            let j = c.entries.get_mut(&1).unwrap();
+            Rc::get_mut(j).unwrap().pools[0].quantity = 99;
+        });
+        unaffected_by(&conn, |c| {
+            c.execute_batch("CREATE TABLE sealed (n); INSERT INTO sealed VALUES (1)")?;
+            Ok(())
+        })
+        .unwrap();
+        begin(&conn).unwrap();
+        assert_eq!(quantity(&conn, tomorrow), 99);
+        end(&conn);
+        conn.execute("INSERT INTO sealed VALUES (2)", []).unwrap();
+        begin(&conn).unwrap();
         assert_eq!(quantity(&conn, tomorrow), 7);
         end(&conn);
 

@@ -194,7 +194,8 @@ impl Store {
         group_conn.execute_batch("PRAGMA cache_size = -8192;")?;
         let seal: Option<batch::Seal> = if ledger {
             ledger::install(&group_conn)?;
-            Some(|c| ledger::seal(c, unix_now()))
+            // The seal writes only the ledger's tables: the kept evaluations stay.
+            Some(|c| evaluation_cache::unaffected_by(c, |c| ledger::seal(c, unix_now())))
         } else {
             None
         };
