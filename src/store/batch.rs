@@ -19,7 +19,7 @@
 //! connection's page cache survives commits, while any other connection's is emptied
 //! whenever the database changed since its last read, which under load is every time.
 
-use super::{Result, StoreError};
+use super::{counters, Result, StoreError};
 use rusqlite::Connection;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -196,14 +196,25 @@ impl Batcher {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let run = Box::new(move |conn: &Connection| match rollback {
-            Rollback::Job => Ran {
-                completion: completion(in_savepoint(conn, f), reply),
-                spoiled: false,
-            },
+            Rollback::Job => {
+                // The counter moves held by the jobs before are written first: this one
+                // may read the counters, and rolls back to its own savepoint.
+                if let Err(e) = flush_held_counters(conn) {
+                    return Ran {
+                        completion: completion(Err(e), reply),
+                        spoiled: true,
+                    };
+                }
+                Ran {
+                    completion: completion(in_savepoint(conn, f), reply),
+                    spoiled: false,
+                }
+            }
             Rollback::Batch => {
-                let changes = conn.total_changes();
-                let outcome = f(conn);
-                let spoiled = outcome.is_err() && conn.total_changes() != changes;
+                let (changes, moves) = (conn.total_changes(), counters::held::moves());
+                let outcome = counters::held::holding(|| f(conn));
+                let wrote = conn.total_changes() != changes || counters::held::moves() != moves;
+                let spoiled = outcome.is_err() && wrote;
                 if outcome.is_err() {
                     super::evaluation_cache::forget_all();
                 }
@@ -280,8 +291,10 @@ fn run(
             continue;
         }
         let sealed = match seal {
-            Some(seal) if writes => seal(&conn).map_err(|e| e.to_string()),
-            _ => Ok(()),
+            Some(seal) if writes => flush_held_counters(&conn)
+                .and_then(|()| seal(&conn))
+                .map_err(|e| e.to_string()),
+            _ => flush_held_counters(&conn).map_err(|e| e.to_string()),
         };
         if let Err(e) = sealed {
             tracing::error!(error = %e, "cannot fold the batch into the ledger; rolled back");
@@ -307,10 +320,17 @@ fn run(
     }
 }
 
+/// Writes the counter moves the batch's jobs held (`counters::held`). The kept
+/// evaluations already follow them (`evaluation_cache::moved`), so they stay.
+fn flush_held_counters(conn: &Connection) -> Result<()> {
+    super::evaluation_cache::unaffected_by(conn, counters::held::flush)
+}
+
 /// Ends the batch's transaction without committing it; what the evaluation cache learnt
 /// in it goes too.
 fn roll_back(conn: &Connection) {
     super::evaluation_cache::forget_all();
+    counters::held::discard();
     let _ = conn.execute_batch("ROLLBACK");
 }
 
@@ -614,6 +634,119 @@ mod tests {
         );
         assert_eq!(got[3], Ok(9), "in the next batch");
         assert_eq!(rows(), vec![0, 1, 3, 6, 9]);
+    }
+
+    /// Counter moves of unguarded jobs are held and written once before anything else
+    /// can read them: a guarded job in the same batch sees them, the commit keeps them,
+    /// and a job that fails having only held a move spoils its batch (nothing else wrote).
+    #[test]
+    fn held_counter_moves_are_written_before_anything_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        let writer = Batcher::writer(conn).unwrap();
+        let counted = || -> (i64, i64) {
+            let reader = Connection::open(&path).unwrap();
+            let n = reader
+                .query_row(
+                    "SELECT coalesce(sum(n), 0) FROM va_status_counts WHERE va_id = 1 AND status = 'authorized'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let demand = reader
+                .query_row(
+                    "SELECT coalesce(sum(demand), 0) FROM usage_totals WHERE va_id = 1 AND tag = 'a'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            (n, demand)
+        };
+        let (tx, rx) = mpsc::channel::<std::result::Result<(i64, i64), String>>();
+        let answer = |tx: &mpsc::Sender<_>| {
+            let tx = tx.clone();
+            move |r: Result<(i64, i64)>| tx.send(r.map_err(|e| e.to_string())).unwrap()
+        };
+        let (release, hold) = mpsc::channel::<()>();
+        let moving = |c: &Connection| -> Result<(i64, i64)> {
+            counters::bump_status(c, 1, "authorized", 1)?;
+            counters::add_demand(c, 1, "a", 2, false)?;
+            Ok((0, 0))
+        };
+        writer
+            .submit(
+                Rollback::Batch,
+                move |c| {
+                    hold.recv().unwrap();
+                    moving(c)
+                },
+                answer(&tx),
+            )
+            .unwrap();
+        for _ in 0..2 {
+            writer.submit(Rollback::Batch, moving, answer(&tx)).unwrap();
+        }
+        writer
+            .submit(
+                Rollback::Job,
+                |c| {
+                    let n = c.query_row(
+                        "SELECT n FROM va_status_counts WHERE va_id = 1 AND status = 'authorized'",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    let demand = c.query_row(
+                        "SELECT demand FROM usage_totals WHERE va_id = 1 AND tag = 'a'",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    Ok((n, demand))
+                },
+                answer(&tx),
+            )
+            .unwrap();
+        writer.submit(Rollback::Batch, moving, answer(&tx)).unwrap();
+        release.send(()).unwrap();
+        let got: Vec<_> = (0..5).map(|_| rx.recv().unwrap()).collect();
+        assert!(got.iter().all(|r| r.is_ok()), "{got:?}");
+        assert!(
+            got.contains(&Ok((3, 6))),
+            "the guarded job saw 3 moves: {got:?}"
+        );
+        assert_eq!(counted(), (4, 8), "all four committed");
+
+        let (release, hold) = mpsc::channel::<()>();
+        writer
+            .submit(
+                Rollback::Batch,
+                move |c| {
+                    hold.recv().unwrap();
+                    moving(c)
+                },
+                answer(&tx),
+            )
+            .unwrap();
+        writer
+            .submit(
+                Rollback::Batch,
+                |c| {
+                    counters::bump_status(c, 1, "authorized", 1)?;
+                    Err(StoreError::Task("fails having moved a counter".into()))
+                },
+                answer(&tx),
+            )
+            .unwrap();
+        release.send(()).unwrap();
+        let got: Vec<_> = (0..2).map(|_| rx.recv().unwrap()).collect();
+        assert!(got.iter().all(|r| r.is_err()), "{got:?}");
+        assert_eq!(counted(), (4, 8), "the spoiled batch moved nothing");
+        // Nothing held survives the rollback.
+        writer.submit(Rollback::Batch, moving, answer(&tx)).unwrap();
+        assert!(rx.recv().unwrap().is_ok());
+        assert_eq!(counted(), (5, 10));
     }
 
     #[test]

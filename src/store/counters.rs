@@ -5,6 +5,8 @@ use super::Result;
 use crate::domain::compliance::Demand;
 use rusqlite::{params, Connection};
 
+pub mod held;
+
 /// Adds `delta` to a pool's demand; export-registered instances count in both columns.
 /// Returns the move as written, for whoever keeps the pool's evaluation in step.
 pub fn add_demand(
@@ -15,15 +17,20 @@ pub fn add_demand(
     export: bool,
 ) -> Result<Demand> {
     let moved = Demand::of_usage(delta, export);
-    if delta == 0 {
+    if delta == 0 || held::demand(va_id, tag, moved.total, moved.export_ok) {
         return Ok(moved);
     }
+    write_demand(tx, va_id, tag, moved.total, moved.export_ok)?;
+    Ok(moved)
+}
+
+fn write_demand(tx: &Connection, va_id: i64, tag: &str, total: i64, export_ok: i64) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO usage_totals (va_id, tag, demand, demand_export) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (va_id, tag) DO UPDATE SET demand = demand + ?3, demand_export = demand_export + ?4",
     )?
-    .execute(params![va_id, tag, moved.total, moved.export_ok])?;
-    Ok(moved)
+    .execute(params![va_id, tag, total, export_ok])?;
+    Ok(())
 }
 
 /// Adds (or with a negative `sign`, removes) all of an instance's stored usage.
@@ -48,6 +55,13 @@ pub fn add_instance_usage(
 }
 
 pub fn bump_status(tx: &Connection, va_id: i64, status: &str, delta: i64) -> Result<()> {
+    if held::status(va_id, status, delta) {
+        return Ok(());
+    }
+    write_status(tx, va_id, status, delta)
+}
+
+fn write_status(tx: &Connection, va_id: i64, status: &str, delta: i64) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO va_status_counts (va_id, status, n) VALUES (?1, ?2, ?3)
          ON CONFLICT (va_id, status) DO UPDATE SET n = n + ?3",

@@ -92,6 +92,8 @@ pub fn find(conn: &Connection, va_id: i64, tag: &str) -> Result<Option<License>>
 
 /// Demand per tag in a virtual account (one row per tag: no instance is read).
 pub fn demand(conn: &Connection, va_id: i64) -> Result<BTreeMap<String, Demand>> {
+    // Moves a report's batch still holds count too.
+    super::counters::held::flush(conn)?;
     let mut rows = conn
         .prepare_cached("SELECT tag, demand, demand_export FROM usage_totals WHERE va_id = ?1")?
         .query_map([va_id], |r| {
