@@ -158,7 +158,8 @@ impl Batcher {
     /// Queues a read to run in the next batch; `reply` hears at once, not after the commit.
     /// Reads sharing the writer's connection find its page cache warm: a reader
     /// connection's cache is emptied whenever the database changed since its last read,
-    /// which under steady writes is every time.
+    /// which under steady writes is every time. A read here sees the batch's writes but
+    /// not the counter moves it holds (`counters::held`): it must not read the counters.
     pub fn submit_read<T, F>(
         &self,
         f: F,
