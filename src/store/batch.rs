@@ -549,6 +549,25 @@ mod tests {
         got.into_iter().map(|(_, r)| r).collect()
     }
 
+    /// Replies of a held first job and three unguarded ones, the second of which spoiled
+    /// the batch: the first two hear so, the spoiler its own error, and the last, queued
+    /// behind, commits `next` in the next batch.
+    fn spoiled(got: &[std::result::Result<i64, String>], own: &str, next: i64) {
+        for lost in &got[..2] {
+            assert!(
+                lost.as_ref()
+                    .is_err_and(|e| e.contains("another write of its batch failed")),
+                "{got:?}"
+            );
+        }
+        assert!(got[2].as_ref().is_err_and(|e| e.contains(own)), "{got:?}");
+        assert_eq!(
+            got[3],
+            Ok(next),
+            "queued behind the spoiled batch: the next one"
+        );
+    }
+
     /// An unguarded job that refuses before writing spoils nothing: the others of its
     /// batch commit. One that fails after writing, or whose failure ended the
     /// transaction, rolls its whole batch back and every job of it hears so (its own
@@ -591,25 +610,7 @@ mod tests {
                 (6, Step::Insert),
             ],
         );
-        for spoiled in [&got[0], &got[1]] {
-            assert!(
-                spoiled
-                    .as_ref()
-                    .is_err_and(|e| e.contains("another write of its batch failed")),
-                "{got:?}"
-            );
-        }
-        assert!(
-            got[2]
-                .as_ref()
-                .is_err_and(|e| e.contains("failed after writing")),
-            "{got:?}"
-        );
-        assert_eq!(
-            got[3],
-            Ok(6),
-            "queued behind the spoiled batch: the next one"
-        );
+        spoiled(&got, "failed after writing", 6);
         assert_eq!(rows(), vec![0, 1, 3, 6]);
 
         // Writing nothing itself, but the transaction is gone: the jobs before lost their
@@ -622,18 +623,7 @@ mod tests {
                 (9, Step::Insert),
             ],
         );
-        for lost in [&got[0], &got[1]] {
-            assert!(
-                lost.as_ref()
-                    .is_err_and(|e| e.contains("another write of its batch failed")),
-                "{got:?}"
-            );
-        }
-        assert!(
-            got[2].as_ref().is_err_and(|e| e.contains("disk is full")),
-            "{got:?}"
-        );
-        assert_eq!(got[3], Ok(9), "in the next batch");
+        spoiled(&got, "disk is full", 9);
         assert_eq!(rows(), vec![0, 1, 3, 6, 9]);
     }
 

@@ -720,5 +720,7 @@ mod tests {
     fn the_instance_capture_names_the_tables_it_captures_by_their_index() {
         assert_eq!(COUNTED[instance_capture::INSTANCES].table, "instances");
         assert_eq!(COUNTED[instance_capture::USAGE].table, "instance_usage");
+        // A raw row's side is known empty from its first column, the rowid.
+        assert_eq!(COUNTED[instance_capture::INSTANCES].columns[0], "id");
     }
 }

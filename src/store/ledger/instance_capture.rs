@@ -12,37 +12,41 @@
 //! in it can abort half-way, and SQLite keeps no journal for it.
 
 use super::capture::Canonical;
-use super::Result;
+use super::{Result, COUNTED};
 use crate::store::instance_ids::Scheme;
 use crate::store::{instance_ids, status_codes, usage_column};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row};
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::LazyLock;
 
 /// `tbl` of a pending row that holds an instance's columns as they were and are.
 pub const RAW: i64 = -2;
 
-/// The columns copied, as `old_<column>` and `new_<column>` of `ledger_pending`: what the
-/// instance's canonical row reads (its external id from `id` and `legacy_id`) and `usage`.
-const COLUMNS: [&str; 9] = [
-    "id",
-    "legacy_id",
-    "va_id",
-    "pid",
-    "sn",
-    "status",
-    "export_controlled",
-    "registered_at",
-    "usage",
-];
+/// The columns copied, as `old_<column>` and `new_<column>` of `ledger_pending`: the
+/// counted ones of `instances` (`COUNTED`, `id` first), then what their text and the
+/// usage rows need besides.
+static COLUMNS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut columns = COUNTED[INSTANCES].columns.to_vec();
+    columns.extend(["legacy_id", "usage"]);
+    columns
+});
 
 fn columns(side: &str) -> String {
-    COLUMNS.map(|c| format!("{side}_{c}")).join(", ")
+    COLUMNS
+        .iter()
+        .map(|c| format!("{side}_{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn values(row: &str) -> String {
-    COLUMNS.map(|c| format!("{row}.{c}")).join(", ")
+    COLUMNS
+        .iter()
+        .map(|c| format!("{row}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The raw columns of `ledger_pending`, old then new: declared without a type or a
@@ -56,7 +60,11 @@ pub fn triggers_sql() -> String {
     let (old, new) = (columns("old"), columns("new"));
     let (was, is) = (values("OLD"), values("NEW"));
     let watched = COLUMNS.join(", ");
-    let same = COLUMNS.map(|c| format!("OLD.{c} IS NEW.{c}")).join(" AND ");
+    let same = COLUMNS
+        .iter()
+        .map(|c| format!("OLD.{c} IS NEW.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
     format!(
         "CREATE TEMP TRIGGER IF NOT EXISTS ledger_instances_i AFTER INSERT ON main.instances BEGIN
            INSERT INTO ledger_pending (tbl, {new}) VALUES ({RAW}, {is}); END;
@@ -150,22 +158,22 @@ impl<'r> Side<'r> {
         }
     }
 
-    /// The instance's canonical row (`COUNTED`'s columns of `instances`).
+    /// The instance's canonical row (`COUNTED`'s columns of `instances`, read as
+    /// `ledger::column_text` reads them).
     fn canonical(&self, conn: &Connection, external_id: &str) -> Result<Canonical> {
-        let status = match self.col("status") {
-            ValueRef::Integer(code) => status_codes::from_code(code).map(|s| s.as_str()),
-            _ => None,
-        };
-        let mut row = Canonical::default().quoted(external_id);
-        for col in ["va_id", "pid", "sn"] {
-            row = row.quoted(&quoted(conn, self.col(col))?);
-        }
-        row = match status {
-            Some(text) => row.text(text),
-            None => row.quoted("NULL"),
-        };
-        for col in ["export_controlled", "registered_at"] {
-            row = row.quoted(&quoted(conn, self.col(col))?);
+        let mut row = Canonical::default();
+        for &col in COUNTED[INSTANCES].columns {
+            row = match col {
+                "id" => row.quoted(external_id),
+                "status" => match self.col("status") {
+                    ValueRef::Integer(code) => match status_codes::from_code(code) {
+                        Some(status) => row.text(status.as_str()),
+                        None => row.quoted("NULL"),
+                    },
+                    _ => row.quoted("NULL"),
+                },
+                other => row.quoted(&quoted(conn, self.col(other))?),
+            };
         }
         Ok(row)
     }
