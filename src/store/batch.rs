@@ -661,22 +661,27 @@ mod tests {
             let tx = tx.clone();
             move |r: Result<(i64, i64)>| tx.send(r.map_err(|e| e.to_string())).unwrap()
         };
-        let (release, hold) = mpsc::channel::<()>();
         let moving = |c: &Connection| -> Result<(i64, i64)> {
             counters::bump_status(c, 1, "authorized", 1)?;
             counters::add_demand(c, 1, "a", 2, false)?;
             Ok((0, 0))
         };
-        writer
-            .submit(
-                Rollback::Batch,
-                move |c| {
-                    hold.recv().unwrap();
-                    moving(c)
-                },
-                answer(&tx),
-            )
-            .unwrap();
+        // A first job that moves the counters once the rest of its batch is queued.
+        let held_first = || {
+            let (release, hold) = mpsc::channel::<()>();
+            writer
+                .submit(
+                    Rollback::Batch,
+                    move |c| {
+                        hold.recv().unwrap();
+                        moving(c)
+                    },
+                    answer(&tx),
+                )
+                .unwrap();
+            release
+        };
+        let release = held_first();
         for _ in 0..2 {
             writer.submit(Rollback::Batch, moving, answer(&tx)).unwrap();
         }
@@ -709,17 +714,7 @@ mod tests {
         );
         assert_eq!(counted(), (4, 8), "all four committed");
 
-        let (release, hold) = mpsc::channel::<()>();
-        writer
-            .submit(
-                Rollback::Batch,
-                move |c| {
-                    hold.recv().unwrap();
-                    moving(c)
-                },
-                answer(&tx),
-            )
-            .unwrap();
+        let release = held_first();
         writer
             .submit(
                 Rollback::Batch,
