@@ -291,12 +291,12 @@ fn run(
             answer(completions, Err("another write of its batch failed".into()));
             continue;
         }
-        let sealed = match seal {
-            Some(seal) if writes => flush_held_counters(&conn)
-                .and_then(|()| seal(&conn))
-                .map_err(|e| e.to_string()),
-            _ => flush_held_counters(&conn).map_err(|e| e.to_string()),
-        };
+        let sealed = flush_held_counters(&conn)
+            .and_then(|()| match seal {
+                Some(seal) if writes => seal(&conn),
+                _ => Ok(()),
+            })
+            .map_err(|e| e.to_string());
         if let Err(e) = sealed {
             tracing::error!(error = %e, "cannot fold the batch into the ledger; rolled back");
             roll_back(&conn);

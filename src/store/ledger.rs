@@ -374,7 +374,7 @@ pub fn seal(conn: &Connection, now: i64) -> Result<()> {
             changes += 1;
         }
     };
-    let mut names = instance_capture::Names::new();
+    let mut names = instance_capture::Names::default();
     while let Some(r) = rs.next()? {
         let tbl = r.get::<_, i64>(0)?;
         if tbl == instance_capture::RAW {

@@ -33,20 +33,21 @@ static COLUMNS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     columns
 });
 
-fn columns(side: &str) -> String {
+/// `each` of the copied columns, joined by `sep`.
+fn joined(sep: &str, each: impl Fn(&str) -> String) -> String {
     COLUMNS
         .iter()
-        .map(|c| format!("{side}_{c}"))
+        .map(|c| each(c))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(sep)
+}
+
+fn columns(side: &str) -> String {
+    joined(", ", |c| format!("{side}_{c}"))
 }
 
 fn values(row: &str) -> String {
-    COLUMNS
-        .iter()
-        .map(|c| format!("{row}.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    joined(", ", |c| format!("{row}.{c}"))
 }
 
 /// The raw columns of `ledger_pending`, old then new: declared without a type or a
@@ -60,11 +61,7 @@ pub fn triggers_sql() -> String {
     let (old, new) = (columns("old"), columns("new"));
     let (was, is) = (values("OLD"), values("NEW"));
     let watched = COLUMNS.join(", ");
-    let same = COLUMNS
-        .iter()
-        .map(|c| format!("OLD.{c} IS NEW.{c}"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let same = joined(" AND ", |c| format!("OLD.{c} IS NEW.{c}"));
     format!(
         "CREATE TEMP TRIGGER IF NOT EXISTS ledger_instances_i AFTER INSERT ON main.instances BEGIN
            INSERT INTO ledger_pending (tbl, {new}) VALUES ({RAW}, {is}); END;
@@ -77,19 +74,13 @@ pub fn triggers_sql() -> String {
 }
 
 /// What `changes` looks up while a batch is sealed: the id scheme and the tags' names.
+#[derive(Default)]
 pub struct Names {
     scheme: Option<Scheme>,
     tags: HashMap<i64, Option<String>>,
 }
 
 impl Names {
-    pub fn new() -> Self {
-        Names {
-            scheme: None,
-            tags: HashMap::new(),
-        }
-    }
-
     /// Our external id of the instance with key `key` (`instance_ids::Scheme::encode`).
     fn external_id(&mut self, conn: &Connection, key: i64) -> Result<String> {
         if let Some(scheme) = &self.scheme {
@@ -214,9 +205,10 @@ fn quoted(conn: &Connection, v: ValueRef<'_>) -> Result<String> {
 }
 
 /// The changes one raw pending row stands for, whose old side starts at column `at`, each
-/// handed to `out` as (index in `COUNTED`, old row, new row), in order: the instance's row (when its canonical text moved), then its usage as the
-/// view's rows: the entries whose row changed or went, in the old column's order, then
-/// those that came, in the new one's.
+/// handed to `out` as (index in `COUNTED`, old row, new row), in order: the instance's
+/// row (when its canonical text moved), then its usage as the view's rows: the entries
+/// whose row changed or went, in the old column's order, then those that came, in the
+/// new one's.
 pub fn changes(
     conn: &Connection,
     r: &Row<'_>,
