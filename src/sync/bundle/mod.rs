@@ -10,6 +10,7 @@
 //! write.rs packs a bundle, read.rs verifies and reads one; this file holds the format's
 //! types and where a bundle's bytes are.
 
+mod deflate;
 mod read;
 mod write;
 
@@ -176,6 +177,7 @@ pub struct Verified {
 mod tests {
     use super::*;
     use crate::crypto::AuthorityKey;
+    use sha2::Digest;
 
     fn key() -> AuthorityKey {
         AuthorityKey::from_signing_key(ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]))
@@ -204,6 +206,60 @@ mod tests {
         )
         .unwrap();
         std::fs::read(out).unwrap()
+    }
+
+    #[test]
+    fn separately_compressed_files_read_back_as_one_plain_tar_gz() {
+        // Files of several spool chunks, an empty one and one ending off a tar block:
+        // a plain gzip and tar reader gets back exactly the bytes the writer was given.
+        let mut w = BundleWriter::new().unwrap();
+        let mut expected = vec![];
+        for (name, n) in [("instances", 20_000), ("export_keys", 0), ("usage", 7)] {
+            let mut f = w.file(name).unwrap();
+            let mut text = String::new();
+            for i in 0..n {
+                let record =
+                    serde_json::json!({"instance_id": format!("i{i}"), "pad": "x".repeat(i % 97)});
+                f.write(&record).unwrap();
+                text.push_str(&format!("{record}\n"));
+            }
+            w.close(f).unwrap();
+            expected.push((data_member(name), text.into_bytes()));
+        }
+        assert!(expected[0].1.len() > 3 * super::write::CHUNK);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b.tar.gz");
+        let header = Header {
+            kind: BundleKind::SyncRequest,
+            in_reply_to: None,
+            sequence: 1,
+            to: None,
+            account: "Acme".into(),
+            created_at: 0,
+        };
+        let manifest = w.finish(header, &key(), &out).unwrap();
+        let mut gz = flate2::read::GzDecoder::new(File::open(&out).unwrap());
+        let mut tarball = vec![];
+        gz.read_to_end(&mut tarball).unwrap();
+        let mut members = vec![];
+        for entry in tar::Archive::new(tarball.as_slice()).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = vec![];
+            entry.read_to_end(&mut bytes).unwrap();
+            members.push((name, bytes));
+        }
+        let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names[..3],
+            ["manifest.json", "manifest.sig", "signer.pub.pem"]
+        );
+        assert_eq!(members[3..], expected[..]);
+        for (entry, (_, bytes)) in manifest.files.iter().zip(&expected) {
+            assert_eq!(entry.sha256, hex::encode(sha2::Sha256::digest(bytes)));
+            assert_eq!(entry.bytes, bytes.len() as u64);
+        }
+        check(std::fs::read(out).unwrap()).unwrap();
     }
 
     fn check(bytes: Vec<u8>) -> Result<Verified, SyncError> {

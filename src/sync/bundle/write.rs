@@ -1,6 +1,9 @@
-//! Writing a bundle: data files spooled to temporary files while hashing, then packed
-//! behind the signed manifest that names their hashes.
+//! Writing a bundle: each data file is serialized here and handed in chunks to a spool
+//! thread, which hashes it and deflates it into a temporary file while the database is
+//! still being read; packing puts the signed manifest that names the hashes first and
+//! copies the compressed files behind it (deflate.rs).
 
+use super::deflate::{self, Segment};
 use super::{FileEntry, Header, Manifest, Party, FORMAT};
 use crate::crypto::AuthorityKey;
 use crate::sync::SyncError;
@@ -9,35 +12,110 @@ use ed25519_dalek::pkcs8::EncodePublicKey;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
+
+/// Serialized bytes handed to the spool thread at a time, and chunks it may queue.
+pub(super) const CHUNK: usize = 256 << 10;
+const QUEUED: usize = 4;
+const BLOCK: u64 = 512;
+
+/// One data file as its spool thread left it.
+struct Spooled {
+    sha256: [u8; 32],
+    /// Of the file's bytes and its tar padding, as one deflate segment.
+    crc: crc32fast::Hasher,
+}
 
 /// One `data/NAME.jsonl` being written.
 pub struct RecordFile {
     name: String,
     path: PathBuf,
-    out: BufWriter<File>,
-    hasher: Sha256,
+    chunk: Vec<u8>,
     bytes: u64,
     records: u64,
+    spool: Option<SpoolThread>,
 }
+
+/// Where chunks go, and the thread that spools them.
+type SpoolThread = (SyncSender<Vec<u8>>, JoinHandle<Result<Spooled, SyncError>>);
 
 impl RecordFile {
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<(), SyncError> {
-        let mut line = serde_json::to_vec(record).map_err(|e| SyncError::Io(e.to_string()))?;
-        line.push(b'\n');
-        self.hasher.update(&line);
-        self.bytes += line.len() as u64;
+        let before = self.chunk.len();
+        serde_json::to_writer(&mut self.chunk, record).map_err(|e| SyncError::Io(e.to_string()))?;
+        self.chunk.push(b'\n');
+        self.bytes += (self.chunk.len() - before) as u64;
         self.records += 1;
-        self.out
-            .write_all(&line)
-            .map_err(SyncError::io("writing bundle data"))
+        if self.chunk.len() >= CHUNK {
+            self.hand_on()?;
+        }
+        Ok(())
     }
+
+    /// Sends the chunk to the spool thread; a thread that stopped says why.
+    fn hand_on(&mut self) -> Result<(), SyncError> {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK + 4096));
+        let sent = match &self.spool {
+            Some((to, _)) => to.send(chunk).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| SyncError::Io("the spool stopped".into())))
+        }
+    }
+
+    /// Ends the spool thread and takes what it made.
+    fn join(&mut self) -> Result<Spooled, SyncError> {
+        let (to, thread) = self
+            .spool
+            .take()
+            .ok_or_else(|| SyncError::Io("the spool stopped".into()))?;
+        drop(to);
+        thread
+            .join()
+            .map_err(|_| SyncError::Io("the spool thread panicked".into()))?
+    }
+}
+
+/// The spool thread: hashes the file's bytes and deflates them, with the zeros that pad
+/// them to a tar block, into `path`.
+fn spool(path: &Path, chunks: std::sync::mpsc::Receiver<Vec<u8>>) -> Result<Spooled, SyncError> {
+    let io = SyncError::io("writing spooled bundle data");
+    let mut out =
+        BufWriter::new(File::create(path).map_err(SyncError::io("creating a spool file"))?);
+    let mut sha = Sha256::new();
+    let mut segment = Segment::default();
+    let mut bytes = 0u64;
+    for chunk in chunks {
+        sha.update(&chunk);
+        bytes += chunk.len() as u64;
+        segment.write(&chunk, &mut out).map_err(&io)?;
+    }
+    segment.write(&padding(bytes), &mut out).map_err(&io)?;
+    let crc = segment.end(&mut out).map_err(&io)?;
+    out.flush().map_err(&io)?;
+    Ok(Spooled {
+        sha256: sha.finalize().into(),
+        crc,
+    })
+}
+
+/// The zeros after `size` bytes up to the next tar block.
+fn padding(size: u64) -> Vec<u8> {
+    vec![0; ((BLOCK - size % BLOCK) % BLOCK) as usize]
 }
 
 pub struct BundleWriter {
     spool: tempfile::TempDir,
-    files: Vec<(FileEntry, PathBuf)>,
+    files: Vec<(FileEntry, PathBuf, crc32fast::Hasher)>,
 }
 
 impl BundleWriter {
@@ -50,29 +128,36 @@ impl BundleWriter {
 
     pub fn file(&self, name: &str) -> Result<RecordFile, SyncError> {
         let path = self.spool.path().join(name);
-        let out = File::create(&path).map_err(SyncError::io("creating a spool file"))?;
+        let (to, chunks) = sync_channel(QUEUED);
+        let at = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("bundle-spool".into())
+            .spawn(move || spool(&at, chunks))
+            .map_err(SyncError::io("starting a spool thread"))?;
         Ok(RecordFile {
             name: super::data_member(name),
             path,
-            out: BufWriter::new(out),
-            hasher: Sha256::new(),
+            chunk: Vec::with_capacity(CHUNK + 4096),
             bytes: 0,
             records: 0,
+            spool: Some((to, thread)),
         })
     }
 
     pub fn close(&mut self, mut file: RecordFile) -> Result<(), SyncError> {
-        file.out
-            .flush()
-            .map_err(SyncError::io("writing bundle data"))?;
+        if !file.chunk.is_empty() {
+            file.hand_on()?;
+        }
+        let spooled = file.join()?;
         self.files.push((
             FileEntry {
                 name: file.name,
-                sha256: hex::encode(file.hasher.finalize()),
+                sha256: hex::encode(spooled.sha256),
                 bytes: file.bytes,
                 records: file.records,
             },
             file.path,
+            spooled.crc,
         ));
         Ok(())
     }
@@ -103,7 +188,7 @@ impl BundleWriter {
             }),
             account: header.account,
             created_at: crate::clock::rfc3339(header.created_at),
-            files: self.files.iter().map(|(f, _)| f.clone()).collect(),
+            files: self.files.iter().map(|(f, ..)| f.clone()).collect(),
         };
         let manifest_bytes =
             serde_json::to_vec_pretty(&manifest).map_err(|e| SyncError::Io(e.to_string()))?;
@@ -116,13 +201,11 @@ impl BundleWriter {
         std::fs::create_dir_all(dir).map_err(SyncError::io("creating the bundle dir"))?;
         let tmp =
             tempfile::NamedTempFile::new_in(dir).map_err(SyncError::io("creating the bundle"))?;
-        let gz = flate2::write::GzEncoder::new(
-            BufWriter::new(tmp.reopen().map_err(SyncError::io("opening the bundle"))?),
-            flate2::Compression::fast(),
-        );
-        let mut tar = tar::Builder::new(gz);
+        let io = SyncError::io("writing the bundle");
+        let mut gz = BufWriter::new(tmp.reopen().map_err(SyncError::io("opening the bundle"))?);
+        gz.write_all(&deflate::GZIP_HEADER).map_err(&io)?;
         let mtime = header.created_at.max(0) as u64;
-        let mut append = |name: &str, size: u64, data: &mut dyn Read| -> Result<(), SyncError> {
+        let member = |name: &str, size: u64| -> Result<[u8; 512], SyncError> {
             let mut h = tar::Header::new_ustar();
             h.set_path(name)
                 .map_err(SyncError::io("naming a bundle member"))?;
@@ -130,30 +213,37 @@ impl BundleWriter {
             h.set_mode(0o644);
             h.set_mtime(mtime);
             h.set_cksum();
-            tar.append(&h, data)
-                .map_err(SyncError::io("writing the bundle"))
+            Ok(*h.as_bytes())
         };
-        append(
-            "manifest.json",
-            manifest_bytes.len() as u64,
-            &mut manifest_bytes.as_slice(),
-        )?;
-        append("manifest.sig", 64, &mut signature.as_slice())?;
-        append(
-            "signer.pub.pem",
-            signer_pem.len() as u64,
-            &mut signer_pem.as_bytes(),
-        )?;
-        for (entry, path) in &self.files {
-            let mut f = File::open(path).map_err(SyncError::io("reading spooled data"))?;
-            append(&entry.name, entry.bytes, &mut f)?;
+        // The leading members, then each data file's header before its spooled segment.
+        let mut head = Segment::default();
+        let mut crc = crc32fast::Hasher::new();
+        for (name, data) in [
+            ("manifest.json", manifest_bytes.as_slice()),
+            ("manifest.sig", signature.as_slice()),
+            ("signer.pub.pem", signer_pem.as_bytes()),
+        ] {
+            head.write(&member(name, data.len() as u64)?, &mut gz)
+                .map_err(&io)?;
+            head.write(data, &mut gz).map_err(&io)?;
+            head.write(&padding(data.len() as u64), &mut gz)
+                .map_err(&io)?;
         }
-        let gz = tar
-            .into_inner()
-            .map_err(SyncError::io("finishing the bundle"))?;
-        let mut buf = gz.finish().map_err(SyncError::io("finishing the bundle"))?;
-        buf.flush().map_err(SyncError::io("finishing the bundle"))?;
-        drop(buf);
+        for (entry, path, file_crc) in &self.files {
+            head.write(&member(&entry.name, entry.bytes)?, &mut gz)
+                .map_err(&io)?;
+            crc.combine(&head.end(&mut gz).map_err(&io)?);
+            let mut spooled = File::open(path).map_err(SyncError::io("reading spooled data"))?;
+            std::io::copy(&mut spooled, &mut gz).map_err(&io)?;
+            crc.combine(file_crc);
+            head = Segment::default();
+        }
+        // The tar's end: two zero blocks.
+        head.write(&[0; 2 * BLOCK as usize], &mut gz).map_err(&io)?;
+        crc.combine(&head.end_last(&mut gz).map_err(&io)?);
+        gz.write_all(&deflate::gzip_trailer(crc)).map_err(&io)?;
+        gz.flush().map_err(SyncError::io("finishing the bundle"))?;
+        drop(gz);
         tmp.persist(out)
             .map_err(|e| SyncError::Io(format!("saving {}: {e}", out.display())))?;
         Ok(manifest)
