@@ -192,20 +192,20 @@ mod tests {
             .unwrap();
         w.close(f).unwrap();
         let out = dir.path().join("b.tar.gz");
-        w.finish(
-            Header {
-                kind: BundleKind::SyncRequest,
-                in_reply_to: None,
-                sequence: 1,
-                to: None,
-                account: "Acme".into(),
-                created_at: 0,
-            },
-            &key(),
-            &out,
-        )
-        .unwrap();
+        w.finish(sync_request(), &key(), &out).unwrap();
         std::fs::read(out).unwrap()
+    }
+
+    /// The header of a first sync request from account Acme.
+    fn sync_request() -> Header {
+        Header {
+            kind: BundleKind::SyncRequest,
+            in_reply_to: None,
+            sequence: 1,
+            to: None,
+            account: "Acme".into(),
+            created_at: 0,
+        }
     }
 
     #[test]
@@ -229,15 +229,7 @@ mod tests {
         assert!(expected[0].1.len() > 3 * super::write::CHUNK);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("b.tar.gz");
-        let header = Header {
-            kind: BundleKind::SyncRequest,
-            in_reply_to: None,
-            sequence: 1,
-            to: None,
-            account: "Acme".into(),
-            created_at: 0,
-        };
-        let manifest = w.finish(header, &key(), &out).unwrap();
+        let manifest = w.finish(sync_request(), &key(), &out).unwrap();
         let mut gz = flate2::read::GzDecoder::new(File::open(&out).unwrap());
         let mut tarball = vec![];
         gz.read_to_end(&mut tarball).unwrap();

@@ -45,7 +45,11 @@ type SpoolThread = (SyncSender<Vec<u8>>, JoinHandle<Result<Spooled, SyncError>>)
 impl RecordFile {
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<(), SyncError> {
         let before = self.chunk.len();
-        serde_json::to_writer(&mut self.chunk, record).map_err(|e| SyncError::Io(e.to_string()))?;
+        if let Err(e) = serde_json::to_writer(&mut self.chunk, record) {
+            // Not half a record in the file.
+            self.chunk.truncate(before);
+            return Err(SyncError::Io(e.to_string()));
+        }
         self.chunk.push(b'\n');
         self.bytes += (self.chunk.len() - before) as u64;
         self.records += 1;
@@ -82,6 +86,16 @@ impl RecordFile {
         thread
             .join()
             .map_err(|_| SyncError::Io("the spool thread panicked".into()))?
+    }
+}
+
+/// A file dropped unclosed (its export failed) stops its spool thread before the spool
+/// dir goes.
+impl Drop for RecordFile {
+    fn drop(&mut self) {
+        if self.spool.is_some() {
+            let _ = self.join();
+        }
     }
 }
 
@@ -151,12 +165,12 @@ impl BundleWriter {
         let spooled = file.join()?;
         self.files.push((
             FileEntry {
-                name: file.name,
+                name: std::mem::take(&mut file.name),
                 sha256: hex::encode(spooled.sha256),
                 bytes: file.bytes,
                 records: file.records,
             },
-            file.path,
+            std::mem::take(&mut file.path),
             spooled.crc,
         ));
         Ok(())
