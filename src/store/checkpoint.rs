@@ -11,10 +11,12 @@ use std::time::Duration;
 /// How often the WAL is copied back; short enough that it stays a few MB.
 const INTERVAL: Duration = Duration::from_millis(250);
 
-/// Keeps the checkpointer alive; it stops when the last clone of this is dropped.
-#[derive(Clone)]
+/// Keeps the checkpointer alive. Dropping it stops the thread and waits for its last
+/// checkpoint, so a short-lived process (a CLI import) leaves its writes in the database
+/// file rather than only in the WAL when it exits.
 pub struct Checkpointer {
-    _alive: mpsc::Sender<()>,
+    alive: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Checkpointer {
@@ -22,13 +24,25 @@ impl Checkpointer {
     /// without bound.
     pub fn start(conn: Connection) -> Result<Checkpointer, super::StoreError> {
         let (alive, stop) = mpsc::channel::<()>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || run(conn, stop))
             .map_err(|e| {
                 super::StoreError::Io(format!("cannot start the WAL checkpoint thread: {e}"))
             })?;
-        Ok(Checkpointer { _alive: alive })
+        Ok(Checkpointer {
+            alive: Some(alive),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.alive.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -92,5 +106,33 @@ fn checkpoint(conn: &Connection) {
     });
     if let Err(e) = result {
         tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::Store;
+
+    #[test]
+    fn a_closed_store_leaves_its_writes_in_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("satellite.db");
+        let store = Store::open(&db).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.execute_batch("CREATE TABLE probe (x); INSERT INTO probe VALUES (42);")?;
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .unwrap();
+        drop(store);
+        // The main file alone, without its WAL, holds the write: a CLI run that ends
+        // right after an import leaves nothing only in the log.
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&db, &copy).unwrap();
+        let c = rusqlite::Connection::open(&copy).unwrap();
+        let x: i64 = c
+            .query_row("SELECT x FROM probe", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(x, 42);
     }
 }

@@ -85,7 +85,8 @@ pub struct Store {
     // import, jobs) through this mutex-guarded connection. SQLite serializes the two.
     writer: Arc<Mutex<Connection>>,
     group: batch::Batcher,
-    _checkpointer: checkpoint::Checkpointer,
+    /// Shared by the clones; the last one dropped runs the final checkpoint.
+    _checkpointer: Arc<checkpoint::Checkpointer>,
     // Bounds the blocking threads waiting for a reader: more would only queue on the pool.
     read_slots: Arc<tokio::sync::Semaphore>,
     path: PathBuf,
@@ -209,7 +210,7 @@ impl Store {
             readers,
             writer: Arc::new(Mutex::new(writer)),
             group: batch::Batcher::pipelined_writer(group_conn, wal_path(path), seal)?,
-            _checkpointer: checkpoint::Checkpointer::start(checkpoint_conn)?,
+            _checkpointer: Arc::new(checkpoint::Checkpointer::start(checkpoint_conn)?),
             read_slots: Arc::new(tokio::sync::Semaphore::new(READERS as usize)),
             path: path.to_owned(),
             ledger,
