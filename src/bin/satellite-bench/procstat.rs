@@ -90,6 +90,52 @@ pub async fn settle(pid: u32) {
     }
 }
 
+/// The whole machine's CPU time so far, in clock ticks, from the `cpu` line of
+/// /proc/stat: how much of it was idle (waiting on I/O included) of how much in all.
+pub fn machine_ticks() -> MachineTicks {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| parse_machine(s.lines().next()?))
+        .unwrap_or_default()
+}
+
+/// Ticks of the whole machine (see `machine_ticks`).
+#[derive(Default, Clone, Copy, PartialEq, Debug)]
+pub struct MachineTicks {
+    pub idle: u64,
+    pub total: u64,
+}
+
+impl MachineTicks {
+    pub fn since(self, before: MachineTicks) -> MachineTicks {
+        MachineTicks {
+            idle: self.idle.saturating_sub(before.idle),
+            total: self.total.saturating_sub(before.total),
+        }
+    }
+
+    pub fn add(self, other: MachineTicks) -> MachineTicks {
+        MachineTicks {
+            idle: self.idle + other.idle,
+            total: self.total + other.total,
+        }
+    }
+}
+
+/// `cpu  user nice system idle iowait irq softirq steal ...`: idle and iowait are idle.
+fn parse_machine(line: &str) -> Option<MachineTicks> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let ticks: Vec<u64> = fields.map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    Some(MachineTicks {
+        idle: ticks.get(3)? + ticks.get(4)?,
+        // guest time is already counted in user time.
+        total: ticks.iter().take(8).sum(),
+    })
+}
+
 /// Private (anonymous) resident memory: the memory-mapped database's file-backed pages
 /// are the OS page cache, shared and reclaimable, and are not counted.
 pub fn rss_mib(pid: u32) -> f64 {
@@ -117,6 +163,32 @@ mod tests {
         assert!(rss_mib(me) > 0.0);
         let threads = cpu_by_thread(me);
         assert!(threads.values().any(|t| *t > Duration::ZERO));
+    }
+
+    #[test]
+    fn the_machine_line_counts_idle_and_iowait_as_idle() {
+        let line = "cpu  100 5 30 800 20 1 4 2 7 0";
+        let ticks = parse_machine(line).expect("parsed");
+        assert_eq!(
+            ticks,
+            MachineTicks {
+                idle: 820,
+                total: 962
+            }
+        );
+        let later = MachineTicks {
+            idle: 900,
+            total: 1162,
+        };
+        assert_eq!(
+            later.since(ticks),
+            MachineTicks {
+                idle: 80,
+                total: 200
+            }
+        );
+        assert_eq!(parse_machine("cpu0 1 2 3 4 5"), None);
+        assert!(machine_ticks().total > 0);
     }
 
     #[test]

@@ -55,7 +55,7 @@ const NAME: usize = 32;
 
 pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
     let mut out = format!(
-        "{:<NAME$} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6}  {}\n",
+        "{:<NAME$} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6} {:>6}  {}\n",
         "phase",
         "requests",
         "per s",
@@ -67,6 +67,7 @@ pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
         "usr",
         "sys",
         "gen us",
+        "idle %",
         "x rate",
         "x cpu",
         "floor"
@@ -74,7 +75,7 @@ pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
     for r in rows {
         let s = &r.sample;
         out.push_str(&format!(
-            "{:<NAME$} {:>8} {:>8.0} {:>7.2} {:>7.2} {:>7.2} {:>6} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6}  {}\n",
+            "{:<NAME$} {:>8} {:>8.0} {:>7.2} {:>7.2} {:>7.2} {:>6} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6} {:>6}  {}\n",
             s.name,
             s.latencies_us.len(),
             s.throughput(),
@@ -86,6 +87,7 @@ pub fn table(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> String {
             opt(s.user_us_per_request(), 0),
             opt(s.system_us_per_request(), 0),
             opt(s.client_us_per_request(), 0),
+            opt(s.machine_idle_percent(), 1),
             opt(r.throughput_ratio(), 2),
             opt(r.cpu_ratio(), 2),
             r.floor.as_ref().map(|f| f.name.as_str()).unwrap_or("")
@@ -135,8 +137,8 @@ fn sqlite_table(rows: &[Row]) -> String {
 }
 
 /// The serving process's CPU per answered request, in microseconds, by thread name: where
-/// a phase's cost went (HTTP workers, the signature batcher, the SQLite writer, its sync
-/// and checkpoint threads).
+/// a phase's cost went (HTTP workers, which check request signatures too, the SQLite
+/// writer, its sync and checkpoint threads).
 fn thread_table(rows: &[Row]) -> String {
     let short = |k: &str| k.replace(' ', "_");
     per_request_table(
@@ -201,6 +203,7 @@ pub fn json(rows: &[Row], steps: &[Step], facts: &[(&str, String)]) -> Value {
                 "server_user_us_per_request": s.user_us_per_request(),
                 "server_system_us_per_request": s.system_us_per_request(),
                 "load_generator_cpu_us_per_request": s.client_us_per_request(),
+                "machine_idle_percent": s.machine_idle_percent(),
                 "server_cpu_us_per_request_by_thread": s.thread_us_per_request(),
                 "sqlite": s.sqlite,
                 "floor": r.floor.as_ref().map(|f| f.name.clone()),

@@ -6,7 +6,7 @@
 use super::estate::{Estate, Queue};
 use super::load::{Registrar, Tickets};
 use super::metrics::Scraper;
-use super::phase::{measured, rows, Phases, Probe, DURABLE, REGISTRATION, RENEWAL};
+use super::phase::{measured, rows, Phases, Probe, DURABLE, DURABLE_FIRST, REGISTRATION, RENEWAL};
 use super::report;
 use super::sample::Sample;
 use super::{bundles, floor, load, procstat, seed};
@@ -269,6 +269,19 @@ fn estate_of(args: &Args, db: &Path) -> Result<Arc<Estate>, String> {
     }))
 }
 
+/// What a round of the main loop runs, each with its floor where it has one of its own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    DurableFloor,
+    /// The floor's registrations, the product's, then the first reports of the instances
+    /// just registered (an estate seeded in the database).
+    Registrations,
+    SameCounts,
+    ChangedCounts,
+    /// The renewal floor and the product's renewals.
+    Renewals,
+}
+
 /// The floor's side of a run.
 struct FloorSide<'a> {
     url: &'a str,
@@ -360,9 +373,12 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
                 tickets: Tickets::Listed(listed),
                 registered: Some(fresh.clone()),
             });
+            // Floor and phase swap places every other round (ABBA), as in the main loop.
             for round in 0..rounds {
-                phases.add(floor.signed("/floor/durable", DURABLE, slice).await);
-                phases.add(floor.registrations(slice).await);
+                let floor_first = round % 2 == 0;
+                if floor_first {
+                    phases.add(floor.registrations(slice).await);
+                }
                 if let Tickets::Listed(q) = &registrar.tickets {
                     q.open_up_to(round as usize + 1, rounds as usize);
                 }
@@ -374,15 +390,24 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
                     unbounded,
                 );
                 phases.add(measured(&product, s).await);
+                if !floor_first {
+                    phases.add(floor.registrations(slice).await);
+                }
             }
             peak_rss = peak_rss.max(pid.map_or(0.0, procstat::rss_mib));
             if wants("reports") {
                 fresh.shuffle(now as u64 | 1);
                 for round in 0..rounds {
-                    phases.add(floor.signed("/floor/durable", DURABLE, slice).await);
+                    let floor_first = round % 2 == 0;
+                    if floor_first {
+                        phases.add(floor.signed("/floor/durable", DURABLE_FIRST, slice).await);
+                    }
                     fresh.open_up_to(round as usize + 1, rounds as usize);
                     let s = load::first_reports(at.url, fresh.clone(), unbounded);
                     phases.add(measured(&product, s).await);
+                    if !floor_first {
+                        phases.add(floor.signed("/floor/durable", DURABLE_FIRST, slice).await);
+                    }
                 }
             }
         }
@@ -414,36 +439,70 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
             registered: Some(fresh.clone()),
         });
         fresh.open_all();
-        for _ in 0..rounds {
-            phases.add(floor.signed("/floor/durable", DURABLE, slice).await);
-            if !https && wants("registrations") {
-                phases.add(floor.registrations(slice).await);
-                let s = load::registrations(
-                    "registrations",
-                    at.url,
-                    "/agent/v1/register",
-                    extra.clone(),
-                    slice,
-                );
-                phases.add(measured(&product, s).await);
-            }
-            if wants("reports") {
-                // Instances registered in this round's registrations report first.
-                if !https && wants("registrations") {
-                    let s = load::first_reports(at.url, fresh.clone(), slice);
-                    phases.add(measured(&product, s).await);
+        let mut units = vec![Unit::DurableFloor];
+        if !https && wants("registrations") {
+            units.push(Unit::Registrations);
+        }
+        if wants("reports") {
+            units.extend([Unit::SameCounts, Unit::ChangedCounts]);
+        }
+        if wants("renewals") {
+            units.push(Unit::Renewals);
+        }
+        for round in 0..rounds {
+            // Every other round runs its units in the reverse order (ABBA): a drift of the
+            // machine's speed over a pair of rounds then touches each phase and its floor
+            // alike.
+            let reversed = round % 2 == 1;
+            let order: Vec<Unit> = if reversed {
+                units.iter().rev().copied().collect()
+            } else {
+                units.clone()
+            };
+            for unit in order {
+                match unit {
+                    Unit::DurableFloor => {
+                        phases.add(floor.signed("/floor/durable", DURABLE, slice).await);
+                    }
+                    Unit::Registrations => {
+                        phases.add(floor.registrations(slice).await);
+                        let s = load::registrations(
+                            "registrations",
+                            at.url,
+                            "/agent/v1/register",
+                            extra.clone(),
+                            slice,
+                        );
+                        phases.add(measured(&product, s).await);
+                        // Instances registered just now report first.
+                        if wants("reports") {
+                            let s = load::first_reports(at.url, fresh.clone(), slice);
+                            phases.add(measured(&product, s).await);
+                        }
+                    }
+                    Unit::SameCounts | Unit::ChangedCounts => {
+                        let change = unit == Unit::ChangedCounts;
+                        let name = if change {
+                            "reports, changed counts"
+                        } else {
+                            "reports, same counts"
+                        };
+                        let s = load::reports(name, at.url, estate.clone(), change, slice);
+                        phases.add(measured(&product, s).await);
+                    }
+                    Unit::Renewals => {
+                        let renew_floor = floor.signed("/floor/renew", RENEWAL, slice);
+                        if reversed {
+                            let s = load::renewals(at.url, estate.clone(), slice);
+                            phases.add(measured(&product, s).await);
+                            phases.add(renew_floor.await);
+                        } else {
+                            phases.add(renew_floor.await);
+                            let s = load::renewals(at.url, estate.clone(), slice);
+                            phases.add(measured(&product, s).await);
+                        }
+                    }
                 }
-                let e = estate.clone();
-                let s = load::reports("reports, same counts", at.url, e, false, slice);
-                phases.add(measured(&product, s).await);
-                let e = estate.clone();
-                let s = load::reports("reports, changed counts", at.url, e, true, slice);
-                phases.add(measured(&product, s).await);
-            }
-            if wants("renewals") {
-                phases.add(floor.signed("/floor/renew", RENEWAL, slice).await);
-                let s = load::renewals(at.url, estate.clone(), slice);
-                phases.add(measured(&product, s).await);
             }
             peak_rss = peak_rss.max(pid.map_or(0.0, procstat::rss_mib));
         }

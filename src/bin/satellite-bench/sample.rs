@@ -2,6 +2,7 @@
 //! process's user and system time, the load generator's own), plus the server's SQLite
 //! counters over the phase when it exposes them.
 
+use super::procstat::MachineTicks;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ pub struct Sample {
     pub server_threads: Option<BTreeMap<String, Duration>>,
     /// CPU time the load generator (this process) used during the phase.
     pub client_cpu: Option<Duration>,
+    /// The whole machine's idle and total CPU ticks while the load ran (not while the
+    /// server settled after it): what neither the server nor the load generator used.
+    pub machine: Option<MachineTicks>,
     /// Growth of each `satellite_sqlite_*` series of the server's /metrics over the phase;
     /// `None` when the server exposes none (or is the floor, which has no metrics).
     pub sqlite: Option<BTreeMap<String, f64>>,
@@ -86,6 +90,7 @@ impl Sample {
         self.elapsed += slice.elapsed;
         self.server_cpu = add_opt(self.server_cpu, slice.server_cpu, Cpu::add);
         self.client_cpu = add_opt(self.client_cpu, slice.client_cpu, |a, b| a + b);
+        self.machine = add_opt(self.machine, slice.machine, MachineTicks::add);
         add_series(&mut self.server_threads, slice.server_threads);
         add_series(&mut self.sqlite, slice.sqlite);
     }
@@ -129,6 +134,13 @@ impl Sample {
         self.per_request(self.client_cpu)
     }
 
+    /// Share of the machine's CPU left idle while the load ran, in percent.
+    pub fn machine_idle_percent(&self) -> Option<f64> {
+        self.machine
+            .filter(|m| m.total > 0)
+            .map(|m| 100.0 * m.idle as f64 / m.total as f64)
+    }
+
     pub fn percentile_ms(&self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return 0.0;
@@ -162,6 +174,10 @@ mod tests {
                 BTreeMap::from([("worker".to_string(), ms(u)), ("writer".to_string(), ms(s))])
             }),
             client_cpu: cpu.map(|(u, _)| ms(u)),
+            machine: cpu.map(|(u, s)| MachineTicks {
+                idle: s,
+                total: u + s,
+            }),
             sqlite: cpu.map(|(u, _)| BTreeMap::from([("pages".to_string(), u as f64)])),
         }
     }
@@ -188,6 +204,8 @@ mod tests {
             Some(&70.0)
         );
         assert_eq!(total.percentile_ms(1.0), 4.0);
+        // Idle 10 + 20 of 40 + 60 ticks.
+        assert_eq!(total.machine_idle_percent(), Some(30.0));
         // A slice whose CPU could not be read leaves the others' in place.
         total.absorb(slice(&[], 0, 0, None));
         assert_eq!(total.server_cpu.map(|c| c.total()), Some(ms(100)));
