@@ -73,15 +73,14 @@ async fn registers_the_estate_over_https_and_reports_from_all_of_it() {
             "{name}"
         );
         assert!(p["load_generator_cpu_us_per_request"].as_f64().unwrap() > 0.0);
+        let idle = p["machine_idle_percent"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&idle), "{name}: idle {idle}");
         // The server's CPU split by thread: its stages are there and add up to something.
+        // The HTTP workers (which check signatures too) share one name.
         let threads = p["server_cpu_us_per_request_by_thread"]
             .as_object()
             .unwrap_or_else(|| panic!("{name}: no thread split in {p:#}"));
-        let signed = name != "registrations";
-        for stage in ["sqlite-writer", "sqlite-sync"]
-            .into_iter()
-            .chain(signed.then_some("signature-batch"))
-        {
+        for stage in ["actix-rt|system", "sqlite-writer", "sqlite-sync"] {
             assert!(
                 threads.contains_key(stage),
                 "{name}: {stage} in {threads:?}"
@@ -93,6 +92,11 @@ async fn registers_the_estate_over_https_and_reports_from_all_of_it() {
     assert_eq!(
         phase(&report, "reports, same counts")["floor"],
         "floor: durable, interleaved"
+    );
+    // First reports over HTTPS run in rounds of their own, beside a floor of their own.
+    assert_eq!(
+        phase(&report, "first reports")["floor"],
+        "floor: durable, beside first reports"
     );
     // A renewal signs twice (the certificate and the reply): its floor does too.
     assert_eq!(

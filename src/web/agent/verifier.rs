@@ -1,138 +1,87 @@
-//! Checks agent request signatures in batches across concurrent requests. Requests hand
-//! their signature to one verifier thread and await the answer; the thread takes every
-//! signature queued while it was busy (up to `MAX_BATCH`) and checks them together with
-//! one batch equation (crypto/batch_verify.rs). When a batch fails, each of its
-//! signatures is checked alone, so one bad request never fails another. Under light load
-//! a batch is a single signature, checked as before; under load the queue fills while the
-//! previous batch is checked, so batches grow with the load without a timer.
+//! Checks agent request signatures in batches across concurrent requests, on the server
+//! worker thread that received them. A request queues its signature on its own worker and
+//! awaits the answer; the first to queue schedules a check, which runs once the worker has
+//! polled the other requests ready at that moment, so it takes every signature they queued
+//! (up to `MAX_BATCH`) and checks them together with one batch equation
+//! (crypto/batch_verify.rs). When a batch fails, each of its signatures is checked alone,
+//! so one bad request never fails another. Under light load a batch is a single
+//! signature, checked as before; under load each pass of the worker over its ready
+//! connections makes a batch, so batches grow with the load without a timer.
 //!
-//! Answers go back one message per server worker per batch: waking a task from another
-//! thread costs a system call (the worker's event loop is woken through a file
-//! descriptor), so the thread hands each worker its batch's answers at once and a task
-//! on that worker passes them on, from its own thread, which costs none.
+//! Why on the worker and not on a thread of its own: a request's trip to such a thread and
+//! back crosses threads twice, and while a batch waited for that thread the requests in it
+//! had nothing else to run; at 64 connections the machine stood idle about a fifth of the
+//! time against a tenth for the naive floor (docs/benchmarks.md, stop 26). On its worker a
+//! batch runs when the worker has nothing else ready, and both workers check at once.
 
 use crate::crypto::batch_verify::{self, Item};
-use std::cell::OnceCell;
-use std::sync::{mpsc, Mutex, OnceLock};
-use tokio::sync::{mpsc as worker_mpsc, oneshot};
+use std::cell::{Cell, RefCell};
+use tokio::sync::oneshot;
 
-/// Most signatures in one equation: past this the saving per signature is small and the
-/// wait of the first in the batch grows.
+/// Most signatures in one equation: past this the saving per signature is small, and a
+/// worker checking a batch answers nothing else meanwhile (64 take about 1 ms).
 const MAX_BATCH: usize = 64;
 
-type Answer = (oneshot::Sender<bool>, bool);
-
-/// Where a worker thread takes its answers (see the module docs).
-type Mailbox = worker_mpsc::UnboundedSender<Vec<Answer>>;
-
-struct Request {
-    item: Item,
-    reply: oneshot::Sender<bool>,
-    /// None off a server worker (tests, tools): answered directly.
-    mailbox: Option<Mailbox>,
-}
-
-/// The queue to the verifier thread, started at the first signature.
+/// Checks request signatures in batches (see the module docs). The batches live on each
+/// worker thread; this is the handle the server state holds.
 #[derive(Default)]
-pub struct Verifier {
-    queue: OnceLock<Option<Mutex<mpsc::Sender<Request>>>>,
+pub struct Verifier;
+
+thread_local! {
+    /// Signatures queued on this worker thread and not yet checked, each with its answer.
+    static QUEUED: RefCell<Vec<(Item, oneshot::Sender<bool>)>> = const { RefCell::new(Vec::new()) };
+    /// Whether a check is scheduled on this thread to take what is queued.
+    static SCHEDULED: Cell<bool> = const { Cell::new(false) };
+    /// Batches checked on this thread (tests read it).
+    static BATCHES: Cell<u64> = const { Cell::new(0) };
 }
 
 impl Verifier {
     /// Whether `item`'s signature is valid, as `Item::verify_alone` would say.
     pub async fn verify(&self, item: Item) -> bool {
-        let Some(queue) = self.queue.get_or_init(start) else {
-            // No thread could start: check here, one at a time.
+        // Off a server worker (an actix arbiter, where a local task can run): alone.
+        if actix_web::rt::System::try_current().is_none() {
             return item.verify_alone();
-        };
+        }
         let (reply, answer) = oneshot::channel();
-        let request = Request {
-            item,
-            reply,
-            mailbox: mailbox(),
-        };
-        let sent = queue
-            .lock()
-            .map_err(|_| ())
-            .and_then(|q| q.send(request).map_err(|_| ()));
-        match sent {
-            Ok(()) => answer.await.unwrap_or(false),
-            Err(()) => false,
+        QUEUED.with_borrow_mut(|queued| queued.push((item, reply)));
+        if !SCHEDULED.replace(true) {
+            actix_web::rt::spawn(async { check_queued() });
         }
+        answer.await.unwrap_or(false)
+    }
+
+    /// Batches checked so far on the calling thread.
+    pub fn batches_on_this_thread() -> u64 {
+        BATCHES.get()
     }
 }
 
-thread_local! {
-    /// This worker thread's mailbox, and the task that empties it.
-    static MAILBOX: OnceCell<Mailbox> = const { OnceCell::new() };
+/// Checks every signature queued on this thread, `MAX_BATCH` at a time.
+fn check_queued() {
+    loop {
+        let batch: Vec<_> = QUEUED.with_borrow_mut(|queued| {
+            let n = queued.len().min(MAX_BATCH);
+            queued.drain(..n).collect()
+        });
+        if batch.is_empty() {
+            SCHEDULED.set(false);
+            return;
+        }
+        BATCHES.set(BATCHES.get() + 1);
+        check(batch);
+    }
 }
 
-/// The calling thread's mailbox when it is a server worker (an actix arbiter, where a
-/// local task can run); None elsewhere.
-fn mailbox() -> Option<Mailbox> {
-    actix_web::rt::System::try_current()?;
-    MAILBOX
-        .with(|cell| {
-            cell.get_or_init(|| {
-                let (tx, mut rx) = worker_mpsc::unbounded_channel::<Vec<Answer>>();
-                actix_web::rt::spawn(async move {
-                    while let Some(answers) = rx.recv().await {
-                        deliver(answers);
-                    }
-                });
-                tx
-            })
-            .clone()
-        })
-        .into()
-}
-
-fn deliver(answers: Vec<Answer>) {
-    for (reply, ok) in answers {
+fn check(batch: Vec<(Item, oneshot::Sender<bool>)>) {
+    let items: Vec<&Item> = batch.iter().map(|(item, _)| item).collect();
+    let all_good = batch_verify::verify_all(&items);
+    // A batch of one was checked alone already: a refusal is not checked twice.
+    let alone = batch.len() == 1;
+    for (item, reply) in batch {
+        let ok = all_good || (!alone && item.verify_alone());
+        // The request may have gone (its client hung up): nobody to tell.
         let _ = reply.send(ok);
-    }
-}
-
-fn start() -> Option<Mutex<mpsc::Sender<Request>>> {
-    let (tx, rx) = mpsc::channel::<Request>();
-    match std::thread::Builder::new()
-        .name("signature-batch".into())
-        .spawn(move || run(&rx))
-    {
-        Ok(_) => Some(Mutex::new(tx)),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the signature batch thread; checking one at a time");
-            None
-        }
-    }
-}
-
-fn run(queue: &mpsc::Receiver<Request>) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-        let items: Vec<&Item> = batch.iter().map(|r| &r.item).collect();
-        let all_good = batch_verify::verify_all(&items);
-        // A batch of one was checked alone already: a refusal is not checked twice.
-        let alone = batch.len() == 1;
-        let mut by_worker: Vec<(Mailbox, Vec<Answer>)> = Vec::new();
-        for request in batch {
-            let ok = all_good || (!alone && request.item.verify_alone());
-            let Some(mailbox) = request.mailbox else {
-                let _ = request.reply.send(ok);
-                continue;
-            };
-            match by_worker.iter_mut().find(|(m, _)| m.same_channel(&mailbox)) {
-                Some((_, answers)) => answers.push((request.reply, ok)),
-                None => by_worker.push((mailbox, vec![(request.reply, ok)])),
-            }
-        }
-        for (mailbox, answers) in by_worker {
-            // A worker that has stopped: answer directly.
-            if let Err(unsent) = mailbox.send(answers) {
-                deliver(unsent.0);
-            }
-        }
     }
 }
 
@@ -156,9 +105,10 @@ mod tests {
         }
     }
 
+    /// Off a server worker each signature is checked alone, with the same answers.
     #[tokio::test]
-    async fn concurrent_checks_each_get_their_own_answer() {
-        let verifier = std::sync::Arc::new(Verifier::default());
+    async fn off_a_worker_each_check_gets_its_own_answer() {
+        let verifier = std::sync::Arc::new(Verifier);
         let handles: Vec<_> = (0..40u8)
             .map(|i| {
                 let v = verifier.clone();
@@ -171,13 +121,13 @@ mod tests {
         }
     }
 
-    /// On a server worker (an actix arbiter) answers come back through the worker's
-    /// mailbox: each request still gets its own.
+    /// On a server worker (an actix arbiter) requests ready together are checked in one
+    /// batch, or a few past `MAX_BATCH`; a bad signature fails only its own request.
     #[actix_web::test]
-    async fn answers_reach_each_request_through_the_workers_mailbox() {
-        let verifier = std::sync::Arc::new(Verifier::default());
-        assert!(mailbox().is_some(), "an arbiter has a mailbox");
-        let handles: Vec<_> = (0..40u8)
+    async fn requests_ready_together_share_a_batch_and_keep_their_own_answers() {
+        let verifier = std::sync::Arc::new(Verifier);
+        let before = Verifier::batches_on_this_thread();
+        let handles: Vec<_> = (0..100u8)
             .map(|i| {
                 let v = verifier.clone();
                 actix_web::rt::spawn(async move { (i, v.verify(signed(i, i % 5 == 2)).await) })
@@ -187,5 +137,12 @@ mod tests {
             let (i, ok) = h.await.unwrap();
             assert_eq!(ok, i % 5 != 2, "request {i}");
         }
+        // 100 requests, 64 a batch at most.
+        assert_eq!(Verifier::batches_on_this_thread() - before, 2);
+
+        // A lone request later is a batch of its own, checked alone.
+        assert!(verifier.verify(signed(7, false)).await);
+        assert!(!verifier.verify(signed(8, true)).await);
+        assert_eq!(Verifier::batches_on_this_thread() - before, 4);
     }
 }
