@@ -24,7 +24,13 @@ pub async fn sign_agent_responses(
     let bytes = body::to_bytes(body)
         .await
         .map_err(|_| actix_web::error::ErrorInternalServerError("response body unreadable"))?;
-    let (signature, kept) = state.authority.sign_reply_b64(&bytes);
+    // A registration's answer (201) names the new instance: it never repeats, so keeping
+    // its signature would only push out the replies that do.
+    let (signature, kept) = if res.status() == actix_web::http::StatusCode::CREATED {
+        (state.authority.sign_b64(&bytes), false)
+    } else {
+        state.authority.sign_reply_b64(&bytes)
+    };
     state.metrics.reply_signed(kept);
     if let Ok(value) = HeaderValue::from_str(&signature) {
         res.headers_mut()
