@@ -13,9 +13,8 @@
 //! While a flush is in flight the writer keeps its transaction open and runs the jobs that
 //! arrive into it, committing when the flush is done: a batch committed meanwhile would
 //! wait for the next flush anyway, and every commit costs its own WAL and lock work. The
-//! sync thread tells the writer when a flush is done, so the writer commits at once: when
-//! every request in flight waits on the open batch, a writer that looked on a timer left
-//! both cores idle until it next looked.
+//! sync thread tells the writer when a flush is done, so the writer commits at once
+//! instead of when a timer next has it look.
 //!
 //! Hot point reads (an agent's key, looked up for every signed request) run in the same
 //! batches on the same connection and are answered as soon as they have run: that

@@ -465,7 +465,11 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
                         phases.add(floor.signed("/floor/durable", DURABLE, slice).await);
                     }
                     Unit::Registrations => {
-                        phases.add(floor.registrations(slice).await);
+                        // The floor swaps sides too; first reports stay right after the
+                        // registrations whose instances they report for.
+                        if !reversed {
+                            phases.add(floor.registrations(slice).await);
+                        }
                         let s = load::registrations(
                             "registrations",
                             at.url,
@@ -474,10 +478,12 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
                             slice,
                         );
                         phases.add(measured(&product, s).await);
-                        // Instances registered just now report first.
                         if wants("reports") {
                             let s = load::first_reports(at.url, fresh.clone(), slice);
                             phases.add(measured(&product, s).await);
+                        }
+                        if reversed {
+                            phases.add(floor.registrations(slice).await);
                         }
                     }
                     Unit::SameCounts | Unit::ChangedCounts => {

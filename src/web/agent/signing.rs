@@ -14,6 +14,7 @@ pub async fn sign_agent_responses(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let is_agent = req.path().starts_with("/agent/v1");
+    let is_renewal = req.path() == "/agent/v1/renew";
     let state = req.app_data::<State>().cloned();
     let res = next.call(req).await?;
     let Some(state) = state.filter(|_| is_agent) else {
@@ -24,9 +25,12 @@ pub async fn sign_agent_responses(
     let bytes = body::to_bytes(body)
         .await
         .map_err(|_| actix_web::error::ErrorInternalServerError("response body unreadable"))?;
-    // A registration's answer (201) names the new instance: it never repeats, so keeping
-    // its signature would only push out the replies that do.
-    let (signature, kept) = if res.status() == actix_web::http::StatusCode::CREATED {
+    // A registration's answer (201) and a renewal's new certificate name their instance:
+    // they never repeat, so keeping their signatures would only push out replies that do.
+    let status = res.status();
+    let unique = status == actix_web::http::StatusCode::CREATED
+        || (is_renewal && status == actix_web::http::StatusCode::OK);
+    let (signature, kept) = if unique {
         (state.authority.sign_b64(&bytes), false)
     } else {
         state.authority.sign_reply_b64(&bytes)
