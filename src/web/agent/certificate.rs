@@ -4,6 +4,8 @@ use crate::clock::rfc3339;
 use crate::crypto::idcert::{self, CertificatePayload, SignedCertificate, UdiJson};
 use crate::crypto::AuthorityKey;
 use crate::domain::instance::Udi;
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
 use base64::Engine;
 use serde::Serialize;
 
@@ -19,6 +21,16 @@ pub struct CertificateResponse {
     /// `authority_public_key`, so agents that pinned the old key can move over.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authority_key_rotation: Option<crate::crypto::rotation::Vouch>,
+}
+
+impl CertificateResponse {
+    /// The answer carrying it. A certificate just issued is in no other answer, so its
+    /// signature is not kept for reuse (`signing::NeverRepeats`).
+    pub fn into_response(self, status: StatusCode) -> HttpResponse {
+        let mut res = HttpResponse::build(status).json(self);
+        res.extensions_mut().insert(super::signing::NeverRepeats);
+        res
+    }
 }
 
 pub struct Issue<'a> {

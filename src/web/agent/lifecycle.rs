@@ -58,7 +58,7 @@ pub async fn renew(
             export_controlled: instance.export_controlled,
         },
     );
-    Ok(HttpResponse::Ok().json(answer))
+    Ok(answer.into_response(actix_web::http::StatusCode::OK))
 }
 
 pub async fn deregister(

@@ -119,7 +119,7 @@ pub async fn register(state: State, RawBody(body): RawBody) -> Result<HttpRespon
             export_controlled: done.export_controlled,
         },
     );
-    Ok(HttpResponse::Created().json(answer))
+    Ok(answer.into_response(actix_web::http::StatusCode::CREATED))
 }
 
 #[cfg(test)]

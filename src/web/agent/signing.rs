@@ -9,28 +9,28 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::Error;
 
+/// Marks a response whose body never repeats (it carries an id certificate just issued):
+/// it is signed without being kept among the recent signatures
+/// (crypto/recent_signatures.rs), where it would only push out replies that do repeat.
+pub struct NeverRepeats;
+
 pub async fn sign_agent_responses(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let is_agent = req.path().starts_with("/agent/v1");
-    let is_renewal = req.path() == "/agent/v1/renew";
     let state = req.app_data::<State>().cloned();
     let res = next.call(req).await?;
     let Some(state) = state.filter(|_| is_agent) else {
         return Ok(res.map_into_boxed_body());
     };
+    let never_repeats = res.response().extensions().contains::<NeverRepeats>();
     let (req, res) = res.into_parts();
     let (mut res, body) = res.into_parts();
     let bytes = body::to_bytes(body)
         .await
         .map_err(|_| actix_web::error::ErrorInternalServerError("response body unreadable"))?;
-    // A registration's answer (201) and a renewal's new certificate name their instance:
-    // they never repeat, so keeping their signatures would only push out replies that do.
-    let status = res.status();
-    let unique = status == actix_web::http::StatusCode::CREATED
-        || (is_renewal && status == actix_web::http::StatusCode::OK);
-    let (signature, kept) = if unique {
+    let (signature, kept) = if never_repeats {
         (state.authority.sign_b64(&bytes), false)
     } else {
         state.authority.sign_reply_b64(&bytes)
