@@ -282,6 +282,24 @@ enum Unit {
     Renewals,
 }
 
+/// A floor slice and the phase (or phases) compared with it, the floor first in even
+/// rounds and last in odd ones (A B B A), so a drift of the machine's speed over a pair of
+/// rounds touches a phase and its floor alike.
+async fn beside(
+    phases: &mut Phases,
+    round: u32,
+    floor: impl std::future::Future<Output = Sample>,
+    phase: impl std::future::Future<Output = Vec<Sample>>,
+) {
+    if round.is_multiple_of(2) {
+        phases.add(floor.await);
+        phase.await.into_iter().for_each(|s| phases.add(s));
+    } else {
+        phase.await.into_iter().for_each(|s| phases.add(s));
+        phases.add(floor.await);
+    }
+}
+
 /// The floor's side of a run.
 struct FloorSide<'a> {
     url: &'a str,
@@ -373,12 +391,7 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
                 tickets: Tickets::Listed(listed),
                 registered: Some(fresh.clone()),
             });
-            // Floor and phase swap places every other round (ABBA), as in the main loop.
             for round in 0..rounds {
-                let floor_first = round % 2 == 0;
-                if floor_first {
-                    phases.add(floor.registrations(slice).await);
-                }
                 if let Tickets::Listed(q) = &registrar.tickets {
                     q.open_up_to(round as usize + 1, rounds as usize);
                 }
@@ -389,25 +402,18 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
                     registrar.clone(),
                     unbounded,
                 );
-                phases.add(measured(&product, s).await);
-                if !floor_first {
-                    phases.add(floor.registrations(slice).await);
-                }
+                let phase = async { vec![measured(&product, s).await] };
+                beside(&mut phases, round, floor.registrations(slice), phase).await;
             }
             peak_rss = peak_rss.max(pid.map_or(0.0, procstat::rss_mib));
             if wants("reports") {
                 fresh.shuffle(now as u64 | 1);
                 for round in 0..rounds {
-                    let floor_first = round % 2 == 0;
-                    if floor_first {
-                        phases.add(floor.signed("/floor/durable", DURABLE_FIRST, slice).await);
-                    }
                     fresh.open_up_to(round as usize + 1, rounds as usize);
                     let s = load::first_reports(at.url, fresh.clone(), unbounded);
-                    phases.add(measured(&product, s).await);
-                    if !floor_first {
-                        phases.add(floor.signed("/floor/durable", DURABLE_FIRST, slice).await);
-                    }
+                    let phase = async { vec![measured(&product, s).await] };
+                    let durable = floor.signed("/floor/durable", DURABLE_FIRST, slice);
+                    beside(&mut phases, round, durable, phase).await;
                 }
             }
         }
@@ -453,8 +459,7 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
             // Every other round runs its units in the reverse order (ABBA): a drift of the
             // machine's speed over a pair of rounds then touches each phase and its floor
             // alike.
-            let reversed = round % 2 == 1;
-            let order: Vec<Unit> = if reversed {
+            let order: Vec<Unit> = if round % 2 == 1 {
                 units.iter().rev().copied().collect()
             } else {
                 units.clone()
@@ -465,26 +470,24 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
                         phases.add(floor.signed("/floor/durable", DURABLE, slice).await);
                     }
                     Unit::Registrations => {
-                        // The floor swaps sides too; first reports stay right after the
-                        // registrations whose instances they report for.
-                        if !reversed {
-                            phases.add(floor.registrations(slice).await);
-                        }
-                        let s = load::registrations(
-                            "registrations",
-                            at.url,
-                            "/agent/v1/register",
-                            extra.clone(),
-                            slice,
-                        );
-                        phases.add(measured(&product, s).await);
-                        if wants("reports") {
-                            let s = load::first_reports(at.url, fresh.clone(), slice);
-                            phases.add(measured(&product, s).await);
-                        }
-                        if reversed {
-                            phases.add(floor.registrations(slice).await);
-                        }
+                        // First reports stay right after the registrations whose
+                        // instances they report for.
+                        let phase = async {
+                            let s = load::registrations(
+                                "registrations",
+                                at.url,
+                                "/agent/v1/register",
+                                extra.clone(),
+                                slice,
+                            );
+                            let mut done = vec![measured(&product, s).await];
+                            if wants("reports") {
+                                let s = load::first_reports(at.url, fresh.clone(), slice);
+                                done.push(measured(&product, s).await);
+                            }
+                            done
+                        };
+                        beside(&mut phases, round, floor.registrations(slice), phase).await;
                     }
                     Unit::SameCounts | Unit::ChangedCounts => {
                         let change = unit == Unit::ChangedCounts;
@@ -497,16 +500,10 @@ fn measure(args: &Args, at: &Places, pid: Option<u32>, scraper: &Scraper) -> Res
                         phases.add(measured(&product, s).await);
                     }
                     Unit::Renewals => {
-                        let renew_floor = floor.signed("/floor/renew", RENEWAL, slice);
-                        if reversed {
-                            let s = load::renewals(at.url, estate.clone(), slice);
-                            phases.add(measured(&product, s).await);
-                            phases.add(renew_floor.await);
-                        } else {
-                            phases.add(renew_floor.await);
-                            let s = load::renewals(at.url, estate.clone(), slice);
-                            phases.add(measured(&product, s).await);
-                        }
+                        let s = load::renewals(at.url, estate.clone(), slice);
+                        let phase = async { vec![measured(&product, s).await] };
+                        let renew = floor.signed("/floor/renew", RENEWAL, slice);
+                        beside(&mut phases, round, renew, phase).await;
                     }
                 }
             }
