@@ -59,17 +59,19 @@ impl Verifier {
     }
 }
 
-/// Has a check run on this thread unless one is already due. Marked only once the task
-/// is spawned, so a spawn that fails leaves nothing marked that no task will clear.
+/// Has a check run on this thread unless one is already due. The task owns the mark's
+/// guard from the moment it is made, so the mark is cleared however the task ends: run,
+/// panicked, or dropped before it ever ran (a spawn that fails or a runtime shutting down).
 fn schedule() {
-    if !SCHEDULED.get() {
-        actix_web::rt::spawn(async { check_queued() });
-        SCHEDULED.set(true);
+    if !SCHEDULED.replace(true) {
+        let due = Due;
+        actix_web::rt::spawn(async move { check_queued(due) });
     }
 }
 
-/// Clears the mark of a due check however the check ends, a panic included: the next
-/// request then schedules a new one instead of waiting on a check that will not come.
+/// Clears the mark of a due check however the check ends, a panic or a task dropped
+/// unpolled included: the next request then schedules a new one instead of waiting on a
+/// check that will not come.
 struct Due;
 
 impl Drop for Due {
@@ -80,8 +82,7 @@ impl Drop for Due {
 
 /// Checks up to `MAX_BATCH` of the signatures queued on this thread; what is left waits
 /// for a check of its own, behind the requests ready by then.
-fn check_queued() {
-    let due = Due;
+fn check_queued(due: Due) {
     let batch: Vec<_> = QUEUED.with_borrow_mut(|queued| {
         let n = queued.len().min(MAX_BATCH);
         queued.drain(..n).collect()
